@@ -1,0 +1,3 @@
+from hwml.cli import main
+
+raise SystemExit(main())

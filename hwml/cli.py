@@ -1,0 +1,182 @@
+"""`python -m hwml`: the command line of SPEC.md (a stable contract: tests and benchmarks call it).
+
+Only argument parsing and printing live here; every verb calls the same `hwml` functions the app
+uses. A user mistake (`HwmlError`, a missing file, a full disk) prints one line on stderr and
+exits with code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from hwml.errors import HwmlError
+
+EXIT_BAD_INPUT = 2
+
+
+def _parse_set(items: list[str]) -> dict:
+    """`--set key=value` pairs; values are JSON where they parse (numbers, booleans, lists)."""
+    overrides = {}
+    for item in items or []:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise HwmlError(f"--set {item!r}: expected key=value")
+        try:
+            overrides[key.strip()] = json.loads(raw)
+        except json.JSONDecodeError:
+            overrides[key.strip()] = raw
+    return overrides
+
+
+def _progress_bar(total_steps: int | None):
+    """A tqdm bar fed by the training event stream (the app plots the very same events)."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=total_steps, unit="step", dynamic_ncols=True, file=sys.stderr)
+
+    def on_event(event: dict) -> None:
+        if event.get("max_steps") and bar.total != event["max_steps"]:
+            bar.total = event["max_steps"]
+        if "step" in event and event["step"] > bar.n:
+            bar.update(event["step"] - bar.n)
+        shown = {k: event[k] for k in ("loss", "acc", "valid_acc", "units_per_s") if event.get(k) is not None}
+        if shown:
+            bar.set_postfix({k: f"{v:.3g}" for k, v in shown.items()}, refresh=False)
+        if event.get("event") == "valid":
+            bar.write(f"step {event['step']}: valid acc {event['valid_acc']:.4f} (best {event['best_valid_acc']:.4f})")
+        if event.get("event") == "end":
+            bar.close()
+
+    return on_event
+
+
+def cmd_demo_data(args) -> int:
+    from hwml.corpus import ensure_corpus
+
+    root = ensure_corpus(root=args.out, size=args.size, seed=args.seed, progress=_print_progress)
+    print(root)
+    return 0
+
+
+def _print_progress(fraction: float, message: str) -> None:
+    print(f"[{fraction * 100:5.1f}%] {message}", file=sys.stderr, flush=True)
+
+
+def cmd_import(args) -> int:
+    from hwml import importers
+
+    if args.kind == "phoneme":
+        summary = importers.import_phoneme(args.src, args.out, skip_bad=args.skip_bad)
+    else:
+        summary = importers.import_speaker(
+            args.src, args.out, segment_seconds=args.segment_seconds,
+            test_fraction=args.test_fraction, seed=args.seed, skip_bad=args.skip_bad,
+        )
+    print(json.dumps(summary, default=str))
+    return 0
+
+
+def cmd_train(args) -> int:
+    from hwml import workflow
+
+    result = workflow.train_run(
+        args.kind, args.data, args.out, preset=args.preset, overrides=_parse_set(args.set),
+        max_steps=args.max_steps, max_seconds=args.max_seconds, seed=args.seed, device=args.device,
+        callbacks=() if args.quiet else (_progress_bar(args.max_steps),), resume=args.resume,
+    )
+    print(json.dumps(result, default=str))
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from hwml import workflow
+
+    result = workflow.evaluate_run(args.run, args.data, split=args.split)
+    if args.json:
+        print(json.dumps(result, default=str))
+    else:
+        print(f"accuracy {result['accuracy']:.4f} on {result['n']} {result.get('unit', 'items')} ({args.split})")
+        for true, pred, count in result.get("worst_confusions", [])[:10]:
+            print(f"  {true} -> {pred}: {count}")
+        print(f"confusion matrix: {Path(args.run) / 'confusion.csv'}, {Path(args.run) / 'confusion.png'}")
+    return 0
+
+
+def cmd_predict(args) -> int:
+    from hwml import workflow
+
+    summary = workflow.predict_run(args.run, args.inputs, args.out)
+    print(json.dumps(summary, default=str))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m hwml", description=__doc__.splitlines()[0])
+    verbs = parser.add_subparsers(dest="verb", required=True)
+
+    p = verbs.add_parser("demo-data", help="build the built-in eSpeak NG corpus in all course formats")
+    p.add_argument("--out", type=Path, default=None, help="folder to write (default: the cache)")
+    p.add_argument("--size", choices=("small", "default"), default="default")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(run=cmd_demo_data)
+
+    p = verbs.add_parser("import", help="turn your own audio into a course-format folder")
+    p.add_argument("kind", choices=("phoneme", "speaker"))
+    p.add_argument("src", type=Path)
+    p.add_argument("out", type=Path)
+    p.add_argument("--segment-seconds", type=float, default=None, help="speaker: cut recordings into S-second utterances")
+    p.add_argument("--test-fraction", type=float, default=0.0, help="speaker: hold out this fraction of recordings, labelled")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--skip-bad", action="store_true", help="skip unreadable files (listed) instead of failing")
+    p.set_defaults(run=cmd_import)
+
+    p = verbs.add_parser("train", help="train a model; writes a run folder")
+    p.add_argument("kind", choices=("phoneme", "speaker"))
+    p.add_argument("data", type=Path)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--preset", default="medium", help="simple|medium|strong|boss (phoneme also: gaussian|logreg)")
+    p.add_argument("--max-steps", type=int, default=None)
+    p.add_argument("--max-seconds", type=float, default=None)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a preset setting")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(run=cmd_train)
+
+    p = verbs.add_parser("evaluate", help="accuracy and confusion matrix of a run on labelled data")
+    p.add_argument("run", type=Path)
+    p.add_argument("data", type=Path)
+    p.add_argument("--split", choices=("all", "valid", "test"), default="all")
+    p.add_argument("--json", action="store_true", help="print one JSON line last")
+    p.set_defaults(run=cmd_evaluate)
+
+    p = verbs.add_parser("predict", help="predict a course test split, feature files or audio")
+    p.add_argument("run", type=Path)
+    p.add_argument("inputs", nargs="+", type=Path)
+    p.add_argument("--out", type=Path, required=True)
+    p.set_defaults(run=cmd_predict)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except HwmlError as exc:
+        print(f"hwml: error: {exc}", file=sys.stderr)
+    except FileNotFoundError as exc:
+        print(f"hwml: error: {exc.filename or exc}: no such file or folder", file=sys.stderr)
+    except (PermissionError, IsADirectoryError, NotADirectoryError) as exc:
+        print(f"hwml: error: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
+    except OSError as exc:  # disk full, read-only folder: the previous files are kept (atomic writes)
+        print(f"hwml: error: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("hwml: interrupted", file=sys.stderr)
+        return 130
+    return EXIT_BAD_INPUT

@@ -1,0 +1,283 @@
+"""The one training loop shared by the phoneme and speaker tasks: settings in, events out.
+
+A task (hwml.phoneme.PhonemeTask, hwml.speaker.SpeakerTask) knows its data and model; this
+loop knows optimisation, time, stopping, checkpoints and logging. Every event goes to
+`RUN/metrics.jsonl` (one JSON object a line, flushed) and to each callback, so the CLI's
+progress bar and the app's live plots read the same stream.
+
+Determinism: one seed. `torch.manual_seed(seed)` before the model is built (initialisation,
+dropout) and one `torch.Generator` seeded from it draws every training batch. Both states are
+saved for resume, so a resumed run continues exactly where the interrupted one stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from pathlib import Path
+from typing import Callable, Iterable, Protocol
+
+import torch
+from torch import Tensor, nn
+
+from hwml.errors import HwmlError
+from hwml.models import build_model
+from hwml.runs import RESUME_JSON, load_resume, save_checkpoint, save_resume
+
+Batch = tuple[tuple[Tensor, ...], Tensor]   # (model inputs, targets); targets < 0 are ignored
+
+
+class Task(Protocol):
+    kind: str                   # "phoneme" | "speaker"
+    unit: str                   # "frames" | "utterances": what units_per_s counts
+    settings: dict              # the preset merged with the user's overrides (engine keys too)
+    steps_per_epoch: int        # one pass over the training split, in batches
+
+    def model_spec(self) -> dict: ...                               # for build_model
+    def train_batch(self, gen: torch.Generator, device) -> Batch: ...
+    def valid_batches(self, device) -> Iterable[Batch]: ...
+    def loss(self, model: nn.Module, batch: Batch) -> tuple[Tensor, Tensor]: ...   # (loss, logits)
+    def run_config(self) -> dict: ...                               # into config.json
+    # Optional: `fit(model, device)` fits a closed-form model (the Gaussian classifier) in one
+    # pass instead of gradient steps; validation, checkpoint and events stay the same.
+
+
+DEFAULTS = {
+    "seed": 0,
+    "device": "auto",            # auto | cpu | cuda (bf16 autocast on cuda)
+    "optimizer": "adamw",        # adamw | adam
+    "lr": 1e-3,
+    "weight_decay": 0.01,        # on weight matrices only, never on biases or norms
+    "betas": [0.9, 0.999],
+    "schedule": "cosine",        # cosine | constant
+    "warmup_steps": 0,
+    "min_lr_ratio": 0.05,        # cosine floor, as a fraction of lr
+    "grad_clip": 0.0,            # max global grad norm; 0 = off
+    "max_steps": None,           # None: max_epochs * task.steps_per_epoch
+    "max_epochs": 10,
+    "max_seconds": None,
+    "valid_every": 500,          # steps; and always once at the end
+    "patience": 10,              # validations without improvement before stopping; 0 = off
+    "log_every": 100,            # a step event at least every N steps ...
+    "log_every_s": 0.5,          # ... and at least every S seconds (0 = step count only)
+}
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise HwmlError("device 'cuda' was asked for but no CUDA GPU is available")
+    if name not in ("cpu", "cuda"):
+        raise HwmlError(f"unknown device {name!r}: use auto, cpu or cuda")
+    return torch.device(name)
+
+
+def lr_at(step: int, progress: float, s: dict) -> float:
+    """Linear warmup over warmup_steps, then cosine from lr down to min_lr_ratio * lr.
+
+    progress (0..1) is the larger of steps done / max_steps and seconds spent / max_seconds,
+    so a run limited by time anneals fully too.
+    """
+    if step < s["warmup_steps"]:
+        return s["lr"] * (step + 1) / s["warmup_steps"]
+    if s["schedule"] == "constant":
+        return s["lr"]
+    floor = s["lr"] * s["min_lr_ratio"]
+    return floor + (s["lr"] - floor) * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+
+
+def make_optimizer(model: nn.Module, s: dict) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    decay = [p for p in params if p.dim() >= 2]
+    rest = [p for p in params if p.dim() < 2]
+    groups = [{"params": decay, "weight_decay": s["weight_decay"]},
+              {"params": rest, "weight_decay": 0.0}]
+    kind = s["optimizer"].lower()
+    if kind == "adamw":
+        return torch.optim.AdamW(groups, lr=s["lr"], betas=tuple(s["betas"]))
+    if kind == "adam":  # the course's choice: no weight decay at all
+        return torch.optim.Adam(groups, lr=s["lr"], betas=tuple(s["betas"]), weight_decay=0.0)
+    raise HwmlError(f"unknown optimizer {s['optimizer']!r}: use adamw or adam")
+
+
+def clone_state(model: nn.Module) -> dict[str, Tensor]:
+    """A snapshot of the weights that later steps cannot change (PITFALLS 3: state_dict()
+    alone returns references to the live tensors)."""
+    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+
+
+@torch.no_grad()
+def validate(task: Task, model: nn.Module, device, stop=lambda: False) -> tuple[float, float, int] | None:
+    """(mean loss, accuracy, units) over the validation split, or None without one."""
+    model.eval()
+    loss_sum, correct, count = torch.zeros((), device=device), torch.zeros((), device=device), 0
+    for batch in task.valid_batches(device):
+        if stop():
+            break
+        with autocast(device):
+            loss, logits = task.loss(model, batch)
+        targets = batch[1].reshape(-1)
+        keep = targets >= 0
+        n = int(keep.sum())
+        loss_sum += loss.float() * n
+        correct += (logits.reshape(targets.numel(), -1).argmax(-1)[keep] == targets[keep]).sum()
+        count += n
+    model.train()
+    if count == 0:
+        return None
+    return float(loss_sum) / count, float(correct) / count, count
+
+
+def autocast(device: torch.device):
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+
+
+def train(task: Task, settings: dict, run_dir, callbacks: Iterable[Callable[[dict], None]] = (),
+          stop_event=None, resume: bool = False) -> dict:
+    """Train task's model into run_dir and return the summary (the last event).
+
+    Stops at max_steps, max_seconds, early stopping, or when stop_event is set (checked every
+    step and every validation batch, so within a second). The best weights by validation
+    accuracy are saved as `model.safetensors` with `config.json`; the full training state as
+    `resume.safetensors` + `resume.json`, from which `resume=True` continues.
+    """
+    unknown = set(settings) - set(DEFAULTS) - set(task.settings)
+    if unknown:
+        raise HwmlError(f"unknown setting(s): {', '.join(sorted(unknown))}")
+    s = {**DEFAULTS, **task.settings, **settings}
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    device = resolve_device(s["device"])
+    max_steps = s["max_steps"] or int(s["max_epochs"] * task.steps_per_epoch)
+    max_seconds = s["max_seconds"]
+    if s["patience"] and s["valid_every"] * s["patience"] >= max_steps and not max_seconds:
+        pass  # early stopping cannot trigger in this run; the end validation still picks the best
+    stopped = stop_event.is_set if stop_event is not None else (lambda: False)
+
+    # --- model, optimiser, randomness: all from the one seed (or from the resume state)
+    torch.manual_seed(s["seed"])
+    model = build_model(task.model_spec()).to(device)
+    optimizer = make_optimizer(model, s)
+    gen = torch.Generator().manual_seed(s["seed"])
+    step, spent, best_acc, best_step, bad_valids = 0, 0.0, -1.0, 0, 0
+    best_state = None
+    if resume:
+        if not (run_dir / RESUME_JSON).exists():
+            raise HwmlError(f"{run_dir}: no resume state to continue from")
+        state = load_resume(run_dir, model, optimizer, gen)
+        step, spent, best_acc, best_step, bad_valids = (state[k] for k in
+                                                        ("step", "elapsed", "best_valid_acc", "best_step", "bad_valids"))
+        best_state = state["best_state"]
+    else:
+        for name in ("metrics.jsonl", RESUME_JSON, "resume.safetensors"):
+            (run_dir / name).unlink(missing_ok=True)
+
+    config = {"task": task.kind, **task.run_config(), "model": task.model_spec(), "settings": s,
+              "split": task.run_config().get("split"), "n_params": sum(p.numel() for p in model.parameters())}
+    log = open(run_dir / "metrics.jsonl", "a", encoding="utf-8")
+
+    def emit(event: dict) -> dict:
+        log.write(json.dumps(event) + "\n")
+        log.flush()
+        for cb in callbacks:
+            cb(event)
+        return event
+
+    def checkpoint(final: bool = False) -> None:
+        weights = best_state if best_state is not None else clone_state(model)
+        save_checkpoint(run_dir, weights, {**config, "best_valid_acc": best_acc if best_acc >= 0 else None,
+                                           "best_step": best_step, "steps": step, "finished": final})
+        save_resume(run_dir, model, optimizer, gen, {"step": step, "elapsed": spent, "best_valid_acc": best_acc,
+                                                     "best_step": best_step, "bad_valids": bad_valids},
+                    best_state)
+
+    t0 = time.perf_counter() - spent
+    elapsed = lambda: time.perf_counter() - t0
+    progress = lambda: max(step / max_steps, elapsed() / max_seconds if max_seconds else 0.0)
+
+    def run_validation() -> bool:
+        """Validate, keep the best weights; True when patience is used up."""
+        nonlocal best_acc, best_step, best_state, bad_valids
+        result = validate(task, model, device, stopped)
+        if result is None:
+            return False
+        vloss, vacc, n = result
+        improved = vacc > best_acc
+        if improved:
+            best_acc, best_step, best_state, bad_valids = vacc, step, clone_state(model), 0
+        else:
+            bad_valids += 1
+        emit({"event": "valid", "step": step, "elapsed": round(elapsed(), 3), "valid_loss": vloss,
+              "valid_acc": vacc, "valid_n": n, "best_valid_acc": best_acc, "best_step": best_step,
+              "improved": improved, "max_steps": max_steps})
+        checkpoint()
+        return bool(s["patience"]) and bad_valids >= s["patience"]
+
+    emit({"event": "start", "step": step, "max_steps": max_steps, "max_seconds": max_seconds,
+          "device": str(device), "task": task.kind, "preset": config.get("preset"), "unit": task.unit,
+          "n_params": config["n_params"], "resumed": resume, "elapsed": round(spent, 3)})
+
+    # --- closed-form models (the Gaussian classifier): one fitting pass, then as usual
+    if hasattr(task, "fit") and step == 0:
+        task.fit(model, device)
+        step = max_steps = 1
+        run_validation()
+
+    # --- the loop
+    model.train()
+    reason = "max_steps"
+    loss_sum, correct, count, units, last_log_step, last_log_t = 0.0, 0, 0, 0, step, elapsed()
+    while step < max_steps:
+        if stopped():
+            reason = "stopped"
+            break
+        if max_seconds and elapsed() >= max_seconds:
+            reason = "max_seconds"
+            break
+        lr = lr_at(step, progress(), s)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        batch = task.train_batch(gen, device)
+        with autocast(device):
+            loss, logits = task.loss(model, batch)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if s["grad_clip"]:
+            nn.utils.clip_grad_norm_(model.parameters(), s["grad_clip"])
+        optimizer.step()
+        step += 1
+
+        targets = batch[1].reshape(-1)
+        keep = targets >= 0
+        loss_sum = loss_sum + loss.detach().float() * targets.numel()
+        correct = correct + (logits.detach().reshape(targets.numel(), -1).argmax(-1)[keep] == targets[keep]).sum()
+        count += targets.numel()
+        units += batch[1].shape[0] if task.unit == "utterances" else targets.numel()
+        now = elapsed()
+        if step % s["log_every"] == 0 or (s["log_every_s"] and now - last_log_t >= s["log_every_s"]) \
+                or step == max_steps:
+            emit({"event": "step", "step": step, "epoch": round(step / task.steps_per_epoch, 4),
+                  "elapsed": round(now, 3), "loss": float(loss_sum) / count, "acc": float(correct) / max(1, int(keep.numel() and count)),
+                  "lr": lr, "units_per_s": units / max(now - last_log_t, 1e-9), "max_steps": max_steps,
+                  "progress": round(min(progress(), 1.0), 4)})
+            loss_sum, correct, count, units, last_log_step, last_log_t = 0.0, 0, 0, 0, step, now
+        if step % s["valid_every"] == 0 and step < max_steps:
+            if run_validation():
+                reason = "early_stop"
+                break
+    spent = elapsed()
+
+    # --- the end: one last validation unless this step was just validated or we were cancelled
+    if reason != "early_stop" and (best_step != step or best_state is None) and not stopped():
+        run_validation()
+    spent = elapsed()
+    checkpoint(final=reason != "stopped")
+    log_end = {"event": "end", "step": step, "elapsed": round(spent, 3), "reason": reason,
+               "best_valid_acc": best_acc if best_acc >= 0 else None, "best_step": best_step,
+               "max_steps": max_steps, "run_dir": str(run_dir)}
+    emit(log_end)
+    log.close()
+    return log_end
