@@ -144,6 +144,7 @@ def train(task: Task, settings: dict, run_dir, callbacks: Iterable[Callable[[dic
     accuracy are saved as `model.safetensors` with `config.json`; the full training state as
     `resume.safetensors` + `resume.json`, from which `resume=True` continues.
     """
+    settings = {k: v for k, v in settings.items() if v is not None}   # None: keep the preset's
     unknown = set(settings) - set(DEFAULTS) - set(task.settings)
     if unknown:
         raise HwmlError(f"unknown setting(s): {', '.join(sorted(unknown))}")
@@ -153,8 +154,6 @@ def train(task: Task, settings: dict, run_dir, callbacks: Iterable[Callable[[dic
     device = resolve_device(s["device"])
     max_steps = s["max_steps"] or int(s["max_epochs"] * task.steps_per_epoch)
     max_seconds = s["max_seconds"]
-    if s["patience"] and s["valid_every"] * s["patience"] >= max_steps and not max_seconds:
-        pass  # early stopping cannot trigger in this run; the end validation still picks the best
     stopped = stop_event.is_set if stop_event is not None else (lambda: False)
 
     # --- model, optimiser, randomness: all from the one seed (or from the resume state)
@@ -162,21 +161,21 @@ def train(task: Task, settings: dict, run_dir, callbacks: Iterable[Callable[[dic
     model = build_model(task.model_spec()).to(device)
     optimizer = make_optimizer(model, s)
     gen = torch.Generator().manual_seed(s["seed"])
-    step, spent, best_acc, best_step, bad_valids = 0, 0.0, -1.0, 0, 0
+    step, spent, best_acc, best_step, bad_valids, last_valid = 0, 0.0, -1.0, 0, 0, -1
     best_state = None
     if resume:
         if not (run_dir / RESUME_JSON).exists():
             raise HwmlError(f"{run_dir}: no resume state to continue from")
         state = load_resume(run_dir, model, optimizer, gen)
-        step, spent, best_acc, best_step, bad_valids = (state[k] for k in
-                                                        ("step", "elapsed", "best_valid_acc", "best_step", "bad_valids"))
+        step, spent, best_acc, best_step, bad_valids, last_valid = (state[k] for k in (
+            "step", "elapsed", "best_valid_acc", "best_step", "bad_valids", "last_valid"))
         best_state = state["best_state"]
     else:
         for name in ("metrics.jsonl", RESUME_JSON, "resume.safetensors"):
             (run_dir / name).unlink(missing_ok=True)
 
     config = {"task": task.kind, **task.run_config(), "model": task.model_spec(), "settings": s,
-              "split": task.run_config().get("split"), "n_params": sum(p.numel() for p in model.parameters())}
+              "n_params": sum(p.numel() for p in model.parameters())}
     log = open(run_dir / "metrics.jsonl", "a", encoding="utf-8")
 
     def emit(event: dict) -> dict:
@@ -190,9 +189,9 @@ def train(task: Task, settings: dict, run_dir, callbacks: Iterable[Callable[[dic
         weights = best_state if best_state is not None else clone_state(model)
         save_checkpoint(run_dir, weights, {**config, "best_valid_acc": best_acc if best_acc >= 0 else None,
                                            "best_step": best_step, "steps": step, "finished": final})
-        save_resume(run_dir, model, optimizer, gen, {"step": step, "elapsed": spent, "best_valid_acc": best_acc,
-                                                     "best_step": best_step, "bad_valids": bad_valids},
-                    best_state)
+        meta = {"step": step, "elapsed": spent, "best_valid_acc": best_acc, "best_step": best_step,
+                "bad_valids": bad_valids, "last_valid": last_valid}
+        save_resume(run_dir, model, optimizer, gen, meta, best_state)
 
     t0 = time.perf_counter() - spent
     elapsed = lambda: time.perf_counter() - t0
@@ -200,8 +199,11 @@ def train(task: Task, settings: dict, run_dir, callbacks: Iterable[Callable[[dic
 
     def run_validation() -> bool:
         """Validate, keep the best weights; True when patience is used up."""
-        nonlocal best_acc, best_step, best_state, bad_valids
+        nonlocal best_acc, best_step, best_state, bad_valids, last_valid
         result = validate(task, model, device, stopped)
+        if stopped():           # cancelled half-way: no partial result, no checkpoint from it
+            return False
+        last_valid = step
         if result is None:
             return False
         vloss, vacc, n = result
@@ -221,15 +223,17 @@ def train(task: Task, settings: dict, run_dir, callbacks: Iterable[Callable[[dic
           "n_params": config["n_params"], "resumed": resume, "elapsed": round(spent, 3)})
 
     # --- closed-form models (the Gaussian classifier): one fitting pass, then as usual
-    if hasattr(task, "fit") and step == 0:
-        task.fit(model, device)
-        step = max_steps = 1
-        run_validation()
+    if hasattr(task, "fit"):
+        if step == 0:
+            task.fit(model, device)
+            step = 1
+            run_validation()
+        max_steps = step
 
     # --- the loop
     model.train()
     reason = "max_steps"
-    loss_sum, correct, count, units, last_log_step, last_log_t = 0.0, 0, 0, 0, step, elapsed()
+    loss_sum, correct, count, last_log_t = 0.0, 0, 0, elapsed()
     while step < max_steps:
         if stopped():
             reason = "stopped"
@@ -250,20 +254,23 @@ def train(task: Task, settings: dict, run_dir, callbacks: Iterable[Callable[[dic
         optimizer.step()
         step += 1
 
+        # running sums stay on the device: one sync per logged event, not per step
         targets = batch[1].reshape(-1)
         keep = targets >= 0
-        loss_sum = loss_sum + loss.detach().float() * targets.numel()
+        n = keep.sum()
+        loss_sum = loss_sum + loss.detach().float() * n
         correct = correct + (logits.detach().reshape(targets.numel(), -1).argmax(-1)[keep] == targets[keep]).sum()
-        count += targets.numel()
-        units += batch[1].shape[0] if task.unit == "utterances" else targets.numel()
+        count = count + n
         now = elapsed()
         if step % s["log_every"] == 0 or (s["log_every_s"] and now - last_log_t >= s["log_every_s"]) \
                 or step == max_steps:
+            n_units = int(count)
             emit({"event": "step", "step": step, "epoch": round(step / task.steps_per_epoch, 4),
-                  "elapsed": round(now, 3), "loss": float(loss_sum) / count, "acc": float(correct) / max(1, int(keep.numel() and count)),
-                  "lr": lr, "units_per_s": units / max(now - last_log_t, 1e-9), "max_steps": max_steps,
+                  "elapsed": round(now, 3), "loss": float(loss_sum) / max(n_units, 1),
+                  "acc": float(correct) / max(n_units, 1), "lr": lr,
+                  "units_per_s": n_units / max(now - last_log_t, 1e-9), "max_steps": max_steps,
                   "progress": round(min(progress(), 1.0), 4)})
-            loss_sum, correct, count, units, last_log_step, last_log_t = 0.0, 0, 0, 0, step, now
+            loss_sum, correct, count, last_log_t = 0.0, 0, 0, now
         if step % s["valid_every"] == 0 and step < max_steps:
             if run_validation():
                 reason = "early_stop"
@@ -271,7 +278,7 @@ def train(task: Task, settings: dict, run_dir, callbacks: Iterable[Callable[[dic
     spent = elapsed()
 
     # --- the end: one last validation unless this step was just validated or we were cancelled
-    if reason != "early_stop" and (best_step != step or best_state is None) and not stopped():
+    if reason != "early_stop" and last_valid != step and not stopped():
         run_validation()
     spent = elapsed()
     checkpoint(final=reason != "stopped")

@@ -1,0 +1,241 @@
+"""Generate the built-in corpus and write it in the three course formats, cached and reproducible.
+
+Each utterance is a pure function of (seed, speaker, index): its sentence, its style and its
+noise come from generators seeded by those, so the same seed gives byte-identical files
+whatever the order of work. Audio: eSpeak NG at 22050 Hz -> labelled phone segments ->
+silence before and after, a mild random channel, gain and noise -> `hwml.audio` (16 kHz,
+MFCC39 for HW2, LOGMEL40 for HW4, frame labels at frame centres).
+
+Splits:
+- `libriphone/` and `timit_11/` (HW2): every `phone_test_every`-th speaker is held out, so the
+  labelled test part measures generalisation to new voices. timit_11 rows are 11 stacked
+  frames (11x the bytes), so it keeps only the first `timit_utterances` of each speaker.
+- `speaker/` (HW4): every speaker in train; the last `speaker_test` utterances of each one
+  form the labelled test part (`test_labels.csv`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import random
+import shutil
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from hwml import audio
+from hwml.corpus import espeak
+from hwml.corpus.labels import SIL, segments
+from hwml.corpus.sentences import sentence
+from hwml.corpus.voices import Speaker, speakers, utterance_style
+from hwml.data import FrameSet, UtteranceSet, write_hw4, write_libriphone, write_timit11
+from hwml.errors import HwmlError
+from hwml.phones import PHONES_39
+from hwml.safeio import atomic_write_text, write_json_atomic
+
+VERSION = 1
+MARKER = "corpus.json"  # written last: its presence means the build completed
+TRANSCRIPTS = "transcripts.tsv"  # utt_id, speaker, sentence
+CONTEXT = 11
+WORKERS = 2  # threads: synthesis and torch release the GIL, so two overlap on two cores
+Progress = Callable[[float, str], None]
+
+
+@dataclass(frozen=True)
+class CorpusSize:
+    speakers: int
+    utterances: int  # per speaker
+    speaker_test: int  # per speaker: HW4 held-out utterances
+    phone_test_every: int  # every n-th speaker is held out of the HW2 training part
+    timit_utterances: int  # per speaker in timit_11
+
+
+SIZES = {
+    "small": CorpusSize(speakers=24, utterances=8, speaker_test=2, phone_test_every=6, timit_utterances=3),
+    "default": CorpusSize(speakers=72, utterances=24, speaker_test=4, phone_test_every=6, timit_utterances=3),
+}
+
+
+@dataclass
+class Utterance:
+    utt_id: str
+    speaker: int
+    k: int  # index among the speaker's utterances
+    text: str
+    mfcc: torch.Tensor  # (T, 39)
+    logmel: torch.Tensor  # (T, 40)
+    labels: torch.Tensor  # (T,) int64 indices into PHONES_39
+    seconds: float
+
+
+def default_root(size: str = "default", seed: int = 0) -> Path:
+    base = Path(os.environ.get("HWML_CACHE") or Path.home() / ".cache" / "hwml")
+    return base / "corpus" / f"{size}-{seed}-v{VERSION}"
+
+
+def render_utterance(speaker: Speaker, index: int, k: int, seed: int) -> Utterance:
+    """Synthesise, label, degrade and featurise utterance k of a speaker (index = its class id)."""
+    rng = random.Random(f"hwml-corpus:{seed}:{speaker.name}:{k}")
+    text, style = sentence(rng), utterance_style(speaker, rng)
+    syn = espeak.synthesize(text, speaker.voice, rate=style.rate, pitch=style.pitch,
+                            pitch_range=style.pitch_range, word_gap=style.word_gap)
+    starts, ends, labels = segments(syn, speaker.accent)
+    sr = syn.sample_rate
+    lead, trail = round(style.lead_s * sr), round(style.trail_s * sr)
+    wave = np.concatenate([np.zeros(lead, np.float32), syn.wave, np.zeros(trail, np.float32)])
+    wave = np.convolve(wave, [1.0, *style.channel])[: len(wave)]
+    level = 10 ** (style.gain_db / 20)
+    speech_rms = float(np.sqrt(np.mean(syn.wave.astype(np.float64) ** 2))) or 1e-4
+    noise = np.random.default_rng(rng.getrandbits(64)).standard_normal(len(wave))
+    wave = level * (wave + noise * speech_rms * 10 ** (-style.snr_db / 20))
+    starts = np.concatenate([[0], starts + lead, [lead + len(syn.wave)]])
+    ends = np.concatenate([[lead], ends + lead, [len(wave)]])
+    labels = np.concatenate([[SIL], labels, [SIL]])
+    wave16 = audio.wave_to_16k(wave.astype(np.float32), sr, name=f"utterance {speaker.name}/{k}")
+    mfcc, logmel = audio.mfcc39(wave16), audio.logmel40(wave16)
+    frame_labels = audio.label_frames(len(mfcc), starts, ends, labels, sr)
+    assert len(logmel) == len(mfcc) and bool((frame_labels >= 0).all())
+    return Utterance(f"{speaker.name}-{k:03d}", index, k, text, mfcc, logmel, frame_labels,
+                     len(wave) / sr)
+
+
+def _frames(utts: list[Utterance], context: int = 1) -> FrameSet:
+    feats = [audio.stack_context(u.mfcc, context) if context > 1 else u.mfcc for u in utts]
+    lengths = torch.tensor([len(u.mfcc) for u in utts])
+    offsets = torch.cat([torch.zeros(1, dtype=torch.int64), lengths.cumsum(0)])
+    return FrameSet(torch.cat(feats), torch.cat([u.labels for u in utts]), offsets,
+                    [u.utt_id for u in utts], list(PHONES_39), stacked=context)
+
+
+def _utterance_set(utts: list[Utterance], names: list[str]) -> UtteranceSet:
+    lengths = torch.tensor([len(u.logmel) for u in utts])
+    offsets = torch.cat([torch.zeros(1, dtype=torch.int64), lengths.cumsum(0)])
+    return UtteranceSet(torch.cat([u.logmel for u in utts]), offsets, [u.utt_id for u in utts],
+                        torch.tensor([u.speaker for u in utts]), names)
+
+
+def class_counts(labels: torch.Tensor) -> dict[str, int]:
+    counts = torch.bincount(labels, minlength=len(PHONES_39)).tolist()
+    return dict(zip(PHONES_39, counts))
+
+
+@contextlib.contextmanager
+def _one_torch_thread():
+    """Features of one short utterance are tiny tensor ops: intra-op threads only add overhead
+    (measured 10x slower wall time with 2 threads on a busy 2-core machine), so use one."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def build_corpus(out: Path, size: CorpusSize, seed: int, progress: Progress | None = None) -> dict:
+    """Render every utterance and write timit_11/, libriphone/, speaker/ and the marker into `out`."""
+    with _one_torch_thread():
+        return _build(out, size, seed, progress)
+
+
+def _build(out: Path, size: CorpusSize, seed: int, progress: Progress | None) -> dict:
+    report = progress or (lambda fraction, message: None)
+    voices = speakers(size.speakers)
+    jobs = [(speaker, i, k, seed) for i, speaker in enumerate(voices) for k in range(size.utterances)]
+    utts: list[Utterance] = []
+    with ThreadPoolExecutor(WORKERS) as pool:  # eSpeak (locked) in one thread, torch in the other
+        for utt in pool.map(render_utterance, *zip(*jobs)):
+            utts.append(utt)
+            if utt.k == 0:
+                report(0.9 * len(utts) / len(jobs), f"synthesising speaker {utt.speaker + 1}/{len(voices)}")
+    report(0.9, "writing course formats")
+    n = size.phone_test_every  # one in n, on a diagonal of the accent interleave: many accents
+    held_out = {i for i in range(len(voices)) if i % n == (n - 1 - i // n) % n}
+    phone_train = [u for u in utts if u.speaker not in held_out]
+    phone_test = [u for u in utts if u.speaker in held_out]
+    write_libriphone(out / "libriphone", _frames(phone_train), _frames(phone_test))
+    timit_train = _frames([u for u in phone_train if u.k < size.timit_utterances], CONTEXT)
+    timit_test = _frames([u for u in phone_test if u.k < size.timit_utterances], CONTEXT)
+    write_timit11(out / "timit_11", _no_bounds(timit_train), _no_bounds(timit_test))
+    names = [s.name for s in voices]
+    n_train = size.utterances - size.speaker_test
+    spk_train = [u for u in utts if u.k < n_train]
+    spk_test = [u for u in utts if u.k >= n_train]
+    write_hw4(out / "speaker", _utterance_set(spk_train, names), _utterance_set(spk_test, names))
+    train_counts = class_counts(torch.cat([u.labels for u in phone_train]))
+    info = {
+        "version": VERSION, "seed": seed, "size": asdict(size),
+        "seconds_audio": round(sum(u.seconds for u in utts), 2),
+        "utterances": len(utts), "frames": int(sum(len(u.labels) for u in utts)),
+        "speakers": [{**asdict(s), "name": s.name, "phoneme_split": "test" if i in held_out else "train"}
+                     for i, s in enumerate(voices)],
+        "phoneme_train_class_frames": train_counts,
+        "timit_11_rows": {"train": len(timit_train), "test": len(timit_test)},
+    }
+    atomic_write_text(out / TRANSCRIPTS, "".join(f"{u.utt_id}\t{names[u.speaker]}\t{u.text}\n" for u in utts))
+    write_json_atomic(out / MARKER, info)
+    report(1.0, "built-in corpus ready")
+    return info
+
+
+def _no_bounds(frames: FrameSet) -> FrameSet:
+    """timit_11 has no utterance boundaries."""
+    return FrameSet(frames.feats, frames.labels, None, None, frames.class_names, frames.stacked)
+
+
+def _complete(root: Path, size: CorpusSize, seed: int) -> bool:
+    try:
+        info = json.loads((root / MARKER).read_text())
+    except (OSError, ValueError):
+        return False
+    return info.get("version") == VERSION and info.get("seed") == seed and info.get("size") == asdict(size)
+
+
+def ensure_corpus(root=None, size: str = "default", seed: int = 0,
+                  progress: Progress | None = None) -> Path:
+    """The built-in corpus folder (timit_11/, libriphone/, speaker/), built on first use.
+
+    root: where it lives (default: $HWML_CACHE or ~/.cache/hwml, then corpus/<size>-<seed>-v<N>).
+    A finished build is reused; it is generated in a temp folder beside `root` and renamed
+    into place, so an interrupted build leaves nothing that looks finished. An existing
+    folder is replaced only if it is empty or an earlier built-in corpus.
+    """
+    if size not in SIZES:
+        raise HwmlError(f"corpus size must be one of {', '.join(SIZES)}, got {size!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise HwmlError(f"corpus seed must be a non-negative integer, got {seed!r}")
+    spec = SIZES[size]
+    root = Path(root).expanduser() if root is not None else default_root(size, seed)
+    if _complete(root, spec, seed):
+        if progress:
+            progress(1.0, "built-in corpus ready (cached)")
+        return root
+    if root.exists() and not root.is_dir():
+        raise HwmlError(f"{root}: exists and is not a folder")
+    if root.is_dir() and any(root.iterdir()) and not (root / MARKER).exists():
+        raise HwmlError(f"{root}: exists, is not empty and holds no built-in corpus; choose another folder")
+    try:
+        root.parent.mkdir(parents=True, exist_ok=True)
+        tmp = root.parent / f".{root.name}.tmp-{os.getpid()}-{random.getrandbits(32):08x}"
+        tmp.mkdir()
+    except OSError as e:
+        raise HwmlError(f"{root}: cannot create the corpus folder ({e.strerror or e})") from None
+    try:
+        build_corpus(tmp, spec, seed, progress)
+        if _complete(root, spec, seed):  # another process finished first
+            return root
+        old = None
+        if root.exists():
+            old = root.parent / f".{root.name}.old-{os.getpid()}-{random.getrandbits(32):08x}"
+            root.rename(old)
+        tmp.rename(root)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return root

@@ -1,0 +1,381 @@
+"""Training runs for the app: background threads, a fair queue of slots, and their live state.
+
+A browser session asks for a run; a `TrainingJob` waits for a free slot (at most
+`HWML_MAX_TRAINING` runs at once, default 1 on CPU, queued users see their position), then
+calls `hwml.workflow.train_run` in a thread. The engine's events arrive through a callback
+into a thread-safe queue, which the app's generator drains to redraw the curves. Nothing here
+imports Gradio: the UI only wires these objects to components.
+
+No orphans: a run stops (within a second, keeping its best weights) when its stop flag is set
+by the Stop button, by the generator that streams it being closed (Gradio cancels or the tab
+closes), by `stop_session` (the app's unload hook), or by the watchdog when nobody has polled
+it for `HWML_ORPHAN_SECONDS`. Every run is capped at `HWML_MAX_RUN_SECONDS` of training.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+import os
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+from hwml.errors import HwmlError
+
+log = logging.getLogger(__name__)
+
+
+def _env_number(name: str, default: float, cast=float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = cast(raw)
+    except ValueError:
+        raise HwmlError(f"environment variable {name}={raw!r}: expected a number") from None
+    if value <= 0:
+        raise HwmlError(f"environment variable {name}={raw!r}: must be positive")
+    return value
+
+
+@dataclass(frozen=True)
+class JobLimits:
+    """What one shared machine allows: read from the environment once at app start."""
+
+    max_training: int = 1          # runs training at the same time (HWML_MAX_TRAINING)
+    max_run_seconds: float = 600.0  # training time cap per run (HWML_MAX_RUN_SECONDS)
+    orphan_seconds: float = 30.0   # stop a run nobody has polled for this long (HWML_ORPHAN_SECONDS)
+
+    @classmethod
+    def from_env(cls) -> JobLimits:
+        import torch
+
+        default_slots = 2 if torch.cuda.is_available() else 1
+        return cls(
+            max_training=int(_env_number("HWML_MAX_TRAINING", default_slots, int)),
+            max_run_seconds=_env_number("HWML_MAX_RUN_SECONDS", cls.max_run_seconds),
+            orphan_seconds=_env_number("HWML_ORPHAN_SECONDS", cls.orphan_seconds),
+        )
+
+
+class TrainingSlots:
+    """At most n holders at once; the rest wait first come, first served and know their place."""
+
+    def __init__(self, n: int):
+        self.n = n
+        self._cond = threading.Condition()
+        self._running: set[int] = set()
+        self._waiting: list[int] = []
+
+    def acquire(self, ticket: int, stop: threading.Event, on_wait: Callable[[int], None] = lambda p: None,
+                poll_s: float = 0.2) -> bool:
+        """Block until `ticket` holds a slot (True) or `stop` is set while waiting (False).
+
+        on_wait(position) is called whenever the 1-based queue position changes.
+        """
+        with self._cond:
+            self._waiting.append(ticket)
+            last = None
+            try:
+                while True:
+                    position = self._waiting.index(ticket) + 1
+                    if position == 1 and len(self._running) < self.n:
+                        self._running.add(ticket)
+                        return True
+                    if stop.is_set():
+                        return False
+                    if position != last:
+                        on_wait(position)
+                        last = position
+                    self._cond.wait(poll_s)
+            finally:
+                self._waiting.remove(ticket)
+                self._cond.notify_all()
+
+    def release(self, ticket: int) -> None:
+        with self._cond:
+            self._running.discard(ticket)
+            self._cond.notify_all()
+
+    def position(self, ticket: int) -> int:
+        """0 while running, 1.. while waiting, -1 when unknown (finished or never queued)."""
+        with self._cond:
+            if ticket in self._running:
+                return 0
+            return self._waiting.index(ticket) + 1 if ticket in self._waiting else -1
+
+    @property
+    def busy(self) -> int:
+        with self._cond:
+            return len(self._running)
+
+
+@dataclass
+class JobView:
+    """A snapshot of a run for display: everything the UI draws, nothing it has to compute."""
+
+    state: str                 # queued | preparing | running | finished | stopped | failed
+    run_dir: str
+    events: list[dict]         # all engine events so far (start, step, valid, end)
+    message: str               # one line for a status box
+    position: int              # queue position while queued, else 0
+    fraction: float            # 0..1 of the run done
+    step: int
+    max_steps: int | None
+    units_per_s: float | None
+    unit: str
+    eta_s: float | None
+    elapsed_s: float
+    best_valid_acc: float | None
+    error: str | None
+
+    @property
+    def done(self) -> bool:
+        return self.state in ("finished", "stopped", "failed")
+
+
+_tickets = itertools.count(1)
+
+
+class TrainingJob:
+    """One training run in a background thread, fed to the UI as snapshots.
+
+    `prepare` is called in the thread before training (e.g. generating the built-in corpus)
+    and returns the data folder; its progress messages show in the snapshot's message.
+    """
+
+    def __init__(self, *, kind: str, run_dir: Path, prepare: Callable[[Callable[[str], None]], Path],
+                 preset: str, overrides: dict | None, max_steps: int | None, max_seconds: float | None,
+                 seed: int, slots: TrainingSlots, limits: JobLimits, device: str = "auto",
+                 on_finish: Callable[[TrainingJob], None] = lambda job: None):
+        self.kind, self.run_dir, self.preset = kind, Path(run_dir), preset
+        self.overrides = dict(overrides or {})
+        self.max_steps = max_steps
+        cap = limits.max_run_seconds
+        self.max_seconds = min(max_seconds, cap) if max_seconds else cap
+        self.seed, self.device = seed, device
+        self.limits, self._slots, self._prepare, self._on_finish = limits, slots, prepare, on_finish
+        self.ticket = next(_tickets)
+        self.stop_event = threading.Event()
+        self.state = "queued"
+        self.error: str | None = None
+        self.message = "waiting for a training slot"
+        self._queue: queue.Queue = queue.Queue()
+        self._events: list[dict] = []
+        self._position = 0
+        self._version = 0
+        self.last_poll = time.monotonic()
+        self._thread = threading.Thread(target=self._run, name=f"hwml-train-{self.ticket}", daemon=True)
+
+    # --- the thread -------------------------------------------------------------------------
+    def start(self) -> TrainingJob:
+        self._thread.start()
+        return self
+
+    def _status(self, message: str) -> None:
+        self._queue.put({"event": "status", "message": message})
+
+    def _on_event(self, event: dict) -> None:
+        """Engine callback, in the training thread: hand over, and stop if nobody is watching."""
+        self._queue.put(dict(event))
+        if time.monotonic() - self.last_poll > self.limits.orphan_seconds and not self.stop_event.is_set():
+            log.warning("run %s: nobody polled it for %.0f s, stopping it", self.run_dir, self.limits.orphan_seconds)
+            self.stop_event.set()
+
+    def _run(self) -> None:
+        from hwml.workflow import train_run
+
+        holding = False
+        try:
+            holding = self._slots.acquire(self.ticket, self.stop_event,
+                                          on_wait=lambda p: self._queue.put({"event": "queued", "position": p}))
+            if not holding:
+                self._queue.put({"event": "done", "state": "stopped", "message": "cancelled while waiting"})
+                return
+            self._queue.put({"event": "preparing"})
+            data = self._prepare(self._status)
+            if self.stop_event.is_set():
+                self._queue.put({"event": "done", "state": "stopped", "message": "stopped before training began"})
+                return
+            self._status("loading data and building the model")
+            summary = train_run(self.kind, data, self.run_dir, preset=self.preset, overrides=self.overrides,
+                                max_steps=self.max_steps, max_seconds=self.max_seconds, seed=self.seed,
+                                device=self.device, callbacks=[self._on_event], stop_event=self.stop_event)
+            state = "stopped" if summary.get("reason") == "stopped" else "finished"
+            self._queue.put({"event": "done", "state": state, "message": _end_message(summary)})
+        except HwmlError as exc:
+            self._queue.put({"event": "done", "state": "failed", "error": str(exc)})
+        except Exception as exc:  # a bug, not the user's fault: keep the app alive and say so
+            log.exception("training run %s crashed", self.run_dir)
+            self._queue.put({"event": "done", "state": "failed", "error": f"internal error: {type(exc).__name__}: {exc}"})
+        finally:
+            if holding:
+                self._slots.release(self.ticket)
+            try:
+                self._on_finish(self)
+            except Exception:
+                log.exception("after-run hook failed for %s", self.run_dir)
+
+    # --- the consumer side ----------------------------------------------------------------------
+    def stop(self) -> None:
+        """Ask the run to end; the engine notices within a second and keeps the best weights."""
+        self.stop_event.set()
+
+    def join(self, timeout: float | None = None) -> bool:
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def poll(self, timeout: float = 0.0) -> JobView:
+        """Take every event that arrived (waiting up to `timeout` for the first) and snapshot."""
+        self.last_poll = time.monotonic()
+        try:
+            item = self._queue.get(timeout=timeout) if timeout > 0 else self._queue.get_nowait()
+            self._apply(item)
+            while True:
+                self._apply(self._queue.get_nowait())
+        except queue.Empty:
+            pass
+        return self.view()
+
+    def _apply(self, item: dict) -> None:
+        self._version += 1
+        kind = item.get("event")
+        if kind == "queued":
+            self.state, self._position = "queued", item["position"]
+            self.message = f"waiting for a training slot: number {item['position']} in the queue"
+        elif kind == "preparing":
+            self.state, self._position, self.message = "preparing", 0, "preparing the data"
+        elif kind == "status":
+            self.message = item["message"]
+        elif kind == "done":
+            self.state = item["state"]
+            self.error = item.get("error")
+            self.message = self.error or item.get("message", self.state)
+        else:  # an engine event
+            self._events.append(item)
+            if kind == "start":
+                self.state, self.message = "running", "training"
+            elif kind in ("step", "valid") and self.state == "running":
+                self.message = "training"
+
+    def view(self) -> JobView:
+        last_step = next((e for e in reversed(self._events) if e.get("event") == "step"), None)
+        start = next((e for e in self._events if e.get("event") == "start"), {})
+        latest = self._events[-1] if self._events else {}
+        step = int(latest.get("step", 0))
+        max_steps = latest.get("max_steps") or start.get("max_steps")
+        elapsed = float(latest.get("elapsed", 0.0))
+        fraction = float(last_step.get("progress", 0.0)) if last_step else 0.0
+        if self.state == "finished":
+            fraction = 1.0
+        best = next((e["best_valid_acc"] for e in reversed(self._events) if e.get("best_valid_acc") is not None), None)
+        eta = None
+        if self.state == "running" and 0 < fraction < 1 and elapsed > 0:
+            eta = elapsed * (1 - fraction) / fraction
+        return JobView(state=self.state, run_dir=str(self.run_dir), events=list(self._events), message=self.message,
+                       position=self._position if self.state == "queued" else 0, fraction=fraction, step=step,
+                       max_steps=max_steps, units_per_s=last_step.get("units_per_s") if last_step else None,
+                       unit=start.get("unit", "units"), eta_s=eta, elapsed_s=elapsed, best_valid_acc=best,
+                       error=self.error)
+
+    def stream(self, interval: float = 0.5, heartbeat: float = 5.0) -> Iterator[JobView]:
+        """A snapshot whenever something changed, checked every `interval` seconds (and one
+        every `heartbeat` seconds regardless), until the run is over; the last one is final.
+
+        Closing this generator (Gradio cancels it, or the tab goes away) stops the run.
+        """
+        seen, last_yield = -1, 0.0
+        try:
+            while True:
+                view = self.poll(timeout=interval)
+                if view.done:  # "done" is the thread's last word: let it finish its cleanup
+                    self.join(timeout=2.0)
+                    yield view
+                    return
+                now = time.monotonic()
+                if self._version != seen or now - last_yield >= heartbeat:
+                    seen, last_yield = self._version, now
+                    yield view
+        finally:
+            if self.alive:
+                self.stop()
+
+
+def _end_message(summary: dict) -> str:
+    reason = {"max_steps": "reached the step limit", "max_seconds": "reached the time limit",
+              "early_stop": "stopped early (no more validation gains)", "stopped": "stopped by you"}
+    best = summary.get("best_valid_acc")
+    best_text = f"; best validation accuracy {best:.1%}" if isinstance(best, (int, float)) and best >= 0 else ""
+    return f"done after {summary.get('step', 0)} steps: {reason.get(summary.get('reason'), summary.get('reason'))}{best_text}"
+
+
+def format_duration(seconds: float | None) -> str:
+    if seconds is None or not math.isfinite(seconds):
+        return "-"
+    seconds = int(round(seconds))
+    return f"{seconds // 60}:{seconds % 60:02d}" if seconds < 3600 else f"{seconds // 3600}h{seconds % 3600 // 60:02d}"
+
+
+class JobRegistry:
+    """Every live run of the app, by session, so a session can stop its own and the unload
+    hook can stop all of a closed tab's runs. One run per session and task at a time."""
+
+    def __init__(self, limits: JobLimits | None = None):
+        self.limits = limits or JobLimits.from_env()
+        self.slots = TrainingSlots(self.limits.max_training)
+        self._lock = threading.Lock()
+        self._jobs: dict[tuple[str, str], TrainingJob] = {}
+
+    def submit(self, session: str, kind: str, **job_args) -> TrainingJob:
+        key = (session, kind)
+        with self._lock:
+            current = self._jobs.get(key)
+            if current is not None and current.alive:
+                raise HwmlError(f"a {kind} run of yours is still going ({Path(current.run_dir).name}): stop it first")
+            job = TrainingJob(kind=kind, slots=self.slots, limits=self.limits, **job_args)
+            self._jobs[key] = job
+        return job.start()
+
+    def get(self, session: str, kind: str) -> TrainingJob | None:
+        with self._lock:
+            return self._jobs.get((session, kind))
+
+    def stop(self, session: str, kind: str) -> TrainingJob | None:
+        job = self.get(session, kind)
+        if job is not None:
+            job.stop()
+        return job
+
+    def stop_session(self, session: str) -> int:
+        """Stop every run of a session (its tab closed); returns how many were still going."""
+        with self._lock:
+            jobs = [job for (s, _), job in self._jobs.items() if s == session]
+            for key in [k for k in self._jobs if k[0] == session]:
+                del self._jobs[key]
+        live = [job for job in jobs if job.alive]
+        for job in live:
+            job.stop()
+        return len(live)
+
+    def active_run_dirs(self) -> set[Path]:
+        """Run folders being written now: never pruned or deleted."""
+        with self._lock:
+            return {job.run_dir.resolve() for job in self._jobs.values() if job.alive}
+
+    def stop_all(self, timeout: float = 5.0) -> None:
+        with self._lock:
+            jobs = list(self._jobs.values())
+        for job in jobs:
+            job.stop()
+        deadline = time.monotonic() + timeout
+        for job in jobs:
+            job.join(max(0.0, deadline - time.monotonic()))

@@ -1,0 +1,529 @@
+"""HW4 speaker classification: presets, masked crops, whole-utterance inference, embeddings, enrolment.
+
+Data stay in one (total_T, 40) tensor with offsets (`UtteranceSet`). A training batch is one
+gather: offsets + random starts (one seeded generator) -> an index tensor -> feats[index], with
+a length mask instead of -20 padding (PITFALLS 4, 7, 10). Validation, evaluation, prediction
+and embeddings all run on whole utterances: sorted by length, batched to a frame budget, long
+ones cut into half-overlapping windows whose scores (or embeddings) are averaged.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from hwml.data.types import Dataset, UtteranceSet
+from hwml.errors import HwmlError
+from hwml.models.speaker import ENCODERS, HEADS, INPUT_NORMS, POOLINGS
+
+MODEL_NAME = "speaker_classifier"
+N_MELS = 40
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".sph", ".nist", ".aiff", ".aif", ".au")
+FEATURE_SUFFIXES = (".pt", ".pth", ".npy")
+
+# Every setting a speaker run knows, with its default; a preset is a named subset of overrides.
+MODEL_KEYS = ("encoder", "d_model", "depth", "heads", "ff_dim", "dropout", "norm_first",
+              "conv_kernel", "pooling", "head", "head_hidden", "emb_dim", "s", "m", "input_norm")
+SETTINGS = {
+    # model (hwml.models.speaker.SpeakerClassifier)
+    "encoder": "transformer", "d_model": 80, "depth": 1, "heads": 2, "ff_dim": 256,
+    "dropout": 0.1, "norm_first": False, "conv_kernel": 31, "pooling": "mean",
+    "head": "softmax", "head_hidden": 0, "emb_dim": 0, "s": 30.0, "m": 0.2, "input_norm": "none",
+    # data
+    "segment_len": 128,          # training crop length (frames)
+    "batch_size": 16,
+    "valid_fraction": 0.1,       # of each speaker's utterances
+    "infer_window": 512,         # longer utterances: windows of this many frames, half overlap
+    "infer_frames": 16384,       # padded frames per inference batch
+    # engine (hwml.train.engine.DEFAULTS)
+    "optimizer": "adamw", "lr": 1e-3, "weight_decay": 0.01, "warmup_steps": 1000,
+    "schedule": "cosine", "min_lr_ratio": 0.0, "grad_clip": 0.0, "max_epochs": 20,
+    "valid_every": 2000, "patience": 0,
+}
+CHOICES = {"encoder": ENCODERS, "pooling": POOLINGS, "head": HEADS, "input_norm": INPUT_NORMS,
+           "optimizer": ("adamw", "adam"), "schedule": ("cosine", "constant")}
+
+PRESETS: dict[str, dict] = {
+    # The course's sample code, batch-first: 40->80 prenet, one TransformerEncoderLayer (2 heads,
+    # ff 256), mean pooling, Linear-ReLU-Linear head, AdamW 1e-3, 1000 warmup steps, cosine to 0,
+    # 128-frame crops, batch 16, validation every 2000 steps, no early stopping.
+    "simple": {"head_hidden": 80},
+    # A tuned Transformer: pre-norm, 2 layers of width 128 with 4 heads, per-bin input
+    # standardisation, larger batches and a short warmup (CPU minutes, not GPU hours).
+    "medium": {"d_model": 128, "depth": 2, "heads": 4, "ff_dim": 256, "dropout": 0.1,
+               "norm_first": True, "input_norm": "global", "batch_size": 32, "lr": 2e-3,
+               "warmup_steps": 200, "grad_clip": 5.0, "min_lr_ratio": 0.05, "valid_every": 300,
+               "patience": 10},
+    # Conformer blocks (batch-first, masked attention, masked convolution), masked mean pooling.
+    "strong": {"encoder": "conformer", "d_model": 128, "depth": 2, "heads": 4, "ff_dim": 256,
+               "conv_kernel": 15, "dropout": 0.1, "input_norm": "global", "batch_size": 32,
+               "lr": 2e-3, "warmup_steps": 200, "grad_clip": 5.0, "min_lr_ratio": 0.05,
+               "valid_every": 300, "patience": 10},
+    # Conformer + attentive statistics pooling + additive margin softmax.
+    "boss": {"encoder": "conformer", "d_model": 128, "depth": 2, "heads": 4, "ff_dim": 256,
+             "conv_kernel": 15, "dropout": 0.1, "input_norm": "global", "pooling": "asp",
+             "emb_dim": 128, "head": "amsoftmax", "s": 30.0, "m": 0.2, "batch_size": 32,
+             "lr": 2e-3, "warmup_steps": 200, "grad_clip": 5.0, "min_lr_ratio": 0.05,
+             "valid_every": 300, "patience": 10},
+}
+
+
+# ------------------------------------------------------------------------------------ settings
+
+def resolve_settings(preset: str, overrides: dict) -> dict:
+    """Defaults <- preset <- overrides, with types and choices checked (HwmlError on a mistake)."""
+    from hwml.train.engine import DEFAULTS as ENGINE
+
+    if preset not in PRESETS:
+        raise HwmlError(f"unknown speaker preset {preset!r}: use one of {', '.join(PRESETS)}")
+    s = {**SETTINGS, **PRESETS[preset]}
+    for key, value in (overrides or {}).items():
+        if key in s:
+            s[key] = _coerce(key, value, SETTINGS[key])
+        elif key in ENGINE:
+            s[key] = value
+        else:
+            raise HwmlError(f"unknown speaker setting {key!r}: known are {', '.join(sorted(s))}")
+    for key, options in CHOICES.items():
+        if s[key] not in options:
+            raise HwmlError(f"setting {key}={s[key]!r}: use one of {', '.join(options)}")
+    for key in ("d_model", "depth", "heads", "segment_len", "batch_size", "infer_window", "infer_frames"):
+        if s[key] < 1:
+            raise HwmlError(f"setting {key}={s[key]!r}: must be at least 1")
+    if s["d_model"] % s["heads"]:
+        raise HwmlError(f"d_model={s['d_model']} must be a multiple of heads={s['heads']}")
+    if not 0.0 <= s["valid_fraction"] < 1.0 or not 0.0 <= s["dropout"] < 1.0:
+        raise HwmlError("valid_fraction and dropout must lie in [0, 1)")
+    return s
+
+
+def _coerce(key: str, value, default):
+    """A --set value to the type of its default (JSON gives ints for floats, strings for names)."""
+    kind = type(default)
+    if kind is bool:
+        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0"):
+            return value.lower() in ("true", "1")
+        if isinstance(value, (bool, int)) and value in (0, 1):
+            return bool(value)
+    elif kind is int and isinstance(value, (int, float)) and not isinstance(value, bool) \
+            and float(value).is_integer():
+        return int(value)
+    elif kind is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    elif kind is str and isinstance(value, str):
+        return value
+    raise HwmlError(f"setting {key}={value!r}: expected a {kind.__name__}")
+
+
+# ---------------------------------------------------------------------------------- the split
+
+def split_by_utterance(labels: Tensor, fraction: float, seed: int) -> tuple[Tensor, Tensor]:
+    """(train, valid) utterance indices: a seeded, per-speaker share of each speaker's utterances.
+
+    Stratified so every speaker keeps at least one training utterance (a speaker with a single
+    utterance stays wholly in training). Unlabelled utterances (-1) go to neither side.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    perm = torch.randperm(len(labels), generator=gen)
+    perm = perm[labels[perm] >= 0]
+    lab = labels[perm]
+    order = torch.argsort(lab, stable=True)
+    perm, lab = perm[order], lab[order]
+    counts = torch.bincount(lab, minlength=int(lab.max()) + 1 if len(lab) else 0)
+    first = torch.cumsum(counts, 0) - counts
+    rank = torch.arange(len(lab)) - first[lab]
+    n_valid = torch.minimum(torch.round(counts * fraction).long(), (counts - 1).clamp(min=0))
+    is_valid = rank < n_valid[lab]
+    return perm[~is_valid].sort().values, perm[is_valid].sort().values
+
+
+# ----------------------------------------------------------------------------- batches and masks
+
+def random_crops(utts: UtteranceSet, idx: Tensor, segment_len: int,
+                 gen: torch.Generator) -> tuple[Tensor, Tensor]:
+    """(B, W, n_mels) crops of utterances idx and their (B, W) mask, W = min(segment_len, longest).
+
+    One uniform start per utterance from `gen`; utterances shorter than W are zero-padded and
+    masked. One gather for the whole batch.
+    """
+    lengths = utts.lengths[idx]
+    width = int(min(segment_len, int(lengths.max())))
+    room = (lengths - width).clamp(min=0)
+    start = (torch.rand(len(idx), generator=gen) * (room + 1)).long().clamp(max=room)
+    return gather_windows(utts, idx, start, lengths.clamp(max=width), width)
+
+
+def gather_windows(utts: UtteranceSet, utt: Tensor, start: Tensor, length: Tensor,
+                   width: int) -> tuple[Tensor, Tensor]:
+    """Frames [start, start+length) of each utterance, zero-padded to width, with their mask."""
+    t = torch.arange(width)
+    mask = t[None, :] < length[:, None]
+    base = utts.offsets[utt] + start
+    index = torch.where(mask, base[:, None] + t[None, :], base[:, None])
+    x = utts.feats[index]
+    return x.masked_fill_(~mask[..., None], 0.0), mask
+
+
+@dataclass
+class WindowBatch:
+    """Whole utterances `utts` (sorted batch of indices), as window rows owned by them."""
+    utts: Tensor      # (U,) utterance indices into the set
+    owner: Tensor     # (R,) row -> position in utts
+    x: Tensor         # (R, W, n_mels)
+    mask: Tensor      # (R, W)
+
+
+def window_batches(utts: UtteranceSet, indices: Tensor | None = None, window: int = 512,
+                   max_frames: int = 16384) -> Iterator[WindowBatch]:
+    """Whole-utterance batches for inference: by similar length, at most ~max_frames padded frames.
+
+    An utterance longer than `window` becomes windows of `window` frames every window/2 frames
+    (the last one flush with the end); all windows of an utterance share one batch.
+    """
+    indices = torch.arange(len(utts)) if indices is None else indices
+    lengths = utts.lengths[indices]
+    hop = max(1, window // 2)
+    n_win = torch.where(lengths <= window, 1, (lengths - window + hop - 1) // hop + 1)
+    width = lengths.clamp(max=window)
+    order = torch.argsort(lengths, stable=True).tolist()
+    n_win_l, width_l = n_win.tolist(), width.tolist()
+    batch: list[int] = []
+    rows = 0
+    for i in order:
+        if batch and (rows + n_win_l[i]) * width_l[i] > max_frames:
+            yield _window_batch(utts, indices, torch.tensor(batch), lengths, window, hop)
+            batch, rows = [], 0
+        batch.append(i)
+        rows += n_win_l[i]
+    if batch:
+        yield _window_batch(utts, indices, torch.tensor(batch), lengths, window, hop)
+
+
+def _window_batch(utts, indices, pos, lengths, window, hop) -> WindowBatch:
+    L = lengths[pos]
+    n_win = torch.where(L <= window, 1, (L - window + hop - 1) // hop + 1)
+    owner = torch.repeat_interleave(torch.arange(len(pos)), n_win)
+    k = torch.arange(len(owner)) - torch.repeat_interleave(torch.cumsum(n_win, 0) - n_win, n_win)
+    start = torch.minimum(k * hop, (L[owner] - window).clamp(min=0))
+    length = L[owner].clamp(max=window)
+    x, mask = gather_windows(utts, indices[pos][owner], start, length, int(length.max()))
+    return WindowBatch(pos, owner, x, mask)
+
+
+def average_rows(rows: Tensor, owner: Tensor, n: int) -> Tensor:
+    """Mean of the rows that belong to each of n owners."""
+    total = rows.new_zeros((n, rows.shape[-1])).index_add_(0, owner, rows)
+    count = torch.bincount(owner, minlength=n).to(rows.dtype).clamp(min=1)
+    return total / count[:, None]
+
+
+def as_utterances(feats: UtteranceSet | list | tuple | Tensor) -> UtteranceSet:
+    """An UtteranceSet from a list of (T, n_mels) tensors (or a single one)."""
+    if isinstance(feats, UtteranceSet):
+        return feats
+    if isinstance(feats, Tensor) and feats.ndim == 2:
+        feats = [feats]
+    items = [torch.as_tensor(f, dtype=torch.float32) for f in feats]
+    if not items or any(f.ndim != 2 or f.shape[0] == 0 or f.shape[1] != items[0].shape[1] for f in items):
+        raise HwmlError("expected one or more non-empty (frames, n_mels) feature matrices of equal width")
+    lengths = torch.tensor([len(f) for f in items])
+    offsets = torch.cat([torch.zeros(1, dtype=torch.long), torch.cumsum(lengths, 0)])
+    return UtteranceSet(torch.cat(items), offsets, [str(i) for i in range(len(items))], None, [])
+
+
+# ------------------------------------------------------------------------------------- the task
+
+def feature_stats(utts: UtteranceSet, idx: Tensor, max_frames: int = 2_000_000) -> tuple[list, list]:
+    """Per-mel-bin mean and std over the training utterances (a strided subsample when huge)."""
+    parts = [utts.utterance(int(i)) for i in idx[: max(1, len(idx))]]
+    total = sum(len(p) for p in parts)
+    step = max(1, math.ceil(total / max_frames))
+    x = torch.cat([p[::step] for p in parts]).double()
+    return x.mean(0).tolist(), x.std(0).clamp(min=1e-3).tolist()
+
+
+class SpeakerTask:
+    """The HW4 task for hwml.train.engine.train (see DESIGN.md: the Task protocol)."""
+
+    kind = "speaker"
+    unit = "utterances"
+
+    def __init__(self, dataset: Dataset, preset: str, settings: dict, seed: int):
+        utts = dataset.train
+        if not isinstance(utts, UtteranceSet) or utts.labels is None:
+            raise HwmlError(f"{dataset.root}: speaker training needs labelled HW4 utterances")
+        if utts.feats.shape[1] != N_MELS:
+            raise HwmlError(f"{dataset.root}: features have {utts.feats.shape[1]} mel bins, expected {N_MELS}")
+        self.dataset, self.utts, self.preset, self.settings, self.seed = dataset, utts, preset, settings, seed
+        self.train_idx, self.valid_idx = split_by_utterance(utts.labels, settings["valid_fraction"], seed)
+        if len(self.train_idx) == 0:
+            raise HwmlError(f"{dataset.root}: no labelled training utterances")
+        self.steps_per_epoch = max(1, len(self.train_idx) // settings["batch_size"])
+        self.input_stats = (feature_stats(utts, self.train_idx)
+                            if settings["input_norm"] == "global" else None)
+
+    def model_spec(self) -> dict:
+        kwargs = {k: self.settings[k] for k in MODEL_KEYS}
+        kwargs.update(n_classes=len(self.utts.class_names), n_mels=N_MELS)
+        if self.input_stats is not None:
+            kwargs["input_mean"], kwargs["input_std"] = self.input_stats
+        return {"name": MODEL_NAME, "kwargs": kwargs}
+
+    def train_batch(self, gen: torch.Generator, device) -> tuple[tuple[Tensor, ...], Tensor]:
+        pick = torch.randint(len(self.train_idx), (self.settings["batch_size"],), generator=gen)
+        idx = self.train_idx[pick]
+        x, mask = random_crops(self.utts, idx, self.settings["segment_len"], gen)
+        return (x.to(device), mask.to(device)), self.utts.labels[idx].to(device)
+
+    def valid_batches(self, device):
+        s = self.settings
+        for b in window_batches(self.utts, self.valid_idx, s["infer_window"], s["infer_frames"]):
+            targets = self.utts.labels[self.valid_idx[b.utts]]
+            yield (b.x.to(device), b.mask.to(device), b.owner.to(device)), targets.to(device)
+
+    def loss(self, model: nn.Module, batch) -> tuple[Tensor, Tensor]:
+        """Cross-entropy (with the AM-softmax margin in training); whole-utterance batches
+        average their windows' logits first."""
+        inputs, targets = batch
+        logits = model(inputs[0], inputs[1])
+        if len(inputs) == 3:
+            logits = average_rows(logits.float(), inputs[2], len(targets))
+        return F.cross_entropy(model.margin(logits, targets), targets), logits
+
+    def run_config(self) -> dict:
+        from hwml.audio import LOGMEL40
+
+        features = self.dataset.info.get("features") or LOGMEL40.to_dict()
+        return {
+            "preset": self.preset,
+            "class_names": list(self.utts.class_names),
+            "features": features,
+            "unit": self.unit,
+            "data": {"root": str(self.dataset.root), "format": self.dataset.format,
+                     "n_utterances": len(self.utts)},
+            "split": {"method": "by_utterance_per_speaker", "seed": self.seed,
+                      "valid_fraction": self.settings["valid_fraction"],
+                      "n_train": len(self.train_idx), "n_valid": len(self.valid_idx),
+                      "valid_ids": [self.utts.utt_ids[i] for i in self.valid_idx.tolist()]},
+        }
+
+
+def make_task(dataset: Dataset, preset: str, overrides: dict, seed: int) -> SpeakerTask:
+    """The speaker task for the training engine: preset + overrides, split seeded by `seed`."""
+    if dataset.kind != "speaker":
+        raise HwmlError(f"{dataset.root}: holds {dataset.kind} data, not speaker data")
+    return SpeakerTask(dataset, preset, resolve_settings(preset, overrides), seed)
+
+
+# ------------------------------------------------------------------------- inference on utterances
+
+def _inference_settings(config: dict | None) -> tuple[int, int]:
+    s = (config or {}).get("settings", {})
+    return int(s.get("infer_window", SETTINGS["infer_window"])), int(s.get("infer_frames", SETTINGS["infer_frames"]))
+
+
+@torch.no_grad()
+def _per_utterance(fn, model: nn.Module, utts: UtteranceSet, config: dict | None, dim: int) -> Tensor:
+    window, frames = _inference_settings(config)
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    out = torch.zeros(len(utts), dim)
+    try:
+        for b in window_batches(utts, None, window, frames):
+            rows = fn(b.x.to(device), b.mask.to(device)).float().cpu()
+            out[b.utts] = average_rows(rows, b.owner, len(b.utts))
+    finally:
+        model.train(was_training)
+    return out
+
+
+def predict_logits(model: nn.Module, config: dict | None, split) -> Tensor:
+    """(N, C) utterance scores (logits; averaged over windows of long utterances), no cropping."""
+    return _per_utterance(model, model, as_utterances(split), config, model.n_classes)
+
+
+def embed(model: nn.Module, feats, config: dict | None = None) -> Tensor:
+    """(N, D) L2-normalised speaker embeddings (the pooled vector) of whole utterances."""
+    utts = as_utterances(feats)
+    return F.normalize(_per_utterance(model.embed, model, utts, config, model.emb_dim), dim=-1)
+
+
+def cosine_similarity(a: Tensor, b: Tensor) -> Tensor:
+    """Cosine similarity of embeddings: (D,)x(D,) -> scalar, (N,D)x(M,D) -> (N, M)."""
+    a2, b2 = F.normalize(torch.atleast_2d(a), dim=-1), F.normalize(torch.atleast_2d(b), dim=-1)
+    sim = a2 @ b2.T
+    return sim.reshape(()) if a.ndim == 1 and b.ndim == 1 else sim
+
+
+# ------------------------------------------------------------------------------------- predict
+
+def load_clip(clip, features: dict | None = None) -> Tensor:
+    """(T, 40) features of a clip: a feature tensor/array, a .pt/.npy file, or an audio file."""
+    if isinstance(clip, (str, Path)):
+        path = Path(clip)
+        suffix = path.suffix.lower()
+        if suffix in FEATURE_SUFFIXES:
+            from hwml.safeio import load_tensor_file
+
+            return load_tensor_file(path, width=N_MELS)
+        if suffix in AUDIO_SUFFIXES:
+            from hwml.audio import LOGMEL40, FeatureParams, featurize
+
+            params = FeatureParams.from_dict(features) if features else LOGMEL40
+            return featurize(path, params)
+        raise HwmlError(f"{path}: not a feature file ({', '.join(FEATURE_SUFFIXES)}) "
+                        f"or audio file ({', '.join(AUDIO_SUFFIXES)})")
+    x = torch.as_tensor(clip, dtype=torch.float32)
+    if x.ndim != 2 or x.shape[1] != N_MELS or x.shape[0] == 0:
+        raise HwmlError(f"expected (frames, {N_MELS}) features, got shape {tuple(x.shape)}")
+    return x
+
+
+def _write_csv(path: Path, header: list[str], rows) -> None:
+    from hwml.safeio import atomic_write_text
+
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    atomic_write_text(path, buf.getvalue())
+
+
+TOP_K = 5
+
+
+def predict_files(run_dir, inputs: list[Path], out_csv: Path) -> dict:
+    """CLI `predict` for a speaker run; writes out_csv atomically and returns a summary.
+
+    - one HW4 Dataset folder (or zip) with testdata.json: the course submission, header
+      `Id,Category`, Id = feature_path, Category = speaker name, rows in testdata.json order;
+    - feature files (.pt/.npy, (T, 40)) or audio files: header
+      `Id,Category,top1,p1,...,top5,p5`, Id = the path as given, Category = the best speaker,
+      topK/pK = the K-th most likely speaker and its softmax probability (fewer columns when the
+      run knows fewer than 5 speakers).
+    """
+    from hwml.runs import load_run
+
+    model, config = load_run(run_dir)
+    names = config["class_names"]
+    inputs = [Path(p) for p in inputs]
+    folders = [p for p in inputs if p.is_dir() or p.suffix.lower() == ".zip"]
+    if folders:
+        if len(inputs) != 1:
+            raise HwmlError(f"{folders[0]}: give a data folder alone, not together with other inputs")
+        from hwml.data import load_dataset
+
+        dataset = load_dataset(folders[0])
+        if dataset.kind != "speaker" or dataset.test is None:
+            raise HwmlError(f"{folders[0]}: no HW4 test split (testdata.json) to predict")
+        logits = predict_logits(model, config, dataset.test)
+        pred = logits.argmax(-1).tolist()
+        _write_csv(out_csv, ["Id", "Category"], zip(dataset.test.utt_ids, (names[i] for i in pred)))
+        return {"out": str(out_csv), "rows": len(pred), "format": "submission", "header": "Id,Category"}
+    feats = [load_clip(p, config.get("features")) for p in inputs]
+    probs = predict_logits(model, config, feats).softmax(-1)
+    k = min(TOP_K, len(names))
+    top_p, top_i = probs.topk(k, dim=-1)
+    header = ["Id", "Category"] + [c for j in range(1, k + 1) for c in (f"top{j}", f"p{j}")]
+    rows = [[str(path), names[ti[0]]] + [v for j in range(k) for v in (names[ti[j]], f"{tp[j]:.6f}")]
+            for path, ti, tp in zip(inputs, top_i.tolist(), top_p.tolist())]
+    _write_csv(out_csv, header, rows)
+    return {"out": str(out_csv), "rows": len(rows), "format": "top5", "header": ",".join(header)}
+
+
+# ------------------------------------------------------------------------------------ enrolment
+
+ENROLLMENT_FORMAT = "hwml-speaker-enrollments"
+
+
+@dataclass
+class Enrollment:
+    """A speaker known by a mean embedding, not by a trained class: no retraining needed."""
+    name: str
+    embedding: Tensor      # (D,) L2-normalised mean of the clips' embeddings
+    n_clips: int
+    model_id: str          # embeddings of different models are not comparable
+
+
+def model_fingerprint(model: nn.Module) -> str:
+    """A short hash of the weights: enrolments are only valid for the model that made them."""
+    h = hashlib.sha256()
+    for name, t in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(t.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def _model_and_features(source) -> tuple[nn.Module, dict | None]:
+    if isinstance(source, nn.Module):
+        return source, None
+    if isinstance(source, tuple) and len(source) == 2 and isinstance(source[0], nn.Module):
+        return source[0], source[1].get("features")
+    from hwml.runs import load_run
+
+    model, config = load_run(source)
+    return model, config.get("features")
+
+
+def enroll(source, name: str, clips, features: dict | None = None) -> Enrollment:
+    """Enrol `name` from a few clips (audio files, .pt/.npy files or (T, 40) tensors).
+
+    source: a run folder, a model, or (model, config) as returned by hwml.runs.load_run.
+    """
+    model, run_features = _model_and_features(source)
+    clips = list(clips) if isinstance(clips, (list, tuple)) else [clips]
+    if not name or not clips:
+        raise HwmlError("enrolment needs a speaker name and at least one clip")
+    feats = [load_clip(c, features or run_features) for c in clips]
+    emb = embed(model, feats).mean(0)
+    return Enrollment(name, F.normalize(emb, dim=0), len(feats), model_fingerprint(model))
+
+
+def identify(source, enrollments: list[Enrollment], clip, features: dict | None = None) -> list[tuple[str, float]]:
+    """Enrolled speakers ranked by cosine similarity to the clip's embedding, best first."""
+    model, run_features = _model_and_features(source)
+    if not enrollments:
+        raise HwmlError("no enrolled speakers to compare with")
+    fp = model_fingerprint(model)
+    stale = [e.name for e in enrollments if e.model_id != fp]
+    if stale:
+        raise HwmlError(f"speakers {', '.join(stale)} were enrolled with another model: enrol them again")
+    query = embed(model, [load_clip(clip, features or run_features)])[0]
+    scores = cosine_similarity(query[None], torch.stack([e.embedding for e in enrollments]))[0]
+    return sorted(((e.name, float(s)) for e, s in zip(enrollments, scores)), key=lambda p: -p[1])
+
+
+def save_enrollments(path, enrollments: list[Enrollment]) -> Path:
+    """A plain JSON file: {"format", "version", "speakers": [{name, n_clips, model_id, embedding}]}."""
+    from hwml.safeio import write_json_atomic
+
+    return write_json_atomic(path, {
+        "format": ENROLLMENT_FORMAT, "version": 1,
+        "speakers": [{"name": e.name, "n_clips": e.n_clips, "model_id": e.model_id,
+                      "embedding": [round(v, 7) for v in e.embedding.tolist()]} for e in enrollments],
+    }, indent=None)
+
+
+def load_enrollments(path) -> list[Enrollment]:
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if data.get("format") != ENROLLMENT_FORMAT:
+            raise ValueError("not an hwml enrolment file")
+        return [Enrollment(str(s["name"]), torch.tensor(s["embedding"], dtype=torch.float32),
+                           int(s["n_clips"]), str(s["model_id"])) for s in data["speakers"]]
+    except FileNotFoundError:
+        raise HwmlError(f"{path}: no such file") from None
+    except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError) as exc:
+        raise HwmlError(f"{path}: unreadable enrolment file ({exc})") from None

@@ -1,0 +1,76 @@
+"""The Gradio app: four tabs wired to hwml functions (one module per tab).
+
+`build_app()` returns the Blocks and the context behind it; `app.py` launches it. The UI only
+wires components to hwml: training runs, evaluation, prediction and the lessons all live in
+the package, where the CLI uses them too.
+"""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from hwml.jobs import JobRegistry
+from hwml.ui.widgets import CSS, AppContext, run_dropdown_update, session_of
+from hwml.workspace import Workspace
+
+TITLE = "hwml: NTU ML HW2 phonemes & HW4 speakers"
+INTRO = ("# hwml\nRe-creates **HW2** (frame-wise phoneme classification) and **HW4** (speaker classification) "
+         "of Hung-yi Lee's NTU Machine Learning course: train with live curves, inspect confusion matrices, "
+         "predict from feature files, audio or your microphone. Everything runs on this machine; the built-in "
+         "corpus is synthesised here, nothing is downloaded.")
+
+
+def theme() -> gr.themes.Base:
+    """The default look with system fonts: the stock theme would fetch web fonts, and a Space
+    or a classroom may have no network."""
+    return gr.themes.Default(font=["ui-sans-serif", "system-ui", "sans-serif"],
+                             font_mono=["ui-monospace", "SFMono-Regular", "monospace"])
+
+
+def build_app(ctx: AppContext | None = None) -> tuple[gr.Blocks, AppContext]:
+    from hwml.ui import learn_tab, phoneme_tab, runs_tab, speaker_tab
+
+    ctx = ctx or AppContext(workspace=Workspace.from_env(), jobs=JobRegistry())
+    with gr.Blocks(title=TITLE, analytics_enabled=False) as demo:
+        gr.Markdown(INTRO)
+        with gr.Tabs():
+            with gr.Tab("Phoneme (HW2)", id="phoneme"):
+                phoneme = phoneme_tab.build(ctx)
+            with gr.Tab("Speaker (HW4)", id="speaker"):
+                speaker = speaker_tab.build(ctx)
+            with gr.Tab("Runs", id="runs") as runs_tab_block:
+                runs = runs_tab.RunsTab(ctx)
+            with gr.Tab("Learn", id="learn"):
+                learn_tab.LearnTab(ctx)
+
+        # keep every run picker current: on page load, when a tab opens, and after a run ends
+        for kind, parts in (("phoneme", phoneme), ("speaker", speaker)):
+            pickers = [parts["evaluate"].run, parts["predict"].run]
+
+            def refresh(a, b, request: gr.Request, kind=kind):
+                session = session_of(request)
+                return run_dropdown_update(ctx, session, kind, a), run_dropdown_update(ctx, session, kind, b)
+
+            for trigger in (parts["eval_tab"].select, parts["predict_tab"].select):
+                trigger(refresh, pickers, pickers, api_visibility="private", queue=False)
+            train = parts["train"]
+            train.start_event.then(refresh, pickers, pickers, api_visibility="private", queue=False)
+            train.stop_event.then(refresh, pickers, pickers, api_visibility="private", queue=False)
+            demo.load(refresh, pickers, pickers, api_visibility="private", queue=False)
+        runs_tab_block.select(runs.list_runs, runs.pick, [runs.table, runs.pick, runs.delete_pick],
+                              api_visibility="private")
+
+        def on_load():
+            """The first visitor starts the built-in corpus (cached after that)."""
+            ctx.workspace.corpus.start()
+
+        def on_unload(request: gr.Request):
+            """The tab closed: stop its runs, so no training thread outlives its viewer."""
+            ctx.jobs.stop_session(session_of(request))
+
+        demo.load(on_load, None, None, api_visibility="private", queue=False)
+        demo.unload(on_unload)
+    return demo, ctx
+
+
+__all__ = ["build_app", "theme", "CSS", "TITLE"]

@@ -1,0 +1,108 @@
+"""Matplotlib figures the app shows: confusion heatmaps, phone strips under spectrograms, and
+the Learn tab's audio-to-features views. Drawing only; every number comes from hwml."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def confusion_heatmap(matrix, class_names: list[str], title: str = "", max_classes: int = 45):
+    """Row-normalised confusion matrix with class names on both axes. With more classes than
+    fit, the ones with the most errors are shown (say so in the title)."""
+    m = np.asarray(matrix, dtype=float)
+    names = list(class_names)
+    note = ""
+    if len(names) > max_classes:
+        errors = m.sum(1) - np.diag(m) + m.sum(0) - np.diag(m)
+        keep = np.sort(np.argsort(-errors)[:max_classes])
+        m, names = m[np.ix_(keep, keep)], [names[i] for i in keep]
+        note = f" ({max_classes} most confused of {len(class_names)})"
+    rows = m.sum(1, keepdims=True)
+    norm = np.divide(m, rows, out=np.zeros_like(m), where=rows > 0)
+    size = max(5.0, 0.22 * len(names) + 2)
+    fig, ax = plt.subplots(figsize=(size + 1, size))
+    im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(names)), names, rotation=90, fontsize=7)
+    ax.set_yticks(range(len(names)), names, fontsize=7)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title((title or "confusion matrix (rows sum to 1)") + note, fontsize=10)
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02)
+    fig.tight_layout()
+    return _done(fig)
+
+
+def phone_strip(times, logmel, segments, title: str = ""):
+    """The log-mel spectrogram with the predicted phones in a strip under it, on one time axis.
+
+    times: (T,) frame centres (s); logmel: (T, n_mels); segments: [(start s, end s, phone)].
+    """
+    logmel = np.asarray(logmel)
+    times = np.asarray(times)
+    end = float(segments[-1][1]) if segments else (float(times[-1]) if len(times) else 1.0)
+    fig, (ax_spec, ax_strip) = plt.subplots(2, 1, figsize=(11, 3.6), sharex=True,
+                                            gridspec_kw={"height_ratios": [3, 1], "hspace": 0.05})
+    if len(times):
+        ax_spec.imshow(logmel.T, origin="lower", aspect="auto", cmap="magma",
+                       extent=(0.0, end, 0, logmel.shape[1]))
+    ax_spec.set_ylabel("mel bin")
+    ax_spec.set_title(title or "log-mel spectrogram and predicted phones", fontsize=10)
+    palette = plt.get_cmap("tab20")
+    phones = sorted({s[2] for s in segments})
+    colour = {p: palette(i % 20) for i, p in enumerate(phones)}
+    for start, stop, phone in segments:
+        ax_strip.axvspan(start, stop, color=colour[phone], alpha=0.85 if phone != "sil" else 0.25)
+        if stop - start >= 0.035:
+            ax_strip.text((start + stop) / 2, 0.5, phone, ha="center", va="center", fontsize=8)
+    ax_strip.set_yticks([])
+    ax_strip.set_xlim(0, end)
+    ax_strip.set_xlabel("time (s)")
+    return _done(fig)
+
+
+def feature_views(views, phones=None):
+    """Wave -> power spectrogram -> log-mel (HW4) -> MFCC-39 (HW2), one panel each."""
+    t = views.times
+    end = float(t[-1] + 0.0125) if len(t) else 1.0
+    fig, axes = plt.subplots(3, 1, figsize=(11, 7), sharex=True)
+    axes[0].imshow(views.power_db, origin="lower", aspect="auto", cmap="magma",
+                   extent=(0, end, 0, views.freqs_hz[-1] / 1000))
+    axes[0].set_ylabel("kHz")
+    axes[0].set_title("power spectrogram (25 ms Hann windows every 10 ms)", fontsize=10)
+    axes[1].imshow(views.logmel.T, origin="lower", aspect="auto", cmap="magma", extent=(0, end, 0, 40))
+    axes[1].set_ylabel("mel bin")
+    axes[1].set_title("40 log-mel filterbank energies: HW4's features", fontsize=10)
+    axes[2].imshow(views.mfcc.T, origin="lower", aspect="auto", cmap="coolwarm", extent=(0, end, 0, 39))
+    axes[2].set_ylabel("dim")
+    axes[2].set_title("13 MFCC + 13 deltas + 13 delta-deltas, normalised per utterance: HW2's 39", fontsize=10)
+    if phones:
+        for start, _stop, _name in phones:
+            axes[0].axvline(start, color="white", lw=0.4, alpha=0.5)
+        for start, stop, name in phones:
+            axes[0].text((start + stop) / 2, views.freqs_hz[-1] / 1000 * 0.92, name, color="white",
+                         ha="center", fontsize=7)
+    axes[2].set_xlabel("time (s)")
+    fig.tight_layout()
+    return _done(fig)
+
+
+def waveform(wave, sample_rate: int):
+    wave = np.asarray(wave)
+    fig, ax = plt.subplots(figsize=(11, 1.8))
+    ax.plot(np.arange(len(wave)) / sample_rate, wave, lw=0.5)
+    ax.set_xlim(0, len(wave) / sample_rate)
+    ax.set_xlabel("time (s)")
+    ax.set_title(f"waveform, {sample_rate} Hz", fontsize=10)
+    fig.tight_layout()
+    return _done(fig)
+
+
+def _done(fig):
+    """Gradio renders the figure; close it here so pyplot keeps no reference (no leak per call)."""
+    plt.close(fig)
+    return fig

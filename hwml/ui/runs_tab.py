@@ -1,0 +1,74 @@
+"""The Runs tab: every run of this session plus the shipped ones, their curves overlaid, and
+deleting a run. Runs of other sessions are never listed (`hwml.workspace` keeps them apart)."""
+
+from __future__ import annotations
+
+import gradio as gr
+import pandas as pd
+
+from hwml.ui.widgets import AppContext, curve_frames, empty_curves, session_of, user_errors
+
+METRICS = {"valid accuracy": ("acc", "valid"), "train accuracy": ("acc", "train"),
+           "valid loss": ("loss", "valid"), "train loss": ("loss", "train")}
+COLUMNS = ["run", "task", "preset", "model", "data", "best valid acc", "steps", "finished", "shipped"]
+
+
+def runs_table(entries) -> pd.DataFrame:
+    rows = [(e.path.name if not e.shipped else f"★ {e.key}", e.task, e.preset, e.model, e.data,
+             None if e.best_valid_acc is None else round(float(e.best_valid_acc), 4), e.steps, e.finished, e.shipped)
+            for e in entries]
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+class RunsTab:
+    def __init__(self, ctx: AppContext):
+        self.ctx = ctx
+        with gr.Row():
+            self.refresh = gr.Button("Refresh", elem_id="runs-refresh", scale=0, min_width=120)
+            gr.Markdown("Your runs in this browser session and the shipped checkpoints (★). "
+                        "Tick several to overlay their curves.")
+        self.table = gr.Dataframe(runs_table([]), interactive=False, elem_id="runs-table", max_height=360)
+        with gr.Row():
+            self.pick = gr.Dropdown([], multiselect=True, allow_custom_value=True, label="Overlay these runs", scale=3,
+                                    elem_id="runs-pick")
+            self.metric = gr.Radio(list(METRICS), value="valid accuracy", label="Curve", scale=1)
+        self.plot = gr.LinePlot(empty_curves(), x="step", y="value", color="series", height=320,
+                                title="runs compared", elem_id="runs-plot")
+        with gr.Row():
+            self.delete_pick = gr.Dropdown([], label="Delete a run of yours", allow_custom_value=True, scale=3)
+            self.delete_button = gr.Button("Delete", variant="stop", scale=1)
+        self.message = gr.Markdown()
+        listing = [self.table, self.pick, self.delete_pick]
+        self.refresh.click(self.list_runs, self.pick, listing, api_name="runs_list")
+        self.pick.change(self.overlay, [self.pick, self.metric], self.plot, api_name="runs_overlay")
+        self.metric.change(self.overlay, [self.pick, self.metric], self.plot, api_visibility="private")
+        self.delete_button.click(self.delete, self.delete_pick, [self.message], api_name="runs_delete").then(
+            self.list_runs, self.pick, listing, api_visibility="private")
+
+    def list_runs(self, picked, request: gr.Request):
+        entries = self.ctx.workspace.visible_runs(session_of(request))
+        keys = [e.key for e in entries]
+        choices = [(e.label + f" ({e.task})", e.key) for e in entries]
+        own = [(e.label, e.key) for e in entries if not e.shipped]
+        return (runs_table(entries), gr.update(choices=choices, value=[k for k in (picked or []) if k in keys]),
+                gr.update(choices=own, value=own[0][1] if own else None))
+
+    @user_errors
+    def overlay(self, picked, metric, request: gr.Request):
+        """One curve per picked run (and the chosen metric), on a shared step axis."""
+        from hwml.runs import read_metrics
+
+        which, split = METRICS[metric]
+        frames = []
+        for key in picked or []:
+            entry = self.ctx.workspace.find_run(session_of(request), key)
+            name = entry.key if entry.shipped else entry.path.name
+            loss, acc = curve_frames(read_metrics(entry.path), run=name)
+            frame = acc if which == "acc" else loss
+            frames.append(frame[frame["series"].str.endswith(f"{split} {which}")])
+        return pd.concat(frames, ignore_index=True) if frames and any(len(f) for f in frames) else empty_curves()
+
+    @user_errors
+    def delete(self, key, request: gr.Request):
+        name = self.ctx.workspace.delete_run(session_of(request), key, active=self.ctx.jobs.active_run_dirs())
+        return f"Deleted `{name}`."

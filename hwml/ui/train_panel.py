@@ -1,0 +1,191 @@
+"""The Train panel both task tabs share: data source, preset, hyper-parameters, Start/Stop,
+live curves, progress, throughput and ETA.
+
+Start streams a `hwml.jobs.TrainingJob` (queued behind the app-wide training limit; Gradio
+shows the queue position); Stop sets the run's stop flag and cancels the stream, and the final
+state is drawn from the run itself, so the best weights and the last curve points are kept.
+"""
+
+from __future__ import annotations
+
+import json
+
+import gradio as gr
+
+from hwml.errors import HwmlError
+from hwml.jobs import JobView
+from hwml.workspace import (BUILTIN_FOLDERS, SOURCE_AUDIO, SOURCE_BUILTIN, SOURCE_PATH, SOURCE_ZIP, SOURCES,
+                            local_paths_allowed)
+from hwml.ui.widgets import (AppContext, curve_frames, empty_curves, latest_event, progress_html, session_of,
+                             status_markdown, user_errors)
+
+TRAINING_QUEUE = "training"  # one Gradio concurrency group for every training event of the app
+
+
+def parse_settings(text: str | None) -> dict:
+    """`key=value` pairs (comma or newline separated) as typed in the extra-settings box; values
+    are JSON where they parse (numbers, booleans, lists), strings otherwise."""
+    out = {}
+    for item in (text or "").replace("\n", ",").split(","):
+        item = item.strip()
+        if not item:
+            continue
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise HwmlError(f"extra settings: {item!r} is not key=value")
+        try:
+            out[key.strip()] = json.loads(raw.strip())
+        except json.JSONDecodeError:
+            out[key.strip()] = raw.strip()
+    return out
+
+
+def _number(value, name: str, integer: bool = False, minimum: float = 0.0, zero_is_default: bool = False):
+    """A Number box's value: None when empty (or 0 where 0 means "the preset's"); HwmlError when
+    out of range."""
+    if value is None or value == "" or (zero_is_default and value == 0):
+        return None
+    if integer and float(value) != int(value):
+        raise HwmlError(f"{name} must be a whole number, got {value}")
+    value = int(value) if integer else float(value)
+    if value <= minimum:
+        raise HwmlError(f"{name} must be more than {minimum:g}, got {value}")
+    return value
+
+
+class TrainPanel:
+    """Builds the panel inside the current Blocks context and wires its events."""
+
+    def __init__(self, ctx: AppContext, kind: str, presets: list[str], default_preset: str):
+        self.ctx, self.kind = ctx, kind
+        formats = list(BUILTIN_FOLDERS[kind])
+        sources = list(SOURCES) if local_paths_allowed() else [s for s in SOURCES if s != SOURCE_PATH]
+        with gr.Row():
+            with gr.Column(scale=1, min_width=300):
+                self.source = gr.Radio(sources, value=SOURCE_BUILTIN, label="Data")
+                self.builtin_format = gr.Dropdown(formats, value=formats[0], label="Built-in corpus format",
+                                                  visible=len(formats) > 1,
+                                                  info="libriphone keeps utterance boundaries (needed by 'boss')")
+                self.corpus_status = gr.Markdown(ctx.workspace.corpus.status())
+                self.corpus_timer = gr.Timer(2.0, active=not ctx.workspace.corpus.ready)
+                self.path = gr.Textbox(label="Folder path on this machine", visible=False,
+                                       placeholder="/data/timit_11 or /data/libriphone" if kind == "phoneme"
+                                       else "/data/Dataset")
+                self.upload = gr.File(label="Zip of the folder", file_types=[".zip"], visible=False,
+                                      type="filepath")
+                self.preset = gr.Dropdown(presets, value=default_preset, label="Preset")
+                with gr.Row():
+                    self.max_steps = gr.Number(label="Max steps", value=300, precision=0, minimum=1)
+                    self.max_seconds = gr.Number(label="Max seconds", value=120, minimum=1,
+                                                 info=f"capped at {ctx.jobs.limits.max_run_seconds:g}")
+                with gr.Row():
+                    self.lr = gr.Number(label="Learning rate (0: preset's)", value=0)
+                    self.batch_size = gr.Number(label="Batch size (0: preset's)", value=0, precision=0)
+                with gr.Row():
+                    self.seed = gr.Number(label="Seed", value=0, precision=0)
+                    self.valid_every = gr.Number(label="Validate every N steps (0: preset's)", value=50,
+                                                 precision=0)
+                self.extra = gr.Textbox(label="Extra settings (key=value, ...)", placeholder="dropout=0.3, patience=5")
+                with gr.Row():
+                    self.start = gr.Button("Start", variant="primary", elem_id=f"{kind}-train-start")
+                    self.stop = gr.Button("Stop", variant="stop", elem_id=f"{kind}-train-stop")
+            with gr.Column(scale=2):
+                self.status = gr.Markdown("Pick data and a preset, then Start.", elem_id=f"{kind}-train-status")
+                self.progress = gr.HTML(progress_html(None), elem_id=f"{kind}-train-progress")
+                with gr.Row():
+                    self.loss_plot = gr.LinePlot(empty_curves(), x="step", y="value", color="series",
+                                                 title="loss", y_title="loss", height=260,
+                                                 elem_id=f"{kind}-loss-plot")
+                    self.acc_plot = gr.LinePlot(empty_curves(), x="step", y="value", color="series",
+                                                title="accuracy", y_title="accuracy", y_lim=[0, 1], height=260,
+                                                elem_id=f"{kind}-acc-plot")
+                with gr.Accordion("Latest event (raw)", open=False):
+                    self.event = gr.JSON(label="latest event")
+        self.outputs = [self.status, self.progress, self.loss_plot, self.acc_plot, self.event]
+        self._wire()
+
+    # --- events -----------------------------------------------------------------------------
+    def _wire(self) -> None:
+        self.source.change(self._source_visibility, self.source, [self.builtin_format, self.path, self.upload,
+                                                                 self.corpus_status], api_visibility="private",
+                           queue=False)
+        self.corpus_timer.tick(self._corpus_tick, None, [self.corpus_status, self.corpus_timer],
+                               api_visibility="private", queue=False, show_progress="hidden")
+        inputs = [self.source, self.builtin_format, self.path, self.upload, self.preset, self.max_steps,
+                  self.max_seconds, self.lr, self.batch_size, self.seed, self.valid_every, self.extra]
+        self.start_event = self.start.click(
+            self.train, inputs, self.outputs, api_name=f"{self.kind}_train",
+            concurrency_limit=self.ctx.jobs.limits.max_training, concurrency_id=TRAINING_QUEUE,
+            show_progress="full", show_progress_on=[self.status], trigger_mode="once")
+        self.stop_event = self.stop.click(self.request_stop, None, None, cancels=[self.start_event],
+                                          api_name=f"{self.kind}_stop").then(
+            self.final_view, None, self.outputs, api_visibility="undocumented", show_progress="hidden")
+
+    def _corpus_tick(self):
+        """Refresh the built-in corpus's status until it is ready, then stop ticking."""
+        corpus = self.ctx.workspace.corpus
+        return corpus.status(), gr.Timer(active=not corpus.ready)
+
+    def _source_visibility(self, source: str):
+        builtin = source == SOURCE_BUILTIN
+        return (gr.update(visible=builtin and len(BUILTIN_FOLDERS[self.kind]) > 1),
+                gr.update(visible=source in (SOURCE_PATH, SOURCE_AUDIO) and local_paths_allowed()),
+                gr.update(visible=source in (SOURCE_ZIP, SOURCE_AUDIO)),
+                gr.update(value=self.ctx.workspace.corpus.status(), visible=builtin))
+
+    def _overrides(self, lr, batch_size, valid_every, extra) -> dict:
+        overrides = parse_settings(extra)
+        if (value := _number(lr, "learning rate", zero_is_default=True)) is not None:
+            overrides.setdefault("lr", value)
+        if (value := _number(batch_size, "batch size", integer=True, zero_is_default=True)) is not None:
+            overrides.setdefault("batch_size", value)
+        if (value := _number(valid_every, "validation interval", integer=True, zero_is_default=True)) is not None:
+            overrides.setdefault("valid_every", value)
+        return overrides
+
+    def _render(self, view: JobView):
+        loss, acc = curve_frames(view.events)
+        return (status_markdown(view), progress_html(view), loss if len(loss) else empty_curves(),
+                acc if len(acc) else empty_curves(), latest_event(view))
+
+    @user_errors
+    def train(self, source, builtin_format, path, upload, preset, max_steps, max_seconds, lr, batch_size, seed,
+              valid_every, extra, request: gr.Request):
+        """Start a run for this session and stream its curves until it ends."""
+        session = session_of(request)
+        ws, jobs = self.ctx.workspace, self.ctx.jobs
+        prepare = ws.resolve_source(session, self.kind, source, builtin_format=builtin_format, path=path,
+                                    upload=upload)
+        overrides = self._overrides(lr, batch_size, valid_every, extra)
+        steps = _number(max_steps, "max steps", integer=True)
+        seconds = _number(max_seconds, "max seconds")
+        seed = int(seed or 0)
+        run_dir = ws.new_run_dir(session, self.kind, preset)
+        job = jobs.submit(session, self.kind, run_dir=run_dir, prepare=prepare, preset=preset, overrides=overrides,
+                          max_steps=steps, max_seconds=seconds, seed=seed, on_finish=self._after_run)
+        view = None
+        for view in job.stream(interval=0.5):
+            yield self._render(view)
+        if view is not None and view.state == "failed":
+            raise HwmlError(view.error or "the run failed")
+
+    def _after_run(self, job) -> None:
+        """Runs in the training thread when a run ends: drop an empty folder, keep disk in budget."""
+        try:
+            if job.run_dir.is_dir() and not any(job.run_dir.iterdir()):
+                job.run_dir.rmdir()
+        except OSError:
+            pass
+        self.ctx.workspace.prune(active=self.ctx.jobs.active_run_dirs() - {job.run_dir.resolve()})
+
+    def request_stop(self, request: gr.Request):
+        """Set the stop flag at once; the engine ends within a second and keeps the best weights."""
+        self.ctx.jobs.stop(session_of(request), self.kind)
+
+    def final_view(self, request: gr.Request):
+        """After Stop: wait for the run to wind down, then draw its final state."""
+        job = self.ctx.jobs.get(session_of(request), self.kind)
+        if job is None:
+            return ("Stopped (nothing was running).", progress_html(None), empty_curves(), empty_curves(), {})
+        job.join(timeout=5.0)
+        return self._render(job.poll())

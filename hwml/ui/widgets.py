@@ -1,0 +1,142 @@
+"""Pieces every tab uses: the app context, user-error handling, run pickers, curve tables.
+
+Only presentation lives here: turning hwml results into what Gradio components display.
+"""
+
+from __future__ import annotations
+
+import functools
+import html
+import inspect
+from dataclasses import dataclass
+
+import gradio as gr
+import pandas as pd
+
+from hwml.errors import HwmlError
+from hwml.jobs import JobRegistry, JobView, format_duration
+from hwml.workspace import Workspace
+
+
+@dataclass
+class AppContext:
+    """What every tab needs: where files live, and the training runs in flight."""
+
+    workspace: Workspace
+    jobs: JobRegistry
+
+
+def session_of(request: gr.Request | None) -> str:
+    """The browser session a call belongs to (gradio_client calls get their own too)."""
+    return getattr(request, "session_hash", None) or "anonymous"
+
+
+def user_errors(fn):
+    """Show an HwmlError as a visible message (gr.Error), not a red traceback; the session goes on."""
+    if inspect.isgeneratorfunction(fn):
+        @functools.wraps(fn)
+        def gen_wrapper(*args, **kwargs):
+            try:
+                yield from fn(*args, **kwargs)
+            except HwmlError as exc:
+                raise gr.Error(str(exc), print_exception=False) from None
+        return gen_wrapper
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except HwmlError as exc:
+            raise gr.Error(str(exc), print_exception=False) from None
+    return wrapper
+
+
+# --------------------------------------------------------------------------------------- runs
+
+def run_choices(ctx: AppContext, session: str, kind: str | None) -> list[tuple[str, str]]:
+    """(label, key) of every run this session may pick for a task: its own first, then shipped."""
+    return [(e.label, e.key) for e in ctx.workspace.visible_runs(session, kind)]
+
+
+def shipped_choices(ctx: AppContext, kind: str | None) -> list[tuple[str, str]]:
+    """The runs everyone sees (before a session is known, e.g. when the page is built)."""
+    return [(e.label, e.key) for e in ctx.workspace.shipped_runs(kind)]
+
+
+def run_dropdown_update(ctx: AppContext, session: str, kind: str | None, keep: str | None = None):
+    """Refresh a run dropdown's choices, keeping the current pick when it still exists."""
+    choices = run_choices(ctx, session, kind)
+    keys = [k for _, k in choices]
+    value = keep if keep in keys else (keys[0] if keys else None)
+    return gr.update(choices=choices, value=value)
+
+
+NO_RUNS_NOTE = ("No run to pick yet: train one in the Train panel, or ship checkpoints with the "
+                "command in the README (`checkpoints/phoneme`, `checkpoints/speaker`).")
+
+
+# --------------------------------------------------------------------------------------- curves
+
+LOSS_COLUMNS = ("step", "value", "series")
+
+
+def curve_frames(events: list[dict], run: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(loss, accuracy) tables for gr.LinePlot from engine events: one row per point, `series`
+    naming train/valid (prefixed by the run's name when several runs share a plot)."""
+    loss_rows, acc_rows = [], []
+    prefix = f"{run} · " if run else ""
+    for e in events:
+        kind = e.get("event")
+        if kind == "step" and e.get("loss") is not None:
+            loss_rows.append((e["step"], float(e["loss"]), prefix + "train loss"))
+            acc_rows.append((e["step"], float(e["acc"]), prefix + "train acc"))
+        elif kind == "valid" and e.get("valid_loss") is not None:
+            loss_rows.append((e["step"], float(e["valid_loss"]), prefix + "valid loss"))
+            acc_rows.append((e["step"], float(e["valid_acc"]), prefix + "valid acc"))
+    return (pd.DataFrame(loss_rows, columns=list(LOSS_COLUMNS)),
+            pd.DataFrame(acc_rows, columns=list(LOSS_COLUMNS)))
+
+
+def empty_curves() -> pd.DataFrame:
+    return pd.DataFrame({"step": pd.Series(dtype="int64"), "value": pd.Series(dtype="float64"),
+                         "series": pd.Series(dtype="object")})
+
+
+def progress_html(view: JobView | None) -> str:
+    """A progress bar with step count, throughput and ETA."""
+    if view is None:
+        return "<div class='hwml-progress'><div class='hwml-bar'><div style='width:0%'></div></div>" \
+               "<span>not started</span></div>"
+    pct = max(0.0, min(1.0, view.fraction)) * 100
+    parts = [f"step {view.step}" + (f" / {view.max_steps}" if view.max_steps else "")]
+    if view.units_per_s:
+        parts.append(f"{view.units_per_s:,.0f} {html.escape(view.unit)}/s")
+    parts.append(f"elapsed {format_duration(view.elapsed_s)}")
+    if view.eta_s is not None:
+        parts.append(f"ETA {format_duration(view.eta_s)}")
+    if view.best_valid_acc is not None:
+        parts.append(f"best valid acc {view.best_valid_acc:.1%}")
+    return (f"<div class='hwml-progress' data-state='{html.escape(view.state)}' data-step='{view.step}'>"
+            f"<div class='hwml-bar'><div style='width:{pct:.1f}%'></div></div>"
+            f"<span>{pct:.0f}% · {' · '.join(parts)}</span></div>")
+
+
+def status_markdown(view: JobView) -> str:
+    icon = {"queued": "⏳", "preparing": "⚙️", "running": "🏃", "finished": "✅", "stopped": "⏹️",
+            "failed": "❌"}.get(view.state, "")
+    name = view.run_dir.rsplit("/", 1)[-1]
+    return f"{icon} **{view.state}** · run `{name}` · {view.message}"
+
+
+def latest_event(view: JobView) -> dict:
+    """The newest engine event plus where the run stands (what the API's JSON output carries)."""
+    event = dict(view.events[-1]) if view.events else {}
+    return {"state": view.state, "run": view.run_dir.rsplit("/", 1)[-1], "step": view.step,
+            "queue_position": view.position, "message": view.message, "event": event}
+
+
+CSS = """
+.hwml-progress {display:flex; flex-direction:column; gap:4px; font-size:0.9em}
+.hwml-bar {height:10px; border-radius:5px; background:var(--neutral-200); overflow:hidden}
+.hwml-bar > div {height:100%; background:var(--color-accent); transition:width 0.4s}
+"""

@@ -1,0 +1,406 @@
+"""Where the app keeps its files, and where a training run's data comes from.
+
+Many browser sessions share one machine (a classroom Space), so every session gets its own
+folder under one runs root (`HWML_RUNS_DIR`, default `./runs`): its run folders and its
+uploads live there and nowhere else, and a session can list, open or delete only its own runs
+plus the shipped ones (`checkpoints/<task>/`, read-only). Old runs and uploads are pruned,
+oldest first, when the root grows past a disk budget (`HWML_RUNS_DISK_MB`); runs being written
+are never touched.
+
+Data sources (the Train panel's choice) all end as a folder `hwml.data.load_dataset` reads: the
+built-in corpus (generated once in the background, then cached), a course folder on this
+machine (only when running locally: `HWML_ALLOW_LOCAL_PATHS`, off on a Space), a zip of a
+course folder, or an audio folder (zip or path) that `hwml.importers` turns into course format.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import logging
+import os
+import re
+import shutil
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from hwml.errors import HwmlError
+
+log = logging.getLogger(__name__)
+
+KINDS = ("phoneme", "speaker")
+
+SOURCE_BUILTIN = "Built-in corpus"
+SOURCE_PATH = "Course folder on this machine"
+SOURCE_ZIP = "Course folder (zip upload)"
+SOURCE_AUDIO = "Your audio folder (zip or path)"
+SOURCES = (SOURCE_BUILTIN, SOURCE_PATH, SOURCE_ZIP, SOURCE_AUDIO)
+
+# the built-in corpus's sub-folder for each task (and, for phonemes, each course format)
+BUILTIN_FOLDERS = {"phoneme": {"libriphone": "libriphone", "timit_11": "timit_11"}, "speaker": {"hw4": "speaker"}}
+
+
+def local_paths_allowed() -> bool:
+    """Typing a server path is fine on your own machine, not on a shared Space."""
+    raw = os.environ.get("HWML_ALLOW_LOCAL_PATHS")
+    if raw is not None:
+        return raw.strip().lower() in ("1", "true", "yes", "on")
+    return "SPACE_ID" not in os.environ
+
+
+def session_folder_name(session_hash: str | None) -> str:
+    """A folder name for a browser session: a hash, so no client string ever becomes a path."""
+    if not session_hash:
+        session_hash = "anonymous"
+    return "s-" + hashlib.sha256(session_hash.encode("utf-8", "replace")).hexdigest()[:16]
+
+
+def folder_bytes(path: Path) -> int:
+    total = 0
+    for root, _dirs, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(root, name)).st_size
+            except OSError:
+                pass
+    return total
+
+
+@dataclass
+class RunEntry:
+    """One run a session may see: its own, or a shipped checkpoint."""
+
+    key: str              # stable id for dropdowns: "shipped:<task>[/<name>]" or "run:<name>"
+    path: Path
+    task: str | None
+    preset: str | None
+    model: str | None
+    data: str             # where its training data came from, in words
+    best_valid_acc: float | None
+    steps: int | None
+    finished: bool
+    shipped: bool
+    modified: float
+
+    @property
+    def label(self) -> str:
+        acc = f"{self.best_valid_acc:.1%}" if isinstance(self.best_valid_acc, (int, float)) else "no accuracy yet"
+        origin = "shipped" if self.shipped else self.path.name
+        return f"{'★ ' if self.shipped else ''}{origin} · {self.preset or '?'} · {acc}"
+
+
+def _describe_data(config: dict) -> str:
+    for key in ("data", "data_source", "source"):
+        value = config.get(key)
+        if isinstance(value, dict):
+            fmt = value.get("format") or value.get("kind") or ""
+            root = value.get("root") or value.get("path") or ""
+            name = Path(str(root)).name if root else ""
+            return " · ".join(dict.fromkeys(part for part in (fmt, name) if part)) or "?"
+        if isinstance(value, str) and value:
+            return Path(value).name if "/" in value else value
+    return "?"
+
+
+def _entry(path: Path, key: str, shipped: bool) -> RunEntry:
+    from hwml.runs import read_config
+
+    try:
+        config = read_config(path)
+    except HwmlError:
+        config = {}
+    try:
+        modified = max((p.stat().st_mtime for p in path.iterdir()), default=path.stat().st_mtime)
+    except OSError:
+        modified = 0.0
+    return RunEntry(key=key, path=path, task=config.get("task"), preset=config.get("preset"),
+                    model=(config.get("model") or {}).get("name"), data=_describe_data(config),
+                    best_valid_acc=config.get("best_valid_acc"), steps=config.get("steps"),
+                    finished=bool(config.get("finished", False)), shipped=shipped, modified=modified)
+
+
+class BuiltinCorpus:
+    """The built-in corpus, generated in a background thread on first use and then cached.
+
+    `status()` says where it stands in words for the UI; `path()` waits for it.
+    """
+
+    def __init__(self, size: str = "default", root: Path | None = None, seed: int = 0):
+        self.size, self.root, self.seed = size, root, seed
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._done = threading.Event()
+        self._path: Path | None = None
+        self._error: str | None = None
+        self._fraction, self._message = 0.0, "not generated yet"
+
+    @classmethod
+    def from_env(cls) -> BuiltinCorpus:
+        size = os.environ.get("HWML_CORPUS_SIZE", "default").strip() or "default"
+        root = os.environ.get("HWML_CORPUS_DIR")
+        return cls(size=size, root=Path(root) if root else None)
+
+    def start(self) -> None:
+        """Begin generating (or finding the cached copy) in the background; idempotent."""
+        with self._lock:
+            if self._thread is not None:
+                return
+            self._thread = threading.Thread(target=self._build, name="hwml-corpus", daemon=True)
+            self._thread.start()
+
+    def _progress(self, fraction: float, message: str) -> None:
+        self._fraction, self._message = float(fraction), str(message)
+
+    def _build(self) -> None:
+        from hwml.corpus import ensure_corpus
+
+        try:
+            self._path = Path(ensure_corpus(root=self.root, size=self.size, seed=self.seed, progress=self._progress))
+        except HwmlError as exc:
+            self._error = str(exc)
+        except Exception as exc:  # e.g. the speech synthesiser failed to load: say so, keep the app up
+            log.exception("built-in corpus generation failed")
+            self._error = f"internal error: {type(exc).__name__}: {exc}"
+        finally:
+            self._done.set()
+
+    def status(self) -> str:
+        if self._path is not None:
+            return f"Built-in corpus ({self.size}) ready at `{self._path}`"
+        if self._error is not None:
+            return f"Built-in corpus failed: {self._error}"
+        if self._thread is None:
+            return "Built-in corpus: generated on first use"
+        return f"Built-in corpus ({self.size}): generating, {self._fraction:.0%} ({self._message})"
+
+    @property
+    def ready(self) -> bool:
+        return self._path is not None
+
+    def path(self, timeout: float | None = None, on_wait=lambda message: None) -> Path:
+        """The corpus root, generating it first if need be (reporting progress to on_wait)."""
+        self.start()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self._done.wait(0.5):
+            on_wait(self.status())
+            if deadline is not None and time.monotonic() > deadline:
+                raise HwmlError("the built-in corpus is still being generated: try again in a moment")
+        if self._error is not None:
+            raise HwmlError(f"the built-in corpus is not available: {self._error}")
+        return self._path
+
+
+class Workspace:
+    """The runs root with one folder per browser session, and the shipped checkpoints."""
+
+    def __init__(self, root: Path, checkpoints: Path, disk_budget_bytes: int, corpus: BuiltinCorpus | None = None):
+        self.root = Path(root).resolve()
+        self.checkpoints = Path(checkpoints).resolve()
+        self.disk_budget_bytes = int(disk_budget_bytes)
+        self.corpus = corpus or BuiltinCorpus()
+        self._counter = itertools.count(1)
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_env(cls) -> Workspace:
+        root = Path(os.environ.get("HWML_RUNS_DIR") or Path.cwd() / "runs")
+        default_ckpt = Path(__file__).resolve().parent.parent / "checkpoints"
+        checkpoints = Path(os.environ.get("HWML_CHECKPOINTS_DIR") or default_ckpt)
+        raw = os.environ.get("HWML_RUNS_DISK_MB", "1000")
+        try:
+            budget = int(float(raw) * 2**20)
+        except ValueError:
+            raise HwmlError(f"environment variable HWML_RUNS_DISK_MB={raw!r}: expected a number") from None
+        return cls(root, checkpoints, budget, BuiltinCorpus.from_env())
+
+    # --- folders ------------------------------------------------------------------------------
+    def session_dir(self, session_hash: str | None) -> Path:
+        return self.root / "sessions" / session_folder_name(session_hash)
+
+    def new_run_dir(self, session_hash: str | None, kind: str, preset: str) -> Path:
+        """A fresh, unique run folder for this session (created empty)."""
+        runs = self.session_dir(session_hash) / "runs"
+        runs.mkdir(parents=True, exist_ok=True)
+        safe_preset = re.sub(r"[^A-Za-z0-9_-]", "", preset)[:24] or "run"
+        with self._lock:
+            while True:
+                path = runs / f"{kind}-{safe_preset}-{time.strftime('%Y%m%d-%H%M%S')}-{next(self._counter)}"
+                try:
+                    path.mkdir()
+                    return path
+                except FileExistsError:
+                    continue
+
+    def new_upload_dir(self, session_hash: str | None) -> Path:
+        uploads = self.session_dir(session_hash) / "uploads"
+        uploads.mkdir(parents=True, exist_ok=True)
+        with self._lock:
+            while True:
+                path = uploads / f"u{time.strftime('%Y%m%d-%H%M%S')}-{next(self._counter)}"
+                try:
+                    path.mkdir()
+                    return path
+                except FileExistsError:
+                    continue
+
+    # --- runs a session may see ---------------------------------------------------------------
+    def shipped_runs(self, kind: str | None = None) -> list[RunEntry]:
+        from hwml.runs import is_run
+
+        entries = []
+        for task in KINDS:
+            if kind is not None and task != kind:
+                continue
+            folder = self.checkpoints / task
+            if (folder / "config.json").is_file():
+                entries.append(_entry(folder, f"shipped:{task}", shipped=True))
+            elif folder.is_dir():
+                for sub in sorted(folder.iterdir()):
+                    if is_run(sub) and (sub / "config.json").is_file():
+                        entries.append(_entry(sub, f"shipped:{task}/{sub.name}", shipped=True))
+        for entry in entries:
+            entry.task = entry.task or entry.key.split(":")[1].split("/")[0]
+        return entries
+
+    def session_runs(self, session_hash: str | None, kind: str | None = None) -> list[RunEntry]:
+        from hwml.runs import is_run
+
+        folder = self.session_dir(session_hash) / "runs"
+        if not folder.is_dir():
+            return []
+        entries = [_entry(p, f"run:{p.name}", shipped=False) for p in folder.iterdir() if is_run(p)]
+        entries = [e for e in entries if kind is None or e.task == kind or (e.task is None and e.path.name.startswith(kind))]
+        return sorted(entries, key=lambda e: -e.modified)
+
+    def visible_runs(self, session_hash: str | None, kind: str | None = None) -> list[RunEntry]:
+        """This session's runs (newest first), then the shipped ones."""
+        return self.session_runs(session_hash, kind) + self.shipped_runs(kind)
+
+    def find_run(self, session_hash: str | None, key: str | None) -> RunEntry:
+        """The run behind a dropdown key, looked up among the runs this session may see only."""
+        if not key:
+            raise HwmlError("choose a run first")
+        for entry in self.visible_runs(session_hash):
+            if entry.key == key:
+                return entry
+        raise HwmlError(f"run {key!r} is not one of your runs (deleted or pruned?)")
+
+    def delete_run(self, session_hash: str | None, key: str, active: set[Path] = frozenset()) -> str:
+        from hwml.runs import delete_run
+
+        entry = self.find_run(session_hash, key)
+        if entry.shipped:
+            raise HwmlError("shipped checkpoints cannot be deleted from the app")
+        if entry.path.resolve() in active:
+            raise HwmlError(f"{entry.path.name} is still training: stop it first")
+        delete_run(entry.path)
+        return entry.path.name
+
+    # --- disk budget --------------------------------------------------------------------------
+    def prune(self, active: set[Path] = frozenset(), keep: set[Path] = frozenset()) -> list[Path]:
+        """Delete the oldest session runs and uploads until the root fits the disk budget.
+
+        Runs being written (active) and anything in keep are never touched. Returns what went.
+        """
+        sessions = self.root / "sessions"
+        if not sessions.is_dir():
+            return []
+        protected = {p.resolve() for p in (*active, *keep)}
+        items = []
+        for session in sessions.iterdir():
+            for group in ("runs", "uploads"):
+                folder = session / group
+                if not folder.is_dir():
+                    continue
+                for item in folder.iterdir():
+                    if item.is_symlink() or not item.is_dir() or item.resolve() in protected:
+                        continue
+                    try:
+                        items.append((item.stat().st_mtime, item, folder_bytes(item)))
+                    except OSError:
+                        continue
+        total = folder_bytes(sessions)
+        removed = []
+        for _mtime, item, size in sorted(items, key=lambda t: t[0]):
+            if total <= self.disk_budget_bytes:
+                break
+            shutil.rmtree(item, ignore_errors=True)
+            total -= size
+            removed.append(item)
+            log.info("pruned %s (%d bytes) to stay within the disk budget", item, size)
+        return removed
+
+    # --- data sources -------------------------------------------------------------------------
+    def resolve_source(self, session_hash: str | None, kind: str, source: str, *, builtin_format: str | None = None,
+                       path: str | None = None, upload: str | None = None):
+        """Check a Train panel's data choice now (fast; errors as HwmlError) and return a
+        `prepare(report) -> Path` for the training thread, which does the slow part (generating
+        the corpus, importing audio) and reports progress through `report(message)`."""
+        if kind not in KINDS:
+            raise HwmlError(f"unknown task {kind!r}")
+        if source == SOURCE_BUILTIN:
+            formats = BUILTIN_FOLDERS[kind]
+            fmt = builtin_format if builtin_format in formats else next(iter(formats))
+            sub = formats[fmt]
+            corpus = self.corpus
+
+            def prepare_builtin(report) -> Path:
+                return corpus.path(on_wait=report) / sub
+
+            return prepare_builtin
+        if source == SOURCE_PATH:
+            folder = self._local_path(path)
+            self._check_course_folder(folder, kind)
+            return lambda report: folder
+        if source == SOURCE_ZIP:
+            folder = self._extract(session_hash, upload, "a zip of a course folder")
+            self._check_course_folder(folder, kind)
+            return lambda report: folder
+        if source == SOURCE_AUDIO:
+            if upload:
+                src = self._extract(session_hash, upload, "a zip of an audio folder")
+            else:
+                src = self._local_path(path)
+            out = self.new_upload_dir(session_hash) / "imported"
+
+            def prepare_import(report) -> Path:
+                from hwml import importers
+
+                report(f"importing audio from {src.name} into course format (this can take a while)")
+                if kind == "phoneme":
+                    importers.import_phoneme(src, out)
+                else:
+                    importers.import_speaker(src, out, test_fraction=0.2)
+                return out
+
+            return prepare_import
+        raise HwmlError(f"unknown data source {source!r}: choose one of {', '.join(SOURCES)}")
+
+    def _local_path(self, path: str | None) -> Path:
+        if not local_paths_allowed():
+            raise HwmlError("folder paths on the server are turned off here: upload a zip instead")
+        if not path or not path.strip():
+            raise HwmlError("type the path of a folder on this machine")
+        folder = Path(path.strip()).expanduser()
+        if not folder.is_dir():
+            raise HwmlError(f"{folder}: no such folder")
+        return folder.resolve()
+
+    def _extract(self, session_hash: str | None, upload: str | None, what: str) -> Path:
+        from hwml.safeio import safe_extract_zip
+
+        if not upload:
+            raise HwmlError(f"upload {what} first")
+        upload = Path(upload)
+        if upload.suffix.lower() != ".zip":
+            raise HwmlError(f"{upload.name}: expected {what} (.zip)")
+        dest = self.new_upload_dir(session_hash) / "src"
+        return safe_extract_zip(upload, dest)
+
+    @staticmethod
+    def _check_course_folder(folder: Path, kind: str) -> None:
+        from hwml.data import detect_format
+
+        detect_format(folder, kind=kind)  # HwmlError naming the folder when it holds no `kind` data

@@ -1,0 +1,289 @@
+"""hwml.importers: TIMIT layout -> libriphone, speaker folders / FSDD -> HW4, bad files, splits."""
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from hwml import audio
+from hwml.errors import HwmlError
+from hwml.importers import import_phoneme, import_speaker, read_phn
+from hwml.phones import PHONES_39, fold
+
+FSDD = Path(__file__).resolve().parents[2] / "shared" / "data" / "fsdd" / "recordings"
+
+# (phone, end in 16 kHz samples): h#, a vowel, a glottal stop (dropped), a pause, a folded vowel, h#
+SEGMENTS_16K = [("h#", 2400), ("ae", 8000), ("q", 8800), ("pau", 10400), ("ix", 14000), ("h#", 16000)]
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Many small feature ops: one thread is far faster on a shared 2-core box (audio.single_thread)."""
+    with audio.single_thread():
+        yield
+
+
+
+def utterance(seed: int, sr: int):
+    """A 1 s 'utterance': noise in silences, tones in phones; .phn lines at the file's own rate."""
+    rng = np.random.default_rng(seed)
+    x = 0.01 * rng.standard_normal(sr).astype(np.float32)
+    t = np.arange(sr) / sr
+    lines, start = [], 0
+    for k, (phone, end16) in enumerate(SEGMENTS_16K):
+        end = end16 * sr // 16000
+        if phone not in ("h#", "pau"):
+            x[start:end] += 0.3 * np.sin(2 * np.pi * (200 + 150 * k + 20 * seed) * t[start:end])
+        lines.append(f"{start} {end} {phone}")
+        start = end
+    return x, "\n".join(lines) + "\n"
+
+
+def expected_labels(n_frames: int, phn_text: str, sr: int) -> list[int]:
+    """Naive reference: for each frame centre, the 39-class index of the segment under it, or -1."""
+    segs = [(int(a), int(b), fold(p)) for a, b, p in (line.split() for line in phn_text.splitlines())]
+    out = []
+    for t in range(n_frames):
+        centre_s = (t * 160 + 200) / 16000
+        hit = [p for a, b, p in segs if a / sr <= centre_s < b / sr]
+        out.append(PHONES_39.index(hit[0]) if hit and hit[0] else -1)
+    return out
+
+
+@pytest.fixture
+def timit(tmp_path):
+    """TIMIT layout: TRAIN/TEST, dialect regions, speakers; SPHERE .WAV/.PHN, RIFF .wav/.phn, 8 kHz."""
+    root = tmp_path / "TIMIT"
+    files = [  # (path without suffix, sample rate, format, upper-case suffixes)
+        ("TRAIN/DR1/FCJF0/SA1", 16000, "NIST", True),
+        ("TRAIN/DR1/FCJF0/SX37", 16000, "NIST", True),
+        ("TRAIN/DR2/MDAB0/si1039", 16000, "WAV", False),
+        ("TRAIN/DR2/MDAB0/sx9", 8000, "WAV", False),
+        ("TEST/DR1/FAKS0/SA1", 16000, "NIST", True),
+    ]
+    truth = {}
+    for i, (rel, sr, fmt, upper) in enumerate(files):
+        x, phn = utterance(i, sr)
+        wav = root / (rel + (".WAV" if upper else ".wav"))
+        wav.parent.mkdir(parents=True, exist_ok=True)
+        sf.write(wav, x, sr, format=fmt, subtype="PCM_16")
+        (root / (rel + (".PHN" if upper else ".phn"))).write_text(phn)
+        (root / (rel + ".TXT")).write_text("0 16000 Some words.\n")
+        truth[rel] = (wav, phn, sr)
+    (root / "TRAIN/DR1/FCJF0/NOLABEL.WAV").write_bytes((root / "TRAIN/DR1/FCJF0/SA1.WAV").read_bytes())
+    return root, truth
+
+
+def test_read_phn_folds_and_drops_q(tmp_path):
+    p = tmp_path / "a.phn"
+    p.write_text("0 100 h#\n100 200 q\n200 300 ix\n300 400 zh\n")
+    starts, ends, labels = read_phn(p)
+    assert starts == [0, 100, 200, 300] and ends == [100, 200, 300, 400]
+    assert labels == [PHONES_39.index("sil"), -1, PHONES_39.index("ih"), PHONES_39.index("sh")]
+    for text, problem in [("0 100\n", "expected 'start end phone'"), ("0 100 xx\n", "unknown TIMIT phone"),
+                          ("100 50 aa\n", "bad segment"), ("\n", "no phone segments"), ("a b c\n", "expected")]:
+        p.write_text(text)
+        with pytest.raises(HwmlError, match=problem):
+            read_phn(p)
+
+
+def test_import_phoneme_timit_layout(timit, tmp_path):
+    from hwml.data.libriphone import read_libriphone
+
+    root, truth = timit
+    summary = import_phoneme(root, tmp_path / "out", progress=False)
+    assert summary["train_utterances"] == 4 and summary["test_utterances"] == 1
+    assert summary["speakers"] == 3 and summary["wav_without_phn"] == 1 and summary["skipped"] == []
+    ds = read_libriphone(tmp_path / "out")
+    assert ds.train.class_names == list(PHONES_39) and ds.test.labels is not None
+    assert ds.train.utt_ids == ["dr1_fcjf0_sa1", "dr1_fcjf0_sx37", "dr2_mdab0_si1039", "dr2_mdab0_sx9"]
+    assert ds.test.utt_ids == ["dr1_faks0_sa1"]
+    for part in (ds.train, ds.test):
+        for u, a, b in zip(part.utt_ids, part.offsets[:-1], part.offsets[1:]):
+            rel = next(r for r in truth if u.endswith(Path(r).name.lower()) and Path(r).parent.name.lower() in u)
+            wav, phn, sr = truth[rel]
+            feats = audio.featurize(wav, audio.MFCC39)
+            want = torch.tensor(expected_labels(len(feats), phn, sr))
+            keep = want >= 0
+            assert int((~keep).sum()) == 5  # the five frames whose centre is in the q segment
+            assert torch.equal(part.labels[a:b], want[keep])
+            assert torch.allclose(torch.as_tensor(part.feats[a:b]), feats[keep], atol=1e-5)
+    assert ds.train.labels.unique().tolist() == sorted(PHONES_39.index(p) for p in ("sil", "ae", "ih"))
+
+
+def test_import_phoneme_without_split_folders_is_all_train(timit, tmp_path):
+    root, _ = timit
+    summary = import_phoneme(root / "TRAIN" / "DR2", tmp_path / "out", progress=False)
+    assert summary["train_utterances"] == 2 and summary["test_utterances"] == 0
+    assert not (tmp_path / "out" / "test_split.txt").exists()
+
+
+def test_import_phoneme_bad_files_fail_or_are_skipped(timit, tmp_path, capsys):
+    root, _ = timit
+    bad_wav = root / "TRAIN/DR2/MDAB0/sx9.wav"
+    bad_wav.write_bytes(b"RIFF....not really a wave file")
+    bad_phn = root / "TRAIN/DR1/FCJF0/SX37.PHN"
+    bad_phn.write_text("0 16000 xyz\n")
+    with pytest.raises(HwmlError, match="SX37.PHN: line 1: unknown TIMIT phone 'xyz' .*--skip-bad"):
+        import_phoneme(root, tmp_path / "out", progress=False)
+    assert not (tmp_path / "out").exists()  # nothing half-written
+    summary = import_phoneme(root, tmp_path / "out", skip_bad=True, progress=False)
+    errors = {Path(s["file"]).name: s["error"] for s in summary["skipped"]}
+    assert sorted(errors) == ["SX37.WAV", "sx9.wav"]
+    assert "unknown TIMIT phone" in errors["SX37.WAV"] and "not a readable audio file" in errors["sx9.wav"]
+    assert summary["train_utterances"] == 2
+    assert "skipped" in capsys.readouterr().err
+    with pytest.raises(HwmlError, match="not an empty folder"):
+        import_phoneme(root, tmp_path / "out", skip_bad=True, progress=False)
+
+
+def test_import_phoneme_refuses_empty_and_mismatched_sources(tmp_path, timit):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(HwmlError, match="no .wav file with a .phn"):
+        import_phoneme(tmp_path / "empty", tmp_path / "out", progress=False)
+    with pytest.raises(HwmlError, match="not a folder"):
+        import_phoneme(tmp_path / "missing", tmp_path / "out", progress=False)
+    root, _ = timit
+    (root / "TEST/DR1/FAKS0/SA1.PHN").write_text("0 48000 h#\n")  # 3 s of labels for 1 s of audio
+    with pytest.raises(HwmlError, match="segments run to 3.00 s"):
+        import_phoneme(root, tmp_path / "out", progress=False)
+
+
+# --- speakers ---------------------------------------------------------------------------------
+
+def write_tone(path: Path, freq: float, seconds: float, sr: int = 16000, seed: int = 0):
+    """A tone plus seeded noise, so that no two segments anywhere have the same features."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    t = np.arange(int(seconds * sr)) / sr
+    x = 0.3 * np.sin(2 * np.pi * freq * t) + 0.01 * np.random.default_rng(seed).standard_normal(len(t))
+    sf.write(path, x.astype(np.float32), sr)
+
+
+@pytest.fixture
+def librispeech(tmp_path):
+    """speaker/chapter/*.flac plus a plain speaker folder of .wav; every recording a distinct tone."""
+    root = tmp_path / "libri"
+    recs = {}
+    for s, speaker in enumerate(["19", "103", "alice"]):
+        for r in range(5):
+            rel = f"{speaker}/{100 + r % 2}/{speaker}-{r}.flac" if speaker != "alice" else f"alice/take{r}.wav"
+            write_tone(root / rel, 150 + 40 * s + 7 * r, 2.3 + 0.1 * r, sr=16000 if s else 22050, seed=10 * s + r)
+            recs[rel] = speaker
+    (root / "103" / "100" / "103-100.trans.txt").write_text("103-100-0000 HELLO\n")
+    return root, recs
+
+
+def read_hw4_dir(root: Path):
+    import json
+
+    from hwml.safeio import load_tensor_file
+
+    meta = json.loads((root / "metadata.json").read_text())
+    train = {u["feature_path"]: (spk, load_tensor_file(root / u["feature_path"]))
+             for spk, utts in meta["speakers"].items() for u in utts}
+    test = {}
+    if (root / "testdata.json").exists():
+        labels = dict(line.split(",") for line in (root / "test_labels.csv").read_text().splitlines()[1:])
+        for u in json.loads((root / "testdata.json").read_text())["utterances"]:
+            test[u["feature_path"]] = (labels[u["feature_path"]], load_tensor_file(root / u["feature_path"]))
+    return meta, train, test
+
+
+def test_import_speaker_folders_segments_and_recording_split(librispeech, tmp_path):
+    root, recs = librispeech
+    summary = import_speaker(root, tmp_path / "out", segment_seconds=1.0, test_fraction=0.4, seed=3, progress=False)
+    assert summary["layout"] == "speaker-folders" and summary["speakers"] == 3 and summary["recordings"] == 15
+    assert summary["test_recordings"] == 6  # 2 of each speaker's 5
+    meta, train, test = read_hw4_dir(tmp_path / "out")
+    assert meta["n_mels"] == 40 and sorted(meta["speakers"]) == ["103", "19", "alice"]
+    assert len(train) == summary["train_utterances"] and len(test) == summary["test_utterances"]
+    written = {x.numpy().tobytes(): (split, spk) for split, part in (("train", train), ("test", test))
+               for spk, x in part.values()}
+    assert len(written) == len(train) + len(test)
+    found = {"train": set(), "test": set()}
+    for rel, speaker in recs.items():
+        wave = audio.load_audio(root / rel)
+        pieces = [wave[i * 16000:(i + 1) * 16000] for i in range(len(wave) // 16000)]
+        if len(wave) % 16000 >= 8000:  # a tail of at least half a segment is kept
+            pieces.append(wave[len(pieces) * 16000:])
+        where = {written.pop(audio.logmel40(piece).numpy().tobytes()) for piece in pieces}
+        assert len(where) == 1, f"{rel}: segments in both splits or of another speaker: {where}"
+        split, spk = where.pop()
+        assert spk == speaker
+        found[split].add(rel)
+    assert not written  # every written utterance is a segment of exactly one recording
+    assert {recs[r] for r in found["train"]} == {"19", "103", "alice"}
+    assert len(found["test"]) == 6
+    again = import_speaker(root, tmp_path / "again", segment_seconds=1.0, test_fraction=0.4, seed=3, progress=False)
+    assert again["test_utterances"] == summary["test_utterances"]
+    assert sorted(p.name for p in (tmp_path / "again").glob("uttr-*.pt")) == sorted(p.name for p in (tmp_path / "out").glob("uttr-*.pt"))
+
+
+def test_import_speaker_whole_recordings_and_bad_files(librispeech, tmp_path):
+    root, _ = librispeech
+    (root / "alice" / "broken.wav").write_bytes(b"\x00" * 100)
+    with pytest.raises(HwmlError, match="broken.wav"):
+        import_speaker(root, tmp_path / "out", progress=False)
+    summary = import_speaker(root, tmp_path / "out", skip_bad=True, progress=False)
+    assert [Path(s["file"]).name for s in summary["skipped"]] == ["broken.wav"]
+    assert summary["train_utterances"] == 15 and summary["test_utterances"] == 0
+    assert not (tmp_path / "out" / "testdata.json").exists()
+    meta, train, _ = read_hw4_dir(tmp_path / "out")
+    lens = sorted(u["mel_len"] for utts in meta["speakers"].values() for u in utts)
+    assert lens[0] == audio.num_frames(int(2.3 * 16000)) and all(x.shape[1] == 40 for _, x in train.values())
+
+
+def test_import_speaker_refuses_bad_sources(tmp_path):
+    flat = tmp_path / "flat"
+    write_tone(flat / "0_bob_1.wav", 200, 0.5)
+    write_tone(flat / "recording.wav", 200, 0.5)
+    with pytest.raises(HwmlError, match=r"recording.wav: .*\{label\}_\{speaker\}_\{n\}"):
+        import_speaker(flat, tmp_path / "out", progress=False)
+    one = tmp_path / "one"
+    write_tone(one / "bob" / "a.wav", 200, 0.5)
+    with pytest.raises(HwmlError, match="only one speaker"):
+        import_speaker(one, tmp_path / "out", progress=False)
+    (tmp_path / "none").mkdir()
+    with pytest.raises(HwmlError, match="no audio files"):
+        import_speaker(tmp_path / "none", tmp_path / "out", progress=False)
+    for kw in ({"test_fraction": 1.0}, {"segment_seconds": 0.0}):
+        with pytest.raises(HwmlError):
+            import_speaker(one, tmp_path / "out", progress=False, **kw)
+
+
+def test_import_speaker_fsdd_names(tmp_path):
+    flat = tmp_path / "digits"
+    for spk, freq in (("ann", 180), ("bob_jr", 260)):
+        for n in range(4):
+            write_tone(flat / f"{n % 10}_{spk}_{n}.wav", freq + n, 0.4, sr=8000)
+    summary = import_speaker(flat, tmp_path / "out", test_fraction=0.25, progress=False)
+    assert summary["layout"] == "fsdd-names" and summary["speakers"] == 2
+    meta, train, test = read_hw4_dir(tmp_path / "out")
+    assert sorted(meta["speakers"]) == ["ann", "bob_jr"]
+    assert len(train) == 6 and sorted(spk for spk, _ in test.values()) == ["ann", "bob_jr"]
+    from hwml.data import load_dataset
+
+    ds = load_dataset(tmp_path / "out")
+    assert (ds.format, ds.train.class_names, sorted(ds.test.labels.tolist())) == ("hw4", ["ann", "bob_jr"], [0, 1])
+
+
+@pytest.mark.skipif(not FSDD.is_dir(), reason="../shared/data/fsdd not present (a clone of the project alone)")
+def test_import_speaker_real_fsdd_subset(tmp_path):
+    src = tmp_path / "fsdd"
+    src.mkdir()
+    files = sorted(FSDD.glob("*.wav"))
+    speakers = sorted({f.stem.split("_")[1] for f in files})
+    for f in files:
+        label, _, take = f.stem.split("_")
+        if int(take) < 2:  # 6 speakers x 10 digits x 2 takes
+            shutil.copy(f, src / f.name)
+    summary = import_speaker(src, tmp_path / "out", test_fraction=0.2, seed=0, progress=False)
+    assert summary["layout"] == "fsdd-names" and summary["speakers"] == len(speakers) == 6
+    assert summary["train_utterances"] + summary["test_utterances"] == 120
+    assert summary["test_utterances"] == 6 * 4  # round(0.2 * 20) recordings per speaker
+    meta, train, test = read_hw4_dir(tmp_path / "out")
+    assert sorted(meta["speakers"]) == speakers
+    assert all(torch.isfinite(x).all() and x.shape[1] == 40 for _, x in [*train.values(), *test.values()])
