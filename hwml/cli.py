@@ -33,21 +33,27 @@ def _parse_set(items: list[str]) -> dict:
 
 
 def _progress_bar(total_steps: int | None):
-    """A tqdm bar fed by the training event stream (the app plots the very same events)."""
+    """A tqdm bar fed by the training event stream (the app plots the very same events).
+
+    Made on the first event, so a run that fails while loading its data prints no empty bar.
+    """
     from tqdm import tqdm
 
-    bar = tqdm(total=total_steps, unit="step", dynamic_ncols=True, file=sys.stderr)
+    bars = []
 
     def on_event(event: dict) -> None:
-        if event.get("max_steps") and bar.total != event["max_steps"]:
-            bar.total = event["max_steps"]
+        if not bars:
+            bars.append(tqdm(total=event.get("max_steps") or total_steps, unit="step",
+                             dynamic_ncols=True, file=sys.stderr))
+        bar = bars[0]
         if "step" in event and event["step"] > bar.n:
             bar.update(event["step"] - bar.n)
         shown = {k: event[k] for k in ("loss", "acc", "valid_acc", "units_per_s") if event.get(k) is not None}
         if shown:
             bar.set_postfix({k: f"{v:.3g}" for k, v in shown.items()}, refresh=False)
-        if event.get("event") == "valid":
-            bar.write(f"step {event['step']}: valid acc {event['valid_acc']:.4f} (best {event['best_valid_acc']:.4f})")
+        if event.get("event") == "valid" and event.get("valid_acc") is not None:
+            bar.write(f"step {event['step']}: valid acc {event['valid_acc']:.4f} "
+                      f"(best {event.get('best_valid_acc', event['valid_acc']):.4f})")
         if event.get("event") == "end":
             bar.close()
 
@@ -95,27 +101,27 @@ def cmd_train(args) -> int:
 def cmd_evaluate(args) -> int:
     from hwml import workflow
 
-    result = workflow.evaluate_run(args.run, args.data, split=args.split)
+    result = workflow.evaluate_run(args.run_dir, args.data, split=args.split)
     if args.json:
         print(json.dumps(result, default=str))
     else:
         print(f"accuracy {result['accuracy']:.4f} on {result['n']} {result.get('unit', 'items')} ({args.split})")
         for true, pred, count in result.get("worst_confusions", [])[:10]:
             print(f"  {true} -> {pred}: {count}")
-        print(f"confusion matrix: {Path(args.run) / 'confusion.csv'}, {Path(args.run) / 'confusion.png'}")
+        print(f"confusion matrix: {Path(args.run_dir) / 'confusion.csv'}, {Path(args.run_dir) / 'confusion.png'}")
     return 0
 
 
 def cmd_predict(args) -> int:
     from hwml import workflow
 
-    summary = workflow.predict_run(args.run, args.inputs, args.out)
+    summary = workflow.predict_run(args.run_dir, args.inputs, args.out)
     print(json.dumps(summary, default=str))
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m hwml", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m hwml", description="hwml: NTU ML HW2 phoneme and HW4 speaker classification.")
     verbs = parser.add_subparsers(dest="verb", required=True)
 
     p = verbs.add_parser("demo-data", help="build the built-in eSpeak NG corpus in all course formats")
@@ -149,14 +155,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_train)
 
     p = verbs.add_parser("evaluate", help="accuracy and confusion matrix of a run on labelled data")
-    p.add_argument("run", type=Path)
+    p.add_argument("run_dir", metavar="RUN", type=Path)
     p.add_argument("data", type=Path)
     p.add_argument("--split", choices=("all", "valid", "test"), default="all")
     p.add_argument("--json", action="store_true", help="print one JSON line last")
     p.set_defaults(run=cmd_evaluate)
 
     p = verbs.add_parser("predict", help="predict a course test split, feature files or audio")
-    p.add_argument("run", type=Path)
+    p.add_argument("run_dir", metavar="RUN", type=Path)
     p.add_argument("inputs", nargs="+", type=Path)
     p.add_argument("--out", type=Path, required=True)
     p.set_defaults(run=cmd_predict)

@@ -7,7 +7,7 @@ memmap for timit_11) and every batch is gathered by one index tensor: random row
 no DataLoader, no Python call per frame (PITFALLS 7).
 
 The validation split never shares an utterance with training (PITFALLS 5): libriphone holds
-out whole speakers (utterance ids "<speaker>-...") or whole utterances; timit_11 has no
+out whole speakers (see `speaker_of`) or whole utterances; timit_11 has no
 boundaries, so ten contiguous blocks are held out and config.json says so.
 """
 
@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -111,11 +112,10 @@ def subset(frames: FrameSet, rows: torch.Tensor | None = None, utts: list[int] |
 
 
 def speaker_of(utt_id: str) -> str:
-    """LibriSpeech / libriphone ids are "<speaker>-<chapter>-<n>"; TIMIT imports "<spk>_<sent>"."""
-    for sep in ("-", "_"):
-        if sep in utt_id:
-            return utt_id.split(sep, 1)[0]
-    return utt_id
+    """The utterance id without its last "-"/"_" field: the voice of the built-in corpus
+    ("en-us+m1-p39r180-000"), the speaker of a TIMIT import ("dr1_fcjf0_sa1"), speaker and
+    chapter of LibriSpeech ids ("103-1240-0000")."""
+    return re.sub(r"[-_][^-_]*$", "", utt_id) or utt_id
 
 
 def choose_split(frames: FrameSet, kind: str, fraction: float, seed: int) -> dict:
@@ -142,7 +142,8 @@ def choose_split(frames: FrameSet, kind: str, fraction: float, seed: int) -> dic
         order = [speakers[i] for i in torch.randperm(len(speakers), generator=gen).tolist()]
         held = set(order[: max(1, round(len(speakers) * fraction))])
         valid = [u for u in ids if speaker_of(u) in held]
-        note = f"{len(held)} of {len(speakers)} speakers held out (speaker = utterance id before '-' or '_')"
+        note = (f"{len(held)} of {len(speakers)} speakers held out (speaker = the utterance id without its "
+                f"last '-'/'_' field)")
     elif kind == "utterance":
         k = max(1, round(len(ids) * fraction))
         valid = [ids[i] for i in sorted(torch.randperm(len(ids), generator=gen)[:k].tolist())]

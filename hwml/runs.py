@@ -53,9 +53,12 @@ def read_config(run_dir) -> dict:
     if not path.is_file():
         raise HwmlError(f"{run_dir}: not a run folder (no {CONFIG})")
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        config = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise HwmlError(f"{path}: unreadable run config ({exc})") from None
+    if not isinstance(config, dict):
+        raise HwmlError(f"{path}: not a run config (expected a JSON object)")
+    return config
 
 
 def load_run(run_dir, device="cpu") -> tuple[nn.Module, dict]:
@@ -65,7 +68,15 @@ def load_run(run_dir, device="cpu") -> tuple[nn.Module, dict]:
     config = read_config(run_dir)
     if not (Path(run_dir) / WEIGHTS).is_file():
         raise HwmlError(f"{run_dir}: no {WEIGHTS} (the run saved no weights yet)")
-    model = build_model(config["model"])
+    spec = config.get("model")
+    if not isinstance(spec, dict) or not isinstance(spec.get("kwargs", {}), dict):
+        raise HwmlError(f"{Path(run_dir) / CONFIG}: no model spec ({{\"name\": ..., \"kwargs\": {{...}}}})")
+    try:
+        model = build_model(spec)
+    except HwmlError as exc:
+        raise HwmlError(f"{Path(run_dir) / CONFIG}: {exc}") from None
+    except (ValueError, RuntimeError) as exc:  # e.g. negative or absurd sizes in a damaged config
+        raise HwmlError(f"{Path(run_dir) / CONFIG}: cannot build the model ({str(exc).splitlines()[0][:160]})") from None
     try:
         model.load_state_dict(_load_tensors(Path(run_dir) / WEIGHTS))
     except RuntimeError as exc:

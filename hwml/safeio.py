@@ -19,6 +19,7 @@ import re
 import shutil
 import stat
 import tempfile
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Iterator
@@ -29,8 +30,8 @@ import torch
 from hwml.errors import HwmlError
 
 MAX_FEATURE_FILE_BYTES = int(os.environ.get("HWML_MAX_FEATURE_FILE_BYTES", 512 * 2**20))
-MAX_ZIP_FILES = 100_000
-MAX_ZIP_BYTES = 8 * 2**30
+MAX_ZIP_FILES = int(os.environ.get("HWML_MAX_ZIP_FILES", 100_000))
+MAX_ZIP_BYTES = int(os.environ.get("HWML_MAX_ZIP_BYTES", 8 * 2**30))
 MAX_ZIP_RATIO = 200  # deflate tops out near 1000:1; real feature files compress about 1-20:1
 
 
@@ -87,7 +88,9 @@ def load_tensor_file(path, *, width: int | None = None,
     suffix = path.suffix.lower()
     if suffix in (".pt", ".pth"):
         try:
-            x = torch.load(path, weights_only=True, map_location="cpu")
+            with warnings.catch_warnings():  # torch warns (several lines) about odd pickle protocols
+                warnings.simplefilter("ignore")
+                x = torch.load(path, weights_only=True, map_location="cpu")
         except Exception as e:  # any failure to unpickle safely is the file's fault
             raise _fail(path, f"not a plain tensor file ({_short(e)})") from None
         if not isinstance(x, torch.Tensor):
@@ -266,10 +269,13 @@ def _vet_member(zip_path: Path, info: zipfile.ZipInfo) -> str:
     return name
 
 
-def safe_extract_zip(zip_path, dest, *, max_files: int = MAX_ZIP_FILES, max_bytes: int = MAX_ZIP_BYTES) -> Path:
+def safe_extract_zip(zip_path, dest, *, max_files: int | None = None, max_bytes: int | None = None) -> Path:
     """Unpack a zip of a data folder into `dest` (must be new or empty) after vetting every member;
-    return the folder holding the files (descending through a lone top folder like `timit_11/`)."""
+    return the folder holding the files (descending through a lone top folder like `timit_11/`).
+    Limits default to MAX_ZIP_FILES / MAX_ZIP_BYTES (env HWML_MAX_ZIP_FILES / HWML_MAX_ZIP_BYTES)."""
     zip_path, dest = Path(zip_path), Path(dest)
+    max_files = MAX_ZIP_FILES if max_files is None else max_files
+    max_bytes = MAX_ZIP_BYTES if max_bytes is None else max_bytes
     _check_size(zip_path, None)
     try:
         zf = zipfile.ZipFile(zip_path)
@@ -282,7 +288,8 @@ def safe_extract_zip(zip_path, dest, *, max_files: int = MAX_ZIP_FILES, max_byte
         names = [_vet_member(zip_path, i) for i in infos]
         total = sum(i.file_size for i in infos)
         if total > max_bytes:
-            raise _fail(zip_path, f"unpacks to {total / 2**30:.1f} GiB, over the {max_bytes / 2**30:.1f} GiB limit")
+            size = lambda n: f"{n / 2**30:.1f} GiB" if max_bytes >= 2**30 else f"{n / 2**20:.1f} MiB"  # noqa: E731
+            raise _fail(zip_path, f"unpacks to {size(total)}, over the {size(max_bytes)} limit")
         stripped = [n.rstrip("/") for n in names]
         if len(set(stripped)) != len(stripped):
             raise _fail(zip_path, "holds the same member name twice, refused")

@@ -6,7 +6,6 @@ kind or the run's config, and hands over; no computing happens here.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from types import ModuleType
 
@@ -30,13 +29,9 @@ def task_module(kind: str) -> ModuleType:
 
 def run_config(run_dir: str | Path) -> dict:
     """config.json of a run folder, with a clear error when the folder is not a run."""
-    path = Path(run_dir) / "config.json"
-    if not path.is_file():
-        raise HwmlError(f"{run_dir}: not a run folder (no config.json)")
-    try:
-        return json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise HwmlError(f"{path}: unreadable run config ({exc})") from None
+    from hwml.runs import read_config
+
+    return read_config(run_dir)
 
 
 def train_run(kind, data, out, preset="medium", overrides=None, max_steps=None, max_seconds=None,
@@ -61,4 +56,6 @@ def evaluate_run(run_dir, data, split="all") -> dict:
 
 def predict_run(run_dir, inputs, out_csv) -> dict:
     kind = run_config(run_dir).get("task")
+    if kind not in KINDS:
+        raise HwmlError(f"{Path(run_dir) / 'config.json'}: unknown task {kind!r} (expected one of {', '.join(KINDS)})")
     return task_module(kind).predict_files(Path(run_dir), [Path(p) for p in inputs], Path(out_csv))

@@ -89,6 +89,8 @@ def test_reads_course_timit11(tmp_path):
     assert tr.class_names == [str(i) for i in range(39)]
     assert ds.test.feats.shape == (40, 429) and ds.test.labels is None
     assert np.array_equal(tr.feats, np.load(root / "train_11.npy"))
+    in_memory = read_timit11(root, mmap=False).train.feats
+    assert not isinstance(in_memory, np.memmap) and np.array_equal(in_memory, tr.feats)
 
 
 def test_timit11_sidecars(tmp_path):

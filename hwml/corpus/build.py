@@ -1,13 +1,14 @@
 """Generate the built-in corpus and write it in the three course formats, cached and reproducible.
 
-Each utterance is a pure function of (seed, speaker, index): its sentence, its style and its
-noise come from generators seeded by those, so the same seed gives byte-identical files
-whatever the order of work. Audio: eSpeak NG at 22050 Hz -> labelled phone segments ->
-silence before and after, a mild random channel, gain and noise -> `hwml.audio` (16 kHz,
-MFCC39 for HW2, LOGMEL40 for HW4, frame labels at frame centres).
+Each utterance's sentence, style and noise come from generators seeded by (seed, speaker,
+index), and a private copy of eSpeak speaks all utterances in one fixed order (its output
+depends on what it spoke before), so the same seed gives byte-identical files. Audio: eSpeak
+NG at 22050 Hz -> labelled phone segments -> silence before and after, a mild random channel,
+gain and noise -> `hwml.audio` (16 kHz, MFCC39 for HW2, LOGMEL40 for HW4, frame labels at
+frame centres).
 
 Splits:
-- `libriphone/` and `timit_11/` (HW2): every `phone_test_every`-th speaker is held out, so the
+- `libriphone/` and `timit_11/` (HW2): one speaker in `phone_test_every` is held out, so the
   labelled test part measures generalisation to new voices. timit_11 rows are 11 stacked
   frames (11x the bytes), so it keeps only the first `timit_utterances` of each speaker.
 - `speaker/` (HW4): every speaker in train; the last `speaker_test` utterances of each one
@@ -16,7 +17,6 @@ Splits:
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import random
@@ -33,7 +33,7 @@ from hwml import audio
 from hwml.corpus import espeak
 from hwml.corpus.labels import SIL, segments
 from hwml.corpus.sentences import sentence
-from hwml.corpus.voices import Speaker, speakers, utterance_style
+from hwml.corpus.voices import Speaker, UtteranceStyle, speakers, utterance_style
 from hwml.data import FrameSet, UtteranceSet, write_hw4, write_libriphone, write_timit11
 from hwml.errors import HwmlError
 from hwml.phones import PHONES_39
@@ -43,7 +43,7 @@ VERSION = 1
 MARKER = "corpus.json"  # written last: its presence means the build completed
 TRANSCRIPTS = "transcripts.tsv"  # utt_id, speaker, sentence
 CONTEXT = 11
-WORKERS = 2  # threads: synthesis and torch release the GIL, so two overlap on two cores
+WORKERS = 2  # featurising threads beside the synthesising one (ctypes and torch release the GIL)
 Progress = Callable[[float, str], None]
 
 
@@ -52,13 +52,13 @@ class CorpusSize:
     speakers: int
     utterances: int  # per speaker
     speaker_test: int  # per speaker: HW4 held-out utterances
-    phone_test_every: int  # every n-th speaker is held out of the HW2 training part
+    phone_test_every: int  # one speaker in n is held out of the HW2 training part
     timit_utterances: int  # per speaker in timit_11
 
 
 SIZES = {
-    "small": CorpusSize(speakers=24, utterances=8, speaker_test=2, phone_test_every=6, timit_utterances=3),
-    "default": CorpusSize(speakers=72, utterances=24, speaker_test=4, phone_test_every=6, timit_utterances=3),
+    "small": CorpusSize(speakers=24, utterances=6, speaker_test=2, phone_test_every=6, timit_utterances=3),
+    "default": CorpusSize(speakers=72, utterances=16, speaker_test=3, phone_test_every=6, timit_utterances=3),
 }
 
 
@@ -79,30 +79,50 @@ def default_root(size: str = "default", seed: int = 0) -> Path:
     return base / "corpus" / f"{size}-{seed}-v{VERSION}"
 
 
-def render_utterance(speaker: Speaker, index: int, k: int, seed: int) -> Utterance:
-    """Synthesise, label, degrade and featurise utterance k of a speaker (index = its class id)."""
+@dataclass(frozen=True)
+class Plan:
+    """What utterance k of a speaker says and how: a pure function of (seed, speaker, k)."""
+
+    speaker: Speaker
+    index: int  # the speaker's class id
+    k: int
+    text: str
+    style: UtteranceStyle
+    noise_seed: int
+
+
+def plan_utterance(speaker: Speaker, index: int, k: int, seed: int) -> Plan:
     rng = random.Random(f"hwml-corpus:{seed}:{speaker.name}:{k}")
     text, style = sentence(rng), utterance_style(speaker, rng)
-    syn = espeak.synthesize(text, speaker.voice, rate=style.rate, pitch=style.pitch,
-                            pitch_range=style.pitch_range, word_gap=style.word_gap)
-    starts, ends, labels = segments(syn, speaker.accent)
-    sr = syn.sample_rate
+    return Plan(speaker, index, k, text, style, rng.getrandbits(64))
+
+
+def speak(plan: Plan, engine: espeak.Engine) -> espeak.Synthesis:
+    style = plan.style
+    return engine.synthesize(plan.text, plan.speaker.voice, rate=style.rate, pitch=style.pitch,
+                             pitch_range=style.pitch_range, word_gap=style.word_gap)
+
+
+def finish_utterance(plan: Plan, syn: espeak.Synthesis) -> Utterance:
+    """Label, degrade (silence around, channel, gain, noise) and featurise one synthesis."""
+    style, sr = plan.style, syn.sample_rate
+    starts, ends, labels = segments(syn, plan.speaker.accent)
     lead, trail = round(style.lead_s * sr), round(style.trail_s * sr)
     wave = np.concatenate([np.zeros(lead, np.float32), syn.wave, np.zeros(trail, np.float32)])
     wave = np.convolve(wave, [1.0, *style.channel])[: len(wave)]
-    level = 10 ** (style.gain_db / 20)
     speech_rms = float(np.sqrt(np.mean(syn.wave.astype(np.float64) ** 2))) or 1e-4
-    noise = np.random.default_rng(rng.getrandbits(64)).standard_normal(len(wave))
-    wave = level * (wave + noise * speech_rms * 10 ** (-style.snr_db / 20))
+    noise = np.random.default_rng(plan.noise_seed).standard_normal(len(wave))
+    wave = 10 ** (style.gain_db / 20) * (wave + noise * speech_rms * 10 ** (-style.snr_db / 20))
     starts = np.concatenate([[0], starts + lead, [lead + len(syn.wave)]])
     ends = np.concatenate([[lead], ends + lead, [len(wave)]])
     labels = np.concatenate([[SIL], labels, [SIL]])
-    wave16 = audio.wave_to_16k(wave.astype(np.float32), sr, name=f"utterance {speaker.name}/{k}")
+    wave16 = audio.wave_to_16k(wave.astype(np.float32), sr, name=f"utterance {plan.speaker.name}/{plan.k}")
     mfcc, logmel = audio.mfcc39(wave16), audio.logmel40(wave16)
     frame_labels = audio.label_frames(len(mfcc), starts, ends, labels, sr)
-    assert len(logmel) == len(mfcc) and bool((frame_labels >= 0).all())
-    return Utterance(f"{speaker.name}-{k:03d}", index, k, text, mfcc, logmel, frame_labels,
-                     len(wave) / sr)
+    if len(logmel) != len(mfcc) or bool((frame_labels < 0).any()):
+        raise RuntimeError(f"utterance {plan.speaker.name}/{plan.k}: frames and labels disagree")
+    return Utterance(f"{plan.speaker.name}-{plan.k:03d}", plan.index, plan.k, plan.text, mfcc,
+                     logmel, frame_labels, len(wave) / sr)
 
 
 def _frames(utts: list[Utterance], context: int = 1) -> FrameSet:
@@ -125,43 +145,36 @@ def class_counts(labels: torch.Tensor) -> dict[str, int]:
     return dict(zip(PHONES_39, counts))
 
 
-@contextlib.contextmanager
-def _one_torch_thread():
-    """Features of one short utterance are tiny tensor ops: intra-op threads only add overhead
-    (measured 10x slower wall time with 2 threads on a busy 2-core machine), so use one."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-
-
 def build_corpus(out: Path, size: CorpusSize, seed: int, progress: Progress | None = None) -> dict:
     """Render every utterance and write timit_11/, libriphone/, speaker/ and the marker into `out`."""
-    with _one_torch_thread():
+    with audio.single_thread():  # tiny tensor ops: intra-op threads only add waiting
         return _build(out, size, seed, progress)
 
 
 def _build(out: Path, size: CorpusSize, seed: int, progress: Progress | None) -> dict:
     report = progress or (lambda fraction, message: None)
     voices = speakers(size.speakers)
-    jobs = [(speaker, i, k, seed) for i, speaker in enumerate(voices) for k in range(size.utterances)]
-    utts: list[Utterance] = []
-    with ThreadPoolExecutor(WORKERS) as pool:  # eSpeak (locked) in one thread, torch in the other
-        for utt in pool.map(render_utterance, *zip(*jobs)):
-            utts.append(utt)
-            if utt.k == 0:
-                report(0.9 * len(utts) / len(jobs), f"synthesising speaker {utt.speaker + 1}/{len(voices)}")
-    report(0.9, "writing course formats")
+    plans = [plan_utterance(s, i, k, seed) for i, s in enumerate(voices) for k in range(size.utterances)]
+    pending = []
+    # eSpeak's output depends on everything its copy of the library spoke before: one private
+    # copy speaks every utterance in order, while threads featurise (torch releases the GIL)
+    with espeak.Engine(private=True) as engine, ThreadPoolExecutor(WORKERS) as pool:
+        for n, plan in enumerate(plans):
+            if plan.k == 0:
+                report(0.9 * n / len(plans), f"synthesising speaker {plan.index + 1}/{len(voices)}")
+            pending.append(pool.submit(finish_utterance, plan, speak(plan, engine)))
+        utts = [job.result() for job in pending]
+    report(0.9, "writing libriphone")
     n = size.phone_test_every  # one in n, on a diagonal of the accent interleave: many accents
     held_out = {i for i in range(len(voices)) if i % n == (n - 1 - i // n) % n}
     phone_train = [u for u in utts if u.speaker not in held_out]
     phone_test = [u for u in utts if u.speaker in held_out]
     write_libriphone(out / "libriphone", _frames(phone_train), _frames(phone_test))
+    report(0.94, "writing timit_11")
     timit_train = _frames([u for u in phone_train if u.k < size.timit_utterances], CONTEXT)
     timit_test = _frames([u for u in phone_test if u.k < size.timit_utterances], CONTEXT)
     write_timit11(out / "timit_11", _no_bounds(timit_train), _no_bounds(timit_test))
+    report(0.96, "writing speaker (HW4)")
     names = [s.name for s in voices]
     n_train = size.utterances - size.speaker_test
     spk_train = [u for u in utts if u.k < n_train]

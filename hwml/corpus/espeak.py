@@ -1,16 +1,19 @@
 """eSpeak NG through its C API (ctypes), with phoneme events for exact phone timings.
 
 espeakng-loader ships libespeak-ng and its data, so nothing is downloaded. The library is one
-global state per process: `_Engine` initialises it lazily (again after a fork) and a lock
-serialises every call. Synthesis runs in AUDIO_OUTPUT_SYNCHRONOUS mode: `espeak_Synth` returns
-only when the callback has received all audio, and each phoneme event carries its exact sample
-index (`espeak_EVENT.sample`) in the output.
+global state per loaded copy: an `Engine` initialises it lazily (again after a fork) and a lock
+serialises every call; the corpus build loads a private copy (see `Engine`). Synthesis runs in
+AUDIO_OUTPUT_SYNCHRONOUS mode: `espeak_Synth` returns only when the callback has received all
+audio, and each phoneme event carries its exact sample index (`espeak_EVENT.sample`).
 """
 
 from __future__ import annotations
 
+import _ctypes
 import ctypes
 import os
+import shutil
+import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,17 +77,41 @@ def data_path() -> Path:
     return Path(espeakng_loader.get_data_path())
 
 
-class _Engine:
-    """The process's one libespeak-ng, initialised on first use and guarded by a lock."""
+class Engine:
+    """One loaded libespeak-ng, initialised on first use (again after a fork), calls serialised.
 
-    def __init__(self) -> None:
+    eSpeak keeps synthesis state (the pitch flutter phase, formant and noise generators) in
+    static variables that neither espeak_Initialize nor espeak_Terminate reset, so an
+    utterance's samples depend on everything the library spoke before. `private=True` loads a
+    fresh copy of the library (from a temp copy of the .so: the dynamic loader shares a file
+    it already has) whose state starts clean: the same calls in the same order then give the
+    same samples, whatever else the process synthesises (the noise generator, which
+    espeak_Initialize seeds from the clock, is reseeded with 0). Close a private engine.
+    """
+
+    def __init__(self, private: bool = False) -> None:
+        self.private = private
         self.lock = threading.Lock()
         self.pid: int | None = None
+        self.lib = None
 
-    def _init(self) -> None:
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _load(self) -> ctypes.CDLL:
         import espeakng_loader
 
-        lib = ctypes.CDLL(espeakng_loader.get_library_path())
+        path = espeakng_loader.get_library_path()
+        if not self.private:
+            return ctypes.CDLL(path)
+        with tempfile.TemporaryDirectory(prefix="hwml-espeak-") as tmp:  # mapped: safe to delete
+            return ctypes.CDLL(shutil.copy(path, Path(tmp) / "libespeak-ng-private.so"))
+
+    def _init(self) -> None:
+        lib = self._load()
         lib.espeak_Initialize.restype = ctypes.c_int
         lib.espeak_Initialize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
         lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
@@ -94,10 +121,13 @@ class _Engine:
         lib.espeak_TextToPhonemes.restype = ctypes.c_char_p
         lib.espeak_TextToPhonemes.argtypes = [ctypes.POINTER(ctypes.c_char_p), ctypes.c_int,
                                               ctypes.c_int]
+        # 1000 ms buffers: fewer Python callbacks (the event list grows with the buffer)
         rate = lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 1000, str(data_path()).encode(),
                                      _INITIALIZE_PHONEME_EVENTS)
         if rate <= 0:
             raise HwmlError(f"eSpeak NG failed to initialise with data at {data_path()}")
+        lib.espeak_ng_SetRandSeed.argtypes = [ctypes.c_long]
+        lib.espeak_ng_SetRandSeed(0)  # Initialize seeds its noise generator from the clock
         self.lib, self.sample_rate = lib, rate
         self.chunks: list[np.ndarray] = []
         self.events: list[tuple[str, int]] = []
@@ -105,6 +135,15 @@ class _Engine:
         lib.espeak_SetSynthCallback(self.callback)
         self.voice: str | None = None
         self.pid = os.getpid()
+
+    def close(self) -> None:
+        """Terminate the library (joins its thread); a private copy is unloaded too."""
+        with self.lock:
+            if self.lib is not None and self.pid == os.getpid():
+                self.lib.espeak_Terminate()
+                if self.private:
+                    _ctypes.dlclose(self.lib._handle)
+            self.lib, self.pid = None, None
 
     def _on_audio(self, wav, n, events) -> int:
         if wav and n > 0:
@@ -116,7 +155,7 @@ class _Engine:
                 name = bytes(event.id.string).split(b"\0", 1)[0].decode("utf-8", "replace")
                 self.events.append((name, event.sample))
             i += 1
-        return 0
+        return 0  # 0 = continue synthesis
 
     def _ready(self, voice: str) -> None:
         if self.pid != os.getpid():
@@ -126,8 +165,13 @@ class _Engine:
                 raise HwmlError(f"eSpeak NG has no voice {voice!r}")
             self.voice = voice
 
-    def synthesize(self, text: str, voice: str, rate: int, pitch: int, pitch_range: int,
-                   word_gap: int) -> Synthesis:
+    def synthesize(self, text: str, voice: str = "en-us", *, rate: int = 175, pitch: int = 50,
+                   pitch_range: int = 50, word_gap: int = 0) -> Synthesis:
+        """Speak `text` with an eSpeak voice name ("en-us", "en-gb-scotland+m3", ...).
+
+        rate: words per minute (80..450); pitch and pitch_range: 0..100 (50 = the voice's
+        own); word_gap: extra pause between words in 10 ms units.
+        """
         with self.lock:
             self._ready(voice)
             for param, value in ((_RATE, rate), (_PITCH, pitch), (_RANGE, pitch_range),
@@ -144,32 +188,31 @@ class _Engine:
         phones = [(name.lstrip("',%="), sample) for name, sample in events]
         return Synthesis(samples.astype(np.float32) / 32768.0, self.sample_rate, phones)
 
-    def text_to_phonemes(self, text: str, voice: str) -> str:
+    def text_to_phonemes(self, text: str, voice: str = "en-us", separator: str = "") -> str:
+        """eSpeak's own phoneme transcription of `text` (mnemonics, stress marks included),
+        words separated by spaces and, given a `separator` character, phonemes by it."""
+        mode = ord(separator) << 8 if separator else 0  # bits 8-23: a separator between phonemes
         with self.lock:
             self._ready(voice)
-            pointer = ctypes.c_char_p(text.encode())
+            data = text.encode()
+            pointer = ctypes.c_char_p(data)  # advanced clause by clause, NULL at the end
             parts = []
             while pointer.value:
-                parts.append(self.lib.espeak_TextToPhonemes(ctypes.byref(pointer), _CHARS_UTF8, 0))
+                parts.append(self.lib.espeak_TextToPhonemes(ctypes.byref(pointer), _CHARS_UTF8, mode))
             return " ".join(part.decode() for part in parts if part)
 
 
-_ENGINE = _Engine()
+_SHARED = Engine()
 
 
-def synthesize(text: str, voice: str = "en-us", *, rate: int = 175, pitch: int = 50,
-               pitch_range: int = 50, word_gap: int = 0) -> Synthesis:
-    """Speak `text` with an eSpeak voice name ("en-us", "en-gb-scotland+m3", ...).
-
-    rate: words per minute (80..450); pitch and pitch_range: 0..100 (50 = the voice's own);
-    word_gap: extra pause between words in 10 ms units.
-    """
-    return _ENGINE.synthesize(text, voice, rate, pitch, pitch_range, word_gap)
+def synthesize(text: str, voice: str = "en-us", **settings) -> Synthesis:
+    """`Engine.synthesize` on the process's shared engine."""
+    return _SHARED.synthesize(text, voice, **settings)
 
 
-def text_to_phonemes(text: str, voice: str = "en-us") -> str:
-    """eSpeak's own phoneme transcription of `text` (mnemonics, stress marks included)."""
-    return _ENGINE.text_to_phonemes(text, voice)
+def text_to_phonemes(text: str, voice: str = "en-us", separator: str = "") -> str:
+    """`Engine.text_to_phonemes` on the process's shared engine."""
+    return _SHARED.text_to_phonemes(text, voice, separator)
 
 
 def voice_variants() -> list[str]:

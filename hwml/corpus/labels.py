@@ -135,11 +135,18 @@ def segments(syn: Synthesis, accent: str) -> tuple[np.ndarray, np.ndarray, np.nd
             release = _release(syn.wave[start:end], round(STEP_S * syn.sample_rate))
             if release is not None:
                 per_sample[start:start + release] = SIL
-    _mark_silence(per_sample, syn.wave, round(STEP_S * syn.sample_rate),
-                  round(MIN_SILENCE_S / STEP_S))
+    step = round(STEP_S * syn.sample_rate)
+    _mark_silence(per_sample, syn.wave, step, round(MIN_SILENCE_S / STEP_S))
+    starts, ends, classes = _runs(per_sample)
+    keep = np.r_[True, ends[1:] - starts[1:] >= step]  # slivers (< 2.5 ms) left between a
+    starts, classes = starts[keep], classes[keep]  # silence and the next event join the run before
+    return starts, np.r_[starts[1:], n].astype(np.int64), classes
+
+
+def _runs(per_sample: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     change = np.flatnonzero(np.diff(per_sample)) + 1
     starts = np.concatenate([[0], change]).astype(np.int64)
-    ends = np.concatenate([change, [n]]).astype(np.int64)
+    ends = np.concatenate([change, [len(per_sample)]]).astype(np.int64)
     return starts, ends, per_sample[starts].astype(np.int64)
 
 

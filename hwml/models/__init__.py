@@ -1,8 +1,9 @@
 """The model registry: every model is rebuilt from `{"name": ..., "kwargs": {...}}` alone.
 
 A run's config.json stores that spec, so `hwml.runs.load_run` needs no code from the run that
-trained it. Model modules register their classes with `@register("name")`; the modules listed
-in MODEL_MODULES are imported on first use so the registry is complete before any lookup.
+trained it. Model modules register their classes with `@register("name")`; a name not yet registered
+makes `build_model` import the modules in MODEL_MODULES in turn until one registers it (lazily:
+the speaker models pull in the `conformer` package, which takes seconds to import).
 """
 
 from __future__ import annotations
@@ -27,15 +28,13 @@ def register(name: str):
     return add
 
 
-def _load_all() -> None:
-    for module in MODEL_MODULES:
-        importlib.import_module(module)
-
-
 def build_model(spec: dict) -> nn.Module:
     """A fresh model (initialised under the caller's torch seed) from its spec."""
-    _load_all()
     name = spec.get("name")
+    for module in MODEL_MODULES:
+        if name in MODELS:
+            break
+        importlib.import_module(module)
     if name not in MODELS:
         raise HwmlError(f"unknown model {name!r}: known models are {', '.join(sorted(MODELS))}")
     try:

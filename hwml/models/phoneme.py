@@ -125,9 +125,9 @@ class BiRNN(nn.Module):
     Input normalisation (statistics of real frames only) -> a 1-D convolution over `kernel`
     neighbouring frames (replicate padding: the edge-repeat the course uses for context) ->
     a bidirectional GRU/LSTM stack run on packed sequences, so padding never reaches a real
-    frame's state -> a linear layer per frame. Callers pad a batch by repeating each
-    utterance's last frame, which makes the convolution see exactly what it sees on that
-    utterance alone.
+    frame's state -> a linear layer per frame. Padded positions are overwritten with the
+    utterance's last real frame, so the convolution sees exactly what it sees on that utterance
+    alone (its replicate padding).
     """
 
     def __init__(self, in_dim: int, n_classes: int, hidden: int = 256, layers: int = 3, kernel: int = 5,
@@ -161,9 +161,12 @@ class BiRNN(nn.Module):
         B, T, _ = x.shape
         if lengths is None:
             lengths = torch.full((B,), T, dtype=torch.long)
-        mask = torch.arange(T, device=x.device)[None, :] < lengths.to(x.device)[:, None]
-        h = x.clone()
+        lengths = lengths.to(x.device)
+        pos = torch.minimum(torch.arange(T, device=x.device)[None, :], (lengths - 1).clamp(min=0)[:, None])
+        mask = torch.arange(T, device=x.device)[None, :] < lengths[:, None]
+        h = torch.zeros_like(x)
         h[mask] = self.norm(x[mask])               # statistics over real frames only
+        h = h.gather(1, pos[:, :, None].expand(-1, -1, h.shape[2]))   # padding = the last real frame
         h = torch.relu(self.conv(h.transpose(1, 2))).transpose(1, 2)
         h = self.drop(h)
         if bool((lengths == T).all()):

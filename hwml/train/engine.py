@@ -58,6 +58,8 @@ DEFAULTS = {
     "max_steps": None,           # None: max_epochs * task.steps_per_epoch
     "max_epochs": 10,
     "max_seconds": None,
+    "clock": "wall",             # wall | cpu: what max_seconds and elapsed measure. cpu = this
+                                 # process's CPU seconds (all threads): fair budgets on a busy machine
     "valid_every": 500,          # steps; and always once at the end
     "patience": 10,              # validations without improvement before stopping; 0 = off
     "log_every": 100,            # a step event at least every N steps ...
@@ -193,8 +195,11 @@ def train(task: Task, settings: dict, run_dir, callbacks: Iterable[Callable[[dic
                 "bad_valids": bad_valids, "last_valid": last_valid}
         save_resume(run_dir, model, optimizer, gen, meta, best_state)
 
-    t0 = time.perf_counter() - spent
-    elapsed = lambda: time.perf_counter() - t0
+    if s["clock"] not in ("wall", "cpu"):
+        raise HwmlError(f"unknown clock {s['clock']!r}: use wall or cpu")
+    clock = time.perf_counter if s["clock"] == "wall" else time.process_time
+    t0 = clock() - spent
+    elapsed = lambda: clock() - t0
     progress = lambda: max(step / max_steps, elapsed() / max_seconds if max_seconds else 0.0)
 
     def run_validation() -> bool:

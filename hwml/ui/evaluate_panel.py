@@ -12,22 +12,24 @@ import pandas as pd
 
 from hwml.errors import HwmlError
 from hwml.workspace import BUILTIN_FOLDERS, SOURCE_BUILTIN, SOURCE_PATH, SOURCE_ZIP, local_paths_allowed
-from hwml.ui import figures
 from hwml.ui.widgets import AppContext, NO_RUNS_NOTE, run_dropdown_update, session_of, shipped_choices, user_errors
 
 SPLITS = ["test", "valid", "all"]
 
 
-def evaluation_tables(result: dict) -> tuple[str, object, pd.DataFrame, pd.DataFrame]:
-    """(summary markdown, heatmap figure, per-class table, worst confusions) from evaluate_run's result."""
-    names = list(result["class_names"])
-    counts = result["confusion"]
-    per_class = pd.DataFrame(result["per_class"])
-    worst = pd.DataFrame(result["worst_confusions"])
-    summary = (f"**Accuracy {result['accuracy']:.2%}** on {result['n']:,} "
-               f"{'frames' if result.get('task') == 'phoneme' else 'utterances'} "
+def evaluation_view(run_dir: Path, result: dict, task: str) -> tuple[str, object, pd.DataFrame, pd.DataFrame]:
+    """(summary markdown, heatmap figure, per-class table, worst confusions) of an evaluated run."""
+    from hwml.evaluate import confusion_figure, plot_data, read_confusion
+
+    names, counts = read_confusion(run_dir)
+    unit = "frames" if task == "phoneme" else "utterances"
+    title = f"{Path(str(result.get('data', ''))).name} ({result.get('split', '?')}): accuracy {result['accuracy']:.3f}"
+    per_class = pd.DataFrame([(name, round(v["acc"], 4), v["count"]) for name, v in result["per_class"].items()],
+                             columns=["class", "accuracy", unit]).sort_values("accuracy", kind="stable")
+    worst = pd.DataFrame(result["worst_confusions"], columns=["true", "predicted", "count", "fraction"]).round(4)
+    summary = (f"**Accuracy {result['accuracy']:.2%}** on {result['n']:,} {unit} "
                f"(split: {result.get('split', '?')}, data: `{Path(str(result.get('data', ''))).name}`)")
-    return summary, figures.confusion_heatmap(counts, names), per_class, worst
+    return summary, confusion_figure(plot_data(counts, names), title), per_class, worst
 
 
 class EvaluatePanel:
@@ -89,6 +91,5 @@ class EvaluatePanel:
             for name in ("config.json", "model.safetensors"):
                 shutil.copy2(entry.path / name, run_dir / name)
         result = evaluate_run(run_dir, data, split=split)
-        summary, heatmap, per_class, worst = evaluation_tables({**result, "data": str(data)})
-        csv = run_dir / "confusion.csv"
-        return summary, heatmap, per_class, worst, str(csv) if csv.is_file() else None
+        summary, heatmap, per_class, worst = evaluation_view(run_dir, result, self.kind)
+        return summary, heatmap, per_class, worst, result.get("confusion_csv")

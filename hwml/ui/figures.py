@@ -1,5 +1,6 @@
-"""Matplotlib figures the app shows: confusion heatmaps, phone strips under spectrograms, and
-the Learn tab's audio-to-features views. Drawing only; every number comes from hwml."""
+"""Matplotlib figures the app shows: phone strips under spectrograms and the Learn tab's
+audio-to-features views (the confusion heatmap is hwml.evaluate's). Drawing only; every number
+comes from hwml."""
 
 from __future__ import annotations
 
@@ -9,32 +10,6 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-
-
-def confusion_heatmap(matrix, class_names: list[str], title: str = "", max_classes: int = 45):
-    """Row-normalised confusion matrix with class names on both axes. With more classes than
-    fit, the ones with the most errors are shown (say so in the title)."""
-    m = np.asarray(matrix, dtype=float)
-    names = list(class_names)
-    note = ""
-    if len(names) > max_classes:
-        errors = m.sum(1) - np.diag(m) + m.sum(0) - np.diag(m)
-        keep = np.sort(np.argsort(-errors)[:max_classes])
-        m, names = m[np.ix_(keep, keep)], [names[i] for i in keep]
-        note = f" ({max_classes} most confused of {len(class_names)})"
-    rows = m.sum(1, keepdims=True)
-    norm = np.divide(m, rows, out=np.zeros_like(m), where=rows > 0)
-    size = max(5.0, 0.22 * len(names) + 2)
-    fig, ax = plt.subplots(figsize=(size + 1, size))
-    im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
-    ax.set_xticks(range(len(names)), names, rotation=90, fontsize=7)
-    ax.set_yticks(range(len(names)), names, fontsize=7)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    ax.set_title((title or "confusion matrix (rows sum to 1)") + note, fontsize=10)
-    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02)
-    fig.tight_layout()
-    return _done(fig)
 
 
 def phone_strip(times, logmel, segments, title: str = ""):

@@ -23,11 +23,11 @@ PRESET_ORDER = ["simple", "medium", "strong", "boss", "gaussian", "logreg"]
 
 
 def _prediction_target(ctx: AppContext, session: str, run_key: str | None):
+    """The picked run, checked to be a phoneme run this session may use."""
     entry = ctx.workspace.find_run(session, run_key)
     if entry.task not in (None, KIND):
         raise HwmlError(f"{entry.path.name} is a {entry.task} run, not a phoneme run")
-    out = ctx.workspace.new_upload_dir(session) / "predictions.csv"
-    return entry, out
+    return entry
 
 
 class PhonemePredictPanel:
@@ -68,8 +68,8 @@ class PhonemePredictPanel:
             return "", None, None, None
         from hwml.audio import LOGMEL40, FeatureParams, frame_times, load_audio, logmel40
         from hwml.workflow import predict_run
-
-        entry, out = _prediction_target(self.ctx, session_of(request), run_key)
+        entry = _prediction_target(self.ctx, session_of(request), run_key)
+        out = self.ctx.workspace.new_upload_dir(session_of(request)) / "predictions.csv"
         summary = predict_run(entry.path, [audio], out)
         segs = summary["files"][0]["segments"]
         wave = load_audio(audio)
@@ -86,10 +86,10 @@ class PhonemePredictPanel:
     def predict_files(self, run_key, files, request: gr.Request):
         """Feature files (one row per frame) or a course test folder zip (the submission CSV)."""
         from hwml.workflow import predict_run
-
+        entry = _prediction_target(self.ctx, session_of(request), run_key)
+        out = self.ctx.workspace.new_upload_dir(session_of(request)) / "predictions.csv"
         if not files:
             raise HwmlError("upload feature files (.npy/.pt) or a course test folder (.zip) first")
-        entry, out = _prediction_target(self.ctx, session_of(request), run_key)
         summary = predict_run(entry.path, [Path(f) for f in files], out)
         if summary.get("kind") == "submission":
             preview = pd.read_csv(summary["out"], nrows=200, dtype=str)

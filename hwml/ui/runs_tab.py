@@ -6,7 +6,7 @@ from __future__ import annotations
 import gradio as gr
 import pandas as pd
 
-from hwml.ui.widgets import AppContext, curve_frames, empty_curves, session_of, user_errors
+from hwml.ui.widgets import AppContext, curve_frames, empty_curves, series_colors, session_of, user_errors
 
 METRICS = {"valid accuracy": ("acc", "valid"), "train accuracy": ("acc", "train"),
            "valid loss": ("loss", "valid"), "train loss": ("loss", "train")}
@@ -66,7 +66,8 @@ class RunsTab:
             loss, acc = curve_frames(read_metrics(entry.path), run=name)
             frame = acc if which == "acc" else loss
             frames.append(frame[frame["series"].str.endswith(f"{split} {which}")])
-        return pd.concat(frames, ignore_index=True) if frames and any(len(f) for f in frames) else empty_curves()
+        data = pd.concat(frames, ignore_index=True) if frames and any(len(f) for f in frames) else empty_curves()
+        return gr.update(value=data, color_map=series_colors(data["series"]) or None)
 
     @user_errors
     def delete(self, key, request: gr.Request):

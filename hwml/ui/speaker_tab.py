@@ -33,10 +33,11 @@ def top_k_table(row: pd.Series) -> pd.DataFrame:
 
 
 def _target(ctx: AppContext, session: str, run_key: str | None):
+    """The picked run, checked to be a speaker run this session may use."""
     entry = ctx.workspace.find_run(session, run_key)
     if entry.task not in (None, KIND):
         raise HwmlError(f"{entry.path.name} is a {entry.task} run, not a speaker run")
-    return entry, ctx.workspace.new_upload_dir(session) / "predictions.csv"
+    return entry
 
 
 class SpeakerPredictPanel:
@@ -97,8 +98,8 @@ class SpeakerPredictPanel:
         if not audio:
             return "", None, None, None
         from hwml.workflow import predict_run
-
-        entry, out = _target(self.ctx, session_of(request), run_key)
+        entry = _target(self.ctx, session_of(request), run_key)
+        out = self.ctx.workspace.new_upload_dir(session_of(request)) / "predictions.csv"
         summary = predict_run(entry.path, [audio], out)
         row = pd.read_csv(summary["out"], dtype=str).iloc[0]
         top = top_k_table(row)
@@ -109,10 +110,10 @@ class SpeakerPredictPanel:
     @user_errors
     def predict_files(self, run_key, files, request: gr.Request):
         from hwml.workflow import predict_run
-
+        entry = _target(self.ctx, session_of(request), run_key)
+        out = self.ctx.workspace.new_upload_dir(session_of(request)) / "predictions.csv"
         if not files:
             raise HwmlError("upload feature files (.pt/.npy) or a course test folder (.zip) first")
-        entry, out = _target(self.ctx, session_of(request), run_key)
         summary = predict_run(entry.path, [Path(f) for f in files], out)
         table = pd.read_csv(summary["out"], dtype=str)
         if summary.get("format") == "submission":
@@ -127,7 +128,7 @@ class SpeakerPredictPanel:
     def enrol(self, run_key, name, clips, enrolled, request: gr.Request):
         from hwml.speaker import enroll
 
-        entry, _ = _target(self.ctx, session_of(request), run_key)
+        entry = _target(self.ctx, session_of(request), run_key)
         name = (name or "").strip()
         if not name:
             raise HwmlError("give the new speaker a name")
@@ -144,7 +145,7 @@ class SpeakerPredictPanel:
 
         if not audio:
             raise HwmlError("record or upload a clip above first")
-        entry, _ = _target(self.ctx, session_of(request), run_key)
+        entry = _target(self.ctx, session_of(request), run_key)
         ranked = identify(entry.path, enrolled or [], Path(audio))
         return pd.DataFrame([(n, round(s, 4)) for n, s in ranked], columns=["speaker", "cosine similarity"])
 

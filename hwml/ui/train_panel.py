@@ -16,9 +16,11 @@ from hwml.errors import HwmlError
 from hwml.jobs import JobView
 from hwml.workspace import (BUILTIN_FOLDERS, SOURCE_AUDIO, SOURCE_BUILTIN, SOURCE_PATH, SOURCE_ZIP, SOURCES,
                             local_paths_allowed)
-from hwml.ui.widgets import (AppContext, curve_frames, empty_curves, latest_event, progress_html, session_of,
-                             status_markdown, user_errors)
+from hwml.ui.widgets import (AppContext, curve_frames, empty_curves, latest_event, progress_html, series_colors,
+                             session_of, status_markdown, user_errors, with_all_series)
 
+LOSS_SERIES = ("train loss", "valid loss")
+ACC_SERIES = ("train acc", "valid acc")
 TRAINING_QUEUE = "training"  # one Gradio concurrency group for every training event of the app
 
 
@@ -93,11 +95,15 @@ class TrainPanel:
                 self.status = gr.Markdown("Pick data and a preset, then Start.", elem_id=f"{kind}-train-status")
                 self.progress = gr.HTML(progress_html(None), elem_id=f"{kind}-train-progress")
                 with gr.Row():
-                    self.loss_plot = gr.LinePlot(empty_curves(), x="step", y="value", color="series",
+                    self.loss_plot = gr.LinePlot(with_all_series(empty_curves(), LOSS_SERIES), x="step", y="value",
+                                                 color="series",
                                                  title="loss", y_title="loss", height=260,
+                                                 color_map=series_colors(LOSS_SERIES),
                                                  elem_id=f"{kind}-loss-plot")
-                    self.acc_plot = gr.LinePlot(empty_curves(), x="step", y="value", color="series",
+                    self.acc_plot = gr.LinePlot(with_all_series(empty_curves(), ACC_SERIES), x="step", y="value",
+                                                color="series",
                                                 title="accuracy", y_title="accuracy", y_lim=[0, 1], height=260,
+                                                color_map=series_colors(ACC_SERIES),
                                                 elem_id=f"{kind}-acc-plot")
                 with gr.Accordion("Latest event (raw)", open=False):
                     self.event = gr.JSON(label="latest event")
@@ -145,8 +151,8 @@ class TrainPanel:
 
     def _render(self, view: JobView):
         loss, acc = curve_frames(view.events)
-        return (status_markdown(view), progress_html(view), loss if len(loss) else empty_curves(),
-                acc if len(acc) else empty_curves(), latest_event(view))
+        return (status_markdown(view), progress_html(view), with_all_series(loss, LOSS_SERIES),
+                with_all_series(acc, ACC_SERIES), latest_event(view))
 
     @user_errors
     def train(self, source, builtin_format, path, upload, preset, max_steps, max_seconds, lr, batch_size, seed,
@@ -186,6 +192,7 @@ class TrainPanel:
         """After Stop: wait for the run to wind down, then draw its final state."""
         job = self.ctx.jobs.get(session_of(request), self.kind)
         if job is None:
-            return ("Stopped (nothing was running).", progress_html(None), empty_curves(), empty_curves(), {})
+            return ("Stopped (nothing was running).", progress_html(None), with_all_series(empty_curves(), LOSS_SERIES),
+                    with_all_series(empty_curves(), ACC_SERIES), {})
         job.join(timeout=5.0)
         return self._render(job.poll())

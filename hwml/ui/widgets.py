@@ -71,13 +71,34 @@ def run_dropdown_update(ctx: AppContext, session: str, kind: str | None, keep: s
     return gr.update(choices=choices, value=value)
 
 
-NO_RUNS_NOTE = ("No run to pick yet: train one in the Train panel, or ship checkpoints with the "
-                "command in the README (`checkpoints/phoneme`, `checkpoints/speaker`).")
+NO_RUNS_NOTE = ("Runs to pick: yours from this browser session, newest first, then the shipped checkpoints (★). "
+                "Empty? Train one in the Train panel (the shipped ones come from the command in the README).")
 
 
 # --------------------------------------------------------------------------------------- curves
 
 LOSS_COLUMNS = ("step", "value", "series")
+
+
+TRAIN_COLORS = {"train loss": "#2563eb", "valid loss": "#f97316", "train acc": "#2563eb", "valid acc": "#f97316"}
+
+
+def series_colors(names) -> dict[str, str]:
+    """A colour for each series name. Gradio's LinePlot fixes its colour domain when the chart
+    spec is (re)built, so a plot whose series change must get a new color_map with them."""
+    palette = ["#2563eb", "#f97316", "#16a34a", "#dc2626", "#9333ea", "#0891b2", "#ca8a04", "#db2777",
+               "#4b5563", "#65a30d"]
+    return {name: TRAIN_COLORS.get(name, palette[i % len(palette)]) for i, name in enumerate(dict.fromkeys(names))}
+
+
+def with_all_series(frame: pd.DataFrame, names) -> pd.DataFrame:
+    """Add an empty (NaN) point for each series not drawn yet, so the plot's colour domain holds
+    every series from the first draw on (the valid curve appears later than the train curve)."""
+    missing = [n for n in names if n not in set(frame["series"])]
+    if not missing:
+        return frame
+    pad = pd.DataFrame({"step": [0] * len(missing), "value": [float("nan")] * len(missing), "series": missing})
+    return pd.concat([frame, pad], ignore_index=True) if len(frame) else pad
 
 
 def curve_frames(events: list[dict], run: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -122,10 +143,8 @@ def progress_html(view: JobView | None) -> str:
 
 
 def status_markdown(view: JobView) -> str:
-    icon = {"queued": "⏳", "preparing": "⚙️", "running": "🏃", "finished": "✅", "stopped": "⏹️",
-            "failed": "❌"}.get(view.state, "")
     name = view.run_dir.rsplit("/", 1)[-1]
-    return f"{icon} **{view.state}** · run `{name}` · {view.message}"
+    return f"**{view.state}** · run `{name}` · {view.message}"
 
 
 def latest_event(view: JobView) -> dict:

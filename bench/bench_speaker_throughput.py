@@ -1,0 +1,195 @@
+"""HW4 input pipeline and training-step throughput: the course's loop against hwml's, same model.
+
+The course loop (PITFALLS 7, 10): a Dataset that `torch.load`s one `.pt` file per utterance per
+step (written to a temp dir first; weights_only=True here, PITFALLS 9), Python `random` crops,
+`pad_sequence(..., padding_value=-20)`, a DataLoader at batch 16. hwml: the whole set in one
+tensor, crops by one gather from one seeded generator, a length mask. Both train the same
+model (the `simple` preset = the course's Classifier) at batch 16, in this process, one after
+the other. Prints JSON lines: utterances/s of each input path alone and of full training steps,
+and the ratios. `--scale` also measures the RSS of holding a course-size HW4 set (56,666
+utterances, mel_len ~ 400 + Exp(380) frames, i.e. VoxCeleb2's >= 4 s segments) in memory,
+and hwml's batch rate on it.
+
+    python bench/bench_speaker_throughput.py [--quick] [--scale] [--threads N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch.nn.utils.rnn import pad_sequence
+from torch.utils.data import DataLoader, Dataset
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from hwml.data.types import Dataset as HwmlDataset  # noqa: E402
+from hwml.data.types import UtteranceSet  # noqa: E402
+from hwml.models import build_model  # noqa: E402
+from hwml.speaker import make_task  # noqa: E402
+
+COURSE_TRAIN_UTTS, COURSE_SPEAKERS = 56_666, 600
+
+
+def course_lengths(n: int, gen: torch.Generator) -> torch.Tensor:
+    """mel_len like the course's VoxCeleb2 features: at least 4 s, mean about 7.8 s."""
+    return (400 + torch.empty(n).exponential_(1 / 380.0, generator=gen)).long().clamp(max=4000)
+
+
+def synthetic_set(n_utts: int, n_speakers: int, seed: int = 0) -> UtteranceSet:
+    gen = torch.Generator().manual_seed(seed)
+    lengths = course_lengths(n_utts, gen)
+    offsets = torch.cat([torch.zeros(1, dtype=torch.long), torch.cumsum(lengths, 0)])
+    feats = torch.empty(int(offsets[-1]), 40)
+    for i in range(0, len(feats), 1 << 22):  # chunked: no second full-size temporary
+        feats[i:i + (1 << 22)].normal_(generator=gen).mul_(3.0).sub_(8.0)
+    labels = torch.arange(n_utts) % n_speakers
+    return UtteranceSet(feats, offsets, [f"uttr-{i:032x}.pt" for i in range(n_utts)], labels,
+                        [f"id{10000 + i}" for i in range(n_speakers)])
+
+
+# ------------------------------------------------------------------ the course's input pipeline
+
+class CourseDataset(Dataset):
+    """The sample code's myDataset: one file read and one Python-random crop per item."""
+
+    def __init__(self, data_dir: Path, items: list[tuple[str, int]], segment_len: int = 128):
+        self.data_dir, self.data, self.segment_len = data_dir, items, segment_len
+
+    def __len__(self):
+        return len(self.data)
+
+    def __getitem__(self, index):
+        feat_path, speaker = self.data[index]
+        mel = torch.load(self.data_dir / feat_path, weights_only=True)
+        if len(mel) > self.segment_len:
+            start = random.randint(0, len(mel) - self.segment_len)
+            mel = torch.FloatTensor(mel[start:start + self.segment_len])
+        else:
+            mel = torch.FloatTensor(mel)
+        return mel, torch.FloatTensor([speaker]).long()
+
+
+def collate_batch(batch):
+    mel, speaker = zip(*batch)
+    mel = pad_sequence(mel, batch_first=True, padding_value=-20)
+    return mel, torch.FloatTensor(speaker).long()
+
+
+def course_batches(utts: UtteranceSet, tmp: Path, batch_size: int):
+    """Write every utterance as uttr-*.pt, then an endless course DataLoader over them."""
+    items = []
+    for i, name in enumerate(utts.utt_ids):
+        torch.save(utts.utterance(i).clone(), tmp / name)
+        items.append((name, int(utts.labels[i])))
+    loader = DataLoader(CourseDataset(tmp, items), batch_size=batch_size, shuffle=True,
+                        drop_last=True, num_workers=0, collate_fn=collate_batch)
+    while True:
+        yield from loader
+
+
+# ----------------------------------------------------------------------------------- measuring
+
+def rate(fn, n: int) -> float:
+    """Calls per second of fn over n calls (after one warm-up call)."""
+    fn()
+    start = time.perf_counter()
+    for _ in range(n):
+        fn()
+    return n / (time.perf_counter() - start)
+
+
+def rss_mb(field: str = "VmRSS") -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def compare(n_utts: int, n_speakers: int, steps: int, batches: int) -> list[dict]:
+    utts = synthetic_set(n_utts, n_speakers)
+    ds = HwmlDataset("speaker", "hw4", "synthetic", utts)
+    task = make_task(ds, "simple", {"valid_fraction": 0.0}, seed=0)
+    torch.manual_seed(0)
+    random.seed(0)
+    model = build_model(task.model_spec())
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    bs = task.settings["batch_size"]
+    gen = torch.Generator().manual_seed(0)
+    out = []
+    with tempfile.TemporaryDirectory() as tmp:
+        course = course_batches(utts, Path(tmp), bs)
+
+        def course_step():
+            mels, labels = next(course)
+            loss = F.cross_entropy(model(mels), labels)  # the course model sees padding as speech
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+
+        def hwml_step():
+            loss, _ = task.loss(model, task.train_batch(gen, "cpu"))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+
+        input_course = rate(lambda: next(course), batches) * bs
+        input_hwml = rate(lambda: task.train_batch(gen, "cpu"), batches) * bs
+        out.append({"bench": "speaker_input_pipeline", "utterances": n_utts, "batch_size": bs,
+                    "course_utts_per_s": round(input_course, 1), "hwml_utts_per_s": round(input_hwml, 1),
+                    "ratio": round(input_hwml / input_course, 2)})
+        step_course = rate(course_step, steps) * bs
+        step_hwml = rate(hwml_step, steps) * bs
+        step_course2 = rate(course_step, steps) * bs  # again: the two runs bracket any drift
+        step_course = (step_course + step_course2) / 2
+        out.append({"bench": "speaker_train_step", "model": "simple", "utterances": n_utts,
+                    "batch_size": bs, "steps": steps, "course_utts_per_s": round(step_course, 1),
+                    "hwml_utts_per_s": round(step_hwml, 1), "ratio": round(step_hwml / step_course, 2),
+                    "threads": torch.get_num_threads()})
+    return out
+
+
+def scale(batches: int) -> dict:
+    """RSS of a course-size HW4 training set held as one tensor, and crop-batch rate on it."""
+    base = rss_mb()
+    start = time.perf_counter()
+    utts = synthetic_set(COURSE_TRAIN_UTTS, COURSE_SPEAKERS)
+    build_s = time.perf_counter() - start
+    held = rss_mb()
+    ds = HwmlDataset("speaker", "hw4", "synthetic", utts)
+    task = make_task(ds, "boss", {}, seed=0)
+    gen = torch.Generator().manual_seed(0)
+    per_s = rate(lambda: task.train_batch(gen, "cpu"), batches) * task.settings["batch_size"]
+    return {"bench": "speaker_scale", "utterances": len(utts), "frames": int(utts.offsets[-1]),
+            "mean_mel_len": round(float(utts.lengths.float().mean()), 1),
+            "feature_gb": round(utts.feats.numel() * 4 / 2**30, 2),
+            "rss_mb_before": round(base), "rss_mb_holding": round(held), "peak_rss_mb": round(rss_mb("VmHWM")),
+            "build_s": round(build_s, 1), "crop_utts_per_s": round(per_s, 1),
+            "n_valid": len(task.valid_idx)}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="a few seconds (the test suite runs this)")
+    p.add_argument("--scale", action="store_true", help="also hold a course-size set (about 7 GB)")
+    p.add_argument("--threads", type=int, default=1)
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    if args.quick:
+        lines = compare(n_utts=96, n_speakers=8, steps=4, batches=4)
+    else:
+        lines = compare(n_utts=3000, n_speakers=600, steps=60, batches=100)
+    if args.scale:
+        lines.append(scale(batches=50))
+    for line in lines:
+        print(json.dumps(line), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,81 @@
+"""Fixtures shared by the test modules."""
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def small_corpus(tmp_path_factory):
+    """The built-in corpus at size "small" (seed 0), built once per test session; its root folder
+    holds timit_11/, libriphone/ and speaker/."""
+    from hwml.corpus import ensure_corpus
+
+    return ensure_corpus(root=tmp_path_factory.mktemp("hwml-cache") / "corpus-small", size="small", seed=0)
+
+
+# --- a running app server (helper F: tests/test_app_api.py, tests/test_browser.py) -----------------
+
+import os  # noqa: E402
+import socket  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+import urllib.request  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class AppServer:
+    url: str
+    runs_dir: Path
+    checkpoints: Path
+    log: Path
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def app_server(small_corpus, tmp_path_factory):
+    """`python app.py` on 127.0.0.1 and a free port, on the small built-in corpus, with its runs
+    in a temp folder; `checkpoints` starts empty (tests may put run folders there). Stopped after
+    the test session."""
+    tmp = tmp_path_factory.mktemp("app")
+    port = _free_port()
+    env = {**os.environ, "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port),
+           "GRADIO_ANALYTICS_ENABLED": "False", "HWML_RUNS_DIR": str(tmp / "runs"),
+           "HWML_CORPUS_SIZE": "small", "HWML_CORPUS_DIR": str(small_corpus),
+           "HWML_CHECKPOINTS_DIR": str(tmp / "checkpoints"), "HWML_MAX_RUN_SECONDS": "120",
+           "HWML_ALLOW_LOCAL_PATHS": "1", "GRADIO_TEMP_DIR": str(tmp / "gradio")}
+    log = tmp / "app.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, str(REPO / "app.py")], cwd=tmp, env=env, stdout=out,
+                                stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"app.py exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+            try:
+                with urllib.request.urlopen(url, timeout=5) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"app.py did not answer within 180 s:\n{log.read_text()[-3000:]}")
+            time.sleep(0.5)
+        yield AppServer(url=url, runs_dir=tmp / "runs", checkpoints=tmp / "checkpoints", log=log)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
