@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import math
+import os
 import re
 import threading
 from dataclasses import asdict, dataclass, fields
@@ -29,10 +30,11 @@ import torchaudio
 from hwml.errors import HwmlError
 
 SAMPLE_RATE = 16000
-MAX_SECONDS = 600.0
+MAX_SECONDS = float(os.environ.get("HWML_MAX_AUDIO_SECONDS", 600))  # per file; None args read it at call time
 LOG_FLOOR = 1e-6  # added before the log; the same offset torchaudio's MFCC(log_mels=True) uses
 MIN_RATE, MAX_RATE = 4000, 384000
 KINDS = ("mfcc39", "logmel40")
+_HOW = " (set HWML_MAX_AUDIO_SECONDS to change it)"
 
 
 @dataclass(frozen=True)
@@ -135,13 +137,14 @@ def _wav_truncated(extra_info: str) -> str | None:
     return None
 
 
-def read_audio(path, *, max_seconds: float = MAX_SECONDS) -> tuple[torch.Tensor, int]:
+def read_audio(path, *, max_seconds: float | None = None) -> tuple[torch.Tensor, int]:
     """Decode an audio file to a mono float32 wave at its own sample rate.
 
     Any format libsndfile reads: WAV (8/16/24/32-bit, float), NIST SPHERE, FLAC, OGG, MP3.
     Refuses (HwmlError) unreadable, truncated, empty, non-finite, too-long and too-short input.
     """
     path = Path(path)
+    max_seconds = MAX_SECONDS if max_seconds is None else max_seconds
     if not path.is_file():
         raise HwmlError(f"{path}: " + ("not a file" if path.exists() else "no such file"))
     try:
@@ -157,7 +160,7 @@ def read_audio(path, *, max_seconds: float = MAX_SECONDS) -> tuple[torch.Tensor,
             sr, declared = f.samplerate, f.frames
             _check_rate(sr, path)
             if declared / sr > max_seconds:
-                raise HwmlError(f"{path}: {declared / sr:.1f} s is longer than the {max_seconds:g} s limit")
+                raise HwmlError(f"{path}: {declared / sr:.1f} s is longer than the {max_seconds:g} s limit{_HOW}")
             problem = _wav_truncated(f.extra_info)
             if problem:
                 raise HwmlError(f"{path}: {problem}")
@@ -166,19 +169,19 @@ def read_audio(path, *, max_seconds: float = MAX_SECONDS) -> tuple[torch.Tensor,
         reason = getattr(e, "error_string", None) or str(e)
         raise HwmlError(f"{path}: not a readable audio file ({' '.join(reason.split())})") from None
     if len(data) > max_seconds * sr:
-        raise HwmlError(f"{path}: longer than the {max_seconds:g} s limit")
+        raise HwmlError(f"{path}: longer than the {max_seconds:g} s limit{_HOW}")
     if 0 < len(data) < 0.95 * declared < 2**62:  # MP3: decoder stopped short of the header's length
         raise HwmlError(f"{path}: truncated: decoded {len(data)} of {declared} samples")
     return _mono(data, path), sr
 
 
-def load_audio(path, *, max_seconds: float = MAX_SECONDS) -> torch.Tensor:
+def load_audio(path, *, max_seconds: float | None = None) -> torch.Tensor:
     """Decode, mix to mono and resample a file: a 1-D float32 wave at 16 kHz."""
     wave, sr = read_audio(path, max_seconds=max_seconds)
     return _resample(wave, sr, SAMPLE_RATE, path)
 
 
-def wave_to_16k(wave, sr: int, *, max_seconds: float = MAX_SECONDS, name: str = "audio") -> torch.Tensor:
+def wave_to_16k(wave, sr: int, *, max_seconds: float | None = None, name: str = "audio") -> torch.Tensor:
     """An in-memory recording (e.g. Gradio's microphone: int16, (samples, channels)) to 16 kHz mono.
 
     Integer samples are scaled to [-1, 1); a 2-D array is mixed down over its channel axis
@@ -194,8 +197,9 @@ def wave_to_16k(wave, sr: int, *, max_seconds: float = MAX_SECONDS, name: str = 
     if x.ndim == 2 and x.shape[0] < x.shape[1] and x.shape[0] <= 8:
         x = x.T  # (channels, samples) -> (samples, channels)
     _check_rate(sr, name)
+    max_seconds = MAX_SECONDS if max_seconds is None else max_seconds
     if len(x) > max_seconds * sr:
-        raise HwmlError(f"{name}: {len(x) / sr:.1f} s is longer than the {max_seconds:g} s limit")
+        raise HwmlError(f"{name}: {len(x) / sr:.1f} s is longer than the {max_seconds:g} s limit{_HOW}")
     if x.dtype.kind in "iu":
         bits = 8 * x.dtype.itemsize
         offset = 2 ** (bits - 1) if x.dtype.kind == "u" else 0
@@ -291,7 +295,7 @@ def logmel40(wave, params: FeatureParams = LOGMEL40) -> torch.Tensor:
 
 
 def featurize(source, params: FeatureParams = MFCC39, *, sample_rate: int | None = None,
-              max_seconds: float = MAX_SECONDS) -> torch.Tensor:
+              max_seconds: float | None = None) -> torch.Tensor:
     """(T, params.dim) float32 features of an audio file or of an array.
 
     An array with `sample_rate` goes through `wave_to_16k` (any dtype, mono or multi-channel);

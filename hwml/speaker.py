@@ -147,6 +147,29 @@ def split_by_utterance(labels: Tensor, fraction: float, seed: int) -> tuple[Tens
     return perm[~is_valid].sort().values, perm[is_valid].sort().values
 
 
+def subset(utts: UtteranceSet, indices) -> UtteranceSet:
+    """A compact copy of some utterances (labels and class names kept)."""
+    idx = torch.as_tensor(indices, dtype=torch.long)
+    lengths = utts.lengths[idx]
+    offsets = torch.cat([torch.zeros(1, dtype=torch.long), torch.cumsum(lengths, 0)])
+    rows = torch.repeat_interleave(utts.offsets[idx] - offsets[:-1], lengths) + torch.arange(int(offsets[-1]))
+    labels = None if utts.labels is None else utts.labels[idx]
+    return UtteranceSet(utts.feats[rows], offsets, [utts.utt_ids[i] for i in idx.tolist()], labels,
+                        list(utts.class_names))
+
+
+def valid_split(config: dict, utts: UtteranceSet) -> UtteranceSet:
+    """The run's validation utterances, rebuilt from config.json (hwml.evaluate split="valid")."""
+    ids = (config.get("split") or {}).get("valid_ids")
+    if not ids:
+        raise HwmlError("this run trained without a validation split")
+    index = {u: i for i, u in enumerate(utts.utt_ids)}
+    missing = [u for u in ids if u not in index]
+    if missing:
+        raise HwmlError(f"validation utterance {missing[0]!r} is not in this dataset's training split")
+    return subset(utts, [index[u] for u in ids])
+
+
 # ----------------------------------------------------------------------------- batches and masks
 
 def random_crops(utts: UtteranceSet, idx: Tensor, segment_len: int,

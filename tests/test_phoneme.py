@@ -2,6 +2,7 @@
 closed-form Gaussian, predict's CSVs (PITFALLS 5, 6, 7, 10)."""
 
 import csv
+import json
 import math
 
 import numpy as np
@@ -248,3 +249,34 @@ def test_segments_merge_runs_of_equal_labels():
     segs = phoneme.segments(["a", "a", "b", "b", "b", "a"], MFCC39)
     assert [s[2] for s in segs] == ["a", "b", "a"]
     assert segs[0][0] == 0.0 and segs[1][0] == pytest.approx(0.0275) and segs[-1][1] == pytest.approx(0.0675)
+
+
+def load_bench(name):
+    import importlib.util
+    from pathlib import Path
+    path = Path(__file__).resolve().parents[1] / "bench" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_bench_throughput_quick(capsys):
+    results = load_bench("bench_phoneme_throughput").main(["--quick"])
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert lines == results
+    summary = results[-1]
+    assert summary["bench"] == "summary" and summary["hwml_vs_course_batch64"] > 0
+    assert 0 < summary["fraction_of_bare_matmul_batch512"]
+
+
+def test_bench_time_to_acc_quick():
+    results = load_bench("bench_phoneme_time_to_acc").main(["--quick"])
+    simple, fast, summary = results
+    assert simple["preset"] == "simple" and simple["reached"] and simple["epochs"] == pytest.approx(2, abs=0.01)
+    assert summary["target_acc"] == simple["best_valid_acc"] and "speedup" in summary
+
+
+def test_bench_scale_quick():
+    results = load_bench("bench_phoneme_scale").main(["--quick"])
+    assert results[1]["memmap"] and results[-1]["ok"] and results[-1]["steps"] == 20
