@@ -49,14 +49,14 @@ def write_folder(root: Path, rows: int, test_rows: int, chunk: int = 65536) -> f
 
 def main(argv=None) -> list[dict]:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="50 k rows, a few steps (for the test suite)")
+    ap.add_argument("--quick", action="store_true", help="20 k rows, 10 steps (for the test suite)")
     ap.add_argument("--rows", type=int, default=None)
     ap.add_argument("--steps", type=int, default=None)
     ap.add_argument("--preset", default="medium")
     ap.add_argument("--limit-gb", type=float, default=4.0)
     args = ap.parse_args(argv)
-    rows = args.rows or (50_000 if args.quick else COURSE_ROWS)
-    steps = args.steps or (20 if args.quick else 300)
+    rows = args.rows or (20_000 if args.quick else COURSE_ROWS)
+    steps = args.steps or (10 if args.quick else 300)
     results = []
     emit = lambda r: (results.append(r), print(json.dumps(r), flush=True))   # noqa: E731
     with tempfile.TemporaryDirectory() as tmp:

@@ -117,8 +117,8 @@ def main(argv=None) -> list[dict]:
     ap.add_argument("--seconds", type=float, default=None, help="seconds per measurement")
     ap.add_argument("--frames", type=int, default=None)
     args = ap.parse_args(argv)
-    seconds = args.seconds or (0.6 if args.quick else 20.0)
-    n = args.frames or (4000 if args.quick else 200_000)
+    seconds = args.seconds or (0.4 if args.quick else 20.0)
+    n = args.frames or (2000 if args.quick else 200_000)
     rng = np.random.default_rng(0)
     X = rng.standard_normal((n, 429), dtype=np.float32)
     y = rng.integers(0, 39, n).astype("<U2")          # the course's label strings

@@ -27,8 +27,12 @@ RESUME_JSON, RESUME_TENSORS = "resume.json", "resume.safetensors"
 
 
 def _save_tensors(path: Path, tensors: dict[str, Tensor]) -> None:
-    with atomic_path(path) as tmp:
-        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp))
+    try:
+        with atomic_path(path) as tmp:
+            save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp))
+    except SafetensorError as exc:  # a full disk surfaces here, not as OSError; the old file is kept
+        reason = str(exc).rsplit("I/O error: ", 1)[-1].split(" (os error")[0]
+        raise HwmlError(f"{path}: cannot write ({reason})") from None
 
 
 def _load_tensors(path: Path) -> dict[str, Tensor]:

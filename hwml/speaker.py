@@ -33,12 +33,14 @@ FEATURE_SUFFIXES = (".pt", ".pth", ".npy")
 
 # Every setting a speaker run knows, with its default; a preset is a named subset of overrides.
 MODEL_KEYS = ("encoder", "d_model", "depth", "heads", "ff_dim", "dropout", "norm_first",
-              "conv_kernel", "pooling", "head", "head_hidden", "emb_dim", "s", "m", "input_norm")
+              "conv_kernel", "pooling", "head", "head_hidden", "emb_dim", "s", "m", "input_norm",
+              "subsample")
 SETTINGS = {
     # model (hwml.models.speaker.SpeakerClassifier)
     "encoder": "transformer", "d_model": 80, "depth": 1, "heads": 2, "ff_dim": 256,
     "dropout": 0.1, "norm_first": False, "conv_kernel": 31, "pooling": "mean",
     "head": "softmax", "head_hidden": 0, "emb_dim": 0, "s": 30.0, "m": 0.2, "input_norm": "none",
+    "subsample": 1,              # stack this many frames per encoder step
     # data
     "segment_len": 128,          # training crop length (frames)
     "batch_size": 16,
@@ -97,7 +99,8 @@ def resolve_settings(preset: str, overrides: dict) -> dict:
     for key, options in CHOICES.items():
         if s[key] not in options:
             raise HwmlError(f"setting {key}={s[key]!r}: use one of {', '.join(options)}")
-    for key in ("d_model", "depth", "heads", "segment_len", "batch_size", "infer_window", "infer_frames"):
+    for key in ("d_model", "depth", "heads", "segment_len", "batch_size", "infer_window", "infer_frames",
+                "subsample"):
         if s[key] < 1:
             raise HwmlError(f"setting {key}={s[key]!r}: must be at least 1")
     if s["d_model"] % s["heads"]:

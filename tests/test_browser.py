@@ -39,13 +39,15 @@ def browser():
 
 
 @pytest.fixture
-def page(browser, app_server):
+def page(browser, app_server, request):
+    """A fresh browser session on the app; its last state is saved as <test>-end.png."""
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     pg = context.new_page()
     pg.set_default_timeout(TIMEOUT_MS)
     pg.goto(app_server.url)
     pg.wait_for_selector("#phoneme-train-start")
     yield pg
+    pg.screenshot(path=str(OUT / f"{request.node.name}-end.png"), full_page=True)
     context.close()
 
 

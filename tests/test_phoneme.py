@@ -279,4 +279,4 @@ def test_bench_time_to_acc_quick():
 
 def test_bench_scale_quick():
     results = load_bench("bench_phoneme_scale").main(["--quick"])
-    assert results[1]["memmap"] and results[-1]["ok"] and results[-1]["steps"] == 20
+    assert results[1]["memmap"] and results[-1]["ok"] and results[-1]["steps"] == 10

@@ -17,10 +17,12 @@ Splits:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
 import shutil
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -209,6 +211,14 @@ def _complete(root: Path, size: CorpusSize, seed: int) -> bool:
     return info.get("version") == VERSION and info.get("seed") == seed and info.get("size") == asdict(size)
 
 
+def _remove_stale_builds(root: Path, max_age_s: float = 3600.0) -> None:
+    """Temp folders of builds killed outright (an exception or Ctrl-C removes its own)."""
+    for stale in root.parent.glob(f".{root.name}.tmp-*") if root.parent.is_dir() else ():
+        with contextlib.suppress(OSError):
+            if time.time() - stale.stat().st_mtime > max_age_s:
+                shutil.rmtree(stale, ignore_errors=True)
+
+
 def ensure_corpus(root=None, size: str = "default", seed: int = 0,
                   progress: Progress | None = None) -> Path:
     """The built-in corpus folder (timit_11/, libriphone/, speaker/), built on first use.
@@ -232,6 +242,7 @@ def ensure_corpus(root=None, size: str = "default", seed: int = 0,
         raise HwmlError(f"{root}: exists and is not a folder")
     if root.is_dir() and any(root.iterdir()) and not (root / MARKER).exists():
         raise HwmlError(f"{root}: exists, is not empty and holds no built-in corpus; choose another folder")
+    _remove_stale_builds(root)
     try:
         root.parent.mkdir(parents=True, exist_ok=True)
         tmp = root.parent / f".{root.name}.tmp-{os.getpid()}-{random.getrandbits(32):08x}"

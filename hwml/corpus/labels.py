@@ -32,7 +32,8 @@ Mapping of eSpeak's English phoneme mnemonics (stress marks stripped) to `hwml.p
 Accent overrides follow what eSpeak actually says in that accent (its IPA output): the `3`
 schwa is ə, not ɚ, in the non-rhotic accents (en, en-gb-x-rp, en-gb-x-gbclan, en-gb-x-gbcwmd,
 en-029, en-us-nyc) -> ah; the STRUT vowel `V` is ʊ in Lancashire and the West Midlands -> uh;
-`aa` is ɑː in RP -> aa; `e@` is ɜː in the West Midlands -> er; `U@` is ɔː in RP -> aa. In
+`aa` is ɑː in RP -> aa; `e@` is ɜː in the West Midlands -> er; `U@` is ɔː in RP -> aa and
+ʉɹ in Scotland -> uw; `o@` (more) is o in Scotland and oə in the Caribbean -> ow. In
 American English (en-us) the r-coloured vowels end in ɹ, so they are split: the first 60 % is
 the vowel and the rest r (`A@` `O@` `o@` -> aa r, `e@` -> eh r, `i@3` -> ih r, `U@` -> uh r,
 `aI3` -> ay er), as TIMIT transcribes "car" k aa r.
@@ -44,7 +45,8 @@ Closures and silence, as TIMIT labels them (its closures bcl, dcl, ... fold to s
   rule gives it to sil, as it does with pauses between words.
 - b, d, g and jh begin with a voice bar (low-frequency voicing with the mouth closed) inside
   their own segment; the release is where broadband energy (first difference of the signal)
-  jumps above every value of the previous 20 ms. The voice bar before it is sil.
+  rises, for 5 ms, to 1.8x the most of the previous 20 ms. The voice bar before it is sil.
+- Slivers under 2.5 ms left between a silence and the next event join the run before them.
 """
 
 from __future__ import annotations
@@ -76,6 +78,8 @@ _ACCENT = {
     "en-gb-x-gbclan": {"3": "ah", "V": "uh"},
     "en-gb-x-gbcwmd": {"3": "ah", "V": "uh", "e@": "er"},
     "en-gb-x-rp": {"3": "ah", "aa": "aa", "U@": "aa"},
+    "en-029": {"3": "ah", "o@": "ow"},
+    "en-gb-scotland": {"o@": "ow", "U@": "uw"},
     "en-us": {"A@": ("aa", "r"), "O@": ("aa", "r"), "o@": ("aa", "r"), "e@": ("eh", "r"),
               "i@3": ("ih", "r"), "U@": ("uh", "r"), "aI3": ("ay", "er")},
 }
@@ -140,6 +144,8 @@ def segments(syn: Synthesis, accent: str) -> tuple[np.ndarray, np.ndarray, np.nd
     starts, ends, classes = _runs(per_sample)
     keep = np.r_[True, ends[1:] - starts[1:] >= step]  # slivers (< 2.5 ms) left between a
     starts, classes = starts[keep], classes[keep]  # silence and the next event join the run before
+    new = np.r_[True, classes[1:] != classes[:-1]]
+    starts, classes = starts[new], classes[new]
     return starts, np.r_[starts[1:], n].astype(np.int64), classes
 
 

@@ -218,6 +218,19 @@ class InputNorm(nn.Module):
         return x * mask.unsqueeze(-1).to(x.dtype)
 
 
+def stack_frames(x: torch.Tensor, mask: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, T, D) -> (B, ceil(T/k), k*D): k neighbouring frames side by side, so the encoder runs
+    k times fewer steps. Padded frames are zeros either way, so an utterance alone and the same
+    utterance padded in a batch stack identically; a stacked frame is real if any part is."""
+    if k == 1:
+        return x, mask
+    pad = -x.shape[1] % k
+    x = F.pad(x, (0, 0, 0, pad))
+    mask = F.pad(mask, (0, pad))
+    b, t, d = x.shape
+    return x.reshape(b, t // k, k * d), mask.reshape(b, t // k, k).any(-1)
+
+
 POOLINGS = ("mean", "sap", "asp")
 ENCODERS = ("transformer", "conformer")
 HEADS = ("softmax", "amsoftmax")
@@ -237,7 +250,7 @@ class SpeakerClassifier(nn.Module):
                  dropout: float = 0.1, norm_first: bool = False, conv_kernel: int = 31,
                  pooling: str = "mean", head: str = "softmax", head_hidden: int = 0,
                  emb_dim: int = 0, s: float = 30.0, m: float = 0.2, input_norm: str = "none",
-                 input_mean: list | None = None, input_std: list | None = None):
+                 input_mean: list | None = None, input_std: list | None = None, subsample: int = 1):
         super().__init__()
         if (encoder not in ENCODERS or pooling not in POOLINGS or head not in HEADS
                 or input_norm not in INPUT_NORMS):
@@ -247,7 +260,8 @@ class SpeakerClassifier(nn.Module):
             raise ValueError(f"d_model={d_model} is not divisible by heads={heads}")
         self.n_classes = n_classes
         self.input_norm = InputNorm(input_norm, input_mean, input_std, n_mels)
-        self.prenet = nn.Linear(n_mels, d_model)
+        self.subsample = subsample
+        self.prenet = nn.Linear(n_mels * subsample, d_model)
         if encoder == "transformer":
             self.encoder = TransformerEncoder(d_model, depth, heads, ff_dim, dropout, norm_first)
         else:
@@ -264,7 +278,8 @@ class SpeakerClassifier(nn.Module):
 
     def embed(self, feats: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         mask = full_mask(feats) if mask is None else mask
-        h = self.encoder(self.prenet(self.input_norm(feats, mask)), mask)
+        x, mask = stack_frames(self.input_norm(feats, mask), mask, self.subsample)
+        h = self.encoder(self.prenet(x), mask)
         return self.project(self.pool(h, mask))
 
     def forward(self, feats: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:

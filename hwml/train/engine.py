@@ -184,7 +184,13 @@ def train(task: Task, settings: dict, run_dir, callbacks: Iterable[Callable[[dic
 
     config = {"task": task.kind, **task.run_config(), "model": task.model_spec(), "settings": s,
               "n_params": sum(p.numel() for p in model.parameters())}
-    log = open(run_dir / "metrics.jsonl", "a", encoding="utf-8")
+    metrics = run_dir / "metrics.jsonl"
+    if resume and metrics.exists():  # a kill mid-write leaves half a line: drop it, or the next event is glued on
+        with open(metrics, "r+b") as f:
+            tail = f.read()
+            if tail and not tail.endswith(b"\n"):
+                f.truncate(tail.rfind(b"\n") + 1)
+    log = open(metrics, "a", encoding="utf-8")
 
     def emit(event: dict) -> dict:
         log.write(json.dumps(event) + "\n")

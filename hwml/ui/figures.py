@@ -41,7 +41,8 @@ def phone_strip(times, logmel, segments, title: str = ""):
 
 
 def feature_views(views, phones=None):
-    """Wave -> power spectrogram -> log-mel (HW4) -> MFCC-39 (HW2), one panel each."""
+    """Wave -> power spectrogram -> log-mel (HW4) -> MFCC-39 (HW2), one panel each; phones as
+    (name, start s, end s) are marked on the spectrogram."""
     t = views.times
     end = float(t[-1] + 0.0125) if len(t) else 1.0
     fig, axes = plt.subplots(3, 1, figsize=(11, 7), sharex=True)
@@ -56,9 +57,9 @@ def feature_views(views, phones=None):
     axes[2].set_ylabel("dim")
     axes[2].set_title("13 MFCC + 13 deltas + 13 delta-deltas, normalised per utterance: HW2's 39", fontsize=10)
     if phones:
-        for start, _stop, _name in phones:
+        for _name, start, _stop in phones:
             axes[0].axvline(start, color="white", lw=0.4, alpha=0.5)
-        for start, stop, name in phones:
+        for name, start, stop in phones:
             axes[0].text((start + stop) / 2, views.freqs_hz[-1] / 1000 * 0.92, name, color="white",
                          ha="center", fontsize=7)
     axes[2].set_xlabel("time (s)")

@@ -105,7 +105,13 @@ class SpeakerPredictPanel:
         top = top_k_table(row)
         text = (f"**{row['Category']}** ({top['probability'].iloc[0]:.1%}) · run `{entry.path.name}` · "
                 "probabilities are over the speakers this run was trained on")
-        return text, top[["speaker", "probability"]], top, summary["out"]
+        return text, self._bars(top, Path(audio).name), top, summary["out"]
+
+    @staticmethod
+    def _bars(top: pd.DataFrame, source: str):
+        """The bar chart's new data, titled by its source: a new title also makes Gradio rebuild
+        the chart, whose axis domain it would otherwise keep from the first draw."""
+        return gr.update(value=top[["speaker", "probability"]], title=f"top-{len(top)} speakers: {source}")
 
     @user_errors
     def predict_files(self, run_key, files, request: gr.Request):
@@ -122,7 +128,7 @@ class SpeakerPredictPanel:
         table["Id"] = table["Id"].map(lambda p: Path(p).name)
         top = top_k_table(table.iloc[0])
         text = (f"**{len(table)} file(s)** · first: **{table['Category'].iloc[0]}** · run `{entry.path.name}`")
-        return text, top[["speaker", "probability"]], table, summary["out"]
+        return text, self._bars(top, table["Id"].iloc[0]), table, summary["out"]
 
     @user_errors
     def enrol(self, run_key, name, clips, enrolled, request: gr.Request):
