@@ -53,11 +53,8 @@ class JobLimits:
 
     @classmethod
     def from_env(cls) -> JobLimits:
-        import torch
-
-        default_slots = 2 if torch.cuda.is_available() else 1
         return cls(
-            max_training=int(_env_number("HWML_MAX_TRAINING", default_slots, int)),
+            max_training=int(_env_number("HWML_MAX_TRAINING", cls.max_training, int)),
             max_run_seconds=_env_number("HWML_MAX_RUN_SECONDS", cls.max_run_seconds),
             orphan_seconds=_env_number("HWML_ORPHAN_SECONDS", cls.orphan_seconds),
         )
@@ -337,6 +334,9 @@ class JobRegistry:
 
     def submit(self, session: str, kind: str, **job_args) -> TrainingJob:
         key = (session, kind)
+        current = self.get(session, kind)
+        if current is not None and current.alive and current.stop_event.is_set():
+            current.join(timeout=5.0)  # Stop, then Start at once: let the stopping run finish its save
         with self._lock:
             current = self._jobs.get(key)
             if current is not None and current.alive:

@@ -4,7 +4,8 @@ The UI only lays these results out. Each pitfall demo (the defects of the course
 code, `shared/PITFALLS.md`) runs the defective version and hwml's fix side by side on small
 tensors and reports what differs, so a class sees the effect rather than being told about it.
 All demos are seeded and take well under a second, except the model comparison, which trains
-tiny runs for a few seconds.
+tiny runs for a few seconds. torch is imported inside the functions, so the app's page (which
+lists the lessons) builds without loading it.
 """
 
 from __future__ import annotations
@@ -16,13 +17,14 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-import torch.nn.functional as F
-from torch import nn
 
 from hwml.errors import HwmlError
+
+if TYPE_CHECKING:
+    import torch
 
 EXAMPLE_SENTENCE = "She sells bright yellow shells by the quiet seashore."
 
@@ -45,6 +47,8 @@ class Utterance:
 
 def example_utterance(text: str = EXAMPLE_SENTENCE, voice: str = "en-us") -> Utterance:
     """Speak `text` with the built-in synthesiser (eSpeak NG, no download) and resample to 16 kHz."""
+    import torch
+
     from hwml.audio import SAMPLE_RATE, wave_to_16k
     from hwml.corpus.espeak import synthesize
 
@@ -70,6 +74,8 @@ class FeatureViews:
 
 def feature_views(wave: torch.Tensor) -> FeatureViews:
     """The spectrogram with the very framing hwml.audio uses, then log-mel and MFCC-39 from hwml.audio."""
+    import torch
+
     from hwml.audio import LOGMEL40, MFCC39, frame_times, logmel40, mfcc39
 
     p = MFCC39
@@ -224,6 +230,7 @@ class DemoResult:
 
 def demo_time_major_conformer(seed: int = 0) -> DemoResult:
     """Change utterance 1 of a batch and watch utterance 0's output: it must not move."""
+    import torch
     from conformer import ConformerBlock
 
     torch.manual_seed(seed)
@@ -242,6 +249,8 @@ def demo_time_major_conformer(seed: int = 0) -> DemoResult:
 
 def demo_uninitialised_pooling(dim: int = 256) -> DemoResult:
     """What `torch.FloatTensor(dim, 1)` holds (whatever memory was there) vs hwml's explicit init."""
+    import torch
+
     from hwml.models.speaker import SelfAttentivePool
 
     raw = torch.FloatTensor(dim, 1)  # the course's line, on purpose
@@ -263,6 +272,10 @@ def demo_uninitialised_pooling(dim: int = 256) -> DemoResult:
 
 def demo_best_model_copy(seed: int = 0) -> DemoResult:
     """Keep the 'best' weights with state_dict() vs a clone, then train one more step."""
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
     from hwml.train.engine import clone_state
 
     torch.manual_seed(seed)
@@ -285,6 +298,8 @@ def demo_best_model_copy(seed: int = 0) -> DemoResult:
 
 def demo_padding_masks(seed: int = 0) -> DemoResult:
     """One utterance pooled alone, then padded with -20 to a batch's length, with and without a mask."""
+    import torch
+
     from hwml.models.speaker import MeanPool, SelfAttentivePool
 
     torch.manual_seed(seed)
@@ -309,6 +324,8 @@ def demo_padding_masks(seed: int = 0) -> DemoResult:
 def demo_leaky_split(dataset=None, n_utts: int = 60, n_valid: int = 800, context: int = 11, seed: int = 0) -> DemoResult:
     """1-nearest-neighbour accuracy on context windows: validation frames drawn at random from
     all frames (their overlapping neighbours sit in training) vs held-out whole utterances."""
+    import torch
+
     from hwml.audio import stack_context
 
     frames = _frames_with_utterances(dataset, n_utts, seed)
@@ -340,6 +357,8 @@ def demo_leaky_split(dataset=None, n_utts: int = 60, n_valid: int = 800, context
 def _frames_with_utterances(dataset, n_utts: int, seed: int):
     """(feats (N, 39), labels (N,), utterance index (N,)) of up to n_utts utterances of a
     libriphone-format dataset, or of synthesised sentences when none is given."""
+    import torch
+
     if dataset is not None and getattr(dataset.train, "offsets", None) is not None and dataset.train.stacked == 1:
         tr = dataset.train
         offs = tr.offsets
@@ -355,17 +374,22 @@ def _frames_with_utterances(dataset, n_utts: int, seed: int):
     raise HwmlError("this demo needs a phoneme dataset with utterance boundaries (libriphone format)")
 
 
-@torch.no_grad()
 def _nn_accuracy(xtr, ytr, xva, yva, chunk: int = 256) -> float:
+    import torch
+
     correct = 0
     for i in range(0, len(xva), chunk):
-        d = torch.cdist(xva[i:i + chunk], xtr)
+        with torch.no_grad():
+            d = torch.cdist(xva[i:i + chunk], xtr)
         correct += int((ytr[d.argmin(1)] == yva[i:i + chunk]).sum())
     return correct / max(len(xva), 1)
 
 
 def demo_double_softmax(seed: int = 0, n_classes: int = 39) -> DemoResult:
     """CrossEntropyLoss on logits, on log_softmax outputs, and on softmax outputs."""
+    import torch
+    import torch.nn.functional as F
+
     torch.manual_seed(seed)
     z = (3 * torch.randn(64, n_classes)).requires_grad_()
     t = torch.randint(0, n_classes, (64,))
@@ -385,6 +409,7 @@ def demo_double_softmax(seed: int = 0, n_classes: int = 39) -> DemoResult:
 
 def demo_input_pipeline(n: int = 20000, dim: int = 429, batch: int = 64, n_batches: int = 60, seed: int = 0) -> DemoResult:
     """Frames per second of a per-frame Dataset + DataLoader vs indexing whole batches of a tensor."""
+    import torch
     from torch.utils.data import DataLoader, Dataset
 
     g = torch.Generator().manual_seed(seed)
@@ -456,6 +481,8 @@ class _BoobyTrap:
 def demo_unsafe_load() -> DemoResult:
     """A .pt whose pickle calls a function when loaded: unpickled plainly (what torch.load does
     without weights_only=True) it runs; hwml's loader refuses it before anything runs."""
+    import torch
+
     from hwml.safeio import load_tensor_file
 
     _PAYLOAD_RAN.clear()
@@ -479,6 +506,8 @@ def demo_unsafe_load() -> DemoResult:
 
 def demo_seeding(seed: int = 0) -> DemoResult:
     """Crop starts drawn twice 'with the same seed': Python's random vs one torch.Generator."""
+    import torch
+
     def course_crops():
         torch.manual_seed(seed)  # only torch is seeded, but the crops come from Python's random
         return [random.randint(0, 1000) for _ in range(5)]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import json
 import logging
 import os
 import re
@@ -104,13 +105,23 @@ def _describe_data(config: dict) -> str:
     return "?"
 
 
-def _entry(path: Path, key: str, shipped: bool) -> RunEntry:
-    from hwml.runs import read_config
+def is_run_folder(path: Path) -> bool:
+    """Same test as hwml.runs.is_run, without importing torch (the page lists runs at start-up)."""
+    return path.is_dir() and not path.is_symlink() and ((path / "config.json").is_file()
+                                                        or (path / "metrics.jsonl").is_file())
 
+
+def _config(path: Path) -> dict:
+    """config.json of a run for listing, {} while it is missing or unreadable (a run starting)."""
     try:
-        config = read_config(path)
-    except HwmlError:
-        config = {}
+        config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return config if isinstance(config, dict) else {}
+
+
+def _entry(path: Path, key: str, shipped: bool) -> RunEntry:
+    config = _config(path)
     try:
         modified = max((p.stat().st_mtime for p in path.iterdir()), default=path.stat().st_mtime)
     except OSError:
@@ -247,8 +258,6 @@ class Workspace:
 
     # --- runs a session may see ---------------------------------------------------------------
     def shipped_runs(self, kind: str | None = None) -> list[RunEntry]:
-        from hwml.runs import is_run
-
         entries = []
         for task in KINDS:
             if kind is not None and task != kind:
@@ -258,19 +267,17 @@ class Workspace:
                 entries.append(_entry(folder, f"shipped:{task}", shipped=True))
             elif folder.is_dir():
                 for sub in sorted(folder.iterdir()):
-                    if is_run(sub) and (sub / "config.json").is_file():
+                    if is_run_folder(sub) and (sub / "config.json").is_file():
                         entries.append(_entry(sub, f"shipped:{task}/{sub.name}", shipped=True))
         for entry in entries:
             entry.task = entry.task or entry.key.split(":")[1].split("/")[0]
         return entries
 
     def session_runs(self, session_hash: str | None, kind: str | None = None) -> list[RunEntry]:
-        from hwml.runs import is_run
-
         folder = self.session_dir(session_hash) / "runs"
         if not folder.is_dir():
             return []
-        entries = [_entry(p, f"run:{p.name}", shipped=False) for p in folder.iterdir() if is_run(p)]
+        entries = [_entry(p, f"run:{p.name}", shipped=False) for p in folder.iterdir() if is_run_folder(p)]
         entries = [e for e in entries if kind is None or e.task == kind or (e.task is None and e.path.name.startswith(kind))]
         return sorted(entries, key=lambda e: -e.modified)
 

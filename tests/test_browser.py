@@ -122,7 +122,9 @@ def test_speaker_tab_train_stop_evaluate_predict(page, wav_file):
     open_tab(page, "Predict")
     page.wait_for_function("() => document.querySelector('#speaker-predict-run input').value.includes('speaker-')")
     page.locator("#speaker-predict-audio input[type=file]").set_input_files(str(wav_file))
-    page.wait_for_function("() => document.querySelectorAll('#speaker-predict-bars svg g.mark-rect path').length >= 5")
+    page.wait_for_selector("#speaker-predict-bars img")
+    table = page.locator("#speaker-predict-table").inner_text()
+    assert "probability" in table and all(f"\n{k}" in table for k in range(1, 6)), table
     assert "%" in page.locator("#speaker-predict-summary").inner_text()
     page.screenshot(path=str(OUT / "speaker-predict.png"), full_page=True)
 

@@ -28,6 +28,15 @@ TINY = {"d_model": 16, "heads": 2, "ff_dim": 32, "depth": 1, "batch_size": 8, "s
         "warmup_steps": 2, "valid_every": 5, "emb_dim": 0}
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Small models run fastest on one thread, and a busy machine makes two threads crawl."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def synthetic(n_speakers=4, per=10, seed=0, lo=12, hi=90, offset=0):
     """Speakers = spectral profiles + noise; lengths vary so crops and padding both happen."""
     profiles = torch.randn(16, 40, generator=torch.Generator().manual_seed(1234))[offset:] * 2.0

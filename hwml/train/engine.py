@@ -203,7 +203,7 @@ def train(task: Task, settings: dict, run_dir, callbacks: Iterable[Callable[[dic
         weights = best_state if best_state is not None else clone_state(model)
         save_checkpoint(run_dir, weights, {**config, "best_valid_acc": best_acc if best_acc >= 0 else None,
                                            "best_step": best_step, "steps": step, "finished": final})
-        meta = {"step": step, "elapsed": spent, "best_valid_acc": best_acc, "best_step": best_step,
+        meta = {"step": step, "elapsed": elapsed(), "best_valid_acc": best_acc, "best_step": best_step,
                 "bad_valids": bad_valids, "last_valid": last_valid}
         save_resume(run_dir, model, optimizer, gen, meta, best_state)
 

@@ -7,6 +7,8 @@ the package, where the CLI uses them too.
 
 from __future__ import annotations
 
+import threading
+
 import gradio as gr
 
 from hwml.jobs import JobRegistry
@@ -25,6 +27,28 @@ def theme() -> gr.themes.Base:
     or a classroom may have no network."""
     return gr.themes.Default(font=["ui-sans-serif", "system-ui", "sans-serif"],
                              font_mono=["ui-monospace", "SFMono-Regular", "monospace"])
+
+
+_warm = threading.Lock()
+_warmed = False
+
+
+def warm_up() -> None:
+    """Import the training, model and plotting modules in the background, once: the page itself
+    is served without them (a fast cold start), the first Start or Predict finds them loaded."""
+    global _warmed
+    with _warm:
+        if _warmed:
+            return
+        _warmed = True
+
+    def load():
+        import hwml.evaluate  # noqa: F401
+        import hwml.phoneme  # noqa: F401
+        import hwml.speaker  # noqa: F401
+        import hwml.ui.figures  # noqa: F401
+
+    threading.Thread(target=load, name="hwml-warm-up", daemon=True).start()
 
 
 def build_app(ctx: AppContext | None = None) -> tuple[gr.Blocks, AppContext]:
@@ -60,9 +84,14 @@ def build_app(ctx: AppContext | None = None) -> tuple[gr.Blocks, AppContext]:
         runs_tab_block.select(runs.list_runs, runs.pick, [runs.table, runs.pick, runs.delete_pick],
                               api_visibility="private")
 
+        for parts in (phoneme, speaker):
+            train = parts["train"]
+            demo.load(train.preset_choices, train.preset, train.preset, api_visibility="private", queue=False)
+
         def on_load():
-            """The first visitor starts the built-in corpus (cached after that)."""
+            """The first visitor starts the built-in corpus (cached after that) and the model imports."""
             ctx.workspace.corpus.start()
+            warm_up()
 
         def on_unload(request: gr.Request):
             """The tab closed: stop its runs, so no training thread outlives its viewer."""

@@ -67,6 +67,21 @@ def feature_views(views, phones=None):
     return _done(fig)
 
 
+def top_k_bars(names: list[str], probs: list[float], title: str = ""):
+    """The most likely speakers, best on top, with their probabilities written on the bars."""
+    fig, ax = plt.subplots(figsize=(8, 0.45 * len(names) + 1.2))
+    y = np.arange(len(names))[::-1]
+    ax.barh(y, probs, color="#f97316")
+    ax.set_yticks(y, names, fontsize=9)
+    ax.set_xlim(0, max(1e-9, max(probs, default=0)) * 1.25)
+    for yi, p in zip(y, probs):
+        ax.text(p, yi, f" {p:.1%}", va="center", fontsize=9)
+    ax.set_xlabel("probability")
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return _done(fig)
+
+
 def waveform(wave, sample_rate: int):
     wave = np.asarray(wave)
     fig, ax = plt.subplots(figsize=(11, 1.8))

@@ -9,7 +9,6 @@ from __future__ import annotations
 import gradio as gr
 import pandas as pd
 
-from hwml.ui import figures
 from hwml.ui.train_panel import TRAINING_QUEUE
 from hwml.ui.widgets import AppContext, user_errors
 
@@ -78,11 +77,12 @@ class LearnTab:
                                    [self.utterance, self.wave_plot, self.features_plot], api_name="learn_features")
 
         gr.Markdown(PRESETS_TEXT)
+        self.presets_button = gr.Button("Show the presets", elem_id="learn-presets")
         with gr.Row():
-            gr.Dataframe(pd.DataFrame(preset_table("phoneme")), label="Phoneme presets (HW2)", interactive=False,
-                         wrap=True)
-            gr.Dataframe(pd.DataFrame(preset_table("speaker")), label="Speaker presets (HW4)", interactive=False,
-                         wrap=True)
+            self.phoneme_presets = gr.Dataframe(label="Phoneme presets (HW2)", interactive=False, wrap=True)
+            self.speaker_presets = gr.Dataframe(label="Speaker presets (HW4)", interactive=False, wrap=True)
+        self.presets_button.click(lambda: tuple(pd.DataFrame(preset_table(k)) for k in ("phoneme", "speaker")), None,
+                                  [self.phoneme_presets, self.speaker_presets], api_name="learn_presets")
 
         gr.Markdown(COMPARE_TEXT)
         self.compare_button = gr.Button("Train all four briefly on the built-in corpus (about half a minute)",
@@ -116,6 +116,7 @@ class LearnTab:
     def show_features(self, sentence):
         from hwml.errors import HwmlError
         from hwml.lessons import example_utterance, feature_views
+        from hwml.ui import figures
 
         sentence = (sentence or "").strip()
         if not sentence or len(sentence) > 300:

@@ -19,6 +19,8 @@ from hwml.ui.train_panel import TrainPanel
 from hwml.ui.widgets import AppContext, NO_RUNS_NOTE, run_dropdown_update, session_of, shipped_choices, user_errors
 
 KIND = "speaker"
+# The SPEC's preset names, so the page builds without importing the models (conformer pulls in
+# torch's compiler: seconds of start-up); the Train panel reads hwml.speaker.PRESETS on page load.
 PRESET_ORDER = ["simple", "medium", "strong", "boss"]
 
 
@@ -58,9 +60,7 @@ class SpeakerPredictPanel:
                 gr.Markdown(NO_RUNS_NOTE)
             with gr.Column(scale=2):
                 self.summary = gr.Markdown(elem_id="speaker-predict-summary")
-                self.bars = gr.BarPlot(pd.DataFrame({"speaker": [], "probability": []}), x="speaker", y="probability",
-                                       y_lim=[0, 1], sort="-y", title="top-5 speakers", height=260,
-                                       elem_id="speaker-predict-bars")
+                self.bars = gr.Plot(label="Top-5 speakers", elem_id="speaker-predict-bars")
                 self.table = gr.Dataframe(label="Predictions", interactive=False, max_height=320,
                                           elem_id="speaker-predict-table")
                 self.csv = gr.File(label="CSV", interactive=False, elem_id="speaker-predict-csv")
@@ -109,9 +109,10 @@ class SpeakerPredictPanel:
 
     @staticmethod
     def _bars(top: pd.DataFrame, source: str):
-        """The bar chart's new data, titled by its source: a new title also makes Gradio rebuild
-        the chart, whose axis domain it would otherwise keep from the first draw."""
-        return gr.update(value=top[["speaker", "probability"]], title=f"top-{len(top)} speakers: {source}")
+        from hwml.ui import figures
+
+        return figures.top_k_bars(top["speaker"].tolist(), top["probability"].tolist(),
+                                  title=f"top-{len(top)} speakers: {source}")
 
     @user_errors
     def predict_files(self, run_key, files, request: gr.Request):
@@ -157,11 +158,8 @@ class SpeakerPredictPanel:
 
 
 def build(ctx: AppContext) -> dict:
-    from hwml.speaker import PRESETS
-
-    presets = [p for p in PRESET_ORDER if p in PRESETS] + [p for p in PRESETS if p not in PRESET_ORDER]
     with gr.Tab("Train"):
-        train = TrainPanel(ctx, KIND, presets, default_preset="medium" if "medium" in presets else presets[0])
+        train = TrainPanel(ctx, KIND, PRESET_ORDER, default_preset="medium")
     with gr.Tab("Evaluate") as eval_tab:
         evaluate = EvaluatePanel(ctx, KIND)
     with gr.Tab("Predict") as predict_tab:

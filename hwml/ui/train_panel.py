@@ -59,7 +59,7 @@ class TrainPanel:
     """Builds the panel inside the current Blocks context and wires its events."""
 
     def __init__(self, ctx: AppContext, kind: str, presets: list[str], default_preset: str):
-        self.ctx, self.kind = ctx, kind
+        self.ctx, self.kind, self.preset_order = ctx, kind, list(presets)
         formats = list(BUILTIN_FOLDERS[kind])
         sources = list(SOURCES) if local_paths_allowed() else [s for s in SOURCES if s != SOURCE_PATH]
         with gr.Row():
@@ -126,6 +126,15 @@ class TrainPanel:
         self.stop_event = self.stop.click(self.request_stop, None, None, cancels=[self.start_event],
                                           api_name=f"{self.kind}_stop").then(
             self.final_view, None, self.outputs, api_visibility="undocumented", show_progress="hidden")
+
+    def preset_choices(self, current):
+        """The task module's presets (in the panel's order, new ones last): read on page load, so
+        building the page does not import the models (the speaker models pull in torch's compiler)."""
+        from hwml.workflow import task_module
+
+        names = list(task_module(self.kind).PRESETS)
+        ordered = [p for p in self.preset_order if p in names] + [p for p in names if p not in self.preset_order]
+        return gr.update(choices=ordered, value=current if current in ordered else ordered[0])
 
     def _corpus_tick(self):
         """Refresh the built-in corpus's status until it is ready, then stop ticking."""

@@ -135,7 +135,7 @@ def test_two_sessions_start_training_at_once(app_server, url):
     and uncorrupted, and (training being deterministic) the very same weights."""
     clients = [Client(url, verbose=False) for _ in range(2)]
     views, stamps = [[], []], [{}, {}]
-    jobs = [c.submit(*train_args("medium", 60, valid_every=20, seed=3), api_name="/phoneme_train") for c in clients]
+    jobs = [c.submit(*train_args("logreg", 60, valid_every=20, seed=3), api_name="/phoneme_train") for c in clients]
     threads = [threading.Thread(target=watch, args=(j, v, s), daemon=True) for j, v, s in zip(jobs, views, stamps)]
     for t in threads:
         t.start()

@@ -203,26 +203,33 @@ def test_disk_full_through_the_cli_is_exit_2(tmp_path, capsys):
 # ------------------------------------------------------------------------------- read-only folder
 
 @contextlib.contextmanager
-def read_only(folder: Path):
+def read_only(folder: Path, proc: subprocess.Popen):
     """Make `folder` read-only under a running process's feet: as root (who ignores permission
-    bits) with a read-only bind mount over it, otherwise with chmod."""
-    if os.geteuid() == 0:
-        bound = subprocess.run(["mount", "--bind", str(folder), str(folder)], capture_output=True).returncode == 0
-        if not bound or subprocess.run(["mount", "-o", "remount,bind,ro", str(folder)],
-                                       capture_output=True).returncode != 0:
-            if bound:
-                subprocess.run(["umount", str(folder)], capture_output=True)
-            pytest.skip("cannot make a read-only bind mount here")
-        try:
-            yield
-        finally:
-            subprocess.run(["umount", "-l", str(folder)], capture_output=True)
-    else:
+    bits) with a read-only bind mount over it, otherwise with chmod. The process is paused
+    meanwhile, so it cannot open a file for writing through the new mount before it is read-only."""
+    if os.geteuid() != 0:
         folder.chmod(0o555)
         try:
             yield
         finally:
             folder.chmod(0o755)
+        return
+    proc.send_signal(signal.SIGSTOP)
+    try:
+        bind = subprocess.run(["mount", "--bind", str(folder), str(folder)], capture_output=True, text=True)
+        ro = bind.returncode == 0 and subprocess.run(["mount", "-o", "remount,bind,ro", str(folder)],
+                                                     capture_output=True, text=True)
+    finally:
+        proc.send_signal(signal.SIGCONT)
+    try:
+        if not ro or ro.returncode != 0:
+            pytest.skip(f"cannot make a read-only bind mount here: {(bind.stderr or ro.stderr).strip()}")
+        yield
+    finally:
+        for _ in range(3):  # every layer we stacked, and nothing else
+            if bind.returncode != 0 or subprocess.run(["mountpoint", "-q", str(folder)]).returncode != 0:
+                break
+            subprocess.run(["umount", "-l", str(folder)], capture_output=True)
 
 
 def test_read_only_run_folder_during_a_save(tmp_path, capsys):
@@ -234,7 +241,7 @@ def test_read_only_run_folder_during_a_save(tmp_path, capsys):
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         wait_for(lambda: events_in(run) > 0 and (run / "metrics.jsonl").read_bytes().count(b'"valid"') >= 2, proc)
-        with read_only(run):
+        with read_only(run, proc):
             kept = {n: (run / n).read_bytes() for n in CHECKPOINT_FILES}
             _, err = proc.communicate(timeout=60)
             line = assert_refused(proc.returncode, err, run, "cannot write")
