@@ -10,7 +10,7 @@ Measured through gradio_client against a real server on 127.0.0.1 (the browser's
 time is not included). Uses the small built-in corpus and a temp runs folder; a run is trained
 for a few steps first so Predict has a model.
 
-    python bench/bench_app.py [--quick] [--repeats N]
+    python bench/bench_app.py [--quick] [--repeats N] [--url URL] [--corpus DIR]
 """
 
 from __future__ import annotations
@@ -111,8 +111,11 @@ def five_second_wav(path: Path) -> Path:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="one repeat of each (CI smoke run)")
+    parser.add_argument("--quick", action="store_true",
+                        help="one repeat of each, no warm-up calls (a CI smoke run: figures not comparable)")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--url", help="measure 2 and 3 against this running app instead of a fresh one")
+    parser.add_argument("--corpus", type=Path, help="the small built-in corpus folder (default: the cached one)")
     args = parser.parse_args()
     repeats = 1 if args.quick else args.repeats
 
@@ -122,20 +125,21 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="hwml-bench-app-") as tmp_name:
         tmp = Path(tmp_name)
-        corpus = ensure_corpus(size="small")
+        corpus = args.corpus or ensure_corpus(size="small")
         starts = []
-        for _ in range(repeats if not args.quick else 1):
+        for _ in range(repeats):
             proc, url, seconds = start_app(tmp, corpus)
             starts.append(seconds)
             stop_app(proc)
         emit(bench="app_cold_start", seconds_median=round(statistics.median(starts), 3),
              seconds=[round(s, 3) for s in starts], goal_s=8.0, ok=statistics.median(starts) <= 8.0)
 
-        proc, url, _ = start_app(tmp, corpus)
+        proc, url = (None, args.url) if args.url else start_app(tmp, corpus)[:2]
         try:
             client = Client(url, verbose=False)
             for kind, preset in (("phoneme", "medium"), ("speaker", "medium")):
-                first_curve_point(client, kind, preset)  # warm: data loaded, modules imported
+                if not args.quick:
+                    first_curve_point(client, kind, preset)  # warm: data loaded, modules imported
                 times = [first_curve_point(client, kind, preset) for _ in range(repeats)]
                 times = [t for t in times if t is not None]
                 emit(bench="app_start_to_first_curve_point", task=kind, preset=preset,
@@ -144,8 +148,10 @@ def main() -> None:
 
             wav = five_second_wav(tmp / "five_seconds.wav")
             for kind, preset in (("phoneme", "logreg"), ("speaker", "simple")):
-                run = client.predict(*train_args(kind, preset, 20), api_name=f"/{kind}_train")[4]["run"]
-                client.predict(f"run:{run}", handle_file(str(wav)), api_name=f"/{kind}_predict_audio")  # warm
+                run = client.predict(*train_args(kind, preset, 5 if args.quick else 20),
+                                     api_name=f"/{kind}_train")[4]["run"]
+                if not args.quick:
+                    client.predict(f"run:{run}", handle_file(str(wav)), api_name=f"/{kind}_predict_audio")  # warm
                 times = []
                 for _ in range(repeats):
                     t0 = time.perf_counter()
@@ -155,7 +161,8 @@ def main() -> None:
                      seconds_median=round(statistics.median(times), 3), seconds=[round(t, 3) for t in times],
                      goal_s=1.0, ok=statistics.median(times) <= 1.0)
         finally:
-            stop_app(proc)
+            if proc is not None:
+                stop_app(proc)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,9 @@ Each preset trains through hwml's engine for the same budget of CPU seconds (pro
 one torch thread: on a shared machine other processes then cannot skew the comparison; on an
 idle 2-core box it is wall-clock time), its schedule annealing over that budget. At every
 validation the current weights are also scored on the labelled test split (that scoring is not
-charged to the budget), which gives each preset's accuracy-over-time curve. Prints one JSON line
+charged to the budget), which gives each preset's accuracy-over-time curve. Each preset keeps
+its own settings except that the budget alone ends training (no epoch cap, no early stopping)
+and validations are spaced to about `--valid-points` per budget. Prints one JSON line
 per preset (final held-out accuracy of the best weights, steps, curve) and a summary line: the
 seconds `boss` needs to reach the accuracy `simple` ends with.
 
@@ -89,7 +91,8 @@ def run_preset(data: Path, preset: str, budget: float, seed: int, out: Path, clo
             clock.excluded += time.process_time() - t0
 
     run_dir = out / f"{preset}-s{seed}"
-    end = engine.train(task, {"max_seconds": budget, "seed": seed, "patience": 0}, run_dir, callbacks=[on_event])
+    end = engine.train(task, {"max_seconds": budget, "seed": seed, "patience": 0, "max_epochs": 10**6},
+                       run_dir, callbacks=[on_event])
     model, config = load_run(run_dir)
     return {"bench": "speaker_time_to_acc", "preset": preset, "seed": seed, "budget_s": budget,
             "clock": "process_cpu_1_thread", "steps": end["step"], "steps_per_s": round(end["step"] / budget, 2),

@@ -312,7 +312,9 @@ def _end_message(summary: dict) -> str:
               "early_stop": "stopped early (no more validation gains)", "stopped": "stopped by you"}
     best = summary.get("best_valid_acc")
     best_text = f"; best validation accuracy {best:.1%}" if isinstance(best, (int, float)) and best >= 0 else ""
-    return f"done after {summary.get('step', 0)} steps: {reason.get(summary.get('reason'), summary.get('reason'))}{best_text}"
+    steps = summary.get("step", 0)
+    why = reason.get(summary.get("reason"), summary.get("reason"))
+    return f"done after {steps} step{'' if steps == 1 else 's'}: {why}{best_text}"
 
 
 def format_duration(seconds: float | None) -> str:

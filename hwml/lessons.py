@@ -183,7 +183,7 @@ def preset_table(kind: str) -> list[dict]:
 
 # ------------------------------------------------------------------------------- Lecture 2
 
-def compare_models(data, presets=("gaussian", "logreg", "simple", "medium"), max_steps: int = 300,
+def compare_models(data, presets=("gaussian", "logreg", "medium"), max_steps: int = 300,
                    max_seconds: float = 20.0, seed: int = 0, out_root=None, stop_event=None) -> list[dict]:
     """Train each preset briefly on the same frames and report validation accuracy and time:
     generative (closed form) vs discriminative (same linear boundaries, learned) vs deep."""

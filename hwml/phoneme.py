@@ -52,11 +52,11 @@ PRESETS: dict[str, dict] = {
                "lr": 2e-3, "weight_decay": 0.05, "schedule": "cosine", "warmup_steps": 300, "max_epochs": 30,
                "label_smoothing": 0.1, "valid_every": 500, "patience": 10},
     # A bidirectional GRU over whole utterances, trained on random chunks of them.
-    "boss": {**_COMMON, "model": "birnn", "concat_nframes": 1, "hidden": 256, "layers": 3, "kernel": 5,
-             "channels": 256, "dropout": 0.25, "cell": "gru", "batch_size": 32, "chunk_frames": 200,
-             "optimizer": "adamw", "lr": 2e-3, "weight_decay": 0.05, "schedule": "cosine", "warmup_steps": 200,
-             "grad_clip": 1.0, "max_epochs": 30, "label_smoothing": 0.1, "valid_every": 200, "patience": 10,
-             "eval_frames": 40000},
+    "boss": {**_COMMON, "model": "birnn", "concat_nframes": 1, "hidden": 128, "layers": 2, "kernel": 5,
+             "channels": 128, "dropout": 0.2, "cell": "lstm", "subsample": 1, "batch_size": 32,
+             "chunk_frames": 64, "optimizer": "adamw", "lr": 3e-3, "weight_decay": 0.05, "schedule": "cosine",
+             "warmup_steps": 30, "grad_clip": 1.0, "max_epochs": 30, "label_smoothing": 0.1, "valid_every": 200,
+             "patience": 10, "eval_frames": 40000},
     # Lecture 2 baselines on the same 11-frame windows: generative vs discriminative.
     "gaussian": {**_COMMON, "model": "gaussian", "concat_nframes": 11, "shrinkage": 1e-3, "batch_size": 8192},
     "logreg": {**_COMMON, "model": "linear", "concat_nframes": 11, "input_norm": True, "batch_size": 1024,
@@ -64,7 +64,7 @@ PRESETS: dict[str, dict] = {
                "max_epochs": 5, "valid_every": 500, "patience": 10},
 }
 MODEL_KEYS = {"mlp": ("hidden", "norm", "dropout", "input_norm", "init"), "linear": ("input_norm",),
-              "birnn": ("hidden", "layers", "kernel", "channels", "dropout", "cell"), "gaussian": ()}
+              "birnn": ("hidden", "layers", "kernel", "channels", "dropout", "cell", "subsample"), "gaussian": ()}
 TASK_KEYS = {"model", "concat_nframes", "batch_size", "chunk_frames", "eval_frames", "shrinkage",
              *_COMMON, *(k for keys in MODEL_KEYS.values() for k in keys)}
 

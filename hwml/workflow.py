@@ -6,6 +6,7 @@ kind or the run's config, and hands over; no computing happens here.
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from types import ModuleType
 
@@ -66,12 +67,15 @@ def check_overrides(kind: str, preset: str, overrides: dict) -> None:
             if not any(type(v) is type(value) for v in seen):
                 raise HwmlError(f"{where}: expected {_describe(seen)}")
             continue
+        if isinstance(value, list):  # hidden=[] is a valid MLP (no hidden layer), no other list is empty
+            fits = any(isinstance(v, list) for v in seen) and (value or key == "hidden")
+        else:
+            fits = _is_number(value) and any(_is_number(v) or v is None for v in seen)
         items = value if isinstance(value, list) else [value]
-        if isinstance(value, list) and not any(isinstance(v, list) for v in seen) \
-                or not isinstance(value, list) and not any(_is_number(v) or v is None for v in seen) \
-                or isinstance(value, (dict, tuple)) or not items and key != "hidden" \
-                or not all(_is_number(x) for x in items):
+        if not fits or not all(_is_number(x) for x in items):
             raise HwmlError(f"{where}: expected {_describe(seen)}")
+        if key == "betas" and len(items) != 2:
+            raise HwmlError(f"{where}: expected two numbers, like [0.9, 0.999]")
         whole = all(isinstance(v, int) and not isinstance(v, bool) for v in seen if _is_number(v)) \
             and any(_is_number(v) for v in seen) or key == "hidden"
         for x in items:
@@ -112,11 +116,25 @@ def evaluate_run(run_dir, data, split="all") -> dict:
     from hwml.evaluate import evaluate_run as evaluate
 
     run_config(run_dir)
-    return evaluate(Path(run_dir), data, split=split)
+    with _naming(data):
+        return evaluate(Path(run_dir), data, split=split)
 
 
 def predict_run(run_dir, inputs, out_csv) -> dict:
     kind = run_config(run_dir).get("task")
     if kind not in KINDS:
         raise HwmlError(f"{Path(run_dir) / 'config.json'}: unknown task {kind!r} (expected one of {', '.join(KINDS)})")
-    return task_module(kind).predict_files(Path(run_dir), [Path(p) for p in inputs], Path(out_csv))
+    inputs = [Path(p) for p in inputs]
+    with _naming(inputs[0] if len(inputs) == 1 else None):
+        return task_module(kind).predict_files(Path(run_dir), inputs, Path(out_csv))
+
+
+@contextlib.contextmanager
+def _naming(path):
+    """Errors must name the file: prefix a message that names no file with the one input."""
+    try:
+        yield
+    except HwmlError as exc:
+        if path is None or str(path) in str(exc) or Path(path).name in str(exc):
+            raise
+        raise HwmlError(f"{path}: {exc}") from None

@@ -200,3 +200,18 @@ def test_sessions_see_only_their_own_runs_plus_shipped(app_server, client, phone
             other.predict("shipped:phoneme", api_name="/runs_delete")
     finally:
         shutil.rmtree(shipped)
+
+
+def test_bench_app_quick_prints_its_json_lines(app_server, small_corpus):
+    """bench/bench_app.py --quick runs (figures, not pass/fail: speed goals live in the benchmark)."""
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parent.parent
+    proc = subprocess.run([sys.executable, str(repo / "bench" / "bench_app.py"), "--quick", "--url", app_server.url,
+                           "--corpus", str(small_corpus)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    records = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    names = {r["bench"] for r in records}
+    assert names == {"app_cold_start", "app_start_to_first_curve_point", "app_audio_upload_to_prediction"}
+    assert all(r["seconds_median"] > 0 for r in records)

@@ -176,9 +176,10 @@ def test_gaussian_is_the_closed_form_linear_discriminant(folders, tmp_path):
     assert config["best_valid_acc"] > 1 / 39
 
 
-def test_boss_predicts_whole_utterances_the_same_alone_or_batched(folders, tmp_path):
+@pytest.mark.parametrize("subsample", [1, 2])
+def test_boss_predicts_whole_utterances_the_same_alone_or_batched(folders, tmp_path, subsample):
     dataset = load_dataset(folders["libriphone"])
-    quick(dataset, "boss", tmp_path)
+    quick(dataset, "boss", tmp_path, subsample=subsample)
     model, config = load_run(tmp_path)
     together = phoneme.predict_logits(model, config, dataset.test)
     a, b = int(dataset.test.offsets[2]), int(dataset.test.offsets[3])

@@ -54,8 +54,10 @@ class EvaluatePanel:
                 self.summary = gr.Markdown(elem_id=f"{kind}-eval-summary")
                 self.heatmap = gr.Plot(label="Confusion matrix", elem_id=f"{kind}-eval-heatmap")
                 with gr.Row():
-                    self.per_class = gr.Dataframe(label="Per-class accuracy", interactive=False, max_height=360)
-                    self.worst = gr.Dataframe(label="Worst confusions", interactive=False, max_height=360)
+                    self.per_class = gr.Dataframe(headers=["class", "accuracy", "count"], label="Per-class accuracy",
+                                                  interactive=False, max_height=360)
+                    self.worst = gr.Dataframe(headers=["true", "predicted", "count", "fraction"],
+                                              label="Worst confusions", interactive=False, max_height=360)
                 self.csv = gr.File(label="confusion.csv", interactive=False)
         self.refresh.click(self.refresh_runs, self.run, self.run, api_visibility="private", queue=False)
         self.source.change(lambda s: (gr.update(visible=s == SOURCE_PATH), gr.update(visible=s == SOURCE_ZIP)),

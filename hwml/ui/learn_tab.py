@@ -12,6 +12,8 @@ import pandas as pd
 from hwml.ui.train_panel import TRAINING_QUEUE
 from hwml.ui.widgets import AppContext, user_errors
 
+PRESET_COLUMNS = ["preset", "why", "settings (vs simple)"]
+
 FORMATS_TEXT = """
 ### 1. The course's data formats
 Both homeworks ship **features, not audio**, in folders hwml reads and writes exactly:
@@ -46,7 +48,9 @@ COMPARE_TEXT = """
 A **generative** classifier models how each class produces its data, p(x | class), here one Gaussian per phone
 with one shared covariance, and turns that into p(class | x) by Bayes' rule: fitted in closed form, no training
 loop. **Logistic regression** has exactly the same linear decision boundaries but learns them directly by
-gradient descent. A **deep** model learns non-linear features as well. Same frames, short runs, side by side:
+gradient descent. A **deep** model learns non-linear features as well. Same frames, a few seconds each, side
+by side. With so little time the closed-form model is hard to beat: it needs one pass over the data, while the
+deep model needs minutes of training (try it in the Train panel) before its extra capacity pays off.
 """
 
 PITFALLS_TEXT = """
@@ -62,7 +66,8 @@ class LearnTab:
         self.ctx = ctx
         gr.Markdown(FORMATS_TEXT)
         self.formats_button = gr.Button("Look inside the built-in corpus", elem_id="learn-formats")
-        self.formats = gr.Dataframe(interactive=False, max_height=360, label="Files of the built-in corpus")
+        self.formats = gr.Dataframe(headers=["folder", "file", "holds", "peek"], interactive=False, max_height=360,
+                                    label="Files of the built-in corpus")
         self.formats_button.click(self.show_formats, None, self.formats, api_name="learn_formats")
 
         gr.Markdown(FEATURES_TEXT)
@@ -79,15 +84,18 @@ class LearnTab:
         gr.Markdown(PRESETS_TEXT)
         self.presets_button = gr.Button("Show the presets", elem_id="learn-presets")
         with gr.Row():
-            self.phoneme_presets = gr.Dataframe(label="Phoneme presets (HW2)", interactive=False, wrap=True)
-            self.speaker_presets = gr.Dataframe(label="Speaker presets (HW4)", interactive=False, wrap=True)
+            self.phoneme_presets = gr.Dataframe(headers=PRESET_COLUMNS, label="Phoneme presets (HW2)",
+                                                interactive=False, wrap=True)
+            self.speaker_presets = gr.Dataframe(headers=PRESET_COLUMNS, label="Speaker presets (HW4)",
+                                                interactive=False, wrap=True)
         self.presets_button.click(lambda: tuple(pd.DataFrame(preset_table(k)) for k in ("phoneme", "speaker")), None,
                                   [self.phoneme_presets, self.speaker_presets], api_name="learn_presets")
 
         gr.Markdown(COMPARE_TEXT)
-        self.compare_button = gr.Button("Train all four briefly on the built-in corpus (about half a minute)",
+        self.compare_button = gr.Button("Train the three briefly on the built-in corpus (about half a minute)",
                                         elem_id="learn-compare")
-        self.compare = gr.Dataframe(interactive=False, label="Validation accuracy on the same frames")
+        self.compare = gr.Dataframe(headers=["preset", "kind", "valid accuracy", "steps", "seconds"], interactive=False,
+                                    label="Validation accuracy on the same frames")
         self.compare_button.click(self.run_comparison, None, self.compare, api_name="learn_compare",
                                   concurrency_limit=ctx.jobs.limits.max_training, concurrency_id=TRAINING_QUEUE)
 
@@ -97,7 +105,7 @@ class LearnTab:
                 gr.Markdown(f"**Defect.** {pitfall.defect}\n\n**Effect.** {pitfall.effect}\n\n**Fix.** {pitfall.fix}")
                 button = gr.Button("Show it", size="sm", elem_id=f"learn-pitfall-{pitfall.number}")
                 headline = gr.Markdown()
-                table = gr.Dataframe(interactive=False, wrap=True)
+                table = gr.Dataframe(interactive=False, wrap=True, visible=False)
                 button.click(self._pitfall_handler(pitfall.number), None, [headline, table],
                              api_name=f"learn_pitfall_{pitfall.number}")
 
@@ -133,7 +141,7 @@ class LearnTab:
         data = self.ctx.workspace.corpus.path() / "libriphone"
         scratch = self.ctx.workspace.root / "scratch"
         scratch.mkdir(parents=True, exist_ok=True)
-        return pd.DataFrame(compare_models(data, max_steps=300, max_seconds=8, out_root=scratch))
+        return pd.DataFrame(compare_models(data, max_steps=1000, max_seconds=10, out_root=scratch))
 
     def _pitfall_handler(self, number: int):
         @user_errors
@@ -146,6 +154,6 @@ class LearnTab:
 
                 dataset = load_dataset(self.ctx.workspace.corpus.path() / "libriphone")
             result = run_pitfall_demo(number, dataset)
-            return result.headline, pd.DataFrame(result.rows)
+            return result.headline, gr.update(value=pd.DataFrame(result.rows), visible=True)
         show.__name__ = f"pitfall_{number}"
         return show

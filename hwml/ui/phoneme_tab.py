@@ -50,7 +50,8 @@ class PhonemePredictPanel:
             with gr.Column(scale=2):
                 self.summary = gr.Markdown(elem_id="phoneme-predict-summary")
                 self.strip = gr.Plot(label="Phones under the spectrogram", elem_id="phoneme-predict-strip")
-                self.table = gr.Dataframe(label="Segments (first file) / rows", interactive=False, max_height=320,
+                self.table = gr.Dataframe(headers=["start", "end", "phone"], label="Segments (first file) / rows",
+                                          interactive=False, max_height=320,
                                           elem_id="phoneme-predict-table")
                 self.csv = gr.File(label="CSV", interactive=False, elem_id="phoneme-predict-csv")
         outputs = [self.summary, self.strip, self.table, self.csv]

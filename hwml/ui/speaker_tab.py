@@ -61,7 +61,8 @@ class SpeakerPredictPanel:
             with gr.Column(scale=2):
                 self.summary = gr.Markdown(elem_id="speaker-predict-summary")
                 self.bars = gr.Plot(label="Top-5 speakers", elem_id="speaker-predict-bars")
-                self.table = gr.Dataframe(label="Predictions", interactive=False, max_height=320,
+                self.table = gr.Dataframe(headers=["rank", "speaker", "probability"], label="Predictions",
+                                          interactive=False, max_height=320,
                                           elem_id="speaker-predict-table")
                 self.csv = gr.File(label="CSV", interactive=False, elem_id="speaker-predict-csv")
         with gr.Accordion("Enrol a new speaker (no retraining)", open=False):
@@ -76,8 +77,10 @@ class SpeakerPredictPanel:
                 self.enrol_button = gr.Button("Enrol")
                 self.identify_button = gr.Button("Identify the recording above", variant="primary")
                 self.clear_button = gr.Button("Forget all")
-            self.enrolled_table = gr.Dataframe(label="Enrolled speakers", interactive=False)
-            self.scores = gr.Dataframe(label="Cosine similarity to each enrolled speaker", interactive=False)
+            self.enrolled_table = gr.Dataframe(headers=["speaker", "clips", "model"], label="Enrolled speakers",
+                                               interactive=False)
+            self.scores = gr.Dataframe(headers=["speaker", "cosine similarity"],
+                                       label="Cosine similarity to each enrolled speaker", interactive=False)
         outputs = [self.summary, self.bars, self.table, self.csv]
         self.refresh.click(self.refresh_runs, self.run, self.run, api_visibility="private", queue=False)
         self.audio.change(self.predict_audio, [self.run, self.audio], outputs, api_name="speaker_predict_audio",

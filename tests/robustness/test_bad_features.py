@@ -74,6 +74,18 @@ def test_bad_feature_files_are_refused_by_cli_and_api(tmp_path, capsys, bad_feat
         assert code == 0, err
 
 
+def test_a_course_folder_in_the_wrong_layout_names_the_folder(tmp_path, capsys, phoneme_run):
+    """A run trained on 3-frame libriphone contexts, asked for a timit_11 test split (11-frame rows)."""
+    root = tmp_path / "timit_11"
+    root.mkdir()
+    np.save(root / "train_11.npy", RNG.standard_normal((6, 429)).astype(np.float32))
+    np.save(root / "train_label_11.npy", np.array(list("012345"), dtype="<U2"))
+    np.save(root / "test_11.npy", RNG.standard_normal((4, 429)).astype(np.float32))
+    for argv in (("predict", phoneme_run, root, "--out", tmp_path / "p.csv"), ("evaluate", phoneme_run, root)):
+        code, _, err = cli(capsys, *argv)
+        assert_refused(code, err, root, "frame")
+
+
 def test_a_run_refuses_the_other_tasks_width(tmp_path, capsys, phoneme_run, speaker_run):
     x40, x39 = tmp_path / "logmel.npy", tmp_path / "mfcc.npy"
     np.save(x40, np.zeros((20, 40), np.float32))
@@ -183,3 +195,13 @@ def test_timit11_label_problems(tmp_path, capsys):
         np.save(root / "train_label_11.npy", np.array(labels, dtype="<U2"))
         code, _, err = cli(capsys, "train", "phoneme", root, "--out", tmp_path / "run", "--max-steps", 1)
         assert_refused(code, err, "train_label_11.npy", words)
+
+
+@pytest.mark.parametrize("setting, words", [("lr=abc", "expected a number"), ("lr=-1", "positive"),
+                                            ("hidden=3", "list of numbers"), ("batch_size=0", "positive"),
+                                            ("batch_size=2.5", "whole number"), ("dropout=1.5", "between 0 and 1"),
+                                            ("betas=[0.9]", "two numbers"), ("lr=NaN", "finite")])
+def test_bad_settings_are_refused_before_training(tmp_path, capsys, phoneme_data, setting, words):
+    code, _, err = cli(capsys, "train", "phoneme", phoneme_data, "--out", tmp_path / "run", "--set", setting)
+    assert_refused(code, err, f"setting {setting.split('=')[0]}=", words)
+    assert not (tmp_path / "run").exists()

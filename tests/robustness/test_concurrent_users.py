@@ -6,8 +6,8 @@ uploads come back as messages and the session goes on. Prints the load figures."
 
 from __future__ import annotations
 
-import csv
 import json
+import os
 import statistics
 import threading
 import time
@@ -158,13 +158,12 @@ def test_two_sessions_start_training_at_once(app_server, url):
 
     # one training slot on a CPU machine: the second run waited for the first (no overlap)
     first, second = sorted(range(2), key=lambda i: stamps[i]["running"])
-    limit = int(__import__("os").environ.get("HWML_MAX_TRAINING", "1"))
+    limit = int(os.environ.get("HWML_MAX_TRAINING", "1"))
     if limit == 1:
         assert stamps[second]["running"] >= stamps[first]["finished"] - 1.0, (stamps, "runs overlapped")
 
 
 def test_hostile_uploads_are_messages_and_the_session_goes_on(app_server, url, tmp_path):
-    import os
     import zipfile
 
     marker = tmp_path / "PAYLOAD_RAN"
@@ -190,6 +189,13 @@ def test_hostile_uploads_are_messages_and_the_session_goes_on(app_server, url, t
     with pytest.raises(AppError, match="outside the folder"):
         client.predict("Course folder (zip upload)", "libriphone", "", handle_file(str(bomb)), "logreg", 5, 10, 0, 0,
                        0, 0, "", api_name="/phoneme_train")
+    not_audio = tmp_path / "speech.wav"
+    not_audio.write_text("this is not audio\n" * 40)
+    empty = tmp_path / "empty.wav"
+    empty.write_bytes(b"")
+    for path, words in ((not_audio, "not a readable audio file"), (empty, "empty")):
+        with pytest.raises(AppError, match=words):
+            client.predict(f"run:{run}", handle_file(str(path)), api_name="/phoneme_predict_audio")
     assert not marker.exists()
     assert not list(app_server.runs_dir.parent.rglob("escape.txt"))
     good = tmp_path / "good.npy"
