@@ -2,7 +2,8 @@
 
 Against `python app.py` (app_server fixture, small built-in corpus): in each task tab start
 training and see the curve drawn (the SVG line's path data and colour, not just an element),
-stop it, open the confusion matrix, upload a WAV in Predict and see the result. Screenshots go
+stop it, open the confusion matrix, upload a WAV in Predict and see the result, overlay the run's
+curve in Runs. Screenshots go
 to test-output/ (or $HWML_TEST_OUTPUT) for a person to look at.
 """
 
@@ -106,6 +107,14 @@ def test_phoneme_tab_train_stop_evaluate_predict(page, wav_file):
     table = page.locator("#phoneme-predict-table").inner_text()
     assert "phone" in table and len([w for w in table.split() if w.replace(".", "").isdigit()]) > 6
     page.screenshot(path=str(OUT / "phoneme-predict.png"), full_page=True)
+
+    open_tab(page, "Runs")
+    page.get_by_label("train loss").check()
+    page.locator("#runs-pick input").click()
+    page.locator("[role=option]", has_text="phoneme-").first.click()
+    page.wait_for_function(f"() => ({LINE_POINTS})('runs-plot').some(l => l.points >= 2 && l.stroke !== 'none')")
+    assert "run 1: phoneme-" in page.locator("#runs-legend").inner_text()
+    page.screenshot(path=str(OUT / "runs-overlay.png"), full_page=True)
 
 
 def test_speaker_tab_train_stop_evaluate_predict(page, wav_file):

@@ -84,8 +84,9 @@ TRAIN_COLORS = {"train loss": "#2563eb", "valid loss": "#f97316", "train acc": "
 
 
 def series_colors(names) -> dict[str, str]:
-    """A colour for each series name. Gradio's LinePlot fixes its colour domain when the chart
-    spec is (re)built, so a plot whose series change must get a new color_map with them."""
+    """A colour for each series name. Gradio's LinePlot keeps the colour domain of its first
+    draw, so a plot is given every series it will ever show up front: these colours, and a
+    placeholder point each (with_all_series)."""
     palette = ["#2563eb", "#f97316", "#16a34a", "#dc2626", "#9333ea", "#0891b2", "#ca8a04", "#db2777",
                "#4b5563", "#65a30d"]
     return {name: TRAIN_COLORS.get(name, palette[i % len(palette)]) for i, name in enumerate(dict.fromkeys(names))}

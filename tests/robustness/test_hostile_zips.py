@@ -23,6 +23,7 @@ from hwml.errors import HwmlError
 from robust_helpers import assert_error, assert_refused, cli
 
 ESCAPE = f"hwml_robustness_escape_{os.getpid()}.txt"
+pytestmark = pytest.mark.filterwarnings("ignore:Duplicate name")  # the duplicate-member zip, on purpose
 
 
 def timit_members(n: int = 8) -> list[tuple[str, bytes]]:
@@ -118,7 +119,6 @@ def hostile_zips(root: Path) -> dict[str, tuple[Path, str]]:
     return out
 
 
-@pytest.mark.filterwarnings("ignore:Duplicate name")
 def test_load_dataset_refuses_hostile_zips_and_writes_nothing(sandbox):
     zips = hostile_zips(sandbox)
     watched = [sandbox / "tmp", sandbox / "cwd", sandbox / "outside", sandbox / "zips"]
