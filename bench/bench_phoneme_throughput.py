@@ -116,7 +116,10 @@ def main(argv=None) -> list[dict]:
     ap.add_argument("--quick", action="store_true", help="tiny data and short timings (for the test suite)")
     ap.add_argument("--seconds", type=float, default=None, help="seconds per measurement")
     ap.add_argument("--frames", type=int, default=None)
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     seconds = args.seconds or (0.4 if args.quick else 20.0)
     n = args.frames or (2000 if args.quick else 200_000)
     rng = np.random.default_rng(0)

@@ -109,7 +109,7 @@ def test_phoneme_tab_train_stop_evaluate_predict(page, wav_file):
     page.screenshot(path=str(OUT / "phoneme-predict.png"), full_page=True)
 
     open_tab(page, "Runs")
-    page.get_by_label("train loss").check()
+    page.get_by_role("radio", name="train loss").check()
     page.locator("#runs-pick input").click()
     page.locator("[role=option]", has_text="phoneme-").first.click()
     page.wait_for_function(f"() => ({LINE_POINTS})('runs-plot').some(l => l.points >= 2 && l.stroke !== 'none')")
