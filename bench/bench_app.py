@@ -3,11 +3,12 @@
 1. cold start: `python app.py` to its first HTTP 200 (goal <= 8 s on 2 cores);
 2. Start to first curve point: a training request to the first streamed update that carries a
    training step, i.e. the first point of the live curve (goal <= 2 s);
-3. audio upload to prediction: a 5 s WAV uploaded and predicted, phonemes (phone strip +
+3. Stop to the training thread's end (the engine's stop flag; goal <= 1 s, best weights kept);
+4. audio upload to prediction: a 5 s WAV uploaded and predicted, phonemes (phone strip +
    segments) and speakers (top-5), as the Predict panels do (goal <= 1 s).
 
-Measured through gradio_client against a real server on 127.0.0.1 (the browser's own drawing
-time is not included). Uses the small built-in corpus and a temp runs folder; a run is trained
+2 and 4 are measured through gradio_client against a real server on 127.0.0.1 (the browser's
+own drawing time is not included), 3 in process with hwml.jobs. Uses the small built-in corpus and a temp runs folder; a run is trained
 for a few steps first so Predict has a model.
 
     python bench/bench_app.py [--quick] [--repeats N] [--url URL] [--corpus DIR]
@@ -94,6 +95,23 @@ def first_curve_point(client, kind: str, preset: str) -> float:
     return seconds
 
 
+def stop_latency(kind: str, preset: str, corpus: Path, runs: Path) -> float:
+    """Seconds from Stop to the end of a running training thread (real engine, in process)."""
+    from hwml.jobs import JobLimits, JobRegistry
+
+    registry = JobRegistry(JobLimits(max_training=1))
+    data = corpus / ("libriphone" if kind == "phoneme" else "speaker")
+    job = registry.submit("bench", kind, run_dir=runs / f"stop-{kind}", prepare=lambda report: data, preset=preset,
+                          overrides={}, max_steps=100000, max_seconds=120, seed=0)
+    for view in job.stream(interval=0.1):
+        if view.step >= 3:
+            break
+    t0 = time.perf_counter()
+    job.stop()
+    job.join(timeout=60)
+    return time.perf_counter() - t0
+
+
 def five_second_wav(path: Path) -> Path:
     import numpy as np
     import soundfile as sf
@@ -133,6 +151,12 @@ def main() -> None:
             stop_app(proc)
         emit(bench="app_cold_start", seconds_median=round(statistics.median(starts), 3),
              seconds=[round(s, 3) for s in starts], goal_s=8.0, ok=statistics.median(starts) <= 8.0)
+
+        for kind in ("phoneme", "speaker"):
+            times = [stop_latency(kind, "medium", corpus, tmp / "runs") for _ in range(repeats)]
+            emit(bench="app_stop_to_run_ended", task=kind, preset="medium",
+                 seconds_median=round(statistics.median(times), 3), seconds=[round(t, 3) for t in times],
+                 goal_s=1.0, ok=statistics.median(times) <= 1.0)
 
         proc, url = (None, args.url) if args.url else start_app(tmp, corpus)[:2]
         try:

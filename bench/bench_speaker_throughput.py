@@ -96,13 +96,16 @@ def course_batches(utts: UtteranceSet, tmp: Path, batch_size: int):
 
 # ----------------------------------------------------------------------------------- measuring
 
-def rate(fn, n: int) -> float:
-    """Calls per second of fn over n calls (after one warm-up call)."""
+def rate(fn, n: int) -> tuple[float, float]:
+    """Calls per CPU second and per wall-clock second of fn over n calls (after a warm-up call).
+
+    CPU seconds (this process, one thread) are what other load on a shared machine cannot
+    inflate; on an idle machine the two agree."""
     fn()
-    start = time.perf_counter()
+    wall, cpu = time.perf_counter(), time.process_time()
     for _ in range(n):
         fn()
-    return n / (time.perf_counter() - start)
+    return n / (time.process_time() - cpu), n / (time.perf_counter() - wall)
 
 
 def rss_mb(field: str = "VmRSS") -> float:
@@ -139,19 +142,16 @@ def compare(n_utts: int, n_speakers: int, steps: int, batches: int) -> list[dict
             loss.backward()
             opt.step()
 
-        input_course = rate(lambda: next(course), batches) * bs
-        input_hwml = rate(lambda: task.train_batch(gen, "cpu"), batches) * bs
-        out.append({"bench": "speaker_input_pipeline", "utterances": n_utts, "batch_size": bs,
-                    "course_utts_per_s": round(input_course, 1), "hwml_utts_per_s": round(input_hwml, 1),
-                    "ratio": round(input_hwml / input_course, 2)})
-        step_course = rate(course_step, steps) * bs
-        step_hwml = rate(hwml_step, steps) * bs
-        step_course2 = rate(course_step, steps) * bs  # again: the two runs bracket any drift
-        step_course = (step_course + step_course2) / 2
-        out.append({"bench": "speaker_train_step", "model": "simple", "utterances": n_utts,
-                    "batch_size": bs, "steps": steps, "course_utts_per_s": round(step_course, 1),
-                    "hwml_utts_per_s": round(step_hwml, 1), "ratio": round(step_hwml / step_course, 2),
-                    "threads": torch.get_num_threads()})
+        for name, course_fn, hwml_fn, n in (
+                ("speaker_input_pipeline", lambda: next(course), lambda: task.train_batch(gen, "cpu"), batches),
+                ("speaker_train_step", course_step, hwml_step, steps)):
+            c1, h, c2 = rate(course_fn, n), rate(hwml_fn, n), rate(course_fn, n)  # course twice: brackets drift
+            c = [(a + b) / 2 for a, b in zip(c1, c2)]
+            out.append({"bench": name, "model": "simple", "utterances": n_utts, "batch_size": bs, "calls": n,
+                        "course_utts_per_cpu_s": round(c[0] * bs, 1), "hwml_utts_per_cpu_s": round(h[0] * bs, 1),
+                        "ratio": round(h[0] / c[0], 2), "course_utts_per_s": round(c[1] * bs, 1),
+                        "hwml_utts_per_s": round(h[1] * bs, 1), "ratio_wall": round(h[1] / c[1], 2),
+                        "threads": torch.get_num_threads()})
     return out
 
 
@@ -165,12 +165,12 @@ def scale(batches: int) -> dict:
     ds = HwmlDataset("speaker", "hw4", "synthetic", utts)
     task = make_task(ds, "boss", {}, seed=0)
     gen = torch.Generator().manual_seed(0)
-    per_s = rate(lambda: task.train_batch(gen, "cpu"), batches) * task.settings["batch_size"]
+    per_s = rate(lambda: task.train_batch(gen, "cpu"), batches)[0] * task.settings["batch_size"]
     return {"bench": "speaker_scale", "utterances": len(utts), "frames": int(utts.offsets[-1]),
             "mean_mel_len": round(float(utts.lengths.float().mean()), 1),
             "feature_gb": round(utts.feats.numel() * 4 / 2**30, 2),
             "rss_mb_before": round(base), "rss_mb_holding": round(held), "peak_rss_mb": round(rss_mb("VmHWM")),
-            "build_s": round(build_s, 1), "crop_utts_per_s": round(per_s, 1),
+            "build_s": round(build_s, 1), "crop_utts_per_cpu_s": round(per_s, 1),
             "n_valid": len(task.valid_idx)}
 
 

@@ -163,6 +163,7 @@ class TrainingJob:
         self.error: str | None = None
         self.message = "waiting for a training slot"
         self._queue: queue.Queue = queue.Queue()
+        self._poll_lock = threading.Lock()
         self._events: list[dict] = []
         self._position = 0
         self._version = 0
@@ -232,16 +233,20 @@ class TrainingJob:
         return self._thread.is_alive()
 
     def poll(self, timeout: float = 0.0) -> JobView:
-        """Take every event that arrived (waiting up to `timeout` for the first) and snapshot."""
-        self.last_poll = time.monotonic()
-        try:
-            item = self._queue.get(timeout=timeout) if timeout > 0 else self._queue.get_nowait()
-            self._apply(item)
-            while True:
-                self._apply(self._queue.get_nowait())
-        except queue.Empty:
-            pass
-        return self.view()
+        """Take every event that arrived (waiting up to `timeout` for the first) and snapshot.
+
+        One consumer at a time (the stream and the Stop button's final view may both poll), so
+        events are applied in the order the engine sent them."""
+        with self._poll_lock:
+            self.last_poll = time.monotonic()
+            try:
+                item = self._queue.get(timeout=timeout) if timeout > 0 else self._queue.get_nowait()
+                self._apply(item)
+                while True:
+                    self._apply(self._queue.get_nowait())
+            except queue.Empty:
+                pass
+            return self.view()
 
     def _apply(self, item: dict) -> None:
         self._version += 1

@@ -105,6 +105,8 @@ def resolve_settings(preset: str, overrides: dict) -> dict:
         raise HwmlError(f"d_model={s['d_model']} must be a multiple of heads={s['heads']}")
     if not 0.0 <= s["valid_fraction"] < 1.0 or not 0.0 <= s["dropout"] < 1.0:
         raise HwmlError("valid_fraction and dropout must lie in [0, 1)")
+    if s["s"] <= 0 or s["m"] < 0:
+        raise HwmlError("AM-softmax needs a scale s > 0 and a margin m >= 0")
     return s
 
 
@@ -257,7 +259,7 @@ def as_utterances(feats: UtteranceSet | list | tuple | Tensor) -> UtteranceSet:
     """An UtteranceSet from a list of (T, n_mels) tensors (or a single one)."""
     if isinstance(feats, UtteranceSet):
         return feats
-    if isinstance(feats, Tensor) and feats.ndim == 2:
+    if getattr(feats, "ndim", None) == 2:  # one (T, n_mels) tensor or array
         feats = [feats]
     items = [torch.as_tensor(f, dtype=torch.float32) for f in feats]
     if not items or any(f.ndim != 2 or f.shape[0] == 0 or f.shape[1] != items[0].shape[1] for f in items):
@@ -271,7 +273,7 @@ def as_utterances(feats: UtteranceSet | list | tuple | Tensor) -> UtteranceSet:
 
 def feature_stats(utts: UtteranceSet, idx: Tensor, max_frames: int = 2_000_000) -> tuple[list, list]:
     """Per-mel-bin mean and std over the training utterances (a strided subsample when huge)."""
-    parts = [utts.utterance(int(i)) for i in idx[: max(1, len(idx))]]
+    parts = [utts.utterance(i) for i in idx.tolist()]
     total = sum(len(p) for p in parts)
     step = max(1, math.ceil(total / max_frames))
     x = torch.cat([p[::step] for p in parts]).double()

@@ -307,7 +307,8 @@ class Workspace:
 
     # --- disk budget --------------------------------------------------------------------------
     def prune(self, active: set[Path] = frozenset(), keep: set[Path] = frozenset()) -> list[Path]:
-        """Delete the oldest session runs and uploads until the root fits the disk budget.
+        """Delete the oldest session runs, uploads and evaluation copies until the root fits the
+        disk budget.
 
         Runs being written (active) and anything in keep are never touched. Returns what went.
         """
@@ -317,7 +318,7 @@ class Workspace:
         protected = {p.resolve() for p in (*active, *keep)}
         items = []
         for session in sessions.iterdir():
-            for group in ("runs", "uploads"):
+            for group in ("runs", "uploads", "evaluations"):
                 folder = session / group
                 if not folder.is_dir():
                     continue

@@ -51,7 +51,8 @@ def app_server(small_corpus, tmp_path_factory):
            "GRADIO_ANALYTICS_ENABLED": "False", "HWML_RUNS_DIR": str(tmp / "runs"),
            "HWML_CORPUS_SIZE": "small", "HWML_CORPUS_DIR": str(small_corpus),
            "HWML_CHECKPOINTS_DIR": str(tmp / "checkpoints"), "HWML_MAX_RUN_SECONDS": "120",
-           "HWML_ALLOW_LOCAL_PATHS": "1", "GRADIO_TEMP_DIR": str(tmp / "gradio")}
+           "HWML_ALLOW_LOCAL_PATHS": "1", "GRADIO_TEMP_DIR": str(tmp / "gradio"),
+           "GRADIO_HEARTBEAT_INTERVAL": "2"}  # a closed tab is noticed in seconds, not 15 s
     log = tmp / "app.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen([sys.executable, str(REPO / "app.py")], cwd=tmp, env=env, stdout=out,

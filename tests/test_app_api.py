@@ -213,5 +213,48 @@ def test_bench_app_quick_prints_its_json_lines(app_server, small_corpus):
     assert proc.returncode == 0, proc.stderr[-2000:]
     records = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
     names = {r["bench"] for r in records}
-    assert names == {"app_cold_start", "app_start_to_first_curve_point", "app_audio_upload_to_prediction"}
+    assert names == {"app_cold_start", "app_start_to_first_curve_point", "app_stop_to_run_ended",
+                     "app_audio_upload_to_prediction"}
     assert all(r["seconds_median"] > 0 for r in records)
+
+
+def test_second_user_waits_in_the_training_queue_and_sees_its_position(app_server):
+    from gradio_client.utils import Status
+
+    first = Client(app_server.url, verbose=False)
+    second = Client(app_server.url, verbose=False)
+    running = first.submit(*train_args("phoneme", "medium", 5000), api_name="/phoneme_train")
+    for out in running:
+        if out[4]["state"] == "running":
+            break
+    waiting = second.submit(*train_args("speaker", "simple", 5), api_name="/speaker_train")
+    deadline = time.monotonic() + 30
+    status = waiting.status()
+    while status.code != Status.IN_QUEUE and time.monotonic() < deadline:
+        time.sleep(0.2)
+        status = waiting.status()
+    assert status.code == Status.IN_QUEUE and status.rank == 0 and status.queue_size >= 1, status
+    first.predict(api_name="/phoneme_stop")
+    result = waiting.result(timeout=120)
+    assert result[4]["state"] == "finished"
+
+
+def test_predict_course_test_folder_zip_gives_the_submission_csv(client, phoneme_run, small_corpus, tmp_path):
+    import zipfile
+
+    folder = small_corpus / "libriphone"
+    archive = tmp_path / "libriphone.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for path in folder.rglob("*"):
+            if path.is_file():
+                zf.write(path, f"libriphone/{path.relative_to(folder)}")
+    summary, strip, preview, out_csv = client.predict(f"run:{phoneme_run}", [handle_file(str(archive))],
+                                                      api_name="/phoneme_predict_files")
+    assert "Course submission" in summary and strip is None
+    with open(out_csv, newline="") as f:
+        rows = list(csv.reader(f))
+    assert rows[0] == ["Id", "Class"]
+    assert [int(r[0]) for r in rows[1:]] == list(range(len(rows) - 1))
+    from hwml.data import load_dataset
+
+    assert len(rows) - 1 == len(load_dataset(folder).test)

@@ -9,8 +9,10 @@ to test-output/ (or $HWML_TEST_OUTPUT) for a person to look at.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
@@ -41,15 +43,19 @@ def browser():
 
 @pytest.fixture
 def page(browser, app_server, request):
-    """A fresh browser session on the app; its last state is saved as <test>-end.png."""
+    """A fresh browser session on the app; its last state is saved as <test>-end.png. The page
+    must not fetch anything from outside the app (a Space or a classroom may have no network)."""
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     pg = context.new_page()
+    outside = []
+    pg.on("request", lambda r: None if r.url.startswith((app_server.url, "data:", "blob:")) else outside.append(r.url))
     pg.set_default_timeout(TIMEOUT_MS)
     pg.goto(app_server.url)
     pg.wait_for_selector("#phoneme-train-start")
     yield pg
     pg.screenshot(path=str(OUT / f"{request.node.name}-end.png"), full_page=True)
     context.close()
+    assert not outside, f"the page fetched from outside the app: {outside[:5]}"
 
 
 @pytest.fixture(scope="module")
@@ -156,3 +162,25 @@ def test_learn_tab_shows_features_and_a_pitfall(page):
     page.click("#learn-pitfall-4")
     page.get_by_text("with a length mask it does not move").wait_for()
     page.screenshot(path=str(OUT / "learn.png"), full_page=True)
+
+
+def test_closing_the_tab_stops_its_training_run(browser, app_server):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    page.goto(app_server.url)
+    page.wait_for_selector("#phoneme-train-start")
+    train_until_curve_is_drawn(page, "phoneme")
+    status = page.locator("#phoneme-train-status").inner_text()
+    run = next(word for word in status.split() if word.startswith("phoneme-"))
+    context.close()  # the user closes the tab mid-run
+    metrics = next(app_server.runs_dir.glob(f"sessions/*/runs/{run}")) / "metrics.jsonl"
+    deadline = time.monotonic() + 60
+    last = {}
+    while time.monotonic() < deadline:
+        lines = metrics.read_text().splitlines()
+        last = json.loads(lines[-1]) if lines else {}
+        if last.get("event") == "end":
+            break
+        time.sleep(0.5)
+    assert last.get("event") == "end" and last.get("reason") == "stopped", "the run outlived its tab"
