@@ -52,6 +52,8 @@ def warm_up() -> None:
 
 
 def build_app(ctx: AppContext | None = None) -> tuple[gr.Blocks, AppContext]:
+    """The whole app (not launched) and its context: workspace and training jobs from the
+    environment unless given (tests may pass their own)."""
     from hwml.ui import learn_tab, phoneme_tab, runs_tab, speaker_tab
 
     ctx = ctx or AppContext(workspace=Workspace.from_env(), jobs=JobRegistry())
