@@ -98,6 +98,7 @@ def run_preset(data: Path, preset: str, budget: float, seed: int, out: Path, clo
             "clock": "process_cpu_1_thread", "steps": end["step"], "steps_per_s": round(end["step"] / budget, 2),
             "valid_every": valid_every, "n_params": sum(p.numel() for p in model.parameters()),
             "best_valid_acc": end["best_valid_acc"], "test_acc": round(accuracy(model, config, ds.test), 4),
+            "last_test_acc": curve[-1][1] if curve else None,
             "n_test": int((ds.test.labels >= 0).sum()), "curve": curve}
 
 

@@ -43,6 +43,8 @@ SETTINGS = {
     "subsample": 1,              # stack this many frames per encoder step
     # data
     "segment_len": 128,          # training crop length (frames)
+    "freq_mask": 0,              # SpecAugment: mask up to this many mel bins per crop (0 = off)
+    "time_mask": 0,              # ... and up to this many frames (at most a quarter of the crop)
     "batch_size": 16,
     "valid_fraction": 0.1,       # of each speaker's utterances
     "infer_window": 512,         # longer utterances: windows of this many frames, half overlap
@@ -202,6 +204,30 @@ def gather_windows(utts: UtteranceSet, utt: Tensor, start: Tensor, length: Tenso
     return x, mask
 
 
+def spec_augment(x: Tensor, mask: Tensor, freq_mask: int, time_mask: int,
+                 gen: torch.Generator) -> Tensor:
+    """SpecAugment-style masking (Park et al. 2019): per crop one band of up to
+    `freq_mask` mel bins and one span of up to `time_mask` frames is replaced by the crop's own
+    mean (neutral under any input normalisation). Padding stays zero."""
+    b, t, d = x.shape
+    keep = mask[..., None].to(x.dtype)
+    mean = (x * keep).sum(1, keepdim=True) / keep.sum(1, keepdim=True).clamp(min=1)
+    hit = torch.zeros(b, t, d, dtype=torch.bool)
+    if freq_mask:
+        width = torch.randint(0, freq_mask + 1, (b,), generator=gen)
+        start = (torch.rand(b, generator=gen) * (d - width + 1)).long()
+        bins = torch.arange(d)
+        hit |= ((bins >= start[:, None]) & (bins < (start + width)[:, None]))[:, None, :]
+    if time_mask:
+        length = mask.sum(1)
+        width = torch.minimum(torch.randint(0, time_mask + 1, (b,), generator=gen), length // 4)
+        start = (torch.rand(b, generator=gen) * (length - width + 1)).long()
+        steps = torch.arange(t)
+        hit |= ((steps >= start[:, None]) & (steps < (start + width)[:, None]))[:, :, None]
+    hit &= mask[..., None]
+    return torch.where(hit, mean.expand_as(x), x)
+
+
 @dataclass
 class WindowBatch:
     """Whole utterances `utts` (sorted batch of indices), as window rows owned by them."""
@@ -310,7 +336,10 @@ class SpeakerTask:
     def train_batch(self, gen: torch.Generator, device) -> tuple[tuple[Tensor, ...], Tensor]:
         pick = torch.randint(len(self.train_idx), (self.settings["batch_size"],), generator=gen)
         idx = self.train_idx[pick]
-        x, mask = random_crops(self.utts, idx, self.settings["segment_len"], gen)
+        s = self.settings
+        x, mask = random_crops(self.utts, idx, s["segment_len"], gen)
+        if s["freq_mask"] or s["time_mask"]:
+            x = spec_augment(x, mask, s["freq_mask"], s["time_mask"], gen)
         return (x.to(device), mask.to(device)), self.utts.labels[idx].to(device)
 
     def valid_batches(self, device):

@@ -19,7 +19,8 @@ from hwml.errors import HwmlError
 from hwml.runs import load_run
 from hwml.speaker import (PRESETS, as_utterances, cosine_similarity, embed, enroll, identify,
                           load_enrollments, make_task, predict_files, predict_logits,
-                          random_crops, resolve_settings, save_enrollments, split_by_utterance,
+                          random_crops, resolve_settings, save_enrollments, spec_augment,
+                          split_by_utterance,
                           window_batches)
 from hwml.train.engine import train
 
@@ -100,6 +101,20 @@ def test_crops_are_one_gather_with_a_length_mask():
     x2, _ = random_crops(utts, idx, 32, torch.Generator().manual_seed(0))
     x3, _ = random_crops(utts, idx, 32, torch.Generator().manual_seed(1))
     assert torch.equal(x, x2) and not torch.equal(x, x3)
+
+
+def test_spec_augment_masks_real_frames_with_the_crop_mean():
+    utts = synthetic(per=3, lo=20, hi=60)
+    x, mask = random_crops(utts, torch.arange(len(utts)), 48, torch.Generator().manual_seed(0))
+    y = spec_augment(x, mask, 6, 8, torch.Generator().manual_seed(1))
+    again = spec_augment(x, mask, 6, 8, torch.Generator().manual_seed(1))
+    assert torch.equal(y, again) and not torch.equal(y, x)
+    assert torch.all(y[~mask] == 0), "padding stays padding"
+    keep = mask[..., None].float()
+    mean = (x * keep).sum(1, keepdim=True) / keep.sum(1, keepdim=True)
+    changed = y != x
+    assert torch.allclose(y[changed], mean.expand_as(x)[changed])
+    assert changed.any(2).sum(1).le(mask.sum(1)).all()
 
 
 def test_window_batches_cover_every_utterance_with_its_windows():
