@@ -34,15 +34,16 @@ def peak_rss_gb() -> float:
 
 
 def write_folder(root: Path, rows: int, test_rows: int, chunk: int = 65536) -> float:
-    """Random course-shaped timit_11 files, written chunk by chunk; returns GB written."""
+    """Random course-shaped timit_11 files, written chunk by chunk through plain file writes
+    (a writable memmap would leave the whole file resident and count it in this process's RSS);
+    returns GB written."""
     rng = np.random.default_rng(0)
     root.mkdir(parents=True, exist_ok=True)
     for name, n in (("train_11.npy", rows), ("test_11.npy", test_rows)):
-        out = np.lib.format.open_memmap(root / name, mode="w+", dtype=np.float32, shape=(n, 429))
-        for i in range(0, n, chunk):
-            out[i:i + chunk] = rng.standard_normal((min(chunk, n - i), 429), dtype=np.float32)
-        out.flush()
-        del out
+        with open(root / name, "wb") as f:
+            np.lib.format.write_array_header_1_0(f, {"descr": "<f4", "fortran_order": False, "shape": (n, 429)})
+            for i in range(0, n, chunk):
+                rng.standard_normal((min(chunk, n - i), 429), dtype=np.float32).tofile(f)
     np.save(root / "train_label_11.npy", rng.integers(0, 39, rows).astype("<U2"), allow_pickle=False)
     return (rows + test_rows) * 429 * 4 / 1e9
 
