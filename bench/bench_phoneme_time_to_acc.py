@@ -72,7 +72,7 @@ def main(argv=None) -> list[dict]:
     ap.add_argument("--size", default="default", help="built-in corpus size")
     ap.add_argument("--preset", default="medium", help="the preset raced against simple")
     ap.add_argument("--epochs", type=int, default=None, help="simple's epochs (default 10; 2 with --quick)")
-    ap.add_argument("--valid-every", type=int, default=25)
+    ap.add_argument("--valid-every", type=int, default=50)
     ap.add_argument("--clock", default="wall", choices=["wall", "cpu"],
                     help="seconds of wall clock, or of this process's CPU time (fairer on a busy machine)")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
