@@ -133,22 +133,28 @@ def _coerce(key: str, value, default):
 # ---------------------------------------------------------------------------------- the split
 
 def split_by_utterance(labels: Tensor, fraction: float, seed: int) -> tuple[Tensor, Tensor]:
-    """(train, valid) utterance indices: a seeded, per-speaker share of each speaker's utterances.
+    """(train, valid) utterance indices: round(fraction * N) validation utterances, seeded.
 
-    Stratified so every speaker keeps at least one training utterance (a speaker with a single
-    utterance stays wholly in training). Unlabelled utterances (-1) go to neither side.
+    Stratified round-robin: one utterance from each speaker (in a random speaker order) before
+    any speaker gives a second, so small sets still validate on many speakers; every speaker
+    keeps at least one training utterance. Unlabelled utterances (-1) go to neither side.
     """
     gen = torch.Generator().manual_seed(seed)
     perm = torch.randperm(len(labels), generator=gen)
     perm = perm[labels[perm] >= 0]
+    if len(perm) == 0:
+        return perm, perm
     lab = labels[perm]
     order = torch.argsort(lab, stable=True)
     perm, lab = perm[order], lab[order]
-    counts = torch.bincount(lab, minlength=int(lab.max()) + 1 if len(lab) else 0)
-    first = torch.cumsum(counts, 0) - counts
-    rank = torch.arange(len(lab)) - first[lab]
-    n_valid = torch.minimum(torch.round(counts * fraction).long(), (counts - 1).clamp(min=0))
-    is_valid = rank < n_valid[lab]
+    counts = torch.bincount(lab)
+    rank = torch.arange(len(lab)) - (torch.cumsum(counts, 0) - counts)[lab]
+    priority = torch.randperm(len(counts), generator=gen)
+    key = rank * len(counts) + priority[lab]
+    key[rank >= counts[lab] - 1] = torch.iinfo(torch.long).max  # a speaker's last utterance trains
+    n_valid = min(round(fraction * len(lab)), int((key < torch.iinfo(torch.long).max).sum()))
+    is_valid = torch.zeros(len(lab), dtype=torch.bool)
+    is_valid[torch.argsort(key, stable=True)[:n_valid]] = True
     return perm[~is_valid].sort().values, perm[is_valid].sort().values
 
 

@@ -11,9 +11,9 @@ import soundfile as sf
 import torch
 
 from hwml import phoneme
-from hwml.audio import context_indices, stack_context
+from hwml.audio import stack_context
 from hwml.data import load_dataset, write_libriphone, write_timit11
-from hwml.data.types import Dataset, FrameSet
+from hwml.data.types import FrameSet
 from hwml.errors import HwmlError
 from hwml.runs import load_run
 from hwml.train.engine import train

@@ -242,7 +242,9 @@ class SpeakerClassifier(nn.Module):
     """(B, T, n_mels) log-mel frames + (B, T) mask -> (B, n_classes) logits.
 
     `embed` returns the speaker embedding: the pooled vector (after the optional `emb_dim`
-    projection), i.e. the input of the classification head.
+    projection), i.e. the input of the classification head. `subsample` stacks that many frames
+    per encoder step (cheaper attention and feed-forward); a Conformer's feed-forward width is
+    ff_dim rounded to a multiple of d_model (the package's ff_mult).
     """
 
     def __init__(self, n_classes: int, n_mels: int = 40, d_model: int = 80,
@@ -267,8 +269,10 @@ class SpeakerClassifier(nn.Module):
         else:
             self.encoder = ConformerEncoder(d_model, depth, heads, max(1, ff_dim // d_model),
                                             dropout, conv_kernel)
-        self.pool = {"mean": MeanPool, "sap": SelfAttentivePool, "asp": AttentiveStatsPool}[
-            pooling](*(() if pooling == "mean" else (d_model,)))
+        if pooling == "mean":
+            self.pool = MeanPool()
+        else:
+            self.pool = SelfAttentivePool(d_model) if pooling == "sap" else AttentiveStatsPool(d_model)
         pooled = 2 * d_model if pooling == "asp" else d_model
         self.project = nn.Linear(pooled, emb_dim) if emb_dim else nn.Identity()
         dim = emb_dim or pooled

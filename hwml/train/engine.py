@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from pathlib import Path
 from typing import Callable, Iterable, Protocol
@@ -100,8 +99,8 @@ def make_optimizer(model: nn.Module, s: dict) -> torch.optim.Optimizer:
     kind = s["optimizer"].lower()
     if kind not in ("adamw", "adam"):
         raise HwmlError(f"unknown optimizer {s['optimizer']!r}: use adamw or adam")
-    if kind == "adam":  # the course's choice: no weight decay at all
-        groups = [{**g, "weight_decay": 0.0} for g in groups]
+    if kind == "adam":  # the course's choice: no weight decay at all, so one group (one kernel call)
+        groups = [{"params": params, "weight_decay": 0.0}]
     # fused: one kernel for the whole update (on CPU 5x faster than the per-tensor loop, which
     # at the course's batch 64 costs as much as the forward and backward passes together)
     cls = torch.optim.AdamW if kind == "adamw" else torch.optim.Adam
