@@ -145,7 +145,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         out = args.out or Path(tmp)
         if args.quick:
-            data, budget = synthetic_folder(Path(tmp) / "quick"), 1.0
+            data, budget = synthetic_folder(Path(tmp) / "quick"), 0.5
             overrides = {"d_model": 32, "heads": 2, "ff_dim": 64, "emb_dim": 0, **overrides}
         else:
             from hwml.corpus import ensure_corpus

@@ -47,8 +47,8 @@ PRESETS: dict[str, dict] = {
     # a 512-wide net sees more frames than a 1024-wide one and ends better; `strong` is for
     # longer runs.
     "medium": {**_COMMON, "model": "mlp", "concat_nframes": 21, "hidden": [512, 512, 512], "norm": "batch",
-               "dropout": 0.2, "input_norm": True, "init": "kaiming", "batch_size": 256, "optimizer": "adamw",
-               "lr": 2e-3, "weight_decay": 0.05, "schedule": "cosine", "warmup_steps": 50, "max_epochs": 20,
+               "dropout": 0.2, "input_norm": True, "init": "kaiming", "batch_size": 512, "optimizer": "adamw",
+               "lr": 3e-3, "weight_decay": 0.05, "schedule": "cosine", "warmup_steps": 50, "max_epochs": 20,
                "label_smoothing": 0.1, "valid_every": 500, "patience": 10},
     "strong": {**_COMMON, "model": "mlp", "concat_nframes": 21, "hidden": [1024, 1024, 1024], "norm": "batch",
                "dropout": 0.25, "input_norm": True, "init": "kaiming", "batch_size": 512, "optimizer": "adamw",
