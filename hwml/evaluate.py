@@ -26,16 +26,6 @@ CONFUSION_CSV, CONFUSION_PNG = "confusion.csv", "confusion.png"
 MAX_PLOT_CLASSES = 40
 
 
-def task_module(kind: str):
-    if kind == "phoneme":
-        from hwml import phoneme
-        return phoneme
-    if kind == "speaker":
-        from hwml import speaker
-        return speaker
-    raise HwmlError(f"run config names an unknown task {kind!r}")
-
-
 def label_map(data_names: list[str], run_names: list[str]) -> torch.Tensor:
     """Index into run_names for each data class (by name); -1 for names no label uses."""
     index = {name: i for i, name in enumerate(run_names)}
@@ -173,9 +163,10 @@ def evaluate_run(run_dir, data, split: str = "all") -> dict:
     (the run's own validation part, rebuilt from config.json) or "test".
     """
     from hwml.runs import load_run
+    from hwml.workflow import task_module
 
     model, config = load_run(run_dir)
-    module = task_module(config.get("task"))
+    module = task_module(config.get("task"), source=str(Path(run_dir) / "config.json"))
     if isinstance(data, Dataset):
         dataset = data
     else:

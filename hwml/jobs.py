@@ -30,7 +30,8 @@ from hwml.errors import HwmlError
 log = logging.getLogger(__name__)
 
 
-def _env_number(name: str, default: float, cast=float) -> float:
+def env_number(name: str, default: float, cast=float) -> float:
+    """A positive number from the environment variable `name` (default when unset or empty)."""
     raw = os.environ.get(name)
     if raw is None or raw.strip() == "":
         return default
@@ -54,9 +55,9 @@ class JobLimits:
     @classmethod
     def from_env(cls) -> JobLimits:
         return cls(
-            max_training=int(_env_number("HWML_MAX_TRAINING", cls.max_training, int)),
-            max_run_seconds=_env_number("HWML_MAX_RUN_SECONDS", cls.max_run_seconds),
-            orphan_seconds=_env_number("HWML_ORPHAN_SECONDS", cls.orphan_seconds),
+            max_training=int(env_number("HWML_MAX_TRAINING", cls.max_training, int)),
+            max_run_seconds=env_number("HWML_MAX_RUN_SECONDS", cls.max_run_seconds),
+            orphan_seconds=env_number("HWML_ORPHAN_SECONDS", cls.orphan_seconds),
         )
 
 

@@ -5,18 +5,25 @@ spec, class names, feature parameters, data source, split, settings), `model.saf
 (the best weights), `metrics.jsonl` (the event stream), the resume state
 (`resume.safetensors` + `resume.json`: tensors and JSON, never pickles) and, after evaluate,
 `confusion.csv` / `confusion.png`. Every file is written atomically (temp file + rename), so
-a crash or a cancel never leaves half a checkpoint.
+a crash or a cancel never leaves half a file.
+
+A checkpoint is four files, and a kill can land between any two writes. The resume state is
+therefore self-contained: `resume.safetensors` carries its own counters in its safetensors
+metadata, so resuming never pairs the tensors of one step with the counters of another;
+`resume.json` is a readable copy that names the same checkpoint id and step. Weights go before
+their config.json, so a config always describes weights that exist.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
+import uuid
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
 from torch import Tensor, nn
 
 from hwml.errors import HwmlError
@@ -24,22 +31,38 @@ from hwml.safeio import atomic_path, write_json_atomic
 
 CONFIG, WEIGHTS, METRICS = "config.json", "model.safetensors", "metrics.jsonl"
 RESUME_JSON, RESUME_TENSORS = "resume.json", "resume.safetensors"
+CHECKPOINT_FILES = (WEIGHTS, CONFIG, RESUME_TENSORS, RESUME_JSON)   # in the order they are written
+RESUME_META = "hwml.resume"   # resume.safetensors metadata key: the JSON counters of these tensors
 
 
-def _save_tensors(path: Path, tensors: dict[str, Tensor]) -> None:
+def _save_tensors(path: Path, tensors: dict[str, Tensor], metadata: dict[str, str] | None = None) -> None:
     try:
         with atomic_path(path) as tmp:
-            save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp))
+            save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp), metadata=metadata)
     except SafetensorError as exc:  # a full disk surfaces here, not as OSError; the old file is kept
         reason = str(exc).rsplit("I/O error: ", 1)[-1].split(" (os error")[0]
         raise HwmlError(f"{path}: cannot write ({reason})") from None
 
 
-def _load_tensors(path: Path) -> dict[str, Tensor]:
+def _read_tensors(path: Path, tensors: bool = True) -> tuple[dict[str, Tensor], dict[str, str]]:
+    """(tensors, metadata) of a safetensors file; tensors=False reads the header only."""
     try:
-        return load_file(str(path))
+        with safe_open(str(path), framework="pt") as f:
+            return ({k: f.get_tensor(k) for k in f.keys()} if tensors else {}), (f.metadata() or {})
     except (SafetensorError, OSError, ValueError) as exc:
         raise HwmlError(f"{path}: unreadable weights ({exc})") from None
+
+
+def remove_partial_writes(run_dir) -> list[str]:
+    """Delete the temp files of checkpoint writes that never finished (the writer was killed:
+    `hwml.safeio.atomic_path` names them `.<name>.<random>.tmp<suffix>` beside the file).
+    Only the training process writes these four files, so call it before a run (re)starts."""
+    removed = []
+    for name in CHECKPOINT_FILES:
+        for tmp in Path(run_dir).glob(f".{name}.*.tmp{Path(name).suffix}"):
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp.name)
+    return removed
 
 
 def save_checkpoint(run_dir, weights: dict[str, Tensor], config: dict) -> None:
@@ -82,7 +105,7 @@ def load_run(run_dir, device="cpu") -> tuple[nn.Module, dict]:
     except (ValueError, RuntimeError) as exc:  # e.g. negative or absurd sizes in a damaged config
         raise HwmlError(f"{Path(run_dir) / CONFIG}: cannot build the model ({str(exc).splitlines()[0][:160]})") from None
     try:
-        model.load_state_dict(_load_tensors(Path(run_dir) / WEIGHTS))
+        model.load_state_dict(_read_tensors(Path(run_dir) / WEIGHTS)[0])
     except RuntimeError as exc:
         raise HwmlError(f"{run_dir}: weights do not fit the model in {CONFIG} ({str(exc).splitlines()[0]})") from None
     return model.to(device).eval(), config
@@ -158,20 +181,38 @@ def save_resume(run_dir, model: nn.Module, optimizer: torch.optim.Optimizer, gen
     tensors["rng.torch"] = torch.get_rng_state()
     if torch.cuda.is_available():
         tensors["rng.cuda"] = torch.cuda.get_rng_state()
-    _save_tensors(Path(run_dir) / RESUME_TENSORS, tensors)
-    write_json_atomic(Path(run_dir) / RESUME_JSON, {**meta, "optim_groups": opt["param_groups"],
-                                                     "optim_scalars": scalars, "has_best": best_state is not None})
+    meta = {**meta, "checkpoint": uuid.uuid4().hex, "optim_groups": opt["param_groups"], "optim_scalars": scalars,
+            "has_best": best_state is not None}
+    _save_tensors(Path(run_dir) / RESUME_TENSORS, tensors,
+                  {RESUME_META: json.dumps(meta), "checkpoint": meta["checkpoint"], "step": str(meta["step"])})
+    write_json_atomic(Path(run_dir) / RESUME_JSON, meta)
+
+
+def read_resume_state(run_dir, tensors: bool = False) -> tuple[dict, dict[str, Tensor]]:
+    """(counters, tensors) of the resume state: the counters stored inside resume.safetensors,
+    so both always come from the same checkpoint whatever a kill left in resume.json (which is
+    read only for states saved before the counters moved into the tensors file)."""
+    run_dir = Path(run_dir)
+    values, header = _read_tensors(run_dir / RESUME_TENSORS, tensors=tensors)
+    source = run_dir / RESUME_TENSORS
+    try:
+        if RESUME_META in header:
+            meta = json.loads(header[RESUME_META])
+        else:
+            source = run_dir / RESUME_JSON
+            meta = json.loads(source.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise HwmlError(f"{source}: unreadable resume state ({exc})") from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("step"), int):
+        raise HwmlError(f"{source}: unreadable resume state (no step count)")
+    return meta, values
 
 
 def load_resume(run_dir, model: nn.Module, optimizer: torch.optim.Optimizer, gen: torch.Generator) -> dict:
     """Restore everything save_resume wrote into model, optimizer and gen (and torch's RNG);
-    return the JSON counters plus "best_state" (the best weights so far, or None)."""
+    return the counters plus "best_state" (the best weights so far, or None)."""
     run_dir = Path(run_dir)
-    try:
-        meta = json.loads((run_dir / RESUME_JSON).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise HwmlError(f"{run_dir / RESUME_JSON}: unreadable resume state ({exc})") from None
-    tensors = _load_tensors(run_dir / RESUME_TENSORS)
+    meta, tensors = read_resume_state(run_dir, tensors=True)
     try:
         model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
     except RuntimeError:

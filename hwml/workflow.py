@@ -15,8 +15,9 @@ from hwml.errors import HwmlError
 KINDS = ("phoneme", "speaker")
 
 
-def task_module(kind: str) -> ModuleType:
-    """hwml.phoneme or hwml.speaker: both expose the same functions (see DESIGN.md)."""
+def task_module(kind: str, source=None) -> ModuleType:
+    """hwml.phoneme or hwml.speaker: both expose the same functions (see DESIGN.md). `source`:
+    the file that named the task (a run's config.json), for the error message."""
     if kind == "phoneme":
         from hwml import phoneme
 
@@ -25,7 +26,7 @@ def task_module(kind: str) -> ModuleType:
         from hwml import speaker
 
         return speaker
-    raise HwmlError(f"unknown task {kind!r}: expected one of {', '.join(KINDS)}")
+    raise HwmlError(f"{source + ': ' if source else ''}unknown task {kind!r}: expected one of {', '.join(KINDS)}")
 
 
 def run_config(run_dir: str | Path) -> dict:
@@ -121,12 +122,10 @@ def evaluate_run(run_dir, data, split="all") -> dict:
 
 
 def predict_run(run_dir, inputs, out_csv) -> dict:
-    kind = run_config(run_dir).get("task")
-    if kind not in KINDS:
-        raise HwmlError(f"{Path(run_dir) / 'config.json'}: unknown task {kind!r} (expected one of {', '.join(KINDS)})")
+    module = task_module(run_config(run_dir).get("task"), source=str(Path(run_dir) / "config.json"))
     inputs = [Path(p) for p in inputs]
     with _naming(inputs[0] if len(inputs) == 1 else None):
-        return task_module(kind).predict_files(Path(run_dir), inputs, Path(out_csv))
+        return module.predict_files(Path(run_dir), inputs, Path(out_csv))
 
 
 @contextlib.contextmanager

@@ -230,31 +230,26 @@ class Workspace:
     def session_dir(self, session_hash: str | None) -> Path:
         return self.root / "sessions" / session_folder_name(session_hash)
 
-    def new_run_dir(self, session_hash: str | None, kind: str, preset: str) -> Path:
-        """A fresh, unique run folder for this session (created empty)."""
-        runs = self.session_dir(session_hash) / "runs"
-        runs.mkdir(parents=True, exist_ok=True)
-        safe_preset = re.sub(r"[^A-Za-z0-9_-]", "", preset)[:24] or "run"
+    def _new_dir(self, parent: Path, prefix: str) -> Path:
+        """A fresh, empty folder `<prefix><time>-<n>` under parent: unique across threads and
+        restarts (a name taken by an earlier process is skipped)."""
+        parent.mkdir(parents=True, exist_ok=True)
         with self._lock:
             while True:
-                path = runs / f"{kind}-{safe_preset}-{time.strftime('%Y%m%d-%H%M%S')}-{next(self._counter)}"
+                path = parent / f"{prefix}{time.strftime('%Y%m%d-%H%M%S')}-{next(self._counter)}"
                 try:
                     path.mkdir()
                     return path
                 except FileExistsError:
                     continue
 
+    def new_run_dir(self, session_hash: str | None, kind: str, preset: str) -> Path:
+        """A fresh, unique run folder for this session (created empty)."""
+        safe_preset = re.sub(r"[^A-Za-z0-9_-]", "", preset)[:24] or "run"
+        return self._new_dir(self.session_dir(session_hash) / "runs", f"{kind}-{safe_preset}-")
+
     def new_upload_dir(self, session_hash: str | None) -> Path:
-        uploads = self.session_dir(session_hash) / "uploads"
-        uploads.mkdir(parents=True, exist_ok=True)
-        with self._lock:
-            while True:
-                path = uploads / f"u{time.strftime('%Y%m%d-%H%M%S')}-{next(self._counter)}"
-                try:
-                    path.mkdir()
-                    return path
-                except FileExistsError:
-                    continue
+        return self._new_dir(self.session_dir(session_hash) / "uploads", "u")
 
     # --- runs a session may see ---------------------------------------------------------------
     def shipped_runs(self, kind: str | None = None) -> list[RunEntry]:

@@ -3,6 +3,18 @@
 import pytest
 
 
+@pytest.fixture
+def one_torch_thread():
+    """Tiny models: one intra-op thread is faster here and immune to other processes on the
+    shared cores. Modules opt in with `pytestmark = pytest.mark.usefixtures("one_torch_thread")`."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def small_corpus(tmp_path_factory):
     """The built-in corpus at size "small" (seed 0), built once per test session; its root folder
@@ -32,6 +44,7 @@ class AppServer:
     runs_dir: Path
     checkpoints: Path
     log: Path
+    max_upload_mb: int   # HWML_MAX_UPLOAD_MB: small here, so a test can go past it cheaply
 
 
 def _free_port() -> int:
@@ -47,11 +60,13 @@ def app_server(small_corpus, tmp_path_factory):
     the test session."""
     tmp = tmp_path_factory.mktemp("app")
     port = _free_port()
+    max_upload_mb = 20
     env = {**os.environ, "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port),
            "GRADIO_ANALYTICS_ENABLED": "False", "HWML_RUNS_DIR": str(tmp / "runs"),
            "HWML_CORPUS_SIZE": "small", "HWML_CORPUS_DIR": str(small_corpus),
            "HWML_CHECKPOINTS_DIR": str(tmp / "checkpoints"), "HWML_MAX_RUN_SECONDS": "120",
            "HWML_ALLOW_LOCAL_PATHS": "1", "GRADIO_TEMP_DIR": str(tmp / "gradio"),
+           "HWML_MAX_UPLOAD_MB": str(max_upload_mb),
            "GRADIO_HEARTBEAT_INTERVAL": "2"}  # a closed tab is noticed in seconds, not 15 s
     log = tmp / "app.log"
     with open(log, "wb") as out:
@@ -72,7 +87,8 @@ def app_server(small_corpus, tmp_path_factory):
             if time.monotonic() > deadline:
                 pytest.fail(f"app.py did not answer within 180 s:\n{log.read_text()[-3000:]}")
             time.sleep(0.5)
-        yield AppServer(url=url, runs_dir=tmp / "runs", checkpoints=tmp / "checkpoints", log=log)
+        yield AppServer(url=url, runs_dir=tmp / "runs", checkpoints=tmp / "checkpoints", log=log,
+                        max_upload_mb=max_upload_mb)
     finally:
         proc.terminate()
         try:

@@ -258,3 +258,24 @@ def test_predict_course_test_folder_zip_gives_the_submission_csv(client, phoneme
     from hwml.data import load_dataset
 
     assert len(rows) - 1 == len(load_dataset(folder).test)
+
+
+def test_uploads_over_the_size_cap_are_refused_with_a_message(app_server, client, tmp_path):
+    """HWML_MAX_UPLOAD_MB (the fixture sets a small cap) reaches launch(max_file_size): the client
+    is told the cap and refuses, and the server itself refuses the bytes (413) and keeps none."""
+    import httpx
+
+    cap = app_server.max_upload_mb * 2**20
+    big, fits = tmp_path / "big.npy", tmp_path / "fits.npy"
+    for path, size in ((big, cap + 1), (fits, cap - 4096)):
+        with open(path, "wb") as f:
+            f.truncate(size)  # sparse: instant
+    with pytest.raises(ValueError, match=f"exceeds the maximum file size of {cap} bytes"):
+        client.predict("shipped:phoneme", [handle_file(str(big))], api_name="/phoneme_predict_files")
+    upload = app_server.url + "gradio_api/upload"
+    with open(big, "rb") as f:
+        refused = httpx.post(upload, files={"files": (big.name, f)}, timeout=120)
+    assert refused.status_code == 413 and f"maximum allowed size of {cap} bytes" in refused.text
+    assert not list((app_server.runs_dir.parent / "gradio").rglob(big.name))
+    with open(fits, "rb") as f:
+        assert httpx.post(upload, files={"files": (fits.name, f)}, timeout=120).status_code == 200

@@ -154,6 +154,19 @@ def test_user_mistake_shows_a_message_not_a_traceback(page):
     page.screenshot(path=str(OUT / "user-error.png"), full_page=True)
 
 
+def test_a_file_over_the_upload_cap_is_refused_with_a_message(page, app_server, tmp_path):
+    big = tmp_path / "long-lecture.wav"
+    with open(big, "wb") as f:
+        f.truncate(app_server.max_upload_mb * 2**20 + 1)  # the browser refuses it before reading a byte
+    open_tab(page, "Predict")
+    page.locator("#phoneme-predict-audio input[type=file]").set_input_files(str(big))
+    toast = page.locator(".toast-body, [data-testid=toast-body]").first
+    toast.wait_for()
+    text = toast.inner_text()
+    assert "exceed the maximum allowed size" in text and big.name in text, text
+    page.screenshot(path=str(OUT / "upload-too-big.png"), full_page=True)
+
+
 def test_learn_tab_shows_features_and_a_pitfall(page):
     open_tab(page, "Learn")
     page.click("#learn-features")

@@ -8,19 +8,15 @@ import time
 import pytest
 import torch
 import torch.nn.functional as F
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
 
 from hwml.errors import HwmlError
-from hwml.runs import delete_run, list_runs, load_run, read_metrics, save_checkpoint
+from hwml.runs import delete_run, list_runs, load_run, read_metrics, read_resume_state, save_checkpoint
 from hwml.train.engine import clone_state, lr_at, train, DEFAULTS
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models: one thread is faster and immune to other processes on the cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 class ToyTask:
@@ -126,6 +122,75 @@ def test_resume_continues_the_step_count_and_matches_an_uninterrupted_run(tmp_pa
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
 
 
+class Killed(BaseException):
+    """Stands for SIGKILL: nothing after the raise runs, nothing catches it."""
+
+
+def test_a_kill_between_the_resume_files_resumes_from_the_tensors_own_step(tmp_path, monkeypatch):
+    """A kill after resume.safetensors (step 60) is written but before resume.json is (still
+    step 40): the resumed run must continue from 60 with the counters of 60, and so end exactly
+    where an uninterrupted run ends."""
+    import hwml.runs
+
+    settings = {"max_steps": 80, "valid_every": 20, "log_every": 10, "log_every_s": 0}
+    train(ToyTask(), settings, tmp_path / "straight")
+    write_json = hwml.runs.write_json_atomic
+
+    def killed_before_resume_json_of_step_60(path, obj, **kw):
+        if path.name == "resume.json" and obj["step"] == 60:
+            raise Killed
+        return write_json(path, obj, **kw)
+
+    monkeypatch.setattr(hwml.runs, "write_json_atomic", killed_before_resume_json_of_step_60)
+    with pytest.raises(Killed):
+        train(ToyTask(), settings, tmp_path / "killed")
+    monkeypatch.undo()
+    run = tmp_path / "killed"
+    assert json.loads((run / "resume.json").read_text())["step"] == 40   # the stale half of the pair
+    train(ToyTask(), settings, run, resume=True)
+    assert [e["step"] for e in events(run, "start")] == [0, 60]
+    a, b = (without_timing(events(tmp_path / d, "valid")) for d in ("straight", "killed"))
+    assert a == b
+    wa, wb = (load_run(tmp_path / d)[0].state_dict() for d in ("straight", "killed"))
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    meta, tensors = read_resume_state(run)
+    assert meta == json.loads((run / "resume.json").read_text()) and meta["step"] == 80 and not tensors
+
+
+def test_resume_files_name_one_checkpoint(tmp_path):
+    train(ToyTask(), {"max_steps": 20, "valid_every": 10}, tmp_path)
+    ids = set()
+    for _ in range(2):
+        train(ToyTask(), {"max_steps": 30, "valid_every": 10}, tmp_path, resume=True)
+        meta = json.loads((tmp_path / "resume.json").read_text())
+        with safe_open(str(tmp_path / "resume.safetensors"), "pt") as f:
+            header = f.metadata()
+        assert header["checkpoint"] == meta["checkpoint"] and header["step"] == str(meta["step"]) == "30"
+        ids.add(meta["checkpoint"])
+    assert len(ids) == 2   # a fresh id per checkpoint
+
+
+def test_unreadable_resume_counters_are_a_clear_error(tmp_path):
+    train(ToyTask(), {"max_steps": 10, "valid_every": 10}, tmp_path)
+    tensors, header = load_file(str(tmp_path / "resume.safetensors")), {"hwml.resume": "{not json"}
+    save_file(tensors, str(tmp_path / "resume.safetensors"), metadata=header)
+    with pytest.raises(HwmlError, match="resume.safetensors: unreadable resume state") as e:
+        train(ToyTask(), {"max_steps": 20}, tmp_path, resume=True)
+    assert "\n" not in str(e.value)
+
+
+def test_temp_files_of_a_killed_write_are_removed_when_the_run_restarts(tmp_path):
+    train(ToyTask(), {"max_steps": 10, "valid_every": 10}, tmp_path)
+    # what safeio.atomic_path leaves behind when SIGKILL lands before its rename
+    leftovers = [".model.safetensors.k2j4x1.tmp.safetensors", ".resume.safetensors.9qz0ab.tmp.safetensors",
+                 ".config.json.a8b7c6.tmp.json", ".resume.json.zz11yy.tmp.json"]
+    for name in leftovers:
+        (tmp_path / name).write_bytes(b"half a file")
+    (tmp_path / ".notes.txt.tmp").write_text("not ours")
+    train(ToyTask(), {"max_steps": 20, "valid_every": 10}, tmp_path, resume=True)
+    assert sorted(p.name for p in tmp_path.iterdir() if ".tmp" in p.name) == [".notes.txt.tmp"]
+
+
 def test_resume_without_state_is_a_clear_error(tmp_path):
     with pytest.raises(HwmlError, match="no resume state"):
         train(ToyTask(), {"max_steps": 5}, tmp_path, resume=True)
@@ -177,7 +242,7 @@ def test_checkpoint_writes_are_atomic(tmp_path, monkeypatch):
     before = {n: (tmp_path / n).read_bytes() for n in ("model.safetensors", "config.json")}
     import hwml.runs
 
-    def torn_write(tensors, path):
+    def torn_write(tensors, path, metadata=None):
         with open(path, "wb") as f:
             f.write(b"half a file")
         raise OSError(28, "No space left on device")

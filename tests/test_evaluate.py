@@ -15,12 +15,7 @@ from hwml.train.engine import train
 NAMES = ["aa", "b", "sil", "t", "z"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def frames(n_utts=30, seed=0, names=NAMES) -> FrameSet:

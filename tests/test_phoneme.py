@@ -22,12 +22,7 @@ SMALL = {"medium": {"hidden": [32, 32]}, "strong": {"hidden": [32, 32]},
          "boss": {"hidden": 16, "channels": 16, "layers": 1, "chunk_frames": 40}}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def synthetic_frames(n_utts=40, n_classes=41, speakers=8, seed=0) -> FrameSet:

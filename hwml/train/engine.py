@@ -23,7 +23,7 @@ from torch import Tensor, nn
 
 from hwml.errors import HwmlError
 from hwml.models import build_model
-from hwml.runs import RESUME_JSON, load_resume, save_checkpoint, save_resume
+from hwml.runs import RESUME_JSON, RESUME_TENSORS, load_resume, remove_partial_writes, save_checkpoint, save_resume
 
 Batch = tuple[tuple[Tensor, ...], Tensor]   # (model inputs, targets); targets < 0 are ignored
 
@@ -158,6 +158,7 @@ def train(task: Task, settings: dict, run_dir, callbacks: Iterable[Callable[[dic
     s = {**DEFAULTS, **task.settings, **settings}
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    remove_partial_writes(run_dir)   # temp files of a killed predecessor's checkpoint writes
     device = resolve_device(s["device"])
     max_steps = s["max_steps"] or int(s["max_epochs"] * task.steps_per_epoch)
     max_seconds = s["max_seconds"]
@@ -171,14 +172,14 @@ def train(task: Task, settings: dict, run_dir, callbacks: Iterable[Callable[[dic
     step, spent, best_acc, best_step, bad_valids, last_valid = 0, 0.0, -1.0, 0, 0, -1
     best_state = None
     if resume:
-        if not (run_dir / RESUME_JSON).exists():
+        if not (run_dir / RESUME_TENSORS).exists():
             raise HwmlError(f"{run_dir}: no resume state to continue from")
         state = load_resume(run_dir, model, optimizer, gen)
         step, spent, best_acc, best_step, bad_valids, last_valid = (state[k] for k in (
             "step", "elapsed", "best_valid_acc", "best_step", "bad_valids", "last_valid"))
         best_state = state["best_state"]
     else:
-        for name in ("metrics.jsonl", RESUME_JSON, "resume.safetensors"):
+        for name in ("metrics.jsonl", RESUME_JSON, RESUME_TENSORS):
             (run_dir / name).unlink(missing_ok=True)
 
     config = {"task": task.kind, **task.run_config(), "model": task.model_spec(), "settings": s,

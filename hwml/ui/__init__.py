@@ -51,6 +51,21 @@ def warm_up() -> None:
     threading.Thread(target=load, name="hwml-warm-up", daemon=True).start()
 
 
+def task_tab(ctx: AppContext, kind: str, presets: list[str], predict_panel) -> dict:
+    """A task's Train, Evaluate and Predict sub-tabs, inside the current gr.Tab; only Predict
+    differs between the tasks (`predict_panel`: the task's PredictPanel subclass)."""
+    from hwml.ui.evaluate_panel import EvaluatePanel
+    from hwml.ui.train_panel import TrainPanel
+
+    with gr.Tab("Train"):
+        train = TrainPanel(ctx, kind, presets, default_preset="medium")
+    with gr.Tab("Evaluate") as eval_tab:
+        evaluate = EvaluatePanel(ctx, kind)
+    with gr.Tab("Predict") as predict_tab:
+        predict = predict_panel(ctx)
+    return {"train": train, "evaluate": evaluate, "predict": predict, "eval_tab": eval_tab, "predict_tab": predict_tab}
+
+
 def build_app(ctx: AppContext | None = None) -> tuple[gr.Blocks, AppContext]:
     """The whole app (not launched) and its context: workspace and training jobs from the
     environment unless given (tests may pass their own)."""
@@ -61,9 +76,9 @@ def build_app(ctx: AppContext | None = None) -> tuple[gr.Blocks, AppContext]:
         gr.Markdown(INTRO)
         with gr.Tabs():
             with gr.Tab("Phoneme (HW2)", id="phoneme"):
-                phoneme = phoneme_tab.build(ctx)
+                phoneme = task_tab(ctx, "phoneme", phoneme_tab.PRESET_ORDER, phoneme_tab.PhonemePredictPanel)
             with gr.Tab("Speaker (HW4)", id="speaker"):
-                speaker = speaker_tab.build(ctx)
+                speaker = task_tab(ctx, "speaker", speaker_tab.PRESET_ORDER, speaker_tab.SpeakerPredictPanel)
             with gr.Tab("Runs", id="runs") as runs_tab_block:
                 runs = runs_tab.RunsTab(ctx)
             with gr.Tab("Learn", id="learn"):

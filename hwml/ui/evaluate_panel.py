@@ -10,9 +10,8 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
-from hwml.errors import HwmlError
 from hwml.workspace import BUILTIN_FOLDERS, SOURCE_BUILTIN, SOURCE_PATH, SOURCE_ZIP, local_paths_allowed
-from hwml.ui.widgets import AppContext, NO_RUNS_NOTE, run_dropdown_update, session_of, shipped_choices, user_errors
+from hwml.ui.widgets import AppContext, NO_RUNS_NOTE, run_picker, session_of, task_run, user_errors
 
 SPLITS = ["test", "valid", "all"]
 
@@ -38,10 +37,7 @@ class EvaluatePanel:
         sources = [SOURCE_BUILTIN, SOURCE_ZIP] + ([SOURCE_PATH] if local_paths_allowed() else [])
         with gr.Row():
             with gr.Column(scale=1, min_width=300):
-                with gr.Row():
-                    self.run = gr.Dropdown(shipped_choices(ctx, kind), label="Run", allow_custom_value=True, scale=4,
-                                           elem_id=f"{kind}-eval-run")
-                    self.refresh = gr.Button("↻", scale=1, min_width=40)
+                self.run = run_picker(ctx, kind, elem_id=f"{kind}-eval-run")
                 self.source = gr.Radio(sources, value=SOURCE_BUILTIN, label="Labelled data")
                 self.path = gr.Textbox(label="Folder path on this machine", visible=False)
                 self.upload = gr.File(label="Zip of a labelled course folder", file_types=[".zip"], visible=False,
@@ -59,15 +55,11 @@ class EvaluatePanel:
                     self.worst = gr.Dataframe(headers=["true", "predicted", "count", "fraction"],
                                               label="Worst confusions", interactive=False, max_height=360)
                 self.csv = gr.File(label="confusion.csv", interactive=False)
-        self.refresh.click(self.refresh_runs, self.run, self.run, api_visibility="private", queue=False)
         self.source.change(lambda s: (gr.update(visible=s == SOURCE_PATH), gr.update(visible=s == SOURCE_ZIP)),
                            self.source, [self.path, self.upload], api_visibility="private", queue=False)
         self.button.click(self.evaluate, [self.run, self.source, self.path, self.upload, self.split],
                           [self.summary, self.heatmap, self.per_class, self.worst, self.csv],
                           api_name=f"{kind}_evaluate")
-
-    def refresh_runs(self, current, request: gr.Request):
-        return run_dropdown_update(self.ctx, session_of(request), self.kind, current)
 
     @user_errors
     def evaluate(self, run_key, source, path, upload, split, request: gr.Request):
@@ -78,9 +70,7 @@ class EvaluatePanel:
 
         session = session_of(request)
         ws = self.ctx.workspace
-        entry = ws.find_run(session, run_key)
-        if entry.task not in (None, self.kind):
-            raise HwmlError(f"{entry.path.name} is a {entry.task} run, not a {self.kind} run")
+        entry = task_run(self.ctx, session, run_key, self.kind)
         config = read_config(entry.path)
         trained_on = (config.get("data") or {}).get("format")
         fmt = trained_on if trained_on in BUILTIN_FOLDERS[self.kind] else None

@@ -71,6 +71,27 @@ def run_dropdown_update(ctx: AppContext, session: str, kind: str | None, keep: s
     return gr.update(choices=choices, value=value)
 
 
+def run_picker(ctx: AppContext, kind: str | None, elem_id: str) -> gr.Dropdown:
+    """A run dropdown (shipped runs until the session is known) with a refresh button beside it."""
+    with gr.Row():
+        run = gr.Dropdown(shipped_choices(ctx, kind), label="Run", allow_custom_value=True, scale=4, elem_id=elem_id)
+        refresh = gr.Button("↻", scale=1, min_width=40)
+
+    def refresh_runs(current, request: gr.Request):
+        return run_dropdown_update(ctx, session_of(request), kind, current)
+
+    refresh.click(refresh_runs, run, run, api_visibility="private", queue=False)
+    return run
+
+
+def task_run(ctx: AppContext, session: str, run_key: str | None, kind: str):
+    """The picked run, checked to be a `kind` run this session may use."""
+    entry = ctx.workspace.find_run(session, run_key)
+    if entry.task not in (None, kind):
+        raise HwmlError(f"{entry.path.name} is a {entry.task} run, not a {kind} run")
+    return entry
+
+
 NO_RUNS_NOTE = ("Runs to pick: yours from this browser session, newest first, then the shipped checkpoints (★). "
                 "Empty? Train one in the Train panel (the shipped ones come from the command in the README).")
 

@@ -157,30 +157,20 @@ SPEAKER_BREAKERS = {
 }
 
 
-@pytest.mark.parametrize("case", list(PHONEME_BREAKERS))
-def test_bad_phoneme_labels(tmp_path, capsys, phoneme_data, phoneme_run, case):
-    name, breaker, words = PHONEME_BREAKERS[case]
-    data = shutil.copytree(phoneme_data, tmp_path / "lp")
+BREAKERS = {"phoneme": ("lp", PHONEME_BREAKERS), "speaker": ("hw4", SPEAKER_BREAKERS)}
+
+
+@pytest.mark.parametrize("kind,case", [(kind, case) for kind, (_, cases) in BREAKERS.items() for case in cases])
+def test_bad_labels(tmp_path, capsys, request, kind, case):
+    folder, cases = BREAKERS[kind]
+    name, breaker, words = cases[case]
+    data = shutil.copytree(request.getfixturevalue(f"{kind}_data"), tmp_path / folder)
     breaker(data)
     with pytest.raises(HwmlError) as e:
         load_dataset(data)
     assert_error(e, name, words)
-    argv = ("evaluate", phoneme_run, data) if name.startswith("test") \
-        else ("train", "phoneme", data, "--out", tmp_path / "run", "--max-steps", 1)
-    code, _, err = cli(capsys, *argv)
-    assert_refused(code, err, name, words)
-
-
-@pytest.mark.parametrize("case", list(SPEAKER_BREAKERS))
-def test_bad_speaker_labels(tmp_path, capsys, speaker_data, speaker_run, case):
-    name, breaker, words = SPEAKER_BREAKERS[case]
-    data = shutil.copytree(speaker_data, tmp_path / "hw4")
-    breaker(data)
-    with pytest.raises(HwmlError) as e:
-        load_dataset(data)
-    assert_error(e, name, words)
-    argv = ("evaluate", speaker_run, data) if name.startswith("test") \
-        else ("train", "speaker", data, "--out", tmp_path / "run", "--max-steps", 1)
+    argv = ("evaluate", request.getfixturevalue(f"{kind}_run"), data) if name.startswith("test") \
+        else ("train", kind, data, "--out", tmp_path / "run", "--max-steps", 1)
     code, _, err = cli(capsys, *argv)
     assert_refused(code, err, name, words)
 

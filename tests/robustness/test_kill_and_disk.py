@@ -20,7 +20,7 @@ import pytest
 from safetensors.torch import load_file
 
 from hwml.errors import HwmlError
-from hwml.runs import load_run, read_metrics
+from hwml.runs import load_run, read_metrics, read_resume_state
 from robust_helpers import PHONEME_SETTINGS, REPO, assert_refused, cli, parse_sets, write_phoneme_folder
 
 CHECKPOINT_FILES = ("config.json", "model.safetensors", "resume.json", "resume.safetensors")
@@ -70,10 +70,13 @@ def check_run_folder(run: Path) -> int | None:
     assert load_file(str(run / "model.safetensors"))
     model, config = load_run(run)
     assert config["task"] == "phoneme" and not model.training
-    if not (run / "resume.json").exists():
+    if not (run / "resume.safetensors").exists():
         return None
-    load_file(str(run / "resume.safetensors"))
-    return json.loads((run / "resume.json").read_text())["step"]
+    meta, _ = read_resume_state(run)  # the counters inside the tensors file: what a resume continues from
+    if (run / "resume.json").exists():  # its readable copy: the same checkpoint, or (killed in between) an older one
+        copy = json.loads((run / "resume.json").read_text())
+        assert copy == meta or copy["step"] <= meta["step"], (copy["step"], meta["step"])
+    return meta["step"]
 
 
 def test_sigkill_at_random_points_then_resume(tmp_path, capsys):
@@ -113,6 +116,7 @@ def test_sigkill_at_random_points_then_resume(tmp_path, capsys):
     assert steps == sorted(set(steps)) and steps[0] > before and steps[-1] == final
     assert events[-1]["event"] == "end" and events[-1]["step"] == final
     assert check_run_folder(run) == final
+    assert not [p.name for p in run.iterdir() if ".tmp" in p.name]  # a killed write's temp files were removed
     print(f"\nkill test: resumed from steps {resumed_from} then ran to {final}")
 
 

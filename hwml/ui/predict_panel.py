@@ -1,0 +1,90 @@
+"""The Predict panel both task tabs share: pick a run, give it audio (upload or microphone) or
+feature files / a course test folder zip, and get a summary, a figure, a table and the CSV.
+
+The panel runs `hwml.workflow.predict_run`; each task's subclass only turns the result into
+what it shows (`show_audio`, `show_files`) and may add components of its own (`add_extras`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import gradio as gr
+
+from hwml.errors import HwmlError
+from hwml.ui.widgets import AppContext, NO_RUNS_NOTE, run_picker, session_of, task_run, user_errors
+
+
+class PredictPanel:
+    kind: str                   # "phoneme" | "speaker"
+    files_label: str            # the feature-file upload's label
+    figure_label: str
+    figure_id: str              # elem_id suffix of the figure: "{kind}-predict-{figure_id}"
+    table_headers: list[str]
+    table_label: str
+
+    def __init__(self, ctx: AppContext):
+        self.ctx = ctx
+        kind = self.kind
+        with gr.Row():
+            with gr.Column(scale=1, min_width=300):
+                self.run = run_picker(ctx, kind, elem_id=f"{kind}-predict-run")
+                self.audio = gr.Audio(type="filepath", sources=["upload", "microphone"],
+                                      label="Speech (upload or record): predicted as soon as it arrives",
+                                      elem_id=f"{kind}-predict-audio")
+                self.files = gr.File(label=self.files_label, file_count="multiple", file_types=[".npy", ".pt", ".zip"],
+                                     type="filepath")
+                self.files_button = gr.Button("Predict files", variant="primary")
+                gr.Markdown(NO_RUNS_NOTE)
+            with gr.Column(scale=2):
+                self.summary = gr.Markdown(elem_id=f"{kind}-predict-summary")
+                self.figure = gr.Plot(label=self.figure_label, elem_id=f"{kind}-predict-{self.figure_id}")
+                self.table = gr.Dataframe(headers=self.table_headers, label=self.table_label, interactive=False,
+                                          max_height=320, elem_id=f"{kind}-predict-table")
+                self.csv = gr.File(label="CSV", interactive=False, elem_id=f"{kind}-predict-csv")
+        self.add_extras()
+        outputs = [self.summary, self.figure, self.table, self.csv]
+        self.audio.change(self.predict_audio, [self.run, self.audio], outputs, api_name=f"{kind}_predict_audio",
+                          trigger_mode="always_last")
+        self.files_button.click(self.predict_files, [self.run, self.files], outputs, api_name=f"{kind}_predict_files")
+        self.wire_extras()
+
+    def add_extras(self) -> None:
+        """Components below the panel (the speaker task's enrolment)."""
+
+    def wire_extras(self) -> None:
+        """Events of the extra components."""
+
+    def _target(self, run_key, request: gr.Request):
+        """The picked run (checked to be of this task) and a fresh CSV path in the session's folder."""
+        entry = task_run(self.ctx, session_of(request), run_key, self.kind)
+        return entry, self.ctx.workspace.new_upload_dir(session_of(request)) / "predictions.csv"
+
+    @user_errors
+    def predict_audio(self, run_key, audio, request: gr.Request):
+        """Predict one recording (upload or microphone)."""
+        if not audio:
+            return "", None, None, None
+        from hwml.workflow import predict_run
+
+        entry, out = self._target(run_key, request)
+        return self.show_audio(entry, audio, predict_run(entry.path, [audio], out))
+
+    @user_errors
+    def predict_files(self, run_key, files, request: gr.Request):
+        """Predict feature files (one row per frame or file) or a course test folder zip (the
+        submission CSV)."""
+        from hwml.workflow import predict_run
+
+        entry, out = self._target(run_key, request)
+        if not files:
+            raise HwmlError("upload feature files (.npy/.pt) or a course test folder (.zip) first")
+        return self.show_files(entry, predict_run(entry.path, [Path(f) for f in files], out))
+
+    def show_audio(self, entry, audio: str, summary: dict) -> tuple:
+        """(summary markdown, figure, table, CSV path) of a predicted recording."""
+        raise NotImplementedError
+
+    def show_files(self, entry, summary: dict) -> tuple:
+        """(summary markdown, figure, table, CSV path) of predicted files."""
+        raise NotImplementedError
