@@ -9,12 +9,14 @@ output folder is written under a temporary name and renamed into place only when
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import random
 import re
 import shutil
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import torch
@@ -46,6 +48,35 @@ class _BadFiles:
             raise HwmlError(f"{msg} (use --skip-bad to skip unreadable files)")
         self.skipped.append({"file": str(file), "error": msg})
         tqdm.write(f"skipped {msg}", file=sys.stderr)
+
+
+def _featurise_all(items: list, featurise, desc: str, progress: bool):
+    """Yield (item, featurise(item) or the HwmlError it raised), in order, several files at once.
+
+    Decoding (libsndfile) and torch ops release the GIL, so threads keep every core busy, each
+    running torch on one intra-op thread (`audio.single_thread`); at most a few files are in
+    flight, so memory holds only finished features. HWML_IMPORT_THREADS overrides the count.
+    """
+    def attempt(item):
+        try:
+            return featurise(item)
+        except HwmlError as e:
+            return e
+
+    workers = max(1, int(os.environ.get("HWML_IMPORT_THREADS") or min(os.cpu_count() or 1, 8)))
+    with audio.single_thread(), ThreadPoolExecutor(workers) as pool, \
+            tqdm(total=len(items), desc=desc, unit="file", disable=not progress) as bar:
+        todo, running = iter(items), []
+        for item in itertools.islice(todo, 2 * workers):
+            running.append((item, pool.submit(attempt, item)))
+        while running:
+            item, future = running.pop(0)
+            result = future.result()
+            nxt = next(todo, None)
+            if nxt is not None:
+                running.append((nxt, pool.submit(attempt, nxt)))
+            bar.update()
+            yield item, result
 
 
 def _walk(root: Path):
@@ -191,13 +222,11 @@ def import_phoneme(src, out, *, skip_bad: bool = False, progress: bool = True) -
     bad = _BadFiles(skip_bad)
     parts = {"train": [], "test": []}
     ids, speakers, seconds = set(), set(), 0.0
-    for wav, phn in tqdm(pairs, desc="import phoneme", unit="file", disable=not progress):
-        try:
-            with audio.single_thread():
-                feats, labels, secs = _phoneme_utterance(wav, phn)
-        except HwmlError as e:
-            bad(wav, e)
+    for (wav, phn), result in _featurise_all(pairs, lambda pair: _phoneme_utterance(*pair), "import phoneme", progress):
+        if isinstance(result, HwmlError):
+            bad(wav, result)
             continue
+        feats, labels, secs = result
         rel_dirs = wav.parent.relative_to(src).parts
         speaker = rel_dirs[-1] if rel_dirs else src.name
         region = rel_dirs[-2] if len(rel_dirs) >= 2 else ""
@@ -305,15 +334,16 @@ def import_speaker(src, out, *, segment_seconds: float | None = None, test_fract
     bad = _BadFiles(skip_bad)
     parts = {"train": [], "test": []}
     seconds = 0.0
-    for speaker, path in tqdm(recs, desc="import speaker", unit="file", disable=not progress):
-        try:
-            with audio.single_thread():
-                wave = audio.load_audio(path)
-                pieces = [audio.logmel40(p) for p in _segments(wave, segment_seconds)]
-        except HwmlError as e:
-            bad(path, e)
+    def featurise(rec):
+        wave = audio.load_audio(rec[1])
+        return len(wave) / audio.SAMPLE_RATE, [audio.logmel40(p) for p in _segments(wave, segment_seconds)]
+
+    for (speaker, path), result in _featurise_all(recs, featurise, "import speaker", progress):
+        if isinstance(result, HwmlError):
+            bad(path, result)
             continue
-        seconds += len(wave) / audio.SAMPLE_RATE
+        secs, pieces = result
+        seconds += secs
         rel = path.relative_to(src).as_posix()
         for k, feats in enumerate(pieces):
             uid = "uttr-" + hashlib.sha1(f"{rel}#{k}".encode()).hexdigest()[:32] + ".pt"
