@@ -1,16 +1,20 @@
-"""Course-size timit_11 (1.23 M x 429 float32, 2.1 GB) loads memory-mapped, not copied.
+"""Course-size data sets: timit_11 (1.23 M x 429 float32, 2.1 GB) loads memory-mapped, not
+copied; `--hw4`: the HW4 "Dataset" folder (56,666 + 8,000 uttr-*.pt files) fits in memory.
 
-Writes a random course-shaped folder to a temp dir, then, in a fresh child process (so its peak
-RSS is the loader's alone), loads it with `hwml.data.load_dataset`, gathers random training
-batches, and prints one JSON line: rows, load seconds, batch throughput, peak and final RSS.
+Writes a random course-shaped folder to a temp dir, then, in fresh child processes (so each peak
+RSS is the loader's alone), loads it with `hwml.data.load_dataset` and prints JSON lines.
+timit_11: rows, load seconds, batch throughput, peak and final RSS. HW4: the first load with no
+cache and the files out of the page cache (into RAM, and building hwml's .npy cache), the
+cached load (memory-mapped copy-on-write), RSS after each, and RSS during `medium` training steps.
 
-    python bench/bench_data_scale.py [--quick] [--keep DIR]
+    python bench/bench_data_scale.py [--quick] [--hw4] [--keep DIR]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -76,12 +80,125 @@ def measure(root: Path, batches: int, batch_size: int) -> dict:
     }
 
 
+# ------------------------------------------------------------------------------------------ HW4
+
+HW4_TRAIN, HW4_TEST, HW4_SPEAKERS = 56_666, 8_000, 600  # the 2022 course set
+HW4_QUICK = (400, 40, 20)  # the cache is asked for explicitly, so it runs at this size too
+
+
+def write_hw4_folder(root: Path, n_train: int, n_test: int, n_speakers: int, seed: int = 0) -> dict:
+    """The course's Dataset layout, one torch.save'd (T, 40) tensor per utterance, course-like
+    lengths; then every file is pushed out of the page cache, so the first load reads the disk."""
+    import torch
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bench_speaker_throughput import course_lengths
+
+    gen = torch.Generator().manual_seed(seed)
+    lengths = course_lengths(n_train + n_test, gen).tolist()
+    names = [f"id{10000 + i}" for i in range(n_speakers)]
+    root.mkdir(parents=True, exist_ok=True)
+    speakers: dict[str, list] = {s: [] for s in names}
+    test, paths = [], []
+    for i, n in enumerate(lengths):
+        path = f"uttr-{i:032x}.pt"
+        torch.save(torch.randn(n, 40, generator=gen).mul_(3).sub_(8), root / path)
+        entry = {"feature_path": path, "mel_len": n}
+        (speakers[names[i % n_speakers]] if i < n_train else test).append(entry)
+        paths.append(root / path)
+    (root / "mapping.json").write_text(json.dumps({"speaker2id": {s: i for i, s in enumerate(names)},
+                                                   "id2speaker": {str(i): s for i, s in enumerate(names)}}))
+    (root / "metadata.json").write_text(json.dumps({"n_mels": 40, "speakers": speakers}))
+    (root / "testdata.json").write_text(json.dumps({"n_mels": 40, "utterances": test}))
+    evict(paths)
+    return {"files": len(lengths), "frames": sum(lengths), "mean_mel_len": round(sum(lengths) / len(lengths), 1),
+            "files_gb": round(sum(p.stat().st_size for p in paths) / 1e9, 2)}
+
+
+def evict(paths: list[Path]) -> None:
+    """Drop these files' pages from the page cache (written back first): a cold first read."""
+    os.sync()
+    for path in paths:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(fd)
+
+
+def measure_hw4(root: Path, phase: str, steps: int) -> dict:
+    """One phase in this (fresh) process: "nocache" (into RAM), "cold" (RAM + building the cache),
+    "cached" (the cache mapped), "train" (cached load + `medium` steps)."""
+    import torch
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from hwml.data.hw4 import read_hw4
+
+    base_mb = _rss_mb("VmRSS")
+    start, cpu = time.perf_counter(), time.process_time()
+    ds = read_hw4(root, cache=phase != "nocache")
+    out = {"bench": "data_scale_hw4", "phase": phase, "utterances": len(ds.train), "test_utterances": len(ds.test),
+           "feature_gb": round((ds.train.feats.numel() + ds.test.feats.numel()) * 4 / 1e9, 2),
+           "load_s": round(time.perf_counter() - start, 2), "load_cpu_s": round(time.process_time() - cpu, 2),
+           "rss_after_imports_mb": round(base_mb), "rss_after_load_mb": round(_rss_mb("VmRSS")),
+           "rss_anon_mb": round(_rss_mb("RssAnon")), "rss_file_mb": round(_rss_mb("RssFile"))}
+    if phase == "train":
+        from hwml.speaker import make_task
+        from hwml.train.engine import train
+
+        peak = {"rss": 0.0, "anon": 0.0}
+
+        def sample(_event):
+            peak["rss"], peak["anon"] = max(peak["rss"], _rss_mb("VmRSS")), max(peak["anon"], _rss_mb("RssAnon"))
+
+        start = time.perf_counter()
+        task = make_task(ds, "medium", {"valid_fraction": 0.01}, seed=0)
+        prepare_s = time.perf_counter() - start
+        with tempfile.TemporaryDirectory() as run:
+            start = time.perf_counter()
+            summary = train(task, {"max_steps": steps, "log_every": 1, "valid_every": steps}, run, [sample])
+        out.update(preset="medium", steps=steps, prepare_s=round(prepare_s, 2),
+                   train_s=round(time.perf_counter() - start, 2), n_valid=len(task.valid_idx),
+                   valid_acc=summary.get("best_valid_acc", summary.get("valid_acc")),
+                   peak_rss_during_training_mb=round(peak["rss"]), peak_rss_anon_during_training_mb=round(peak["anon"]))
+    out["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    out["load_avg"] = [round(x, 2) for x in os.getloadavg()]
+    return out
+
+
+def run_hw4(args) -> None:
+    n_train, n_test, n_speakers = HW4_QUICK if args.quick else (HW4_TRAIN, HW4_TEST, HW4_SPEAKERS)
+    steps = 3 if args.quick else 30
+    with tempfile.TemporaryDirectory(prefix="hwml-bench-") as tmp:
+        root = args.keep or Path(tmp) / "Dataset"
+        env = {**os.environ, "HWML_CACHE": str(Path(tmp) / "cache")}
+        start = time.perf_counter()
+        made = write_hw4_folder(root, n_train, n_test, n_speakers)
+        print(json.dumps({"bench": "data_scale_hw4", "phase": "write", **made,
+                          "generate_s": round(time.perf_counter() - start, 2)}), flush=True)
+        for phase in ("nocache", "cold", "cached", "train"):
+            if phase in ("nocache", "cold"):
+                evict(sorted(root.glob("uttr-*.pt")))
+            child = subprocess.run([sys.executable, __file__, "--measure-hw4", str(root), phase, str(steps)],
+                                   check=True, capture_output=True, text=True, env=env)
+            print(child.stdout.strip().splitlines()[-1], flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="50k rows instead of the course's 1.23 M")
+    ap.add_argument("--quick", action="store_true", help="50k rows instead of the course's 1.23 M; HW4: 440 files")
+    ap.add_argument("--hw4", action="store_true", help="the HW4 Dataset folder instead of timit_11")
     ap.add_argument("--keep", type=Path, help="write the folder here and keep it (default: a temp dir)")
     ap.add_argument("--measure", type=Path, help=argparse.SUPPRESS)  # child process: load and report
+    ap.add_argument("--measure-hw4", nargs=3, help=argparse.SUPPRESS)  # child: ROOT PHASE STEPS
     args = ap.parse_args()
+    if args.measure_hw4:
+        root, phase, steps = args.measure_hw4
+        print(json.dumps(measure_hw4(Path(root), phase, int(steps))))
+        return
+    if args.hw4:
+        run_hw4(args)
+        return
     batches, batch_size = (20, 512) if args.quick else (200, 512)
     if args.measure:
         print(json.dumps(measure(args.measure, batches, batch_size)))
