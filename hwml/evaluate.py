@@ -171,7 +171,7 @@ def evaluate_run(run_dir, data, split: str = "all") -> dict:
         dataset = data
     else:
         from hwml.data import load_dataset
-        dataset = load_dataset(data)
+        dataset = load_dataset(data, need_train=split != "test")
     if dataset.kind != config["task"]:
         raise HwmlError(f"{dataset.root}: holds {dataset.kind} data but the run is a {config['task']} run")
     names = config["class_names"]

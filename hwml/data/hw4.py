@@ -115,20 +115,26 @@ _SOURCES = ("mel_len in metadata.json", "mel_len in testdata.json")
 
 
 def _load_parts(root: Path, parts: list[list[tuple[str, int]]], n_mels: int | None,
-                cache: bool) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """Each part's (feats, offsets), through the on-disk cache when asked and possible."""
+                cache: bool, need_train: bool = True) -> list[tuple[torch.Tensor, torch.Tensor] | None]:
+    """Each part's (feats, offsets), through the on-disk cache when asked and possible.
+
+    need_train=False (prediction on the test part): the training features are read only if a
+    fresh cache has them anyway; otherwise their entry is None and only the test files are read.
+    """
     if cache:
-        cached = _load_cached(root, parts, n_mels)
+        cached = _load_cached(root, parts, n_mels, build=need_train or len(parts) == 1)
         if cached is not None:
             return cached
     return [load_frames([root / f for f, _ in p], width=n_mels, lengths=[n for _, n in p], lengths_from=src)
-            for p, src in zip(parts, _SOURCES)]
+            if need_train or i > 0 else None
+            for i, (p, src) in enumerate(zip(parts, _SOURCES))]
 
 
-def _load_cached(root: Path, parts, n_mels: int | None) -> list[tuple[torch.Tensor, torch.Tensor]] | None:
-    """Feats mapped copy-on-write from the cache, (re)built when any file changed; None when the
-    cache cannot be written (read-only home, too little disk: a full disk under a memory map
-    would kill the process, so the space is reserved up front)."""
+def _load_cached(root: Path, parts, n_mels: int | None,
+                 build: bool = True) -> list[tuple[torch.Tensor, torch.Tensor]] | None:
+    """Feats mapped copy-on-write from the cache, (re)built when any file changed (unless not
+    `build`); None when the cache cannot be written (read-only home, too little disk: a full
+    disk under a memory map would kill the process, so the space is reserved up front)."""
     if n_mels is None:
         n_mels = load_frames([root / parts[0][0][0]])[0].shape[1]
     files = [f for f in ("mapping.json", "metadata.json", "testdata.json", TEST_LABELS) if (root / f).exists()]
@@ -141,6 +147,8 @@ def _load_cached(root: Path, parts, n_mels: int | None) -> list[tuple[torch.Tens
         hit = json.loads((folder / "key.json").read_text())["key"] == key
     except (OSError, ValueError, KeyError, TypeError):
         hit = False
+    if not hit and not build:
+        return None
     if not hit:
         try:
             folder.mkdir(parents=True, exist_ok=True)
@@ -176,8 +184,12 @@ def _load_cached(root: Path, parts, n_mels: int | None) -> list[tuple[torch.Tens
     return out
 
 
-def read_hw4(root, *, mmap: bool = True, cache: bool | None = None) -> Dataset:
-    """cache: None = use the on-disk cache for sets of CACHE_MIN_UTTS+ utterances when mmap is on."""
+def read_hw4(root, *, mmap: bool = True, cache: bool | None = None, need_train: bool = True) -> Dataset:
+    """cache: None = use the on-disk cache for sets of CACHE_MIN_UTTS+ utterances when mmap is on.
+
+    need_train=False: a folder with a test split may come back with `train=None` (its index is
+    still checked), so predicting on the course's 8k test utterances never reads the 56k
+    training files."""
     root = Path(root)
     names, speaker2id = _read_mapping(root / "mapping.json")
     meta_path = root / "metadata.json"
@@ -223,9 +235,10 @@ def read_hw4(root, *, mmap: bool = True, cache: bool | None = None) -> Dataset:
     from hwml.audio import single_thread
 
     with single_thread():  # per file: small checks on which two busy cores' threads only wait
-        loaded = _load_parts(root, parts, n_mels, cache)
+        loaded = _load_parts(root, parts, n_mels, cache, need_train=need_train or len(parts) == 1)
     ids = [[f for f, _ in p] for p in parts]
-    train_set = UtteranceSet(*loaded[0], ids[0], torch.tensor(labels, dtype=torch.int64), names)
+    train_set = None if loaded[0] is None else \
+        UtteranceSet(*loaded[0], ids[0], torch.tensor(labels, dtype=torch.int64), names)
     test_set = None
     if len(parts) == 2:
         test_labels = None
