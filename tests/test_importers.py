@@ -1,6 +1,9 @@
 """hwml.importers: TIMIT layout -> libriphone, speaker folders / FSDD -> HW4, bad files, splits."""
 
+import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,11 +22,7 @@ FSDD = Path(__file__).resolve().parents[2] / "shared" / "data" / "fsdd" / "recor
 SEGMENTS_16K = [("h#", 2400), ("ae", 8000), ("q", 8800), ("pau", 10400), ("ix", 14000), ("h#", 16000)]
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Many small feature ops: one thread is far faster on a shared 2-core box (audio.single_thread)."""
-    with audio.single_thread():
-        yield
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 
@@ -234,6 +233,26 @@ def test_import_speaker_whole_recordings_and_bad_files(librispeech, tmp_path):
     meta, train, _ = read_hw4_dir(tmp_path / "out")
     lens = sorted(u["mel_len"] for utts in meta["speakers"].values() for u in utts)
     assert lens[0] == audio.num_frames(int(2.3 * 16000)) and all(x.shape[1] == 40 for _, x in train.values())
+
+
+def test_import_speaker_in_parallel_writes_the_same_folder(librispeech, tmp_path, monkeypatch):
+    """Several files featurised at once (threads) must give byte-identical files in the same order."""
+    root, _ = librispeech
+    outs = {}
+    for threads in ("1", "4"):
+        monkeypatch.setenv("HWML_IMPORT_THREADS", threads)
+        out = tmp_path / f"out{threads}"
+        import_speaker(root, out, segment_seconds=1.0, test_fraction=0.4, seed=3, progress=False)
+        outs[threads] = {p.name: p.read_bytes() for p in sorted(out.iterdir())}
+    assert outs["1"] == outs["4"] and len(outs["1"]) > 10
+
+
+def test_bench_import_quick():
+    bench = Path(__file__).resolve().parents[1] / "bench" / "bench_import.py"
+    proc = subprocess.run([sys.executable, str(bench), "--quick"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    summary = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert summary["bench"] == "import_speaker_summary" and summary["ratio"] > 0
 
 
 def test_import_speaker_refuses_bad_sources(tmp_path):
