@@ -13,7 +13,9 @@ seconds `boss` needs to reach the accuracy `simple` ends with.
     python bench/bench_speaker_time_to_acc.py [--quick] [--budget S] [--data HW4_DIR] [--seeds 0 1]
 
 DATA: an HW4 folder with a labelled test part (test_labels.csv), e.g. an `hwml import speaker
---test-fraction` output; default: the built-in corpus's `speaker/`.
+--test-fraction` output or the text-independent FSDD split of `bench/fsdd_split.py`; default:
+the built-in corpus's `speaker/`. `test_acc` scores the best-validation weights (what a run
+saves), `last_test_acc` the weights at the end of the budget.
 """
 
 from __future__ import annotations
@@ -162,8 +164,9 @@ def main() -> None:
         summary = {"bench": "speaker_time_to_acc_summary", "data": str(data), "budget_s": budget,
                    "seeds": args.seeds}
         for preset in args.presets:
-            accs = [r["test_acc"] for r in results if r["preset"] == preset]
-            summary[f"{preset}_test_acc"] = round(sum(accs) / len(accs), 4)
+            for key in ("test_acc", "last_test_acc"):
+                accs = [r[key] for r in results if r["preset"] == preset and r[key] is not None]
+                summary[f"{preset}_{key}"] = round(sum(accs) / len(accs), 4) if accs else None
         if {"simple", "boss"} <= set(args.presets):
             times = []
             for seed in args.seeds:

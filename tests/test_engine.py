@@ -2,6 +2,7 @@
 atomic writes, reproducibility (PITFALLS 3, 8, 10)."""
 
 import json
+import math
 import threading
 import time
 
@@ -24,12 +25,12 @@ class ToyTask:
 
     kind, unit, steps_per_epoch = "phoneme", "frames", 20
 
-    def __init__(self, flip_valid=False, delay=0.0, lr=1e-2, seed=1):
+    def __init__(self, flip_valid=False, delay=0.0, lr=1e-2, seed=1, n_valid=200):
         g = torch.Generator().manual_seed(seed)
         self.x = torch.randn(1200, 8, generator=g)
         self.y = (self.x[:, 0] > 0).long() + (self.x[:, 1] > 0).long()
         self.valid_y = 2 - self.y[1000:] if flip_valid else self.y[1000:]
-        self.delay = delay
+        self.delay, self.n_valid = delay, n_valid
         self.settings = {"batch_size": 32, "lr": lr, "dropout": 0.1}
 
     def model_spec(self):
@@ -43,8 +44,9 @@ class ToyTask:
         return (self.x[i],), self.y[i]
 
     def valid_batches(self, device):
-        for a in range(0, 200, 64):
-            yield (self.x[1000 + a:1064 + a],), self.valid_y[a:a + 64]
+        for a in range(0, self.n_valid, 64):
+            b = min(a + 64, self.n_valid)
+            yield (self.x[1000 + a:1000 + b],), self.valid_y[a:b]
 
     def loss(self, model, batch):
         logits = model(*batch[0])
@@ -205,12 +207,26 @@ def test_early_stopping_triggers_after_patience_validations(tmp_path):
     assert [v["improved"] for v in valids[-3:]] == [False] * 3
 
 
+def test_a_tie_in_accuracy_goes_to_the_lower_validation_loss(tmp_path):
+    """A small validation set reaches 100% early; later weights with a lower loss must still win
+    (and count as improvements, so patience does not stop a run that is still learning)."""
+    out = train(ToyTask(lr=0.05, n_valid=12), {"max_steps": 300, "valid_every": 10, "patience": 3}, tmp_path)
+    valids = events(tmp_path, "valid")
+    top = max(v["valid_acc"] for v in valids)
+    at_top = [v for v in valids if v["valid_acc"] == top]
+    assert len(at_top) > 1  # the toy task's validation accuracy saturates
+    best = min(at_top, key=lambda v: v["valid_loss"])
+    assert out["best_step"] == best["step"] > at_top[0]["step"]
+    assert [v["improved"] for v in at_top] == [v["valid_loss"] < min([w["valid_loss"] for w in at_top[:i]] or [math.inf])
+                                               for i, v in enumerate(at_top)]
+
+
 def test_saved_weights_are_the_best_not_the_last(tmp_path):
     """PITFALLS 3: with validation labels flipped, learning makes validation worse, so the best
     weights are early ones; the saved file must hold them, not the live model's."""
     out = train(ToyTask(flip_valid=True, lr=0.05), {"max_steps": 200, "valid_every": 10, "patience": 0}, tmp_path)
     valids = events(tmp_path, "valid")
-    best = max(valids, key=lambda v: v["valid_acc"])
+    best = max(valids, key=lambda v: (v["valid_acc"], -v["valid_loss"]))  # first of equals
     assert out["best_step"] == best["step"] < out["step"]
     model, _ = load_run(tmp_path)
     task = ToyTask(flip_valid=True)

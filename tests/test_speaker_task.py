@@ -214,6 +214,32 @@ def test_best_weights_are_a_copy(trained, hw4):
         assert any(not torch.equal(saved[k], resume[f"model.{k}"]) for k in saved)
 
 
+def test_evaluate_valid_rebuilds_the_runs_validation_split(trained, hw4, tmp_path):
+    """`evaluate --split valid` scores exactly the run's validation utterances (recomputed from
+    seed and valid_fraction), at the best validation accuracy; other data is refused."""
+    from hwml.evaluate import evaluate_run
+    from hwml.speaker import valid_split
+
+    run, end = trained
+    config = json.loads((run / "config.json").read_text())
+    utts = load_dataset(hw4).train
+    valid = valid_split(config, utts)
+    assert valid.utt_ids == config["split"]["valid_ids"] and len(valid) == config["split"]["n_valid"]
+    assert torch.equal(valid.utterance(0), utts.utterance(utts.utt_ids.index(valid.utt_ids[0])))
+    result = evaluate_run(run, hw4, split="valid")
+    assert result["accuracy"] == pytest.approx(end["best_valid_acc"])
+    cli = subprocess.run([sys.executable, "-m", "hwml", "evaluate", str(run), str(hw4), "--split", "valid",
+                          "--json"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert cli.returncode == 0, cli.stderr
+    assert json.loads(cli.stdout)["accuracy"] == pytest.approx(end["best_valid_acc"])
+    other = tmp_path / "other"
+    write_hw4(other, synthetic(seed=7), None)
+    with pytest.raises(HwmlError, match="validation utterances differ"):
+        evaluate_run(run, other, split="valid")
+    with pytest.raises(HwmlError, match="without a validation split"):
+        valid_split({**config, "split": {**config["split"], "valid_fraction": 0.0, "n_valid": 0}}, utts)
+
+
 def test_same_seed_same_run(hw4, tmp_path):
     weights = []
     for name, seed in (("a", 1), ("b", 1), ("c", 2)):
@@ -334,3 +360,32 @@ def test_benchmarks_quick():
         assert proc.returncode == 0, f"{bench}: {err[-2000:]}"
         lines = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
         assert lines and all(line["bench"].startswith("speaker_") for line in lines), bench
+
+
+def test_fsdd_split_is_text_independent_and_labelled_by_name(tmp_path):
+    """bench/fsdd_split.py: training takes of some digits only, every take of the others as the
+    labelled test part, each test utterance labelled with the speaker in its file name."""
+    import hashlib
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    from fsdd_split import build
+
+    src = tmp_path / "recordings"
+    src.mkdir()
+    rng = np.random.default_rng(0)
+    for speaker in ("bob", "ann", "cy"):
+        for digit in range(4):
+            for take in range(3):
+                sf.write(src / f"{digit}_{speaker}_{take}.wav", rng.normal(0, 0.1, 2400).astype("float32"), 8000)
+    summary = build(tmp_path / "out", src, train_digits=("0", "1"), per_digit=2, seed=0)
+    assert summary["train_utterances"] == 3 * 2 * 2 and summary["test_utterances"] == 3 * 2 * 3
+    ds = load_dataset(tmp_path / "out")
+    assert ds.train.class_names == ["ann", "bob", "cy"]
+    uid = {"uttr-" + hashlib.sha1(f"{p.name}#0".encode()).hexdigest()[:32] + ".pt": p.stem for p in src.iterdir()}
+    train_digits = {uid[u].split("_")[0] for u in ds.train.utt_ids}
+    assert train_digits == {"0", "1"}
+    for u, y in zip(ds.test.utt_ids, ds.test.labels.tolist()):
+        digit, speaker, _ = uid[u].split("_")
+        assert digit in {"2", "3"} and ds.test.class_names[y] == speaker
+    again = build(tmp_path / "again", src, train_digits=("0", "1"), per_digit=2, seed=0)
+    assert sorted(load_dataset(tmp_path / "again").train.utt_ids) == sorted(ds.train.utt_ids) and again

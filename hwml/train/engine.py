@@ -170,7 +170,7 @@ def train(task: Task, settings: dict, run_dir, callbacks: Iterable[Callable[[dic
     optimizer = make_optimizer(model, s)
     gen = torch.Generator().manual_seed(s["seed"])
     step, spent, best_acc, best_step, bad_valids, last_valid = 0, 0.0, -1.0, 0, 0, -1
-    best_state = None
+    best_loss, best_state = math.inf, None
     if resume:
         if not (run_dir / RESUME_TENSORS).exists():
             raise HwmlError(f"{run_dir}: no resume state to continue from")
@@ -178,6 +178,8 @@ def train(task: Task, settings: dict, run_dir, callbacks: Iterable[Callable[[dic
         step, spent, best_acc, best_step, bad_valids, last_valid = (state[k] for k in (
             "step", "elapsed", "best_valid_acc", "best_step", "bad_valids", "last_valid"))
         best_state = state["best_state"]
+        best_loss = state.get("best_valid_loss")  # None before the first validation (or in older states)
+        best_loss = math.inf if best_loss is None else best_loss
     else:
         for name in ("metrics.jsonl", RESUME_JSON, RESUME_TENSORS):
             (run_dir / name).unlink(missing_ok=True)
@@ -204,7 +206,7 @@ def train(task: Task, settings: dict, run_dir, callbacks: Iterable[Callable[[dic
         save_checkpoint(run_dir, weights, {**config, "best_valid_acc": best_acc if best_acc >= 0 else None,
                                            "best_step": best_step, "steps": step, "finished": final})
         meta = {"step": step, "elapsed": elapsed(), "best_valid_acc": best_acc, "best_step": best_step,
-                "bad_valids": bad_valids, "last_valid": last_valid}
+                "best_valid_loss": None if math.isinf(best_loss) else best_loss, "bad_valids": bad_valids, "last_valid": last_valid}
         save_resume(run_dir, model, optimizer, gen, meta, best_state)
 
     if s["clock"] not in ("wall", "cpu"):
@@ -215,8 +217,13 @@ def train(task: Task, settings: dict, run_dir, callbacks: Iterable[Callable[[dic
     progress = lambda: max(step / max_steps, elapsed() / max_seconds if max_seconds else 0.0)
 
     def run_validation() -> bool:
-        """Validate, keep the best weights; True when patience is used up."""
-        nonlocal best_acc, best_step, best_state, bad_valids, last_valid
+        """Validate, keep the best weights; True when patience is used up.
+
+        Better = higher accuracy, or the same accuracy at a lower loss: a small validation set
+        (a few utterances per speaker) hits its ceiling early, and accuracy alone would then keep
+        those early weights and stop training while the model is still improving.
+        """
+        nonlocal best_acc, best_loss, best_step, best_state, bad_valids, last_valid
         result = validate(task, model, device, stopped)
         if stopped():           # cancelled half-way: no partial result, no checkpoint from it
             return False
@@ -224,9 +231,9 @@ def train(task: Task, settings: dict, run_dir, callbacks: Iterable[Callable[[dic
         if result is None:
             return False
         vloss, vacc, n = result
-        improved = vacc > best_acc
+        improved = vacc > best_acc or (vacc == best_acc and vloss < best_loss)
         if improved:
-            best_acc, best_step, best_state, bad_valids = vacc, step, clone_state(model), 0
+            best_acc, best_loss, best_step, best_state, bad_valids = vacc, vloss, step, clone_state(model), 0
         else:
             bad_valids += 1
         emit({"event": "valid", "step": step, "elapsed": round(elapsed(), 3), "valid_loss": vloss,
