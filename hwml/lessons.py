@@ -161,7 +161,7 @@ PRESET_NOTES = {
                   "batches, a short warmup: more capacity that still trains in CPU minutes.",
         "strong": "Conformer blocks (convolution + attention: local spectral detail and global context), "
                   "batch-first with the length mask in attention and convolution, masked mean pooling.",
-        "boss": "Conformer + attentive statistics pooling (learns which frames matter, adds their spread) "
+        "boss": "Conformer + self-attentive pooling (learns which frames matter; `--set pooling=asp` adds their spread) "
                 "+ additive margin softmax (forces a margin between speakers: better embeddings).",
     },
 }
