@@ -14,13 +14,7 @@ SMALL = dict(n_classes=5, d_model=16, heads=2, ff_dim=32, depth=2, conv_kernel=7
 COMBOS = list(itertools.product(("transformer", "conformer"), ("mean", "sap", "asp")))
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Small models run fastest on one thread, and a busy machine makes two threads crawl."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def small(encoder="conformer", pooling="mean", **kw):

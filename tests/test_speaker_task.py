@@ -30,13 +30,7 @@ TINY = {"d_model": 16, "heads": 2, "ff_dim": 32, "depth": 1, "batch_size": 8, "s
         "warmup_steps": 2, "valid_every": 5, "emb_dim": 0}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Small models run fastest on one thread, and a busy machine makes two threads crawl."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def synthetic(n_speakers=4, per=10, seed=0, lo=12, hi=90, offset=0):
@@ -65,10 +59,13 @@ def hw4(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def trained(hw4, tmp_path_factory):
-    """A tiny boss-style run (conformer + ASP + AM-softmax) that learnt the synthetic speakers."""
+    """A tiny boss run (conformer + SAP + AM-softmax) that learnt the synthetic speakers."""
+    from hwml.audio import single_thread
+
     run = tmp_path_factory.mktemp("runs") / "boss"
     task = make_task(load_dataset(hw4), "boss", {**TINY, "lr": 3e-3, "valid_every": 20}, seed=0)
-    end = train(task, {"max_steps": 60}, run)
+    with single_thread():  # module-scoped: set up before the per-test one_torch_thread fixture
+        end = train(task, {"max_steps": 60}, run)
     return run, end
 
 
