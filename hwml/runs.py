@@ -17,6 +17,7 @@ their config.json, so a config always describes weights that exist.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import uuid
 from pathlib import Path
@@ -53,16 +54,21 @@ def _read_tensors(path: Path, tensors: bool = True) -> tuple[dict[str, Tensor], 
         raise HwmlError(f"{path}: unreadable weights ({exc})") from None
 
 
+# safetensors (Rust's tempfile crate) writes `.tmp` + 6 letters/digits first, then renames it
+_SAFETENSORS_TMP = re.compile(r"\.tmp[A-Za-z0-9]{6}")
+
+
 def remove_partial_writes(run_dir) -> list[str]:
     """Delete the temp files of checkpoint writes that never finished (the writer was killed:
-    `hwml.safeio.atomic_path` names them `.<name>.<random>.tmp<suffix>` beside the file).
-    Only the training process writes these four files, so call it before a run (re)starts."""
-    removed = []
-    for name in CHECKPOINT_FILES:
-        for tmp in Path(run_dir).glob(f".{name}.*.tmp{Path(name).suffix}"):
-            tmp.unlink(missing_ok=True)
-            removed.append(tmp.name)
-    return removed
+    `hwml.safeio.atomic_path` names them `.<name>.<random>.tmp<suffix>` beside the file, and
+    safetensors writes its own `.tmpXXXXXX` before renaming it to that name).
+    Only the training process writes in a run folder, so call it before a run (re)starts."""
+    run_dir = Path(run_dir)
+    found = [tmp for name in CHECKPOINT_FILES for tmp in run_dir.glob(f".{name}.*.tmp{Path(name).suffix}")]
+    found += [tmp for tmp in run_dir.glob(".tmp*") if _SAFETENSORS_TMP.fullmatch(tmp.name) and tmp.is_file()]
+    for tmp in found:
+        tmp.unlink(missing_ok=True)
+    return [tmp.name for tmp in found]
 
 
 def save_checkpoint(run_dir, weights: dict[str, Tensor], config: dict) -> None:

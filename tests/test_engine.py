@@ -185,7 +185,8 @@ def test_temp_files_of_a_killed_write_are_removed_when_the_run_restarts(tmp_path
     train(ToyTask(), {"max_steps": 10, "valid_every": 10}, tmp_path)
     # what safeio.atomic_path leaves behind when SIGKILL lands before its rename
     leftovers = [".model.safetensors.k2j4x1.tmp.safetensors", ".resume.safetensors.9qz0ab.tmp.safetensors",
-                 ".config.json.a8b7c6.tmp.json", ".resume.json.zz11yy.tmp.json"]
+                 ".config.json.a8b7c6.tmp.json", ".resume.json.zz11yy.tmp.json",
+                 ".tmpM0HXgr"]  # safetensors' own temp file, renamed to the name above when complete
     for name in leftovers:
         (tmp_path / name).write_bytes(b"half a file")
     (tmp_path / ".notes.txt.tmp").write_text("not ours")
