@@ -54,8 +54,9 @@ def _featurise_all(items: list, featurise, desc: str, progress: bool):
     """Yield (item, featurise(item) or the HwmlError it raised), in order, several files at once.
 
     Decoding (libsndfile) and torch ops release the GIL, so threads keep every core busy, each
-    running torch on one intra-op thread (`audio.single_thread`); at most a few files are in
-    flight, so memory holds only finished features. HWML_IMPORT_THREADS overrides the count.
+    running torch on one intra-op thread (`audio.single_thread`). Only 2 x threads files are in
+    flight, so a bad file stops the import without featurising the rest first (`pool.map`
+    would queue them all). HWML_IMPORT_THREADS overrides the thread count.
     """
     def attempt(item):
         try:
@@ -334,6 +335,7 @@ def import_speaker(src, out, *, segment_seconds: float | None = None, test_fract
     bad = _BadFiles(skip_bad)
     parts = {"train": [], "test": []}
     seconds = 0.0
+
     def featurise(rec):
         wave = audio.load_audio(rec[1])
         return len(wave) / audio.SAMPLE_RATE, [audio.logmel40(p) for p in _segments(wave, segment_seconds)]

@@ -67,13 +67,13 @@ def load_dataset(path, *, kind: str | None = None, mmap: bool = True, need_train
 
     need_train=False (prediction): an HW4 folder with a test split may skip reading its training
     features (`train` is then None); other formats load whole (memory-mapped or small)."""
-    extra = {"need_train": False} if not need_train else {}
+    hw4_options = {"need_train": need_train}
     path = Path(path)
     if path.is_file() and (path.suffix.lower() == ".zip" or zipfile.is_zipfile(path)):
         tmp = Path(tempfile.mkdtemp(prefix="hwml-data-"))
         try:
             fmt, folder = find_dataset(safe_extract_zip(path, tmp / "x"), kind=kind)
-            dataset = READERS[fmt](folder, mmap=mmap, **({"cache": False, **extra} if fmt == "hw4" else {}))
+            dataset = READERS[fmt](folder, mmap=mmap, **({**hw4_options, "cache": False} if fmt == "hw4" else {}))
         except HwmlError as e:  # name the zip, not the temp folder it was unpacked to
             raise HwmlError(str(e).replace(str(tmp / "x"), str(path))) from None
         finally:
@@ -82,4 +82,4 @@ def load_dataset(path, *, kind: str | None = None, mmap: bool = True, need_train
         dataset.info["unpacked_from_zip"] = True
         return dataset
     fmt, folder = find_dataset(path, kind=kind)
-    return READERS[fmt](folder, mmap=mmap, **(extra if fmt == "hw4" else {}))
+    return READERS[fmt](folder, mmap=mmap, **(hw4_options if fmt == "hw4" else {}))

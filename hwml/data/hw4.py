@@ -122,7 +122,7 @@ def _load_parts(root: Path, parts: list[list[tuple[str, int]]], n_mels: int | No
     fresh cache has them anyway; otherwise their entry is None and only the test files are read.
     """
     if cache:
-        cached = _load_cached(root, parts, n_mels, build=need_train or len(parts) == 1)
+        cached = _load_cached(root, parts, n_mels, build=need_train)
         if cached is not None:
             return cached
     return [load_frames([root / f for f, _ in p], width=n_mels, lengths=[n for _, n in p], lengths_from=src)
