@@ -49,6 +49,8 @@ SETTINGS = {
     "time_mask": 0,              # ... and up to this many frames (at most a quarter of the crop)
     "batch_size": 16,
     "valid_fraction": 0.1,       # of each speaker's utterances
+    "valid_share": 0.0,          # > 0: validate less often than valid_every when validation would
+                                 # otherwise take more than this share of the compute (big sets)
     "infer_window": 512,         # longer utterances: windows of this many frames, half overlap
     "infer_frames": 16384,       # padded frames per inference batch
     # engine (hwml.train.engine.DEFAULTS)
@@ -61,7 +63,7 @@ CHOICES = {"encoder": ENCODERS, "pooling": POOLINGS, "head": HEADS, "input_norm"
 
 TUNED = {"input_norm": "global", "norm_first": True, "batch_size": 32, "lr": 3e-3,
          "warmup_steps": 100, "grad_clip": 5.0, "min_lr_ratio": 0.05, "max_epochs": 200,
-         "valid_every": 100, "patience": 10}
+         "valid_every": 100, "valid_share": 0.2, "patience": 10}
 PRESETS: dict[str, dict] = {
     # The course's sample code, batch-first: 40->80 prenet, one TransformerEncoderLayer (2 heads,
     # ff 256), mean pooling, Linear-ReLU-Linear head, AdamW 1e-3, 1000 warmup steps, cosine to 0,
@@ -109,8 +111,8 @@ def resolve_settings(preset: str, overrides: dict) -> dict:
             raise HwmlError(f"setting {key}={s[key]!r}: must be at least 1")
     if s["d_model"] % s["heads"]:
         raise HwmlError(f"d_model={s['d_model']} must be a multiple of heads={s['heads']}")
-    if not 0.0 <= s["valid_fraction"] < 1.0 or not 0.0 <= s["dropout"] < 1.0:
-        raise HwmlError("valid_fraction and dropout must lie in [0, 1)")
+    if not all(0.0 <= s[key] < 1.0 for key in ("valid_fraction", "dropout", "valid_share")):
+        raise HwmlError("valid_fraction, valid_share and dropout must lie in [0, 1)")
     if s["s"] <= 0 or s["m"] < 0:
         raise HwmlError("AM-softmax needs a scale s > 0 and a margin m >= 0")
     return s
@@ -346,6 +348,7 @@ class SpeakerTask:
         if len(self.train_idx) == 0:
             raise HwmlError(f"{dataset.root}: no labelled training utterances")
         self.steps_per_epoch = max(1, len(self.train_idx) // settings["batch_size"])
+        settings["valid_every"] = validation_spacing(settings, int(utts.lengths[self.valid_idx].sum()))
         self.input_stats = (feature_stats(utts, self.train_idx)
                             if settings["input_norm"] == "global" else None)
 
@@ -365,19 +368,24 @@ class SpeakerTask:
             x = spec_augment(x, mask, s["freq_mask"], s["time_mask"], gen)
         return (x.to(device), mask.to(device)), self.utts.labels[idx].to(device)
 
-    def valid_batches(self, device):
-        s = self.settings
-        for b in window_batches(self.utts, self.valid_idx, s["infer_window"], s["infer_frames"]):
-            targets = self.utts.labels[self.valid_idx[b.utts]]
-            yield (b.x.to(device), b.mask.to(device), b.owner.to(device)), targets.to(device)
+    def validate(self, model: nn.Module, device, stop) -> tuple[float, float, int] | None:
+        """(loss, accuracy, n) on the whole validation utterances, through the threaded inference
+        path: the engine's one-batch-after-another loop ran 4x slower on 2 cores, and on the
+        course set validation is most of a run's compute."""
+        if len(self.valid_idx) == 0:
+            return None
+        logits = _per_utterance(model, model, self.utts, {"settings": self.settings}, model.n_classes,
+                                self.valid_idx, stop)
+        if logits is None:
+            return None
+        targets = self.utts.labels[self.valid_idx]
+        loss = F.cross_entropy(logits, targets)
+        return float(loss), float((logits.argmax(-1) == targets).float().mean()), len(targets)
 
     def loss(self, model: nn.Module, batch) -> tuple[Tensor, Tensor]:
-        """Cross-entropy (with the AM-softmax margin in training); whole-utterance batches
-        average their windows' logits first."""
-        inputs, targets = batch
-        logits = model(inputs[0], inputs[1])
-        if len(inputs) == 3:
-            logits = average_rows(logits.float(), inputs[2], len(targets))
+        """Cross-entropy on training crops, with the AM-softmax margin."""
+        (x, mask), targets = batch
+        logits = model(x, mask)
         return F.cross_entropy(model.margin(logits, targets), targets), logits
 
     def run_config(self) -> dict:
@@ -398,6 +406,22 @@ class SpeakerTask:
         }
 
 
+VALID_FRAME_COST = 0.5   # a validation frame (forward only) in training frames (forward + backward),
+                         # measured 0.33 (boss) to 0.68 (medium) on 2 cores
+
+
+def validation_spacing(s: dict, valid_frames: int) -> int:
+    """Steps between validations: valid_every, or more where whole-utterance validation would
+    take over `valid_share` of the compute. At every 100 steps a 20k-utterance set spent 42%
+    (boss) to 60% (medium) of its time validating; the course's 56k, about three quarters."""
+    share = s["valid_share"]
+    if share <= 0:
+        return s["valid_every"]
+    step_frames = s["batch_size"] * s["segment_len"]
+    floor = math.ceil(VALID_FRAME_COST * valid_frames * (1 - share) / (share * step_frames))
+    return max(s["valid_every"], floor)
+
+
 def make_task(dataset: Dataset, preset: str, overrides: dict, seed: int) -> SpeakerTask:
     """The speaker task for the training engine: preset + overrides, split seeded by `seed`."""
     if dataset.kind != "speaker":
@@ -412,8 +436,10 @@ def _inference_settings(config: dict | None) -> tuple[int, int]:
     return int(s.get("infer_window", SETTINGS["infer_window"])), int(s.get("infer_frames", SETTINGS["infer_frames"]))
 
 
-def _per_utterance(fn, model: nn.Module, utts: UtteranceSet, config: dict | None, dim: int) -> Tensor:
-    """fn's rows for every whole utterance, window rows averaged.
+def _per_utterance(fn, model: nn.Module, utts: UtteranceSet, config: dict | None, dim: int,
+                   indices: Tensor | None = None, stop=lambda: False) -> Tensor | None:
+    """fn's rows for every whole utterance (or those at `indices`, in that order), window rows
+    averaged; None when `stop()` turned true half-way (checked before every batch).
 
     On CPU the batches are spread over torch.get_num_threads() Python threads, each running
     torch on one intra-op thread: these small-width models are many short ops, and on a busy
@@ -426,14 +452,14 @@ def _per_utterance(fn, model: nn.Module, utts: UtteranceSet, config: dict | None
 
     window, frames = _inference_settings(config)
     device = next(model.parameters()).device
-    batches = window_batches(utts, None, window, frames)
+    batches = window_batches(utts, indices, window, frames)
     take = threading.Lock()
-    out = torch.zeros(len(utts), dim)
+    out = torch.zeros(len(utts) if indices is None else len(indices), dim)
 
     def drain() -> list:
         done = []
         with torch.no_grad():  # grad mode is per thread
-            while (b := _next_locked(batches, take)) is not None:
+            while not stop() and (b := _next_locked(batches, take)) is not None:
                 rows = fn(b.x.to(device), b.mask.to(device)).float().cpu()
                 done.append((b.utts, average_rows(rows, b.owner, len(b.utts))))
         return done
@@ -449,7 +475,7 @@ def _per_utterance(fn, model: nn.Module, utts: UtteranceSet, config: dict | None
                     out[idx] = rows
     finally:
         model.train(was_training)
-    return out
+    return None if stop() else out
 
 
 def _next_locked(it, lock: threading.Lock):

@@ -40,7 +40,7 @@ def run_config(run_dir: str | Path) -> dict:
 _POSITIVE = {"lr", "batch_size", "concat_nframes", "valid_every", "log_every", "max_epochs", "max_steps",
              "max_seconds", "hidden", "layers", "channels", "kernel", "chunk_frames", "eval_frames", "eval_batch",
              "segment_len", "d_model", "depth", "heads", "ff_dim", "conv_kernel", "infer_window", "infer_frames", "s"}
-_FRACTIONS = {"dropout", "valid_fraction", "label_smoothing", "min_lr_ratio", "betas", "m"}
+_FRACTIONS = {"dropout", "valid_fraction", "valid_share", "label_smoothing", "min_lr_ratio", "betas", "m"}
 
 
 def _is_number(v) -> bool:

@@ -21,8 +21,8 @@ from hwml.runs import load_run
 from hwml.speaker import (PRESETS, as_utterances, cosine_similarity, embed, enroll, identify,
                           load_enrollments, make_task, predict_files, predict_logits,
                           random_crops, resolve_settings, save_enrollments, spec_augment,
-                          split_by_utterance,
-                          window_batches)
+                          split_by_utterance, validation_spacing,
+                          window_batches, VALID_FRAME_COST)
 from hwml.train.engine import train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -150,6 +150,19 @@ def test_predict_logits_uses_whole_utterances_in_order(trained):
     torch.testing.assert_close(as_list, logits)
 
 
+def test_validation_scores_each_valid_utterance_whole_against_its_own_label(trained, hw4):
+    model, _ = load_run(trained[0])
+    task = make_task(load_dataset(hw4), "boss", {**TINY, "lr": 3e-3, "valid_every": 20}, seed=0)
+    loss, acc, n = task.validate(model, torch.device("cpu"), stop=lambda: False)
+    with torch.no_grad():  # one utterance at a time, no padding, no threads
+        logits = torch.cat([model(task.utts.utterance(i)[None]) for i in task.valid_idx.tolist()])
+    targets = task.utts.labels[task.valid_idx]
+    assert n == len(task.valid_idx) > 0
+    assert acc == pytest.approx(float((logits.argmax(-1) == targets).float().mean()))
+    assert loss == pytest.approx(float(torch.nn.functional.cross_entropy(logits, targets)), abs=1e-4)
+    assert task.validate(model, torch.device("cpu"), stop=lambda: True) is None  # cancelled: no result
+
+
 # -------------------------------------------------------------------------------- settings
 
 def test_settings_checked_and_coerced():
@@ -161,6 +174,22 @@ def test_settings_checked_and_coerced():
             resolve_settings("simple", bad)
     with pytest.raises(HwmlError):
         resolve_settings("giant", {})
+
+
+def test_validation_is_spaced_out_where_it_would_dominate_the_run(hw4):
+    s = resolve_settings("boss", {})
+    assert validation_spacing(s, 30_000) == s["valid_every"] == 100  # the built-in corpus's size
+    course = 2_560_000  # frames of the course's 5,666 validation utterances (mean 451)
+    every = validation_spacing(s, course)
+    valid_cost, train_cost = VALID_FRAME_COST * course, every * s["batch_size"] * s["segment_len"]
+    assert every > 1000 and valid_cost / (valid_cost + train_cost) <= s["valid_share"]
+    assert validation_spacing(resolve_settings("simple", {}), course) == 2000  # the course's spacing
+    assert validation_spacing(resolve_settings("boss", {"valid_share": 0}), course) == 100
+    # make_task applies it: tiny crops and batches make this small validation set "big"
+    task = make_task(load_dataset(hw4), "boss", {**TINY, "segment_len": 1, "batch_size": 1,
+                                                 "valid_share": 0.5}, seed=0)
+    frames = int(task.utts.lengths[task.valid_idx].sum())
+    assert task.settings["valid_every"] == validation_spacing({**task.settings, "valid_every": 5}, frames) > 5
 
 
 def test_simple_preset_is_the_course_recipe():
@@ -348,8 +377,9 @@ def test_enrolment_recognises_new_speakers_without_retraining(trained, tmp_path)
 # ------------------------------------------------------------------------------- benchmarks
 
 def test_benchmarks_quick():
-    """The three speaker benchmarks run (--quick, concurrently) and print JSON lines."""
-    benches = ["bench_speaker_throughput.py", "bench_speaker_latency.py", "bench_speaker_time_to_acc.py"]
+    """The speaker benchmarks run (--quick, concurrently) and print JSON lines."""
+    benches = ["bench_speaker_throughput.py", "bench_speaker_latency.py", "bench_speaker_time_to_acc.py",
+               "bench_speaker_validation.py"]
     procs = [subprocess.Popen([sys.executable, str(ROOT / "bench" / b), "--quick"], cwd=ROOT,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for b in benches]
     for bench, proc in zip(benches, procs):

@@ -36,11 +36,13 @@ class Task(Protocol):
 
     def model_spec(self) -> dict: ...                               # for build_model
     def train_batch(self, gen: torch.Generator, device) -> Batch: ...
-    def valid_batches(self, device) -> Iterable[Batch]: ...
+    def valid_batches(self, device) -> Iterable[Batch]: ...     # unless the task has `validate`
     def loss(self, model: nn.Module, batch: Batch) -> tuple[Tensor, Tensor]: ...   # (loss, logits)
     def run_config(self) -> dict: ...                               # into config.json
     # Optional: `fit(model, device)` fits a closed-form model (the Gaussian classifier) in one
     # pass instead of gradient steps; validation, checkpoint and events stay the same.
+    # Optional: `validate(model, device, stop)` -> (loss, acc, n) | None replaces the engine's
+    # loop over valid_batches (the speaker task scores whole utterances on parallel threads).
 
 
 DEFAULTS = {
@@ -224,7 +226,8 @@ def train(task: Task, settings: dict, run_dir, callbacks: Iterable[Callable[[dic
         those early weights and stop training while the model is still improving.
         """
         nonlocal best_acc, best_loss, best_step, best_state, bad_valids, last_valid
-        result = validate(task, model, device, stopped)
+        result = (task.validate(model, device, stopped) if hasattr(task, "validate")
+                  else validate(task, model, device, stopped))
         if stopped():           # cancelled half-way: no partial result, no checkpoint from it
             return False
         last_valid = step
