@@ -369,9 +369,9 @@ class SpeakerTask:
         return (x.to(device), mask.to(device)), self.utts.labels[idx].to(device)
 
     def validate(self, model: nn.Module, device, stop) -> tuple[float, float, int] | None:
-        """(loss, accuracy, n) on the whole validation utterances, through the threaded inference
-        path: the engine's one-batch-after-another loop ran 4x slower on 2 cores, and on the
-        course set validation is most of a run's compute."""
+        """(loss, accuracy, n) on the whole validation utterances, on prediction's threaded path:
+        the engine's one-batch-after-another loop runs torch's intra-op threads, which stall each
+        other when the cores are busy (see _per_utterance)."""
         if len(self.valid_idx) == 0:
             return None
         logits = _per_utterance(model, model, self.utts, {"settings": self.settings}, model.n_classes,
@@ -412,8 +412,8 @@ VALID_FRAME_COST = 0.5   # a validation frame (forward only) in training frames 
 
 def validation_spacing(s: dict, valid_frames: int) -> int:
     """Steps between validations: valid_every, or more where whole-utterance validation would
-    take over `valid_share` of the compute. At every 100 steps a 20k-utterance set spent 42%
-    (boss) to 60% (medium) of its time validating; the course's 56k, about three quarters."""
+    take over `valid_share` of the compute. Validating the course's 5,667 held-out utterances
+    every 100 steps took 63% (boss) to 78% (medium) of a run (bench_speaker_validation.py)."""
     share = s["valid_share"]
     if share <= 0:
         return s["valid_every"]

@@ -301,12 +301,12 @@ def test_resume_continues_exactly(hw4, tmp_path):
 def test_predict_course_test_split(trained, hw4, tmp_path):
     out = tmp_path / "preds.csv"
     summary = predict_files(trained[0], [hw4], out)
-    rows = list(csv.reader(out.open()))
+    rows = list(csv.reader(out.read_text().splitlines()))
     order = [u["feature_path"] for u in json.loads((hw4 / "testdata.json").read_text())["utterances"]]
     assert rows[0] == ["Id", "Category"] and [r[0] for r in rows[1:]] == order
     assert summary["rows"] == len(order) == 12
     assert {r[1] for r in rows[1:]} <= {f"spk{i:02d}" for i in range(4)}
-    truth = dict(csv.reader((hw4 / "test_labels.csv").open()))
+    truth = dict(csv.reader((hw4 / "test_labels.csv").read_text().splitlines()))
     assert sum(truth[r[0]] == r[1] for r in rows[1:]) >= 9  # speaker names, mostly right
 
 
@@ -320,7 +320,7 @@ def test_predict_feature_and_audio_files(trained, tmp_path):
     sf.write(wav, (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), 16000)
     out = tmp_path / "top5.csv"
     summary = predict_files(trained[0], [pt, npy, wav], out)
-    rows = list(csv.reader(out.open()))
+    rows = list(csv.reader(out.read_text().splitlines()))
     assert rows[0] == ["Id", "Category", "top1", "p1", "top2", "p2", "top3", "p3", "top4", "p4"]
     assert [r[0] for r in rows[1:]] == [str(pt), str(npy), str(wav)] and summary["rows"] == 3
     for r in rows[1:]:
