@@ -204,7 +204,9 @@ def wave_to_16k(wave, sr: int, *, max_seconds: float | None = None, name: str = 
         bits = 8 * x.dtype.itemsize
         offset = 2 ** (bits - 1) if x.dtype.kind == "u" else 0
         x = (x.astype(np.float64) - offset) / 2 ** (bits - 1)
-    return _resample(_mono(x.astype(np.float32, copy=False), name), sr, SAMPLE_RATE, name)
+    with np.errstate(over="ignore", invalid="ignore"):  # beyond float32 becomes inf: _mono says so
+        wave = _mono(x.astype(np.float32, copy=False), name)
+    return _resample(wave, sr, SAMPLE_RATE, name)
 
 
 def _check_rate(sr: int, name) -> None:
