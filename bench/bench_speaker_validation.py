@@ -4,9 +4,10 @@ The tuned presets validate every 100 steps, which suits the built-in corpus (94 
 utterances) but not the course's 56,666 (5,666 validated, whole): there most of the compute
 would go to validation. `valid_share` (0.2 in the tuned presets) spaces validations out so they
 take at most about that share (`hwml.speaker.validation_spacing`). For each preset this times
-one training step and one whole validation on a course-shaped set (random features: speed does
-not depend on content) and prints the validation share at the preset's `valid_every` and at the
-spaced interval, as JSON lines.
+one training step and one whole validation on a course-shaped set (bench_speaker_throughput's
+synthetic_set: course-like lengths, random features; speed does not depend on content) and
+prints the validation share at the preset's `valid_every` and at the spaced interval, as JSON
+lines.
 
     python bench/bench_speaker_validation.py [--utterances 56666] [--presets medium strong boss] [--quick]
 """
@@ -22,34 +23,18 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from hwml.data.types import UtteranceSet  # noqa: E402
+from bench_speaker_throughput import synthetic_set  # noqa: E402
+from hwml.data.types import Dataset, UtteranceSet  # noqa: E402
 from hwml.models import build_model  # noqa: E402
 from hwml.speaker import make_task  # noqa: E402
 from hwml.train.engine import DEFAULTS, make_optimizer  # noqa: E402
 
 
-class InMemory:
-    """The few Dataset fields make_task reads."""
-    kind, format, root, test, info = "speaker", "hw4", Path("."), None, {}
-
-    def __init__(self, train: UtteranceSet):
-        self.train = train
-
-
-def course_shaped(n_utt: int, n_speakers: int, seed: int = 0) -> UtteranceSet:
-    """Lengths 100 + Exp(mean 350) frames (the course's mean is 451), 40 mel bins."""
-    gen = torch.Generator().manual_seed(seed)
-    lengths = (100 - 350 * torch.rand(n_utt, generator=gen).log()).long()
-    offsets = torch.cat([torch.zeros(1, dtype=torch.long), lengths.cumsum(0)])
-    feats = torch.randn(int(offsets[-1]), 40, generator=gen)
-    return UtteranceSet(feats, offsets, [f"u{i}" for i in range(n_utt)], torch.arange(n_utt) % n_speakers,
-                        [f"s{i}" for i in range(n_speakers)])
-
-
 def measure(utts: UtteranceSet, preset: str, steps: int) -> dict:
-    task = make_task(InMemory(utts), preset, {}, seed=0)
+    data = Dataset("speaker", "hw4", ".", utts)
+    task = make_task(data, preset, {}, seed=0)
     spaced = task.settings["valid_every"]
-    asked = make_task(InMemory(utts), preset, {"valid_share": 0}, seed=0).settings["valid_every"]
+    asked = make_task(data, preset, {"valid_share": 0}, seed=0).settings["valid_every"]
     torch.manual_seed(0)
     model = build_model(task.model_spec())
     opt = make_optimizer(model, {**DEFAULTS, **task.settings})
@@ -88,7 +73,7 @@ def main() -> None:
     args = p.parse_args()
     if args.quick:
         args.utterances, args.speakers, args.steps = 400, 20, 3
-    utts = course_shaped(args.utterances, args.speakers)
+    utts = synthetic_set(args.utterances, args.speakers)
     for preset in args.presets:
         print(json.dumps(measure(utts, preset, args.steps)), flush=True)
 

@@ -413,7 +413,7 @@ VALID_FRAME_COST = 0.5   # a validation frame (forward only) in training frames 
 def validation_spacing(s: dict, valid_frames: int) -> int:
     """Steps between validations: valid_every, or more where whole-utterance validation would
     take over `valid_share` of the compute. Validating the course's 5,667 held-out utterances
-    every 100 steps took 63% (boss) to 78% (medium) of a run (bench_speaker_validation.py)."""
+    every 100 steps took 62% (boss) to 80% (medium) of a run (bench_speaker_validation.py)."""
     share = s["valid_share"]
     if share <= 0:
         return s["valid_every"]
