@@ -54,6 +54,10 @@ def _progress_bar(total_steps: int | None):
         if event.get("event") == "valid" and event.get("valid_acc") is not None:
             bar.write(f"step {event['step']}: valid acc {event['valid_acc']:.4f} "
                       f"(best {event.get('best_valid_acc', event['valid_acc']):.4f})")
+        if event.get("event") == "start" and event.get("init"):
+            from hwml.finetune import describe
+
+            bar.write(describe(event["init"]), file=sys.stderr)
         if event.get("event") == "end":
             bar.close()
 
@@ -75,8 +79,12 @@ def _print_progress(fraction: float, message: str) -> None:
 def cmd_import(args) -> int:
     from hwml import importers
 
+    align = {"lexicon_file": args.lexicon, "align_model": args.align_model, "rounds": args.rounds,
+             "round_seconds": args.round_seconds, "textgrid": args.textgrid}
     if args.kind == "phoneme":
-        summary = importers.import_phoneme(args.src, args.out, skip_bad=args.skip_bad)
+        summary = importers.import_phoneme(args.src, args.out, skip_bad=args.skip_bad, seed=args.seed, **align)
+    elif any(v not in (None, False) for v in align.values()):
+        raise HwmlError("--lexicon, --align-model, --rounds, --round-seconds and --textgrid are for import phoneme")
     else:
         summary = importers.import_speaker(
             args.src, args.out, segment_seconds=args.segment_seconds,
@@ -86,13 +94,20 @@ def cmd_import(args) -> int:
     return 0
 
 
+def cmd_merge(args) -> int:
+    from hwml.data.merge import merge_folders
+
+    print(json.dumps(merge_folders(args.sources, args.out), default=str))
+    return 0
+
+
 def cmd_train(args) -> int:
     from hwml import workflow
 
     result = workflow.train_run(
         args.kind, args.data, args.out, preset=args.preset, overrides=_parse_set(args.set),
         max_steps=args.max_steps, max_seconds=args.max_seconds, seed=args.seed, device=args.device,
-        callbacks=() if args.quiet else (_progress_bar(args.max_steps),), resume=args.resume,
+        callbacks=() if args.quiet else (_progress_bar(args.max_steps),), resume=args.resume, init=args.init,
     )
     print(json.dumps(result, default=str))
     return 0
@@ -106,8 +121,8 @@ def cmd_evaluate(args) -> int:
         print(json.dumps(result, default=str))
     else:
         print(f"accuracy {result['accuracy']:.4f} on {result['n']} {result.get('unit', 'items')} ({args.split})")
-        for true, pred, count in result.get("worst_confusions", [])[:10]:
-            print(f"  {true} -> {pred}: {count}")
+        for c in result.get("worst_confusions", [])[:10]:
+            print(f"  {c['true']} -> {c['predicted']}: {c['count']} ({c['fraction']:.1%} of {c['true']})")
         print(f"confusion matrix: {Path(args.run_dir) / 'confusion.csv'}, {Path(args.run_dir) / 'confusion.png'}")
     return 0
 
@@ -117,6 +132,36 @@ def cmd_predict(args) -> int:
 
     summary = workflow.predict_run(args.run_dir, args.inputs, args.out)
     print(json.dumps(summary, default=str))
+    return 0
+
+
+def cmd_enroll(args) -> int:
+    from hwml import speaker_id
+
+    print(json.dumps(speaker_id.enroll_folder(args.run_dir, args.dir, args.out), default=str))
+    return 0
+
+
+def cmd_identify(args) -> int:
+    from hwml import speaker_id
+
+    summary = speaker_id.identify_files(args.run_dir, args.enrollments, args.inputs, args.out)
+    print(json.dumps(summary, default=str))
+    return 0
+
+
+def cmd_verify(args) -> int:
+    from hwml import speaker_id
+
+    result = speaker_id.verify(args.run_dir, args.clip_a, args.clip_b)
+    if not result["calibrated"]:
+        print(f"note: {args.run_dir} has no calibrated threshold (trained before calibration existed or "
+              f"without a validation split): using the default {result['threshold']:.2f}, uncalibrated")
+    if args.json:
+        print(json.dumps({k: result[k] for k in ("score", "threshold", "same", "calibrated", "eer")}))
+    else:
+        print(f"score {result['score']:.2f} threshold {result['threshold']:.2f}: "
+              f"{'same speaker' if result['same'] else 'different speakers'}")
     return 0
 
 
@@ -138,19 +183,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--test-fraction", type=float, default=0.0, help="speaker: hold out this fraction of recordings, labelled")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--skip-bad", action="store_true", help="skip unreadable files (listed) instead of failing")
+    p.add_argument("--lexicon", type=Path, default=None, help="phoneme, transcribed audio: 'WORD PH1 PH2 ...' lines add to or override cmudict")
+    p.add_argument("--align-model", type=Path, default=None, metavar="RUN", help="phoneme run that aligns (default: the shipped one)")
+    p.add_argument("--rounds", type=int, default=None, help="re-train on the alignments and re-align N times (default 0)")
+    p.add_argument("--round-seconds", type=float, default=None, help="training time per round (default 120)")
+    p.add_argument("--textgrid", action="store_true", default=None, help="also write OUT/alignments/<utt>.TextGrid (Praat)")
     p.set_defaults(run=cmd_import)
+
+    p = verbs.add_parser("merge", help="merge course folders of one format (libriphone or HW4) into one")
+    p.add_argument("out", type=Path)
+    p.add_argument("sources", nargs="+", metavar="[NAME=]FOLDER", help="utterance ids get the prefix NAME_")
+    p.set_defaults(run=cmd_merge)
 
     p = verbs.add_parser("train", help="train a model; writes a run folder")
     p.add_argument("kind", choices=("phoneme", "speaker"))
     p.add_argument("data", type=Path)
     p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--preset", default="medium", help="simple|medium|strong|boss (phoneme also: gaussian|logreg)")
+    p.add_argument("--preset", default=None,
+                   help="simple|medium|strong|boss (phoneme also: gaussian|logreg); default medium, or the --init run's")
     p.add_argument("--max-steps", type=int, default=None)
     p.add_argument("--max-seconds", type=float, default=None)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a preset setting")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument("--init", type=Path, default=None, metavar="RUN",
+                   help="fine-tune: start from RUN's weights and architecture (same task and features)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=cmd_train)
 
@@ -166,6 +224,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("inputs", nargs="+", type=Path)
     p.add_argument("--out", type=Path, required=True)
     p.set_defaults(run=cmd_predict)
+
+    p = verbs.add_parser("enroll", help="speaker run: enrol the speakers of DIR (one folder per speaker)")
+    p.add_argument("run_dir", metavar="RUN", type=Path)
+    p.add_argument("dir", metavar="DIR", type=Path, help="one folder per speaker (its name), audio or feature files below")
+    p.add_argument("--out", type=Path, required=True, help="the enrolment file to write (JSON)")
+    p.set_defaults(run=cmd_enroll)
+
+    p = verbs.add_parser("identify", help="speaker run: the best-matching enrolled speaker of each clip")
+    p.add_argument("run_dir", metavar="RUN", type=Path)
+    p.add_argument("enrollments", metavar="SPEAKERS_JSON", type=Path, help="written by `enroll` with this run")
+    p.add_argument("inputs", metavar="INPUT", nargs="+", type=Path, help="clips, or folders searched recursively")
+    p.add_argument("--out", type=Path, required=True, help="CSV: Id,Speaker,Score,top1,score1,...")
+    p.set_defaults(run=cmd_identify)
+
+    p = verbs.add_parser("verify", help="speaker run: are two clips the same speaker?")
+    p.add_argument("run_dir", metavar="RUN", type=Path)
+    p.add_argument("clip_a", metavar="CLIP_A", type=Path)
+    p.add_argument("clip_b", metavar="CLIP_B", type=Path)
+    p.add_argument("--json", action="store_true", help="print one JSON line last")
+    p.set_defaults(run=cmd_verify)
     return parser
 
 

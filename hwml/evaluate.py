@@ -18,18 +18,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from hwml.data.types import Dataset
+from hwml.data.types import Dataset, label_map  # noqa: F401  (label_map: also for callers)
 from hwml.errors import HwmlError
 from hwml.safeio import atomic_path, atomic_write_text
 
 CONFUSION_CSV, CONFUSION_PNG = "confusion.csv", "confusion.png"
 MAX_PLOT_CLASSES = 40
-
-
-def label_map(data_names: list[str], run_names: list[str]) -> torch.Tensor:
-    """Index into run_names for each data class (by name); -1 for names no label uses."""
-    index = {name: i for i, name in enumerate(run_names)}
-    return torch.tensor([index.get(name, -1) for name in data_names], dtype=torch.long)
 
 
 def eval_parts(config: dict, dataset: Dataset, split: str, module) -> list[tuple[str, object]]:
@@ -163,7 +157,7 @@ def evaluate_run(run_dir, data, split: str = "all") -> dict:
     (the run's own validation part, rebuilt from config.json) or "test".
     """
     from hwml.runs import load_run
-    from hwml.workflow import task_module
+    from hwml.tasks import task_module
 
     model, config = load_run(run_dir)
     module = task_module(config.get("task"), source=str(Path(run_dir) / "config.json"))

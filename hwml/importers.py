@@ -203,7 +203,7 @@ def _frameset(utts: list[tuple[str, torch.Tensor, torch.Tensor]]) -> FrameSet:
         class_names=list(PHONES_39), stacked=1)
 
 
-def import_phoneme(src, out, *, skip_bad: bool = False, progress: bool = True) -> dict:
+def import_phoneme(src, out, *, skip_bad: bool = False, progress: bool = True, **align_options) -> dict:
     """TIMIT-layout corpus -> HW2 libriphone folder (MFCC39, 39 folded phone classes).
 
     Every `*.wav`/`*.WAV` (RIFF or NIST SPHERE) with a `.phn` beside it, at any depth. The
@@ -211,6 +211,10 @@ def import_phoneme(src, out, *, skip_bad: bool = False, progress: bool = True) -
     Folders named TRAIN/TEST (any case) choose the split (a labelled test part); without
     them everything is train. Frames whose centre is in a `q` segment or in no segment are
     dropped. Returns a summary dict.
+
+    Without any `.phn`, audio with transcripts (`.lab`/`.txt` beside it, or a Kaldi `text` file)
+    is force-aligned instead: `hwml.transcripts.import_transcribed`, which takes `align_options`
+    (lexicon_file, align_model, rounds, round_seconds, textgrid, ...).
     """
     from hwml.data.libriphone import write_libriphone
 
@@ -219,7 +223,17 @@ def import_phoneme(src, out, *, skip_bad: bool = False, progress: bool = True) -
     started = time.perf_counter()
     pairs, unlabelled = _timit_pairs(src)
     if not pairs:
-        raise HwmlError(f"{src}: no .wav file with a .phn file beside it (TIMIT layout)")
+        from hwml.transcripts import find_transcribed, import_transcribed
+
+        utts, counts = find_transcribed(src)
+        if utts:
+            return import_transcribed(src, out, utts, counts, skip_bad=skip_bad, progress=progress, **align_options)
+        raise HwmlError(f"{src}: no .wav file with a .phn file beside it (TIMIT layout), and no audio with a "
+                        "transcript (a same-named .lab/.txt beside it, or a Kaldi 'text' file at the top)")
+    used = sorted(k for k, v in align_options.items() if k != "seed" and v not in (None, False, 0))
+    if used:
+        raise HwmlError(f"{src}: has .phn phone labels, so nothing is aligned; "
+                        f"{', '.join(used)} apply only to audio with transcripts")
     bad = _BadFiles(skip_bad)
     parts = {"train": [], "test": []}
     ids, speakers, seconds = set(), set(), 0.0

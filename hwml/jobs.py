@@ -150,8 +150,8 @@ class TrainingJob:
     def __init__(self, *, kind: str, run_dir: Path, prepare: Callable[[Callable[[str], None]], Path],
                  preset: str, overrides: dict | None, max_steps: int | None, max_seconds: float | None,
                  seed: int, slots: TrainingSlots, limits: JobLimits, device: str = "auto",
-                 on_finish: Callable[[TrainingJob], None] = lambda job: None):
-        self.kind, self.run_dir, self.preset = kind, Path(run_dir), preset
+                 on_finish: Callable[[TrainingJob], None] = lambda job: None, init: Path | None = None):
+        self.kind, self.run_dir, self.preset, self.init = kind, Path(run_dir), preset, init
         self.overrides = dict(overrides or {})
         self.max_steps = max_steps
         cap = limits.max_run_seconds
@@ -204,7 +204,8 @@ class TrainingJob:
             self._status("loading data and building the model")
             summary = train_run(self.kind, data, self.run_dir, preset=self.preset, overrides=self.overrides,
                                 max_steps=self.max_steps, max_seconds=self.max_seconds, seed=self.seed,
-                                device=self.device, callbacks=[self._on_event], stop_event=self.stop_event)
+                                device=self.device, callbacks=[self._on_event], stop_event=self.stop_event,
+                                **({"init": self.init} if self.init is not None else {}))
             state = "stopped" if summary.get("reason") == "stopped" else "finished"
             self._queue.put({"event": "done", "state": state, "message": _end_message(summary)})
         except HwmlError as exc:

@@ -35,6 +35,8 @@ FEATURE_SUFFIXES = {".npy", ".pt", ".pth"}
 
 _COMMON = {"valid_fraction": 0.1, "split": "auto", "label_smoothing": 0.0, "eval_batch": 8192,
            "max_seconds": None}
+# Fine-tuning (`train --init RUN`) keeps RUN's architecture and runs a preset at 0.3x its lr with at
+# most 20 warm-up steps unless set (hwml/finetune.py says why).
 PRESETS: dict[str, dict] = {
     # The course sample, exactly: 429-1024-512-128-39, ReLU, logits, Adam 1e-4, batch 64,
     # validation once per epoch.

@@ -237,6 +237,25 @@ def save_pt_atomic(path, tensor: torch.Tensor, *, fsync: bool = True) -> Path:
     return Path(path)
 
 
+def write_folder_atomic(out, write) -> Path:
+    """Write a whole folder under a temporary name beside `out`, then rename it to `out` (which
+    must be absent or empty): a crash half-way leaves no half-written data folder."""
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise HwmlError(f"{out}: already exists and is not an empty folder")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.parent / f".{out.name}.writing-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        write(tmp)
+        if out.exists():
+            out.rmdir()
+        os.replace(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
 def save_npy_atomic(path, array, *, fsync: bool = True) -> Path:
     array = array.detach().cpu().numpy() if isinstance(array, torch.Tensor) else np.asanyarray(array)
     with atomic_path(path, fsync=fsync) as tmp, open(tmp, "wb") as f:

@@ -1,4 +1,4 @@
-"""HW4 speaker classification: presets, masked crops, whole-utterance inference, embeddings, enrolment.
+"""HW4 speaker classification: presets, masked crops, whole-utterance inference, embeddings.
 
 Data stay in one (total_T, 40) tensor with offsets (`UtteranceSet`). A training batch is one
 gather: offsets + random starts (one seeded generator) -> an index tensor -> feats[index], with
@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import hashlib
 import io
-import json
 import math
 import threading
 from dataclasses import dataclass
@@ -24,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from hwml.augment import random_level, random_noise, spec_augment
 from hwml.data.types import Dataset, UtteranceSet
 from hwml.errors import HwmlError
 from hwml.models.speaker import ENCODERS, HEADS, INPUT_NORMS, POOLINGS
@@ -47,6 +46,10 @@ SETTINGS = {
     "segment_len": 128,          # training crop length (frames)
     "freq_mask": 0,              # SpecAugment: mask up to this many mel bins per crop (0 = off)
     "time_mask": 0,              # ... and up to this many frames (at most a quarter of the crop)
+    "level_db": 0.0,             # random gain of up to +-level_db per crop (0 = off)
+    "noise_prob": 0.0,           # share of crops given additive coloured noise ...
+    "noise_snr_min": 5.0,        # ... at an SNR drawn uniformly from [min, max] dB
+    "noise_snr_max": 20.0,
     "batch_size": 16,
     "valid_fraction": 0.1,       # of each speaker's utterances
     "valid_share": 0.0,          # > 0: validate less often than valid_every when validation would
@@ -64,6 +67,8 @@ CHOICES = {"encoder": ENCODERS, "pooling": POOLINGS, "head": HEADS, "input_norm"
 TUNED = {"input_norm": "global", "norm_first": True, "batch_size": 32, "lr": 3e-3,
          "warmup_steps": 100, "grad_clip": 5.0, "min_lr_ratio": 0.05, "max_epochs": 200,
          "valid_every": 100, "valid_share": 0.2, "patience": 10}
+# Fine-tuning (`train --init RUN`) keeps RUN's architecture and runs a preset at 0.3x its lr with at
+# most 20 warm-up steps unless set (hwml/finetune.py says why).
 PRESETS: dict[str, dict] = {
     # The course's sample code, batch-first: 40->80 prenet, one TransformerEncoderLayer (2 heads,
     # ff 256), mean pooling, Linear-ReLU-Linear head, AdamW 1e-3, 1000 warmup steps, cosine to 0,
@@ -113,6 +118,8 @@ def resolve_settings(preset: str, overrides: dict) -> dict:
         raise HwmlError(f"d_model={s['d_model']} must be a multiple of heads={s['heads']}")
     if not all(0.0 <= s[key] < 1.0 for key in ("valid_fraction", "dropout", "valid_share")):
         raise HwmlError("valid_fraction, valid_share and dropout must lie in [0, 1)")
+    if not (0.0 <= s["noise_prob"] <= 1.0 and s["noise_snr_min"] <= s["noise_snr_max"] and s["level_db"] >= 0):
+        raise HwmlError("noise_prob must lie in [0, 1], noise_snr_min <= noise_snr_max, level_db >= 0")
     if s["s"] <= 0 or s["m"] < 0:
         raise HwmlError("AM-softmax needs a scale s > 0 and a margin m >= 0")
     return s
@@ -182,7 +189,7 @@ def valid_split(config: dict, utts: UtteranceSet) -> UtteranceSet:
     class order (matched by speaker name), exactly as training drew it; the utterance ids that
     training recorded then confirm that this is the data the run was trained on.
     """
-    from hwml.evaluate import label_map
+    from hwml.data.types import label_map
 
     split = config.get("split") or {}
     if not split.get("valid_fraction") or not split.get("n_valid"):
@@ -227,30 +234,6 @@ def gather_windows(utts: UtteranceSet, utt: Tensor, start: Tensor, length: Tenso
     if length.min() < width:
         x.masked_fill_(~mask[..., None], 0.0)
     return x, mask
-
-
-def spec_augment(x: Tensor, mask: Tensor, freq_mask: int, time_mask: int,
-                 gen: torch.Generator) -> Tensor:
-    """SpecAugment-style masking (Park et al. 2019): per crop one band of up to
-    `freq_mask` mel bins and one span of up to `time_mask` frames is replaced by the crop's own
-    mean (neutral under any input normalisation). Padding stays zero."""
-    b, t, d = x.shape
-    keep = mask[..., None].to(x.dtype)
-    mean = (x * keep).sum(1, keepdim=True) / keep.sum(1, keepdim=True).clamp(min=1)
-    hit = torch.zeros(b, t, d, dtype=torch.bool)
-    if freq_mask:
-        width = torch.randint(0, freq_mask + 1, (b,), generator=gen)
-        start = (torch.rand(b, generator=gen) * (d - width + 1)).long()
-        bins = torch.arange(d)
-        hit |= ((bins >= start[:, None]) & (bins < (start + width)[:, None]))[:, None, :]
-    if time_mask:
-        length = mask.sum(1)
-        width = torch.minimum(torch.randint(0, time_mask + 1, (b,), generator=gen), length // 4)
-        start = (torch.rand(b, generator=gen) * (length - width + 1)).long()
-        steps = torch.arange(t)
-        hit |= ((steps >= start[:, None]) & (steps < (start + width)[:, None]))[:, :, None]
-    hit &= mask[..., None]
-    return torch.where(hit, mean.expand_as(x), x)
 
 
 @dataclass
@@ -364,6 +347,10 @@ class SpeakerTask:
         idx = self.train_idx[pick]
         s = self.settings
         x, mask = random_crops(self.utts, idx, s["segment_len"], gen)
+        if s["level_db"]:
+            x = random_level(x, mask, s["level_db"], gen)
+        if s["noise_prob"]:
+            x = random_noise(x, mask, (s["noise_snr_min"], s["noise_snr_max"]), s["noise_prob"], gen)
         if s["freq_mask"] or s["time_mask"]:
             x = spec_augment(x, mask, s["freq_mask"], s["time_mask"], gen)
         return (x.to(device), mask.to(device)), self.utts.labels[idx].to(device)
@@ -374,13 +361,25 @@ class SpeakerTask:
         other when the cores are busy (see _per_utterance)."""
         if len(self.valid_idx) == 0:
             return None
-        logits = _per_utterance(model, model, self.utts, {"settings": self.settings}, model.n_classes,
-                                self.valid_idx, stop)
-        if logits is None:
+        both = _per_utterance(lambda x, m: torch.cat([e := model.embed(x, m), model.head(e)], -1), model,
+                              self.utts, {"settings": self.settings}, model.emb_dim + model.n_classes,
+                              self.valid_idx, stop)
+        if both is None:
             return None
+        self.valid_embeddings = F.normalize(both[:, :model.emb_dim], dim=-1)  # for best_info
+        logits = both[:, model.emb_dim:]
         targets = self.utts.labels[self.valid_idx]
         loss = F.cross_entropy(logits, targets)
         return float(loss), float((logits.argmax(-1) == targets).float().mean()), len(targets)
+
+    def best_info(self, model: nn.Module) -> dict:
+        """{"verification": ...} for the weights the last validation made the best, from the
+        embeddings that came with that validation's logits (see calibrate_threshold)."""
+        emb = getattr(self, "valid_embeddings", None)
+        if emb is None or len(emb) != len(self.valid_idx):
+            return {}
+        found = calibrate_threshold(model, self.utts, self.valid_idx, {"settings": self.settings}, self.seed, emb)
+        return {"verification": found} if found else {}
 
     def loss(self, model: nn.Module, batch) -> tuple[Tensor, Tensor]:
         """Cross-entropy on training crops, with the AM-softmax margin."""
@@ -405,6 +404,36 @@ class SpeakerTask:
                       "valid_ids": [self.utts.utt_ids[i] for i in self.valid_idx.tolist()]},
         }
 
+
+def calibrate_threshold(model: nn.Module, utts: UtteranceSet, indices: Tensor, config: dict | None,
+                        seed: int, emb: Tensor | None = None) -> dict | None:
+    """The verification threshold of a model: the equal-error point of same/different-speaker
+    pairs of whole labelled utterances (`indices` of utts: a run's validation split; `emb`:
+    their embeddings when already computed). A split with too few speakers seen twice (10
+    utterances a speaker at valid_fraction 0.1 give each speaker one) pairs the two halves of up
+    to HALVES_MAX of the utterances instead: one more inference pass over at most that many.
+    {"threshold", "eer", "n_trials", "n_same", "method": "utterances" | "halves"} or None."""
+    from hwml.verification import MIN_SAME, calibrate
+
+    labels = utts.labels[indices]
+    if emb is None:
+        emb = F.normalize(_per_utterance(model.embed, model, utts, config, model.emb_dim, indices), dim=-1)
+    found = calibrate(emb, labels, seed=seed)
+    found = found and {**found, "method": "utterances"}
+    if found is None or found["n_same"] < MIN_SAME:
+        gen = torch.Generator().manual_seed(seed)
+        long_enough = (utts.lengths[indices] >= 2 * HALF_MIN_FRAMES).tolist()
+        pick = [i for i in torch.randperm(len(indices), generator=gen).tolist() if long_enough[i]][:HALVES_MAX]
+        if pick:
+            parts = [utts.utterance(int(indices[i])) for i in pick]
+            halves = [h for u in parts for h in (u[:len(u) // 2], u[len(u) // 2:])]
+            halved = calibrate(embed(model, halves, config), labels[pick].repeat_interleave(2), seed=seed)
+            found = {**halved, "method": "halves"} if halved else found
+    return found
+
+
+HALVES_MAX = 1000        # best_info: validation utterances halved when too few speakers validate twice
+HALF_MIN_FRAMES = 50     # ... each half at least 0.5 s
 
 VALID_FRAME_COST = 0.5   # a validation frame (forward only) in training frames (forward + backward),
                          # measured 0.33 (boss) to 0.68 (medium) on 2 cores
@@ -576,90 +605,3 @@ def predict_files(run_dir, inputs: list[Path], out_csv: Path) -> dict:
             for path, ti, tp in zip(inputs, top_i.tolist(), top_p.tolist())]
     _write_csv(out_csv, header, rows)
     return {"out": str(out_csv), "rows": len(rows), "format": "top5", "header": ",".join(header)}
-
-
-# ------------------------------------------------------------------------------------ enrolment
-
-ENROLLMENT_FORMAT = "hwml-speaker-enrollments"
-
-
-@dataclass
-class Enrollment:
-    """A speaker known by a mean embedding, not by a trained class: no retraining needed."""
-    name: str
-    embedding: Tensor      # (D,) L2-normalised mean of the clips' embeddings
-    n_clips: int
-    model_id: str          # embeddings of different models are not comparable
-
-
-def model_fingerprint(model: nn.Module) -> str:
-    """A short hash of the weights: enrolments are only valid for the model that made them."""
-    h = hashlib.sha256()
-    for name, t in sorted(model.state_dict().items()):
-        h.update(name.encode())
-        h.update(t.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()[:16]
-
-
-def _model_and_features(source) -> tuple[nn.Module, dict | None]:
-    if isinstance(source, nn.Module):
-        return source, None
-    if isinstance(source, tuple) and len(source) == 2 and isinstance(source[0], nn.Module):
-        return source[0], source[1].get("features")
-    from hwml.runs import load_run
-
-    model, config = load_run(source)
-    return model, config.get("features")
-
-
-def enroll(source, name: str, clips, features: dict | None = None) -> Enrollment:
-    """Enrol `name` from a few clips (audio files, .pt/.npy files or (T, 40) tensors).
-
-    source: a run folder, a model, or (model, config) as returned by hwml.runs.load_run.
-    """
-    model, run_features = _model_and_features(source)
-    clips = list(clips) if isinstance(clips, (list, tuple)) else [clips]
-    if not name or not clips:
-        raise HwmlError("enrolment needs a speaker name and at least one clip")
-    feats = [load_clip(c, features or run_features) for c in clips]
-    emb = embed(model, feats).mean(0)
-    return Enrollment(name, F.normalize(emb, dim=0), len(feats), model_fingerprint(model))
-
-
-def identify(source, enrollments: list[Enrollment], clip, features: dict | None = None) -> list[tuple[str, float]]:
-    """Enrolled speakers ranked by cosine similarity to the clip's embedding, best first."""
-    model, run_features = _model_and_features(source)
-    if not enrollments:
-        raise HwmlError("no enrolled speakers to compare with")
-    fp = model_fingerprint(model)
-    stale = [e.name for e in enrollments if e.model_id != fp]
-    if stale:
-        raise HwmlError(f"speakers {', '.join(stale)} were enrolled with another model: enrol them again")
-    query = embed(model, [load_clip(clip, features or run_features)])[0]
-    scores = cosine_similarity(query[None], torch.stack([e.embedding for e in enrollments]))[0]
-    return sorted(((e.name, float(s)) for e, s in zip(enrollments, scores)), key=lambda p: -p[1])
-
-
-def save_enrollments(path, enrollments: list[Enrollment]) -> Path:
-    """A plain JSON file: {"format", "version", "speakers": [{name, n_clips, model_id, embedding}]}."""
-    from hwml.safeio import write_json_atomic
-
-    return write_json_atomic(path, {
-        "format": ENROLLMENT_FORMAT, "version": 1,
-        "speakers": [{"name": e.name, "n_clips": e.n_clips, "model_id": e.model_id,
-                      "embedding": [round(v, 7) for v in e.embedding.tolist()]} for e in enrollments],
-    }, indent=None)
-
-
-def load_enrollments(path) -> list[Enrollment]:
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        if data.get("format") != ENROLLMENT_FORMAT:
-            raise ValueError("not an hwml enrolment file")
-        return [Enrollment(str(s["name"]), torch.tensor(s["embedding"], dtype=torch.float32),
-                           int(s["n_clips"]), str(s["model_id"])) for s in data["speakers"]]
-    except FileNotFoundError:
-        raise HwmlError(f"{path}: no such file") from None
-    except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError) as exc:
-        raise HwmlError(f"{path}: unreadable enrolment file ({exc})") from None

@@ -8,25 +8,9 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
-from types import ModuleType
 
 from hwml.errors import HwmlError
-
-KINDS = ("phoneme", "speaker")
-
-
-def task_module(kind: str, source=None) -> ModuleType:
-    """hwml.phoneme or hwml.speaker: both expose the same functions (see DESIGN.md). `source`:
-    the file that named the task (a run's config.json), for the error message."""
-    if kind == "phoneme":
-        from hwml import phoneme
-
-        return phoneme
-    if kind == "speaker":
-        from hwml import speaker
-
-        return speaker
-    raise HwmlError(f"{source + ': ' if source else ''}unknown task {kind!r}: expected one of {', '.join(KINDS)}")
+from hwml.tasks import KINDS, task_module  # noqa: F401  (callers import task_module from here too)
 
 
 def run_config(run_dir: str | Path) -> dict:
@@ -40,7 +24,7 @@ def run_config(run_dir: str | Path) -> dict:
 _POSITIVE = {"lr", "batch_size", "concat_nframes", "valid_every", "log_every", "max_epochs", "max_steps",
              "max_seconds", "hidden", "layers", "channels", "kernel", "chunk_frames", "eval_frames", "eval_batch",
              "segment_len", "d_model", "depth", "heads", "ff_dim", "conv_kernel", "infer_window", "infer_frames", "s"}
-_FRACTIONS = {"dropout", "valid_fraction", "valid_share", "label_smoothing", "min_lr_ratio", "betas", "m"}
+_FRACTIONS = {"dropout", "valid_fraction", "valid_share", "label_smoothing", "min_lr_ratio", "betas", "m", "noise_prob"}
 
 
 def _is_number(v) -> bool:
@@ -99,18 +83,36 @@ def _describe(examples: list) -> str:
     return " or ".join(kinds) or "a value"
 
 
-def train_run(kind, data, out, preset="medium", overrides=None, max_steps=None, max_seconds=None,
-              seed=0, device="auto", callbacks=(), stop_event=None, resume=False) -> dict:
+def train_run(kind, data, out, preset=None, overrides=None, max_steps=None, max_seconds=None,
+              seed=0, device="auto", callbacks=(), stop_event=None, resume=False, init=None) -> dict:
+    """Train into `out`. `init`: a run folder to fine-tune from (hwml.finetune); the preset
+    then defaults to that run's, else to "medium"."""
     from hwml.data import load_dataset
+    from hwml.finetune import InitFrom, resumed_init
     from hwml.train.engine import train
 
+    module = task_module(kind)
+    if init is not None and resume:
+        raise HwmlError(f"{out}: --init starts a new run and --resume continues one: give one of them "
+                        "(a fine-tuned run resumes with --resume alone)")
+    if init is not None and Path(init).resolve() == Path(out).resolve():
+        raise HwmlError(f"{out}: the fine-tuned run needs its own folder (--out), not the --init run's")
+    source = init if init is not None else resumed_init(out) if resume else None
+    start = InitFrom(source, kind) if source is not None else None
+    if preset is None:
+        preset = start.preset if start is not None and start.preset in module.PRESETS else "medium"
     check_overrides(kind, preset, {**(overrides or {}), "max_steps": max_steps, "max_seconds": max_seconds})
     dataset = load_dataset(data)
     if dataset.kind != kind:
         raise HwmlError(f"{data}: holds {dataset.format} ({dataset.kind}) data, not {kind} data")
-    task = task_module(kind).make_task(dataset, preset, dict(overrides or {}), seed)
+    overrides = dict(overrides or {})
+    if start is not None:
+        overrides = start.overrides(module, preset, overrides)
+    task = module.make_task(dataset, preset, overrides, seed)
+    if start is not None:
+        start.check_task(task)
     settings = {"max_steps": max_steps, "max_seconds": max_seconds, "seed": seed, "device": device}
-    return train(task, settings, Path(out), callbacks=callbacks, stop_event=stop_event, resume=resume)
+    return train(task, settings, Path(out), callbacks=callbacks, stop_event=stop_event, resume=resume, init=start)
 
 
 def evaluate_run(run_dir, data, split="all") -> dict:

@@ -289,6 +289,23 @@ class Workspace:
                 return entry
         raise HwmlError(f"run {key!r} is not one of your runs (deleted or pruned?)")
 
+    START_FROM_NONE = "none"
+
+    def start_from_choices(self, session_hash: str | None, kind: str) -> list[tuple[str, str]]:
+        """(label, key) for the Train panel's "Start from": nothing (train from scratch), then
+        every run of this task that has weights (the session's own, newest first, then shipped)."""
+        runs = [e for e in self.visible_runs(session_hash, kind) if e.task == kind and (e.path / "model.safetensors").is_file()]
+        return [("none (train from scratch)", self.START_FROM_NONE)] + [(e.label, e.key) for e in runs]
+
+    def start_from_path(self, session_hash: str | None, kind: str, key: str | None) -> Path | None:
+        """The run folder to fine-tune from (None: from scratch), only among the runs this session may see."""
+        if not key or key == self.START_FROM_NONE:
+            return None
+        entry = self.find_run(session_hash, key)
+        if entry.task != kind:
+            raise HwmlError(f"start from: {entry.path.name} is a {entry.task} run, not a {kind} run")
+        return entry.path
+
     def delete_run(self, session_hash: str | None, key: str, active: set[Path] = frozenset()) -> str:
         from hwml.runs import delete_run
 

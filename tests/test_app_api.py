@@ -23,7 +23,8 @@ BUILTIN = "Built-in corpus"
 
 def train_args(kind: str, preset: str, max_steps: int, valid_every: int = 20, seed: int = 0) -> tuple:
     """The Train panel's inputs in order: source, built-in format, path, upload, preset, max steps,
-    max seconds, learning rate, batch size (0: preset's), seed, validation interval, extra settings."""
+    max seconds, learning rate, batch size (0: preset's), seed, validation interval, extra settings
+    (the last input, "Start from", keeps its default "none" when left out)."""
     fmt = "libriphone" if kind == "phoneme" else "hw4"
     return (BUILTIN, fmt, "", None, preset, max_steps, 60, 0, 0, seed, valid_every, "")
 
@@ -113,6 +114,19 @@ def test_stop_endpoint_ends_a_running_run_within_seconds(client, app_server):
         time.sleep(0.1)
     assert events[-1]["reason"] == "stopped"
     assert time.monotonic() - t0 < 10
+
+
+def test_start_from_an_earlier_run_fine_tunes_it(app_server, client, phoneme_run):
+    """The Train panel's "Start from" (the last input): the new run records its init run; another
+    session cannot start from this session's run."""
+    out = client.predict(*train_args("phoneme", "logreg", 10), f"run:{phoneme_run}", api_name="/phoneme_train")
+    assert out[4]["state"] == "finished", out[4]
+    config = json.loads((run_folder(app_server, out[4]["run"]) / "config.json").read_text())
+    assert config["init"]["from"] == str(run_folder(app_server, phoneme_run))
+    assert config["init"]["reinitialised"] == [] and config["init"]["classes_matched"] == len(config["class_names"])
+    with pytest.raises(AppError, match="not one of your runs"):
+        Client(app_server.url, verbose=False).predict(*train_args("phoneme", "logreg", 10), f"run:{phoneme_run}",
+                                                      api_name="/phoneme_train")
 
 
 def test_evaluate_returns_a_confusion_matrix(client, phoneme_run):

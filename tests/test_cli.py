@@ -90,6 +90,14 @@ def test_evaluate_json_prints_one_json_line_last(phoneme_run, small_corpus):
     assert (phoneme_run / "confusion.csv").is_file() and (phoneme_run / "confusion.png").stat().st_size > 1000
 
 
+def test_evaluate_plain_text_lists_accuracy_and_worst_confusions(phoneme_run, small_corpus):
+    proc = hwml("evaluate", phoneme_run, small_corpus / "libriphone", "--split", "test")
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith("accuracy ") and "(test)" in lines[0]
+    assert any(" -> " in line and "% of " in line for line in lines[1:])
+    assert lines[-1].startswith("confusion matrix: ")
+
+
 def test_predict_course_test_split_writes_the_submission(phoneme_run, small_corpus, tmp_path):
     out = tmp_path / "preds.csv"
     hwml("predict", phoneme_run, small_corpus / "libriphone", "--out", out)

@@ -18,11 +18,11 @@ from hwml.data import load_dataset, write_hw4
 from hwml.data.types import UtteranceSet
 from hwml.errors import HwmlError
 from hwml.runs import load_run
-from hwml.speaker import (PRESETS, as_utterances, cosine_similarity, embed, enroll, identify,
-                          load_enrollments, make_task, predict_files, predict_logits,
-                          random_crops, resolve_settings, save_enrollments, spec_augment,
+from hwml.speaker import (PRESETS, as_utterances, cosine_similarity, embed, make_task, predict_files,
+                          predict_logits, random_crops, resolve_settings, spec_augment,
                           split_by_utterance, validation_spacing,
                           window_batches, VALID_FRAME_COST)
+from hwml.speaker_id import enroll, identify, load_enrollments, save_enrollments
 from hwml.train.engine import train
 
 ROOT = Path(__file__).resolve().parents[1]

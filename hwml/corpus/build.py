@@ -105,8 +105,9 @@ def speak(plan: Plan, engine: espeak.Engine) -> espeak.Synthesis:
                              pitch_range=style.pitch_range, word_gap=style.word_gap)
 
 
-def finish_utterance(plan: Plan, syn: espeak.Synthesis) -> Utterance:
-    """Label, degrade (silence around, channel, gain, noise) and featurise one synthesis."""
+def render(plan: Plan, syn: espeak.Synthesis) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Label and degrade (silence around, channel, gain, noise) one synthesis: (wave float32 at
+    syn.sample_rate, starts, ends, labels) with exact sample boundaries covering the whole wave."""
     style, sr = plan.style, syn.sample_rate
     starts, ends, labels = segments(syn, plan.speaker.accent)
     lead, trail = round(style.lead_s * sr), round(style.trail_s * sr)
@@ -118,7 +119,14 @@ def finish_utterance(plan: Plan, syn: espeak.Synthesis) -> Utterance:
     starts = np.concatenate([[0], starts + lead, [lead + len(syn.wave)]])
     ends = np.concatenate([[lead], ends + lead, [len(wave)]])
     labels = np.concatenate([[SIL], labels, [SIL]])
-    wave16 = audio.wave_to_16k(wave.astype(np.float32), sr, name=f"utterance {plan.speaker.name}/{plan.k}")
+    return wave.astype(np.float32), starts, ends, labels
+
+
+def finish_utterance(plan: Plan, syn: espeak.Synthesis) -> Utterance:
+    """Label, degrade and featurise one synthesis."""
+    wave, starts, ends, labels = render(plan, syn)
+    sr = syn.sample_rate
+    wave16 = audio.wave_to_16k(wave, sr, name=f"utterance {plan.speaker.name}/{plan.k}")
     mfcc, logmel = audio.mfcc39(wave16), audio.logmel40(wave16)
     frame_labels = audio.label_frames(len(mfcc), starts, ends, labels, sr)
     if len(logmel) != len(mfcc) or bool((frame_labels < 0).any()):

@@ -87,3 +87,10 @@ class Dataset:
     train: FrameSet | UtteranceSet
     test: FrameSet | UtteranceSet | None = None
     info: dict = field(default_factory=dict)
+
+
+def label_map(data_names: list[str], run_names: list[str]) -> torch.Tensor:
+    """Index into run_names for each data class, matched by NAME (a folder imported separately
+    may order its classes differently); -1 for names the run does not know."""
+    index = {name: i for i, name in enumerate(run_names)}
+    return torch.tensor([index.get(name, -1) for name in data_names], dtype=torch.long)

