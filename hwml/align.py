@@ -178,9 +178,10 @@ class Alignment:
     words: list[tuple[int, int, int]]  # (first frame, end frame, word index)
 
 
-def align(logp: np.ndarray, graph: Graph, source="utterance") -> Alignment:
-    """Viterbi, then the path as frame labels, phone segments and word segments."""
-    path = viterbi(logp, graph, source)
+def align(logp: np.ndarray, graph: Graph, source="utterance", path: np.ndarray | None = None) -> Alignment:
+    """Viterbi (unless its state `path` is given), then the path as frame labels, phone segments
+    and word segments."""
+    path = viterbi(logp, graph, source) if path is None else path
     units = graph.unit[path]
     labels = graph.phone[path]
     cuts = np.flatnonzero(np.diff(units)) + 1

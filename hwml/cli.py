@@ -80,11 +80,11 @@ def cmd_import(args) -> int:
     from hwml import importers
 
     align = {"lexicon_file": args.lexicon, "align_model": args.align_model, "rounds": args.rounds,
-             "round_seconds": args.round_seconds, "textgrid": args.textgrid}
+             "round_seconds": args.round_seconds, "textgrid": args.textgrid, "test_speakers": args.test_speakers}
     if args.kind == "phoneme":
         summary = importers.import_phoneme(args.src, args.out, skip_bad=args.skip_bad, seed=args.seed, **align)
     elif any(v not in (None, False) for v in align.values()):
-        raise HwmlError("--lexicon, --align-model, --rounds, --round-seconds and --textgrid are for import phoneme")
+        raise HwmlError("--lexicon, --align-model, --rounds, --round-seconds, --test-speakers and --textgrid are for import phoneme")
     else:
         summary = importers.import_speaker(
             args.src, args.out, segment_seconds=args.segment_seconds,
@@ -187,6 +187,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--align-model", type=Path, default=None, metavar="RUN", help="phoneme run that aligns (default: the shipped one)")
     p.add_argument("--rounds", type=int, default=None, help="re-train on the alignments and re-align N times (default 0)")
     p.add_argument("--round-seconds", type=float, default=None, help="training time per round (default 120)")
+    p.add_argument("--test-speakers", type=int, default=None, metavar="N",
+                   help="phoneme, transcribed audio: hold out N speakers (seeded) as the labelled test part")
     p.add_argument("--textgrid", action="store_true", default=None, help="also write OUT/alignments/<utt>.TextGrid (Praat)")
     p.set_defaults(run=cmd_import)
 

@@ -17,6 +17,7 @@ aligned) and optionally `alignments/<utt>.TextGrid` for Praat.
 from __future__ import annotations
 
 import os
+import random
 import re
 import sys
 import tempfile
@@ -122,6 +123,22 @@ def find_transcribed(src: Path) -> tuple[list[Utterance], dict]:
                   if kaldi else 0}
 
 
+def hold_out_speakers(utts: list[Utterance], n: int, seed: int) -> None:
+    """Mark every utterance of n speakers (a seeded choice among those in training) as test."""
+    n = 0 if n is None else n
+    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+        raise HwmlError(f"--test-speakers must be a whole number >= 0, got {n!r}")
+    if not n:
+        return
+    speakers = sorted({u.speaker for u in utts if u.split == "train"})
+    if n >= len(speakers):
+        raise HwmlError(f"--test-speakers {n}: only {len(speakers)} speakers to train on; hold out fewer")
+    held = set(random.Random(f"test-speakers:{seed}").sample(speakers, n))
+    for u in utts:
+        if u.speaker in held:
+            u.split = "test"
+
+
 def load_align_model(run_dir) -> tuple[torch.nn.Module, dict]:
     from hwml.runs import load_run
 
@@ -170,8 +187,10 @@ def _align_all(model, config, utts, feats, indices, bad, min_frames: int, progre
 def import_transcribed(src, out, utts: list[Utterance], counts: dict, *, lexicon_file=None, align_model=None,
                        rounds: int | None = 0, round_seconds: float | None = None, textgrid: bool = False,
                        min_frames: int | None = None, skip_bad: bool = False, progress: bool = True,
-                       seed: int = 0, device: str = "auto", on_round=None) -> dict:
+                       seed: int = 0, device: str = "auto", on_round=None, test_speakers: int | None = 0) -> dict:
     """Force-align transcribed audio and write a libriphone folder; returns a summary dict.
+    `test_speakers` N > 0 holds out N speakers (seeded) as the labelled test part, on top of any
+    TEST folders: a speaker-disjoint test set for corpora that have none.
     None means the default (ROUND_SECONDS, align.MIN_FRAMES). `on_round(r, {utt_id: Alignment})`
     is called after each round's alignment (0: the alignment model's), e.g. to score it."""
     from hwml.data.libriphone import write_libriphone
@@ -185,6 +204,7 @@ def import_transcribed(src, out, utts: list[Utterance], counts: dict, *, lexicon
         raise HwmlError(f"--rounds must be a whole number >= 0, got {rounds!r}")
     if rounds and not round_seconds > 0:
         raise HwmlError(f"--round-seconds must be positive, got {round_seconds!r}")
+    hold_out_speakers(utts, test_speakers, seed)
     started = time.perf_counter()
     bad = _BadFiles(skip_bad)
     lex = lexicon.Lexicon(lexicon_file)

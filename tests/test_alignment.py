@@ -254,3 +254,19 @@ def test_bench_alignment_quick_runs_a_round():
     summary = lines[-1]
     assert summary["summary"] and len(summary["frame_agreement_by_round"]) == 2
     assert summary["frame_agreement_by_round"][0] >= 0.75 and summary["oracle_sequence"]["frame_agreement"] >= 0.85
+
+
+def test_test_speakers_holds_out_whole_speakers_as_a_labelled_test_part(transcribed, tmp_path):
+    root, items = transcribed
+    out = tmp_path / "held"
+    assert cli(["import", "phoneme", str(root / "audio"), str(out), "--lexicon", str(root / "lexicon.txt"),
+                "--test-speakers", "3", "--seed", "4"]) == 0
+    dataset = load_dataset(out)
+    speaker = lambda u: u.rsplit("_", 1)[0]  # noqa: E731  (speaker folder + "_" + file stem)
+    train = {speaker(u) for u in dataset.train.utt_ids}
+    test = {speaker(u) for u in dataset.test.utt_ids}
+    assert len(test) == 3 and not train & test and len(train) + len(test) == len(items)
+    assert dataset.test.labels is not None and len(dataset.test.labels) == len(dataset.test)
+    assert cli(["import", "phoneme", str(root / "audio"), str(tmp_path / "too_many"),
+                "--test-speakers", "8"]) == 2
+    assert not (tmp_path / "too_many").exists()

@@ -79,10 +79,12 @@ def build_app(ctx: AppContext | None = None) -> tuple[gr.Blocks, AppContext]:
                 phoneme = task_tab(ctx, "phoneme", phoneme_tab.PRESET_ORDER, phoneme_tab.PhonemePredictPanel)
             with gr.Tab("Speaker (HW4)", id="speaker"):
                 speaker = task_tab(ctx, "speaker", speaker_tab.PRESET_ORDER, speaker_tab.SpeakerPredictPanel)
+                with gr.Tab("Who is speaking?", id="speaker-who") as who_tab:
+                    who = speaker_tab.WhoIsSpeaking(ctx)
             with gr.Tab("Runs", id="runs") as runs_tab_block:
                 runs = runs_tab.RunsTab(ctx)
-            with gr.Tab("Learn", id="learn"):
-                learn_tab.LearnTab(ctx)
+            with gr.Tab("Learn", id="learn") as learn_tab_block:
+                learn = learn_tab.LearnTab(ctx)
 
         # keep every run picker current: on page load, when a tab opens, and after a run ends
         for kind, parts in (("phoneme", phoneme), ("speaker", speaker)):
@@ -98,6 +100,13 @@ def build_app(ctx: AppContext | None = None) -> tuple[gr.Blocks, AppContext]:
             train.start_event.then(refresh, pickers, pickers, api_visibility="private", queue=False)
             train.stop_event.then(refresh, pickers, pickers, api_visibility="private", queue=False)
             demo.load(refresh, pickers, pickers, api_visibility="private", queue=False)
+
+        def refresh_learn(current, request: gr.Request):
+            return run_dropdown_update(ctx, session_of(request), "phoneme", current)
+
+        for trigger in (demo.load, learn_tab_block.select):
+            trigger(refresh_learn, learn.align_run, learn.align_run, api_visibility="private", queue=False)
+        who.keep_runs_current(demo, who_tab, speaker["train"])
         runs_tab_block.select(runs.list_runs, runs.pick, [runs.table, runs.pick, runs.delete_pick],
                               api_visibility="private")
 

