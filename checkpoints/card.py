@@ -64,14 +64,15 @@ def phoneme_card(run: Path, config: dict) -> str:
         data = (f"- {SPEECHOCEAN}; 225 speakers train, 25 are held out. It has word transcripts, not phone "
                 f"times: `hwml import phoneme` force-aligned them (words -> {CMUDICT} -> 39 classes, "
                 f"Viterbi over the frame posteriors of a model trained on the built-in corpus alone, "
-                f"minimum phone {align.get('min_phone_frames')} frames, {align.get('optional_silence')} "
-                f"optional silence; 15 words missing from cmudict come from the corpus's own canonical "
+                f"minimum phone {align.get('min_phone_frames')} frames, optional silence "
+                f"{align.get('optional_silence')}; 15 words missing from cmudict come from the corpus's own canonical "
                 f"pronunciations, `checkpoints/so762_lexicon.txt`).\n" + data)
+    n = config.get("concat_nframes", 1)
+    context = f"{n} frames of context" if n > 1 else "a bidirectional LSTM over the whole utterance"
     return f"""# Shipped phoneme model (HW2)
 
 Labels every 10 ms frame of speech with one of the 39 TIMIT phone classes, from 13 MFCCs + deltas +
-delta-deltas with per-utterance normalisation ({config.get('concat_nframes', 1)}-frame context where the model
-stacks frames). What the app's Phoneme tab and `python -m hwml predict checkpoints/phoneme ...` use.
+delta-deltas with per-utterance normalisation ({context}). What the app's Phoneme tab and `python -m hwml predict checkpoints/phoneme ...` use.
 
 ## Data and licences
 {data}

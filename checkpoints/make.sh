@@ -8,12 +8,15 @@
 #   speaker: trained on all 250 speakers of speechocean762.
 #
 # speechocean762 is looked for in ../shared/data (SPEECHOCEAN=DIR to point elsewhere); without it
-# both models are trained on the built-in corpus alone, and the script says so.
+# both models are trained on the built-in corpus alone, and the script says so. KEEP=DIR keeps the
+# aligned speechocean762 folder (its test part: the 25 held-out speakers) and the aligning model.
 #   bash checkpoints/make.sh            (from the repository root)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python}
+export TQDM_DISABLE=1   # no progress bars in the log
 SO=${SPEECHOCEAN:-../shared/data/speechocean762}
+FSDD=${FSDD:-../shared/data/fsdd/recordings}
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/hwml-make.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
 PHONEME_PRESET=${PHONEME_PRESET:-boss}; PHONEME_SECONDS=${PHONEME_SECONDS:-600}
@@ -38,14 +41,24 @@ if [ -d "$SO/wav" ]; then
   $PY -m hwml merge "$WORK/phoneme_data" "so762=$WORK/so_aligned" "espeak=$corpus/libriphone" > /dev/null
   $PY -m hwml train phoneme "$WORK/phoneme_data" --out checkpoints/phoneme.new --preset "$PHONEME_PRESET" \
       --max-seconds "$PHONEME_SECONDS" --seed 0 --quiet > /dev/null
-  evaluate checkpoints/phoneme.new "$WORK/so_aligned" "speechocean762: 25 held-out real speakers (forced-aligned labels)"
   evaluate checkpoints/phoneme.new "$corpus/libriphone" "built-in corpus: held-out eSpeak voices (exact labels)"
+  evaluate checkpoints/phoneme.new "$WORK/so_aligned" "speechocean762: 25 held-out real speakers (forced-aligned labels)"
   cp "$WORK/so_aligned/alignment.json" checkpoints/phoneme.new/alignment.json
+  if [ -n "${KEEP:-}" ]; then rm -rf "$KEEP" && mkdir -p "$KEEP" && cp -r "$WORK/so_aligned" "$WORK/espeak_phoneme" "$KEEP/"; fi
   # --- speaker: every speechocean762 speaker
   $PY -m hwml import speaker "$SO/wav" "$WORK/so_speakers" > /dev/null
   $PY -m hwml train speaker "$WORK/so_speakers" --out checkpoints/speaker.new --preset "$SPEAKER_PRESET" \
       --max-seconds "$SPEAKER_SECONDS" --seed 0 --quiet > /dev/null
   speaker_data=speechocean762
+  if [ -d "$FSDD" ]; then  # real voices the speaker model never heard: open-set identification
+    $PY bench/bench_speaker_open_set.py --run checkpoints/speaker.new --data "$FSDD" --enrol-seconds 10 --threads 2 |
+      $PY -c "import json,sys
+rows=[json.loads(l) for l in sys.stdin if l.strip()]
+setup=next(r for r in rows if r.get('event')=='setup'); m=next(r for r in rows if r.get('method')=='model')
+b=next(r for r in rows if r.get('method')=='baseline')
+print(json.dumps({'data': f\"FSDD: {setup['heldout']} unseen speakers, enrolled from ~10 s each, top-1 identification (EER {m['eer']:.1%}; learning-free baseline {b['top1']:.1%}, EER {b['eer']:.1%})\", 'accuracy': m['top1'], 'n': setup['test_clips']}))" \
+      >> checkpoints/speaker.new/evaluation.jsonl
+  fi
 else
   echo "make.sh: speechocean762 not found at $SO: training on the built-in corpus only" >&2
   $PY -m hwml train phoneme "$corpus/libriphone" --out checkpoints/phoneme.new --preset "$PHONEME_PRESET" \

@@ -13,7 +13,6 @@ import itertools
 import os
 import random
 import re
-import shutil
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -26,6 +25,7 @@ from hwml import audio
 from hwml.data.types import FrameSet, UtteranceSet
 from hwml.errors import HwmlError
 from hwml.phones import PHONES_39, fold
+from hwml.safeio import write_folder_atomic
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3", ".sph", ".nist"}
 FSDD_NAME = re.compile(r"^([^_]+)_(.+)_(\d+)$")  # {label}_{speaker}_{n}, e.g. 7_jackson_32
@@ -96,22 +96,6 @@ def _check_paths(src: Path, out: Path) -> None:
         raise HwmlError(f"{src}: not a folder")
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise HwmlError(f"{out}: already exists and is not an empty folder")
-
-
-def _write_atomic(out: Path, write) -> None:
-    """Write a whole folder under a temporary name, then rename it to `out` (empty or absent)."""
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise HwmlError(f"{out}: already exists and is not an empty folder")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.importing-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
-        write(tmp)
-        if out.exists():
-            out.rmdir()
-        os.replace(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _offsets(lengths: list[int]) -> torch.Tensor:
@@ -258,7 +242,7 @@ def import_phoneme(src, out, *, skip_bad: bool = False, progress: bool = True, *
         raise HwmlError(f"{src}: no usable training utterance" + (" (all skipped)" if bad.skipped else ""))
     train = _frameset(parts["train"])
     test = _frameset(parts["test"]) if parts["test"] else None
-    _write_atomic(out, lambda root: write_libriphone(root, train, test))
+    write_folder_atomic(out, lambda root: write_libriphone(root, train, test))
     return {
         "format": "libriphone", "out": str(out), "features": audio.MFCC39.to_dict(),
         "speakers": len(speakers), "audio_seconds": round(seconds, 2),
@@ -372,7 +356,7 @@ def import_speaker(src, out, *, segment_seconds: float | None = None, test_fract
     sets = {name: [(u, f, index[s]) for u, f, s in utts if s in index] for name, utts in parts.items()}
     train = _utterance_set(sets["train"], trained)
     test = _utterance_set(sets["test"], trained) if sets["test"] else None
-    _write_atomic(out, lambda root: write_hw4(root, train, test))
+    write_folder_atomic(out, lambda root: write_hw4(root, train, test))
     return {
         "format": "hw4", "layout": layout, "out": str(out), "features": audio.LOGMEL40.to_dict(),
         "speakers": len(trained), "recordings": len(recs) - len(bad.skipped), "audio_seconds": round(seconds, 2),

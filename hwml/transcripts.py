@@ -31,9 +31,9 @@ from tqdm import tqdm
 
 from hwml import align, audio, lexicon
 from hwml.errors import HwmlError
-from hwml.importers import (_BadFiles, _featurise_all, _frameset, _is_audio, _safe_id, _split_of, _walk,
-                            _write_atomic)
+from hwml.importers import _BadFiles, _featurise_all, _frameset, _is_audio, _safe_id, _split_of, _walk
 from hwml.phones import PHONES_39
+from hwml.safeio import write_folder_atomic
 
 TRANSCRIPT_SUFFIXES = (".lab", ".txt")
 ROUND_SECONDS = 120.0  # training time per refinement round
@@ -271,7 +271,7 @@ def import_transcribed(src, out, utts: list[Utterance], counts: dict, *, lexicon
                 align.write_textgrid(root / "alignments" / f"{utts[i].utt_id}.TextGrid", aligned[i],
                                      utts[i].words, seconds[i])
 
-    _write_atomic(out, write)
+    write_folder_atomic(out, write)
     n_frames = sum(len(aligned[i].labels) for i in aligned)
     return {
         "format": "libriphone", "layout": "transcribed (forced alignment)", "out": str(out),

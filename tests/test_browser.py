@@ -10,20 +10,16 @@ to test-output/ (or $HWML_TEST_OUTPUT) for a person to look at.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-sync_api = pytest.importorskip("playwright.sync_api")
+pytest.importorskip("playwright.sync_api")
+from browser_helpers import OUT, TIMEOUT_MS, app_page, chromium, needs_chromium  # noqa: E402
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium is not installed")
-OUT = Path(os.environ.get("HWML_TEST_OUTPUT") or Path(__file__).resolve().parent.parent / "test-output")
-TIMEOUT_MS = 90_000
+pytestmark = needs_chromium
 
 LINE_POINTS = """(id) => Array.from(document.querySelectorAll(`#${id} svg path[aria-roledescription="line mark"]`))
     .map(p => ({points: (p.getAttribute('d') || '').split(/[ML]/).filter(Boolean).length,
@@ -32,30 +28,15 @@ LINE_POINTS = """(id) => Array.from(document.querySelectorAll(`#${id} svg path[a
 
 @pytest.fixture(scope="module")
 def browser():
-    OUT.mkdir(parents=True, exist_ok=True)
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--disable-dev-shm-usage"])
+    with chromium() as b:
         yield b
-        b.close()
 
 
 @pytest.fixture
 def page(browser, app_server, request):
-    """A fresh browser session on the app; its last state is saved as <test>-end.png. The page
-    must not fetch anything from outside the app (a Space or a classroom may have no network)."""
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    pg = context.new_page()
-    outside = []
-    pg.on("request", lambda r: None if r.url.startswith((app_server.url, "data:", "blob:")) else outside.append(r.url))
-    pg.set_default_timeout(TIMEOUT_MS)
-    pg.goto(app_server.url)
-    pg.wait_for_selector("#phoneme-train-start")
-    yield pg
-    pg.screenshot(path=str(OUT / f"{request.node.name}-end.png"), full_page=True)
-    context.close()
-    assert not outside, f"the page fetched from outside the app: {outside[:5]}"
+    """A fresh browser session on the app; its last state is saved as <test>-end.png."""
+    with app_page(browser, app_server, f"{request.node.name}-end.png") as pg:
+        yield pg
 
 
 @pytest.fixture(scope="module")

@@ -7,18 +7,15 @@ uploaded clip. Screenshots go to test-output/ (or $HWML_TEST_OUTPUT) for a perso
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
 import pytest
 
-sync_api = pytest.importorskip("playwright.sync_api")
+pytest.importorskip("playwright.sync_api")
+from browser_helpers import OUT, app_page, chromium, needs_chromium  # noqa: E402
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium is not installed")
-OUT = Path(os.environ.get("HWML_TEST_OUTPUT") or Path(__file__).resolve().parent.parent / "test-output")
-TIMEOUT_MS = 90_000
+pytestmark = needs_chromium
 SHIPPED = Path(__file__).resolve().parents[1] / "checkpoints" / "phoneme"
 
 
@@ -33,25 +30,14 @@ def shipped(app_server):
 
 @pytest.fixture(scope="module")
 def browser():
-    OUT.mkdir(parents=True, exist_ok=True)
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--disable-dev-shm-usage"])
+    with chromium() as b:
         yield b
-        b.close()
 
 
 @pytest.fixture
 def page(browser, app_server, shipped, request):
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    pg = context.new_page()
-    pg.set_default_timeout(TIMEOUT_MS)
-    pg.goto(app_server.url)
-    pg.wait_for_selector("#phoneme-train-start")
-    yield pg
-    pg.screenshot(path=str(OUT / f"{request.node.name}-end.png"), full_page=True)
-    context.close()
+    with app_page(browser, app_server, f"{request.node.name}-end.png") as pg:
+        yield pg
 
 
 @pytest.fixture(scope="module")

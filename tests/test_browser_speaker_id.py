@@ -9,21 +9,18 @@ $HWML_TEST_OUTPUT) for a person to look at.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 
 import pytest
 
-sync_api = pytest.importorskip("playwright.sync_api")
+pytest.importorskip("playwright.sync_api")
+from browser_helpers import OUT, app_page, chromium, needs_chromium  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "checkpoints" / "speaker"
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-pytestmark = [pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium is not installed"),
+pytestmark = [needs_chromium,
               pytest.mark.skipif(not (SHIPPED / "model.safetensors").is_file(), reason="no shipped speaker model")]
-OUT = Path(os.environ.get("HWML_TEST_OUTPUT") or ROOT / "test-output")
-TIMEOUT_MS = 90_000
 
 
 @pytest.fixture(scope="module")
@@ -37,22 +34,8 @@ def shipped_speaker(app_server):
 
 @pytest.fixture(scope="module")
 def page(app_server, shipped_speaker):
-    OUT.mkdir(parents=True, exist_ok=True)
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--disable-dev-shm-usage"])
-        context = browser.new_context(viewport={"width": 1400, "height": 1000})
-        pg = context.new_page()
-        outside = []
-        pg.on("request", lambda r: None if r.url.startswith((app_server.url, "data:", "blob:")) else outside.append(r.url))
-        pg.set_default_timeout(TIMEOUT_MS)
-        pg.goto(app_server.url)
-        pg.wait_for_selector("#phoneme-train-start")
+    with chromium() as browser, app_page(browser, app_server, "speaker-who-end.png") as pg:
         yield pg
-        pg.screenshot(path=str(OUT / "speaker-who-end.png"), full_page=True)
-        browser.close()
-        assert not outside, f"the page fetched from outside the app: {outside[:5]}"
 
 
 def open_tab(page, name: str) -> None:
@@ -100,6 +83,8 @@ def test_enrol_identify_compare_and_map(page, shipped_speaker):
     people = text_of(page, "speaker-who-people")
     assert "Woman 0036" in people and "Man 0482" in people and "woman-0036_2.flac" in people
     page.locator("#speaker-who-people").screenshot(path=str(OUT / "speaker-who-enrolled.png"))
+    page.get_by_role("button", name="Save as an enrolment file (.json)").click()
+    wait_text(page, "speaker-who-file", "speakers")        # the name shows as "speakers" + ".json"
 
     page.locator("#speaker-who-identify-examples").get_by_text("woman-0036_3.flac", exact=True).first.click()
     page.wait_for_selector("#speaker-who-query audio, #speaker-who-query [data-testid=waveform-controls]",

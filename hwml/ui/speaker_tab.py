@@ -205,7 +205,8 @@ class WhoIsSpeaking:
         self.remove_button.click(self.remove, [self.remove_pick, self.roster], people_out,
                                  api_name="speaker_who_remove")
         self.clear_button.click(self.clear, None, people_out, api_name="speaker_who_clear")
-        self.save_button.click(self.save, [self.run, self.roster], self.saved, api_name="speaker_who_save")
+        self.save_button.click(self.save, [self.run, self.roster], self.saved, api_name="speaker_who_save").success(
+            lambda: gr.update(visible=True), None, self.saved, api_visibility="private", queue=False)
         self.load_button.upload(self.load, [self.run, self.load_button, self.roster], people_out,
                                 api_name="speaker_who_load")
         self.identify_button.click(self.identify, [self.run, self.query, self.roster],
@@ -261,7 +262,7 @@ class WhoIsSpeaking:
     @user_errors
     def save(self, run_key, roster, request: gr.Request):
         out = self.ctx.workspace.new_upload_dir(session_of(request)) / "speakers.json"
-        return gr.update(value=str((roster or who.Roster()).save(self._model(run_key, request), out)), visible=True)
+        return str((roster or who.Roster()).save(self._model(run_key, request), out))
 
     @user_errors
     def load(self, run_key, upload, roster, request: gr.Request):
