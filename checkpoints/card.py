@@ -92,6 +92,9 @@ def speaker_card(run: Path, config: dict, speaker_data: str) -> str:
     threshold = (f"Verification threshold {ver['threshold']:.3f} (equal-error point of validation trials, "
                  f"EER {ver['eer']:.1%} over {ver['n_trials']:,} trials, method `{ver.get('method', 'pairs')}`)"
                  if ver.get("threshold") is not None else "No calibrated verification threshold.")
+    if ver.get("method") == "halves":
+        threshold += (". With one validation clip per speaker, the same-speaker trials are the two halves of"
+                      " one clip, so this EER is optimistic; unseen speakers' EER is higher (README, Benchmarks)")
     data = (f"- {SPEECHOCEAN}: all 2,500 utterances; 10% of them validate.\n" if speaker_data == "speechocean762"
             else f"- {BUILTIN}.\n")
     return f"""# Shipped speaker model (HW4)
