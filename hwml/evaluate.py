@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from hwml.data.types import Dataset, label_map  # noqa: F401  (label_map: also for callers)
+from hwml.data.types import Dataset, label_map
 from hwml.errors import HwmlError
 from hwml.safeio import atomic_path, atomic_write_text
 

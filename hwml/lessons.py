@@ -235,7 +235,7 @@ PRESET_NOTES = {
 
 def preset_table(kind: str) -> list[dict]:
     """Each preset of a task: what it changes relative to `simple`, and why."""
-    from hwml.workflow import task_module
+    from hwml.tasks import task_module
 
     presets = task_module(kind).PRESETS
     base = presets.get("simple", {})

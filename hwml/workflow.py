@@ -10,7 +10,7 @@ import contextlib
 from pathlib import Path
 
 from hwml.errors import HwmlError
-from hwml.tasks import KINDS, task_module  # noqa: F401  (callers import task_module from here too)
+from hwml.tasks import task_module
 
 
 def run_config(run_dir: str | Path) -> dict:

@@ -138,7 +138,7 @@ class TrainPanel:
     def preset_choices(self, current):
         """The task module's presets (in the panel's order, new ones last): read on page load, so
         building the page does not import the models (the speaker models pull in torch's compiler)."""
-        from hwml.workflow import task_module
+        from hwml.tasks import task_module
 
         names = list(task_module(self.kind).PRESETS)
         ordered = [p for p in self.preset_order if p in names] + [p for p in names if p not in self.preset_order]
