@@ -107,10 +107,17 @@ def cmd_train(args) -> int:
     result = workflow.train_run(
         args.kind, args.data, args.out, preset=args.preset, overrides=_parse_set(args.set),
         max_steps=args.max_steps, max_seconds=args.max_seconds, seed=args.seed, device=args.device,
-        callbacks=() if args.quiet else (_progress_bar(args.max_steps),), resume=args.resume, init=args.init,
+        callbacks=() if args.quiet or _rank() else (_progress_bar(args.max_steps),), resume=args.resume,
+        init=args.init,
     )
-    print(json.dumps(result, default=str))
+    if not _rank():   # under torchrun: one summary, rank 0's
+        print(json.dumps(result, default=str))
     return 0
+
+
+def _rank() -> int:
+    """This process's rank under `torchrun` (hwml.train.distributed), else 0."""
+    return int(os.environ.get("RANK") or 0) if int(os.environ.get("WORLD_SIZE") or 1) > 1 else 0
 
 
 def cmd_evaluate(args) -> int:
@@ -249,13 +256,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _where() -> str:
+    """"rank R: " under torchrun with several processes (whose lines interleave), else ""."""
+    return f"rank {_rank()}: " if int(os.environ.get("WORLD_SIZE") or 1) > 1 else ""
+
+
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
     except HwmlError as exc:
-        print(f"hwml: error: {exc}", file=sys.stderr)
+        print(f"hwml: error: {_where()}{exc}", file=sys.stderr)
     except FileNotFoundError as exc:
         print(f"hwml: error: {exc.filename or exc}: no such file or folder", file=sys.stderr)
     except (PermissionError, IsADirectoryError, NotADirectoryError) as exc:

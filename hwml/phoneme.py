@@ -279,9 +279,11 @@ class PhonemeTask:
         x = stacked_inputs(self.frames, rows, self.concat, self.bounds)
         return (x.to(device),), self.frames.labels[rows].to(device)
 
-    def valid_batches(self, device):
+    def valid_batches(self, device, part: tuple[int, int] = (0, 1)):
+        """Validation batches; part=(rank, world): this rank's share under torchrun."""
+        rank, world = part
         if self.sequence:
-            for batch in utterance_batches(self.frames, self.valid_utts, self.settings["eval_frames"]):
+            for batch in utterance_batches(self.frames, self.valid_utts[rank::world], self.settings["eval_frames"]):
                 (x, lengths), rows = batch
                 y = torch.full(x.shape[:2], -1, dtype=torch.long)
                 mask = torch.arange(x.shape[1])[None, :] < lengths[:, None]

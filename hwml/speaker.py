@@ -358,15 +358,25 @@ class SpeakerTask:
             x = spec_augment(x, mask, s["freq_mask"], s["time_mask"], gen)
         return (x.to(device), mask.to(device)), self.utts.labels[idx].to(device)
 
-    def validate(self, model: nn.Module, device, stop) -> tuple[float, float, int] | None:
+    def validate(self, model: nn.Module, device, stop, shard=None) -> tuple[float, float, int] | None:
         """(loss, accuracy, n) on the whole validation utterances, on prediction's threaded path:
         the engine's one-batch-after-another loop runs torch's intra-op threads, which stall each
-        other when the cores are busy (see _per_utterance)."""
+        other when the cores are busy (see _per_utterance). shard (a hwml.train.distributed.Group,
+        under torchrun): each rank scores every world-th utterance by length, the rows are summed
+        over the ranks, so every rank ends with all of them (best_info needs the embeddings)."""
         if len(self.valid_idx) == 0:
             return None
-        both = _per_utterance(lambda x, m: torch.cat([e := model.embed(x, m), model.head(e)], -1), model,
-                              self.utts, {"settings": self.settings}, model.emb_dim + model.n_classes,
-                              self.valid_idx, stop)
+        fn = lambda x, m: torch.cat([e := model.embed(x, m), model.head(e)], -1)  # noqa: E731
+        dim = model.emb_dim + model.n_classes
+        if shard is not None and shard.active:
+            order = torch.argsort(self.utts.lengths[self.valid_idx], stable=True)
+            mine = order[shard.rank::shard.world]
+            both = torch.zeros(len(self.valid_idx), dim)
+            rows = _per_utterance(fn, model, self.utts, {"settings": self.settings}, dim, self.valid_idx[mine], stop)
+            both[mine] = rows
+            both = shard.sum_tensor(both)
+        else:
+            both = _per_utterance(fn, model, self.utts, {"settings": self.settings}, dim, self.valid_idx, stop)
         if both is None:
             return None
         self.valid_embeddings = F.normalize(both[:, :model.emb_dim], dim=-1)  # for best_info

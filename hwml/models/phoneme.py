@@ -180,9 +180,10 @@ class BiRNN(nn.Module):
         if bool((steps == h.shape[1]).all()):
             h, _ = self.rnn(h)
         else:
+            h_steps = h.shape[1]   # the input's padded length, even when no row fills it (a DDP slice)
             packed = nn.utils.rnn.pack_padded_sequence(h, steps.cpu(), batch_first=True, enforce_sorted=False)
             h, _ = self.rnn(packed)
-            h, _ = nn.utils.rnn.pad_packed_sequence(h, batch_first=True, total_length=int(steps.max()))
+            h, _ = nn.utils.rnn.pad_packed_sequence(h, batch_first=True, total_length=h_steps)
         if self.subsample > 1:
             h = torch.cat([h.repeat_interleave(self.subsample, dim=1)[:, :T], feats], dim=2)
         return self.out(self.drop(h))

@@ -12,6 +12,7 @@ saved for resume, so a resumed run continues exactly where the interrupted one s
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import time
@@ -23,6 +24,7 @@ from torch import Tensor, nn
 
 from hwml.errors import HwmlError
 from hwml.models import build_model
+from hwml.train import distributed as ddp
 from hwml.runs import RESUME_JSON, RESUME_TENSORS, load_resume, remove_partial_writes, save_checkpoint, save_resume
 
 Batch = tuple[tuple[Tensor, ...], Tensor]   # (model inputs, targets); targets < 0 are ignored
@@ -69,6 +71,7 @@ DEFAULTS = {
     "patience": 10,              # validations without improvement before stopping; 0 = off
     "log_every": 100,            # a step event at least every N steps ...
     "log_every_s": 0.5,          # ... and at least every S seconds (0 = step count only)
+    "lr_scaling": "sqrt",        # torchrun: lr x sqrt|linear|none of world_size (hwml/train/distributed.py)
 }
 
 
@@ -123,11 +126,21 @@ def clone_state(model: nn.Module) -> dict[str, Tensor]:
 
 
 @torch.no_grad()
-def validate(task: Task, model: nn.Module, device, stop=lambda: False) -> tuple[float, float, int] | None:
-    """(mean loss, accuracy, units) over the validation split, or None without one."""
+def validate(task: Task, model: nn.Module, device, stop=lambda: False,
+             group: ddp.Group = ddp.SINGLE) -> tuple[float, float, int] | None:
+    """(mean loss, accuracy, units) over the validation split, or None without one.
+
+    Under torchrun each rank scores every world_size-th batch (`valid_batches(device, part=
+    (rank, world))` when the task takes `part`) and the sums are added up over the ranks."""
     model.eval()
     loss_sum, correct, count = torch.zeros((), device=device), torch.zeros((), device=device), 0
-    for batch in task.valid_batches(device):
+    batches = task.valid_batches(device)
+    if group.active:
+        if "part" in inspect.signature(task.valid_batches).parameters:
+            batches = task.valid_batches(device, part=(group.rank, group.world))
+        else:
+            batches = (b for i, b in enumerate(batches) if i % group.world == group.rank)
+    for batch in batches:
         if stop():
             break
         with autocast(device):
@@ -139,6 +152,9 @@ def validate(task: Task, model: nn.Module, device, stop=lambda: False) -> tuple[
         correct += (logits.reshape(targets.numel(), -1).argmax(-1)[keep] == targets[keep]).sum()
         count += n
     model.train()
+    if group.active:
+        loss_sum, correct, count = group.sum([float(loss_sum), float(correct), float(count)])
+        count = int(count)
     if count == 0:
         return None
     return float(loss_sum) / count, float(correct) / count, count
@@ -166,9 +182,15 @@ def train(task: Task, settings: dict, run_dir, callbacks: Iterable[Callable[[dic
     s = {**DEFAULTS, **task.settings, **settings}
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    remove_partial_writes(run_dir)   # temp files of a killed predecessor's checkpoint writes
     device = resolve_device(s["device"])
-    max_steps = s["max_steps"] or int(s["max_epochs"] * task.steps_per_epoch)
+    group = ddp.setup(device)   # torchrun: this process's rank (SINGLE without torchrun)
+    device = group.device if group.active else device
+    main = group.main           # only rank 0 writes the run folder and calls the callbacks
+    steps_per_epoch = max(1, math.ceil(task.steps_per_epoch / group.world))  # a step is world x batch_size
+    batch_size = task.settings.get("batch_size")
+    lr_scale = ddp.lr_scale(group, s["lr_scaling"])
+    scaled = {**s, "lr": s["lr"] * lr_scale} if group.active else s
+    max_steps = s["max_steps"] or int(s["max_epochs"] * steps_per_epoch)
     max_seconds = s["max_seconds"]
     stopped = stop_event.is_set if stop_event is not None else (lambda: False)
 
@@ -177,7 +199,13 @@ def train(task: Task, settings: dict, run_dir, callbacks: Iterable[Callable[[dic
     spec = task.model_spec() if init is None else init.model_spec(task.model_spec())
     model = build_model(spec).to(device)
     config = {"task": task.kind, **task.run_config(), "model": spec, "settings": s,
-              "n_params": sum(p.numel() for p in model.parameters())}
+              "n_params": sum(p.numel() for p in model.parameters()), "world_size": group.world}
+    if group.active:
+        config["distributed"] = {"world_size": group.world, "backend": dist_backend(), "batch_size_per_process": batch_size,
+                                 "global_batch": batch_size and batch_size * group.world, "lr_scaling": s["lr_scaling"],
+                                 "lr_effective": scaled["lr"]}
+    if main:
+        remove_partial_writes(run_dir)   # temp files of a killed predecessor's checkpoint writes
     if init is not None:   # before the optimiser's first step; a resume then overwrites the weights
         config["init"] = init.load(model, config)
     optimizer = make_optimizer(model, s)
@@ -194,19 +222,24 @@ def train(task: Task, settings: dict, run_dir, callbacks: Iterable[Callable[[dic
         best_loss = state.get("best_valid_loss")  # None before the first validation (or in older states)
         best_loss = math.inf if best_loss is None else best_loss
         best_info = state.get("best_info") or {}
-    else:
+    elif main:
         for name in ("metrics.jsonl", RESUME_JSON, RESUME_TENSORS):
             (run_dir / name).unlink(missing_ok=True)
+    if group.rank > 0:   # other dropout masks than rank 0's (whose stream is the single-process one)
+        torch.manual_seed(s["seed"] * 1_000_003 + group.rank * 7_919 + step)
+    net = ddp.wrap(model, group)   # what the training steps run; validation and checkpoints use model
 
     metrics = run_dir / "metrics.jsonl"
-    if resume and metrics.exists():  # a kill mid-write leaves half a line: drop it, or the next event is glued on
+    if main and resume and metrics.exists():  # a kill mid-write leaves half a line: drop it, or the next event is glued on
         with open(metrics, "r+b") as f:
             tail = f.read()
             if tail and not tail.endswith(b"\n"):
                 f.truncate(tail.rfind(b"\n") + 1)
-    log = open(metrics, "a", encoding="utf-8")
+    log = open(metrics, "a", encoding="utf-8") if main else None
 
     def emit(event: dict) -> dict:
+        if not main:
+            return event
         log.write(json.dumps(event) + "\n")
         log.flush()
         for cb in callbacks:
@@ -214,6 +247,8 @@ def train(task: Task, settings: dict, run_dir, callbacks: Iterable[Callable[[dic
         return event
 
     def checkpoint(final: bool = False) -> None:
+        if not main:
+            return
         weights = best_state if best_state is not None else clone_state(model)
         save_checkpoint(run_dir, weights, {**config, **best_info, "best_valid_acc": best_acc if best_acc >= 0 else None,
                                            "best_step": best_step, "steps": step, "finished": final})
@@ -227,7 +262,10 @@ def train(task: Task, settings: dict, run_dir, callbacks: Iterable[Callable[[dic
     clock = time.perf_counter if s["clock"] == "wall" else time.process_time
     t0 = clock() - spent
     elapsed = lambda: clock() - t0
-    progress = lambda: max(step / max_steps, elapsed() / max_seconds if max_seconds else 0.0)
+    progress = lambda now=None: max(step / max_steps, (elapsed() if now is None else now) / max_seconds
+                                    if max_seconds else 0.0)
+    never = lambda: False
+    valid_stop = never if group.active else stopped   # several ranks: stops are agreed at a step
 
     def run_validation() -> bool:
         """Validate, keep the best weights; True when patience is used up.
@@ -237,9 +275,13 @@ def train(task: Task, settings: dict, run_dir, callbacks: Iterable[Callable[[dic
         those early weights and stop training while the model is still improving.
         """
         nonlocal best_acc, best_loss, best_step, best_state, best_info, bad_valids, last_valid
-        result = (task.validate(model, device, stopped) if hasattr(task, "validate")
-                  else validate(task, model, device, stopped))
-        if stopped():           # cancelled half-way: no partial result, no checkpoint from it
+        if not hasattr(task, "validate"):
+            result = validate(task, model, device, valid_stop, group)
+        elif group.active and "shard" in inspect.signature(task.validate).parameters:
+            result = task.validate(model, device, valid_stop, shard=group)
+        else:
+            result = task.validate(model, device, valid_stop)
+        if valid_stop():        # cancelled half-way: no partial result, no checkpoint from it
             return False
         last_valid = step
         if result is None:
@@ -248,7 +290,7 @@ def train(task: Task, settings: dict, run_dir, callbacks: Iterable[Callable[[dic
         improved = vacc > best_acc or (vacc == best_acc and vloss < best_loss)
         if improved:
             best_acc, best_loss, best_step, best_state, bad_valids = vacc, vloss, step, clone_state(model), 0
-            if hasattr(task, "best_info"):
+            if hasattr(task, "best_info") and main:
                 best_info = dict(task.best_info(model) or {})
         else:
             bad_valids += 1
@@ -259,7 +301,7 @@ def train(task: Task, settings: dict, run_dir, callbacks: Iterable[Callable[[dic
         return bool(s["patience"]) and bad_valids >= s["patience"]
 
     emit({"event": "start", "step": step, "max_steps": max_steps, "max_seconds": max_seconds,
-          "device": str(device), "task": task.kind, "preset": config.get("preset"), "unit": task.unit,
+          "device": str(device), "task": task.kind, "world_size": group.world, "preset": config.get("preset"), "unit": task.unit,
           "n_params": config["n_params"], "resumed": resume, "elapsed": round(spent, 3),
           **({"init": config["init"]} if "init" in config else {})})
 
@@ -276,18 +318,23 @@ def train(task: Task, settings: dict, run_dir, callbacks: Iterable[Callable[[dic
     reason = "max_steps"
     loss_sum, correct, count, last_log_t = 0.0, 0, 0, elapsed()
     while step < max_steps:
-        if stopped():
+        if group.active:   # one all-reduce: every rank stops at the same step and reads one clock
+            now, stop_now = group.agree(elapsed(), stopped())
+        else:
+            now, stop_now = None, stopped()
+        if stop_now:
             reason = "stopped"
             break
-        if max_seconds and elapsed() >= max_seconds:
+        if max_seconds and (elapsed() if now is None else now) >= max_seconds:
             reason = "max_seconds"
             break
-        lr = lr_at(step, progress(), s)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        batch = task.train_batch(gen, device)
+        lr = lr_at(step, progress(now), scaled)
+        for param_group in optimizer.param_groups:
+            param_group["lr"] = lr
+        batch = (ddp.draw_global(task, gen, device, group, batch_size) if group.active
+                 else task.train_batch(gen, device))
         with autocast(device):
-            loss, logits = task.loss(model, batch)
+            loss, logits = task.loss(net, batch)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if s["grad_clip"]:
@@ -302,11 +349,13 @@ def train(task: Task, settings: dict, run_dir, callbacks: Iterable[Callable[[dic
         loss_sum = loss_sum + loss.detach().float() * n
         correct = correct + (logits.detach().reshape(targets.numel(), -1).argmax(-1)[keep] == targets[keep]).sum()
         count = count + n
-        now = elapsed()
+        now = elapsed() if now is None else now
         if step % s["log_every"] == 0 or (s["log_every_s"] and now - last_log_t >= s["log_every_s"]) \
                 or step == max_steps:
+            if group.active:   # the global batch's loss and accuracy
+                loss_sum, correct, count = group.sum([float(loss_sum), float(correct), float(count)])
             n_units = int(count)
-            emit({"event": "step", "step": step, "epoch": round(step / task.steps_per_epoch, 4),
+            emit({"event": "step", "step": step, "epoch": round(step / steps_per_epoch, 4),
                   "elapsed": round(now, 3), "loss": float(loss_sum) / max(n_units, 1),
                   "acc": float(correct) / max(n_units, 1), "lr": lr,
                   "units_per_s": n_units / max(now - last_log_t, 1e-9), "max_steps": max_steps,
@@ -319,7 +368,7 @@ def train(task: Task, settings: dict, run_dir, callbacks: Iterable[Callable[[dic
     spent = elapsed()
 
     # --- the end: one last validation unless this step was just validated or we were cancelled
-    if reason != "early_stop" and last_valid != step and not stopped():
+    if reason not in ("early_stop", "stopped") and last_valid != step and not valid_stop():
         run_validation()
     spent = elapsed()
     checkpoint(final=reason != "stopped")
@@ -327,5 +376,13 @@ def train(task: Task, settings: dict, run_dir, callbacks: Iterable[Callable[[dic
                "best_valid_acc": best_acc if best_acc >= 0 else None, "best_step": best_step,
                "max_steps": max_steps, "run_dir": str(run_dir), **({"init": config["init"]} if "init" in config else {})}
     emit(log_end)
-    log.close()
+    if log is not None:
+        log.close()
+    group.close()
     return log_end
+
+
+def dist_backend() -> str | None:
+    import torch.distributed as dist
+
+    return dist.get_backend() if dist.is_initialized() else None
