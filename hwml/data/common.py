@@ -3,6 +3,7 @@ and loading many per-utterance feature files into one contiguous tensor."""
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -70,12 +71,16 @@ def offsets_from_lengths(lengths) -> torch.Tensor:
 
 
 def load_frames(paths: list[Path], *, width: int | None = None, lengths: list[int] | None = None,
-                lengths_from: str = "", out: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                lengths_from: str = "", out: torch.Tensor | None = None,
+                workers: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-utterance (T, width) files -> one (sum T, width) float32 tensor + (U+1,) offsets.
 
     With `lengths` known up front (labels, mel_len) the result is preallocated (or `out`, e.g. a
     memory-mapped cache) and filled in place, so peak memory is the data once, not twice.
-    One process, no threads: torch.load is GIL-bound and threads measured slower.
+    Many files (PARALLEL_MIN_FILES+, e.g. the course's 64,666): read by `workers` processes
+    (default `load_workers()`), chunk by chunk in order; torch.load is GIL-bound, so threads
+    measured slower and processes are what runs in parallel (bench_data_scale.py --hw4
+    --compare-workers).
     """
     progress = tqdm(paths, desc="loading features", unit="file", leave=False, disable=len(paths) < 5000)
     if lengths is None:
@@ -90,6 +95,10 @@ def load_frames(paths: list[Path], *, width: int | None = None, lengths: list[in
         if n * width > path.stat().st_size:
             raise HwmlError(f"{path}: {lengths_from} says {n} frames, more than the file holds")
     feats = out if out is not None else torch.empty(sum(lengths), width, dtype=torch.float32)
+    workers = load_workers() if workers is None else workers
+    if workers > 1 and len(paths) >= PARALLEL_MIN_FILES:
+        _load_parallel(paths, lengths, width, lengths_from, feats, workers, progress)
+        return feats, offsets_from_lengths(lengths)
     start = 0
     for path, n in zip(progress, lengths):
         x = load_tensor_file(path, width=width)
@@ -98,3 +107,58 @@ def load_frames(paths: list[Path], *, width: int | None = None, lengths: list[in
         feats[start : start + n] = x
         start += n
     return feats, offsets_from_lengths(lengths)
+
+
+PARALLEL_MIN_FILES = 2000   # fewer files load faster in this process than a pool starts
+CHUNK_FILES = 500           # files per job: ~40 MB of course-size features through the pipe
+
+
+def load_workers() -> int:
+    """Processes that load a big folder: $HWML_LOAD_WORKERS, else the cores this process may
+    use (at most 8: the disk, not the CPU, limits beyond that)."""
+    raw = os.environ.get("HWML_LOAD_WORKERS", "")
+    if raw.strip():
+        try:
+            return max(1, int(raw))
+        except ValueError:
+            raise HwmlError(f"HWML_LOAD_WORKERS={raw!r}: expected a whole number") from None
+    return max(1, min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
+
+
+def _load_chunk(paths: list[Path], lengths: list[int], width: int, lengths_from: str) -> np.ndarray:
+    """One job of _load_parallel, in a worker process: the files' frames, concatenated."""
+    torch.set_num_threads(1)
+    out = np.empty((sum(lengths), width), dtype=np.float32)
+    start = 0
+    for path, n in zip(paths, lengths):
+        x = load_tensor_file(path, width=width)
+        if len(x) != n:
+            raise HwmlError(f"{path}: has {len(x)} frames but {lengths_from} says {n}")
+        out[start:start + n] = x.numpy()
+        start += n
+    return out
+
+
+def _load_parallel(paths, lengths, width, lengths_from, feats: torch.Tensor, workers: int, progress) -> None:
+    """Fill feats from the files with a pool of `workers` processes (forkserver: no fork of a
+    process whose torch threads are running). Chunks come back in order; the first failing
+    chunk's error is raised, the rest cancelled."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["hwml.data.common"])   # torch imported once, in the server
+    bounds = list(range(0, len(paths), CHUNK_FILES)) + [len(paths)]
+    starts = offsets_from_lengths(lengths).tolist()
+    with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
+        jobs = [pool.submit(_load_chunk, paths[a:b], lengths[a:b], width, lengths_from)
+                for a, b in zip(bounds[:-1], bounds[1:])]
+        try:
+            for (a, b), job in zip(zip(bounds[:-1], bounds[1:]), jobs):
+                feats[starts[a]:starts[b]] = torch.from_numpy(job.result())
+                progress.update(b - a)
+        except BaseException:
+            for job in jobs:
+                job.cancel()
+            raise
+    progress.close()
