@@ -3,6 +3,10 @@
 import pytest
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "gpu: needs a CUDA GPU (skipped without one; bench/gpu_check.sh runs them)")
+
+
 @pytest.fixture
 def one_torch_thread():
     """Tiny models: one intra-op thread is faster here and immune to other processes on the

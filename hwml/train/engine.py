@@ -54,6 +54,7 @@ class Task(Protocol):
 DEFAULTS = {
     "seed": 0,
     "device": "auto",            # auto | cpu | cuda (bf16 autocast on cuda)
+    "precision": "bf16",         # cuda: bf16 (autocast) | fp32 (bench/bench_gpu.py compares them); cpu: fp32
     "optimizer": "adamw",        # adamw | adam
     "lr": 1e-3,
     "weight_decay": 0.01,        # on weight matrices only, never on biases or norms
@@ -127,7 +128,7 @@ def clone_state(model: nn.Module) -> dict[str, Tensor]:
 
 @torch.no_grad()
 def validate(task: Task, model: nn.Module, device, stop=lambda: False,
-             group: ddp.Group = ddp.SINGLE) -> tuple[float, float, int] | None:
+             group: ddp.Group = ddp.SINGLE, precision: str = "bf16") -> tuple[float, float, int] | None:
     """(mean loss, accuracy, units) over the validation split, or None without one.
 
     Under torchrun each rank scores every world_size-th batch (`valid_batches(device, part=
@@ -143,7 +144,7 @@ def validate(task: Task, model: nn.Module, device, stop=lambda: False,
     for batch in batches:
         if stop():
             break
-        with autocast(device):
+        with autocast(device, precision):
             loss, logits = task.loss(model, batch)
         targets = batch[1].reshape(-1)
         keep = targets >= 0
@@ -160,8 +161,8 @@ def validate(task: Task, model: nn.Module, device, stop=lambda: False,
     return float(loss_sum) / count, float(correct) / count, count
 
 
-def autocast(device: torch.device):
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+def autocast(device: torch.device, precision: str = "bf16"):
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda" and precision == "bf16")
 
 
 def train(task: Task, settings: dict, run_dir, callbacks: Iterable[Callable[[dict], None]] = (),
@@ -257,6 +258,8 @@ def train(task: Task, settings: dict, run_dir, callbacks: Iterable[Callable[[dic
                 "best_info": best_info}
         save_resume(run_dir, model, optimizer, gen, meta, best_state)
 
+    if s["precision"] not in ("bf16", "fp32"):
+        raise HwmlError(f"unknown precision {s['precision']!r}: use bf16 or fp32")
     if s["clock"] not in ("wall", "cpu"):
         raise HwmlError(f"unknown clock {s['clock']!r}: use wall or cpu")
     clock = time.perf_counter if s["clock"] == "wall" else time.process_time
@@ -276,7 +279,7 @@ def train(task: Task, settings: dict, run_dir, callbacks: Iterable[Callable[[dic
         """
         nonlocal best_acc, best_loss, best_step, best_state, best_info, bad_valids, last_valid
         if not hasattr(task, "validate"):
-            result = validate(task, model, device, valid_stop, group)
+            result = validate(task, model, device, valid_stop, group, s["precision"])
         elif group.active and "shard" in inspect.signature(task.validate).parameters:
             result = task.validate(model, device, valid_stop, shard=group)
         else:
@@ -333,7 +336,7 @@ def train(task: Task, settings: dict, run_dir, callbacks: Iterable[Callable[[dic
             param_group["lr"] = lr
         batch = (ddp.draw_global(task, gen, device, group, batch_size) if group.active
                  else task.train_batch(gen, device))
-        with autocast(device):
+        with autocast(device, s["precision"]):
             loss, logits = task.loss(net, batch)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
