@@ -269,11 +269,11 @@ def main(argv: list[str] | None = None) -> int:
     except HwmlError as exc:
         print(f"hwml: error: {_where()}{exc}", file=sys.stderr)
     except FileNotFoundError as exc:
-        print(f"hwml: error: {exc.filename or exc}: no such file or folder", file=sys.stderr)
+        print(f"hwml: error: {_where()}{exc.filename or exc}: no such file or folder", file=sys.stderr)
     except (PermissionError, IsADirectoryError, NotADirectoryError) as exc:
-        print(f"hwml: error: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
+        print(f"hwml: error: {_where()}{exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
     except OSError as exc:  # disk full, read-only folder: the previous files are kept (atomic writes)
-        print(f"hwml: error: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
+        print(f"hwml: error: {_where()}{exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
     except KeyboardInterrupt:
         print("hwml: interrupted", file=sys.stderr)
         return 130

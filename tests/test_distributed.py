@@ -92,7 +92,18 @@ def env() -> dict:
 
 
 def run(cmd: list[str]) -> subprocess.CompletedProcess:
-    return subprocess.run(cmd, cwd=REPO, env=env(), capture_output=True, text=True, timeout=TIMEOUT)
+    """cmd to its end, bounded by TIMEOUT; on a timeout torchrun's ranks (each in a session of
+    its own) are killed too, so no stray process outlives the test."""
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        out, err = proc.communicate(timeout=TIMEOUT)
+    except subprocess.TimeoutExpired:
+        for pid in [*children(proc.pid), proc.pid]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        proc.communicate()
+        raise
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
 
 
 # the same global batch: 2 ranks x B against 1 process x 2B; lr_scaling sqrt: lr x sqrt(2)
@@ -231,3 +242,40 @@ def test_a_failure_in_one_rank_ends_the_job_with_one_error_line(data, tmp_path):
     ours = [line for line in out.stderr.splitlines() if line.startswith("hwml: error:")]
     assert ours == ["hwml: error: rank 1: feature file damaged (injected)"]
     assert "Traceback" not in out.stderr.split("hwml: error:")[0]   # no traceback from the ranks before it
+
+
+def test_max_seconds_and_early_stopping_stop_both_ranks_at_one_step(data, tmp_path):
+    """Ranks whose clocks or validations disagreed would wait for each other forever (run()'s
+    timeout); agreed, the job ends normally at one step."""
+    out = run(torchrun_cmd(2, "train", "phoneme", str(data["phoneme"]), "--out", str(tmp_path / "time"),
+                           "--preset", "simple", "--max-seconds", "2", "--device", "cpu", "--quiet",
+                           "--set", "valid_every=50", "--set", "max_epochs=100000"))
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert json.loads(out.stdout.strip().splitlines()[-1])["reason"] == "max_seconds"
+    out = run(torchrun_cmd(2, "train", "phoneme", str(data["phoneme"]), "--out", str(tmp_path / "early"),
+                           "--preset", "simple", "--max-steps", "100000", "--device", "cpu", "--quiet",
+                           "--set", "valid_every=2", "--set", "patience=1", "--set", "lr=1.0"))
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert json.loads(out.stdout.strip().splitlines()[-1])["reason"] == "early_stop"
+
+
+def test_ctrl_c_stops_every_rank(data, tmp_path):
+    run_dir = tmp_path / "run"
+    cmd = torchrun_cmd(2, "train", "phoneme", str(data["phoneme"]), "--out", str(run_dir), "--preset", "simple",
+                       "--max-steps", "100000", "--device", "cpu", "--quiet", "--set", "valid_every=5")
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for_valid(run_dir, proc)
+        ranks = children(proc.pid)
+        assert len(ranks) == 2
+        proc.send_signal(signal.SIGINT)     # what Ctrl-C sends to torchrun, the terminal's foreground
+        proc.communicate(timeout=60)
+    finally:
+        for pid in [*children(proc.pid), proc.pid]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    assert proc.returncode != 0
+    for pid in ranks:      # both ranks are gone (or zombies of the launcher that just ended)
+        state = Path(f"/proc/{pid}/stat")
+        assert not state.exists() or state.read_text().split(")")[-1].split()[0] == "Z"
+    assert load_run(run_dir)[1]["world_size"] == 2     # the last checkpoint is whole
