@@ -270,12 +270,15 @@ class PhonemeTask:
         kwargs["n_classes"] = self.n_classes
         return {"name": name, "kwargs": kwargs}
 
-    def train_batch(self, gen: torch.Generator, device):
+    def train_batch(self, gen: torch.Generator, device, part: tuple[int, int] = (0, 1)):
+        """A batch of batch_size; part=(rank, world) under torchrun: every world-th row of it
+        from rank on, only those gathered (hwml.train.distributed.draw_global)."""
+        rank, world = part
         if self.sequence:
             return self._chunk_batch(self.train_utts[torch.randint(len(self.train_utts), (self.settings["batch_size"],),
-                                                                   generator=gen)], gen, device)
+                                                                   generator=gen)], gen, device, part)
         pos = torch.randint(len(self.train_rows), (self.settings["batch_size"],), generator=gen)
-        rows = self.train_rows[pos].sort().values
+        rows = self.train_rows[pos].sort().values[rank::world]
         x = stacked_inputs(self.frames, rows, self.concat, self.bounds)
         return (x.to(device),), self.frames.labels[rows].to(device)
 
@@ -317,14 +320,17 @@ class PhonemeTask:
                 "split": self.split, "notes": self.notes}
 
     # -- the sequence model's batches
-    def _chunk_batch(self, utts: torch.Tensor, gen: torch.Generator, device):
+    def _chunk_batch(self, utts: torch.Tensor, gen: torch.Generator, device, part: tuple[int, int] = (0, 1)):
         """Random chunks of chunk_frames from each utterance; shorter ones whole, padded by
-        repeating their last frame (targets -1 there, and the model packs by length)."""
+        repeating their last frame (targets -1 there, and the model packs by length).
+        part: only every world-th chunk from rank on is gathered (the draws are the same)."""
         offsets = self.frames.offsets
         start, length = offsets[utts], offsets[utts + 1] - offsets[utts]
         chunk = self.settings["chunk_frames"]
         room = (length - chunk).clamp(min=0) + 1
         start = start + (torch.rand(len(utts), generator=gen) * room).long()
+        rank, world = part
+        utts, start, length = utts[rank::world], start[rank::world], length[rank::world]
         lengths = length.clamp(max=chunk)
         T = int(lengths.max())
         idx = start[:, None] + torch.arange(T)[None, :]

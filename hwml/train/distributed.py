@@ -18,6 +18,7 @@ exactly as before. What the engine does with a `Group` (hwml/DESIGN.md, "Several
 from __future__ import annotations
 
 import datetime
+import inspect
 import math
 import os
 from dataclasses import dataclass
@@ -152,9 +153,14 @@ def wrap(model: nn.Module, group: Group) -> nn.Module:
 
 
 def draw_global(task, gen: torch.Generator, device, group: Group, batch_size: int):
-    """This rank's part of the global batch the task draws with world x batch_size (see above)."""
+    """This rank's part of the global batch the task draws with world x batch_size (see above).
+
+    A task whose train_batch takes `part=(rank, world)` (the phoneme task) gathers only those
+    rows; from any other the whole global batch is made and sliced."""
     task.settings["batch_size"] = batch_size * group.world
     try:
+        if "part" in inspect.signature(task.train_batch).parameters:
+            return task.train_batch(gen, device, part=(group.rank, group.world))
         inputs, targets = task.train_batch(gen, torch.device("cpu"))
     finally:
         task.settings["batch_size"] = batch_size
