@@ -3,8 +3,10 @@ and loading many per-utterance feature files into one contiguous tensor."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
+from collections import deque
 from pathlib import Path
 
 import numpy as np
@@ -149,16 +151,25 @@ def _load_parallel(paths, lengths, width, lengths_from, feats: torch.Tensor, wor
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(["hwml.data.common"])   # torch imported once, in the server
     bounds = list(range(0, len(paths), CHUNK_FILES)) + [len(paths)]
+    chunks = iter(zip(bounds[:-1], bounds[1:]))
     starts = offsets_from_lengths(lengths).tolist()
+    pending: deque = deque()   # at most 2 chunks a worker in flight: memory stays ~ that, not the set twice
     with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
-        jobs = [pool.submit(_load_chunk, paths[a:b], lengths[a:b], width, lengths_from)
-                for a, b in zip(bounds[:-1], bounds[1:])]
+        def submit() -> None:
+            for a, b in itertools.islice(chunks, 1):
+                pending.append((a, b, pool.submit(_load_chunk, paths[a:b], lengths[a:b], width, lengths_from)))
+
+        for _ in range(2 * workers):
+            submit()
         try:
-            for (a, b), job in zip(zip(bounds[:-1], bounds[1:]), jobs):
+            while pending:
+                a, b, job = pending.popleft()
                 feats[starts[a]:starts[b]] = torch.from_numpy(job.result())
+                del job
                 progress.update(b - a)
+                submit()
         except BaseException:
-            for job in jobs:
+            for *_, job in pending:
                 job.cancel()
             raise
     progress.close()
