@@ -1,0 +1,95 @@
+"""Predictions for a whole class at once: every run's model is loaded once and kept, and the
+shipped ones are loaded (with the modules they need) in the background as soon as the app
+serves its page, so no student pays for an import, a weights file or a first-call warm-up.
+
+`loaded_run` is what `predict_files` of both tasks call, in the app and the CLI alike. A run
+is reloaded when its weights or config change on disk (a run still training saves better
+weights as it goes); the few most recently used stay in memory.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from pathlib import Path
+
+from hwml.runs import CONFIG, WEIGHTS, load_run
+
+KEEP = 6  # models kept in memory (each a few MB; a class uses the shipped two and a few runs)
+
+_models: OrderedDict = OrderedDict()
+_lock = threading.Lock()
+_loading: dict = {}
+
+
+def _key(run_dir: Path) -> tuple:
+    """The folder and the change stamps of its weights and config (stat only: microseconds)."""
+    stamps = []
+    for name in (WEIGHTS, CONFIG):
+        try:
+            st = (run_dir / name).stat()
+            stamps.append((st.st_mtime_ns, st.st_size))
+        except OSError:
+            stamps.append(None)
+    return (str(run_dir.resolve()), *stamps)
+
+
+def loaded_run(run_dir):
+    """(model in eval mode, config) of a run folder, loaded once per version of its files.
+    Callers only read the model (inference under no_grad): one copy serves every thread."""
+    run_dir = Path(run_dir)
+    key = _key(run_dir)
+    with _lock:
+        if key in _models:
+            _models.move_to_end(key)
+            return _models[key]
+        gate = _loading.setdefault(key, threading.Lock())
+    with gate:  # one thread loads a given version; the others wait for it instead of loading it again
+        with _lock:
+            if key in _models:
+                return _models[key]
+        loaded = load_run(run_dir)
+        with _lock:
+            _models[key] = loaded
+            _loading.pop(key, None)
+            for old in [k for k in _models if k[0] == key[0] and k != key]:
+                del _models[old]  # an older version of the same run
+            while len(_models) > KEEP:
+                _models.popitem(last=False)
+        return loaded
+
+
+def forget() -> None:
+    """Drop every kept model (tests; a long-running server never needs to)."""
+    with _lock:
+        _models.clear()
+
+
+def warm(run_dir) -> None:
+    """Load a run and push a short input through it, so the first real request meets warm
+    code paths (lazy imports, feature transforms, first-call allocations)."""
+    import torch
+
+    from hwml.audio import FeatureParams, featurize, single_thread
+    from hwml.tasks import task_module
+
+    model, config = loaded_run(run_dir)
+    module = task_module(config.get("task"))
+    params = FeatureParams.from_dict(config["features"])
+    wave = torch.randn(16000, generator=torch.Generator().manual_seed(0)) * 0.05
+    with single_thread():
+        feats = featurize(wave, params)
+        module.warm_up(model, config, feats)
+
+
+def preload(run_dirs) -> None:
+    """Load and warm `run_dirs` (the app runs this in a background thread once its page is
+    served). A failure is only logged: a damaged shipped model must not stop the app, and
+    Predict reports it to whoever picks that model."""
+    import logging
+
+    for run_dir in run_dirs:
+        try:
+            warm(run_dir)
+        except Exception as exc:  # noqa: BLE001 - reported, never fatal here
+            logging.getLogger("hwml").warning("could not preload %s: %s", run_dir, exc)
