@@ -51,6 +51,7 @@ class JobLimits:
     max_training: int = 1          # runs training at the same time (HWML_MAX_TRAINING)
     max_run_seconds: float = 600.0  # training time cap per run (HWML_MAX_RUN_SECONDS)
     orphan_seconds: float = 30.0   # stop a run nobody has polled for this long (HWML_ORPHAN_SECONDS)
+    predict_workers: int = 2       # predictions computed at once, the rest queue (HWML_PREDICT_WORKERS)
 
     @classmethod
     def from_env(cls) -> JobLimits:
@@ -58,6 +59,7 @@ class JobLimits:
             max_training=int(env_number("HWML_MAX_TRAINING", cls.max_training, int)),
             max_run_seconds=env_number("HWML_MAX_RUN_SECONDS", cls.max_run_seconds),
             orphan_seconds=env_number("HWML_ORPHAN_SECONDS", cls.orphan_seconds),
+            predict_workers=int(env_number("HWML_PREDICT_WORKERS", cls.predict_workers, int)),
         )
 
 

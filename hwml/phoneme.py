@@ -23,7 +23,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from hwml.audio import MFCC39, FeatureParams, context_indices, featurize, frame_times
+from hwml import timing
+from hwml.audio import MFCC39, FeatureParams, context_indices, featurize, frame_times, single_thread
 from hwml.data.types import Dataset, FrameSet
 from hwml.errors import HwmlError
 from hwml.safeio import atomic_write_text, load_tensor_file
@@ -454,13 +455,25 @@ def _file_frames(path: Path, config: dict, params: FeatureParams) -> FrameSet:
         raise HwmlError(f"{path}: has {x.shape[1]} columns; this run takes {D} (single frames)"
                         + (f" or {D * n} ({n}-frame windows)" if n > 1 else ""))
     if path.suffix.lower() in AUDIO_SUFFIXES:
-        x = featurize(path, params)
+        from hwml.audio import load_audio
+
+        with timing.stage("decode"):
+            wave = load_audio(path)
+        with timing.stage("features"):
+            x = featurize(wave, params)
         return FrameSet(x, None, torch.tensor([0, len(x)]), [path.stem], names, 1)
     raise HwmlError(f"{path}: not a data folder, feature file (.npy/.pt) or audio file")
 
 
-def predict_files(run_dir, inputs: list[Path], out_csv: Path) -> dict:
+def warm_up(model, config: dict, feats: torch.Tensor) -> None:
+    """One forward pass over (T, 39) frames (hwml.serving.warm: the first request meets warm code)."""
+    predict_logits(model, config, FrameSet(feats, None, torch.tensor([0, len(feats)]), ["warm"],
+                                           config["class_names"], 1))
+
+
+def predict_files(run_dir, inputs: list[Path], out_csv: Path, *, fsync: bool = True) -> dict:
     """Predict for the CLI's `predict` and the app; writes CSV atomically, returns a summary.
+    fsync=False: atomic but not flushed to disk (the app's throwaway per-request CSVs).
 
     - A HW2 data folder (or zip): its course test split -> the submission `Id,Class` (one row per
       test frame, course order: timit_11 rows, libriphone utterances in test_split.txt order;
@@ -471,9 +484,9 @@ def predict_files(run_dir, inputs: list[Path], out_csv: Path) -> dict:
       `file,start,end,phone` (seconds). The summary carries the segments per file too.
     """
     from hwml.data import load_dataset
-    from hwml.runs import load_run
+    from hwml.serving import loaded_run
 
-    model, config = load_run(run_dir)
+    model, config = loaded_run(run_dir)
     inputs = [Path(p) for p in inputs]
     out_csv = Path(out_csv)
     if not inputs:
@@ -488,7 +501,7 @@ def predict_files(run_dir, inputs: list[Path], out_csv: Path) -> dict:
         test = dataset.test
         pred = predict_logits(model, config, test).argmax(1).tolist()
         labels = config["course_labels"]
-        atomic_write_text(out_csv, _csv_text(["Id", "Class"], ((i, labels[p]) for i, p in enumerate(pred))))
+        atomic_write_text(out_csv, _csv_text(["Id", "Class"], ((i, labels[p]) for i, p in enumerate(pred))), fsync=fsync)
         return {"kind": "submission", "out": str(out_csv), "rows": len(pred), "format": dataset.format}
 
     params = FeatureParams.from_dict(config["features"])
@@ -498,16 +511,19 @@ def predict_files(run_dir, inputs: list[Path], out_csv: Path) -> dict:
         if not path.is_file():
             raise HwmlError(f"{path}: no such file")
         frames = _file_frames(path, config, params)
-        probs = torch.softmax(predict_logits(model, config, frames), dim=1)
+        with timing.stage("model"), single_thread():
+            probs = torch.softmax(predict_logits(model, config, frames), dim=1)
         p, idx = probs.max(1)
         phones = [names[i] for i in idx.tolist()]
         times = frame_times(len(phones), params).tolist()
-        frame_rows += [(path.name, t, f"{times[t]:.3f}", ph, f"{p[t]:.4f}") for t, ph in enumerate(phones)]
+        probs_of = p.tolist()  # Python floats: formatting a tensor element costs ~20x more
+        frame_rows += [(path.name, t, f"{times[t]:.3f}", ph, f"{probs_of[t]:.4f}") for t, ph in enumerate(phones)]
         segs = segments(phones, params)
         seg_rows += [(path.name, f"{a:.3f}", f"{b:.3f}", ph) for a, b, ph in segs]
         files.append({"file": str(path), "frames": len(phones), "segments": segs})
     seg_csv = out_csv.with_name(out_csv.stem + ".segments.csv")
-    atomic_write_text(out_csv, _csv_text(["file", "frame", "time", "phone", "prob"], frame_rows))
-    atomic_write_text(seg_csv, _csv_text(["file", "start", "end", "phone"], seg_rows))
+    with timing.stage("csv"):
+        atomic_write_text(out_csv, _csv_text(["file", "frame", "time", "phone", "prob"], frame_rows), fsync=fsync)
+        atomic_write_text(seg_csv, _csv_text(["file", "start", "end", "phone"], seg_rows), fsync=fsync)
     return {"kind": "frames", "out": str(out_csv), "segments_csv": str(seg_csv), "rows": len(frame_rows),
             "files": files}

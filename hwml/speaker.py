@@ -525,6 +525,11 @@ def _next_locked(it, lock: threading.Lock):
         return next(it, None)
 
 
+def warm_up(model: nn.Module, config: dict, feats: Tensor) -> None:
+    """One forward pass over (T, 40) frames (hwml.serving.warm: the first request meets warm code)."""
+    predict_logits(model, config, [feats])
+
+
 def predict_logits(model: nn.Module, config: dict | None, split) -> Tensor:
     """(N, C) utterance scores (logits; averaged over windows of long utterances), no cropping."""
     return _per_utterance(model, model, as_utterances(split), config, model.n_classes)
@@ -555,11 +560,14 @@ def load_clip(clip, features: dict | None = None) -> Tensor:
 
             return load_tensor_file(path, width=N_MELS)
         if suffix in AUDIO_SUFFIXES:
-            from hwml.audio import LOGMEL40, FeatureParams, featurize, single_thread
+            from hwml import timing
+            from hwml.audio import LOGMEL40, FeatureParams, featurize, load_audio, single_thread
 
             params = FeatureParams.from_dict(features) if features else LOGMEL40
-            with single_thread():  # small ops: a second intra-op thread only adds waiting
-                return featurize(path, params)
+            with timing.stage("decode"):
+                wave = load_audio(path)
+            with timing.stage("features"), single_thread():  # small ops: a second intra-op thread only adds waiting
+                return featurize(wave, params)
         raise HwmlError(f"{path}: not a feature file ({', '.join(FEATURE_SUFFIXES)}) "
                         f"or audio file ({', '.join(AUDIO_SUFFIXES)})")
     x = torch.as_tensor(clip, dtype=torch.float32)
@@ -568,21 +576,22 @@ def load_clip(clip, features: dict | None = None) -> Tensor:
     return x
 
 
-def _write_csv(path: Path, header: list[str], rows) -> None:
+def _write_csv(path: Path, header: list[str], rows, fsync: bool = True) -> None:
     from hwml.safeio import atomic_write_text
 
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(header)
     writer.writerows(rows)
-    atomic_write_text(path, buf.getvalue())
+    atomic_write_text(path, buf.getvalue(), fsync=fsync)
 
 
 TOP_K = 5
 
 
-def predict_files(run_dir, inputs: list[Path], out_csv: Path) -> dict:
-    """CLI `predict` for a speaker run; writes out_csv atomically and returns a summary.
+def predict_files(run_dir, inputs: list[Path], out_csv: Path, *, fsync: bool = True) -> dict:
+    """CLI `predict` for a speaker run; writes out_csv atomically (flushed to disk unless
+    fsync=False: the app's throwaway per-request CSVs) and returns a summary.
 
     - one HW4 Dataset folder (or zip) with testdata.json: the course submission, header
       `Id,Category`, Id = feature_path, Category = speaker name, rows in testdata.json order;
@@ -591,9 +600,10 @@ def predict_files(run_dir, inputs: list[Path], out_csv: Path) -> dict:
       topK/pK = the K-th most likely speaker and its softmax probability (fewer columns when the
       run knows fewer than 5 speakers).
     """
-    from hwml.runs import load_run
+    from hwml import timing
+    from hwml.serving import loaded_run
 
-    model, config = load_run(run_dir)
+    model, config = loaded_run(run_dir)
     names = config["class_names"]
     inputs = [Path(p) for p in inputs]
     folders = [p for p in inputs if p.is_dir() or p.suffix.lower() == ".zip"]
@@ -607,14 +617,16 @@ def predict_files(run_dir, inputs: list[Path], out_csv: Path) -> dict:
             raise HwmlError(f"{folders[0]}: no HW4 test split (testdata.json) to predict")
         logits = predict_logits(model, config, dataset.test)
         pred = logits.argmax(-1).tolist()
-        _write_csv(out_csv, ["Id", "Category"], zip(dataset.test.utt_ids, (names[i] for i in pred)))
+        _write_csv(out_csv, ["Id", "Category"], zip(dataset.test.utt_ids, (names[i] for i in pred)), fsync)
         return {"out": str(out_csv), "rows": len(pred), "format": "submission", "header": "Id,Category"}
     feats = [load_clip(p, config.get("features")) for p in inputs]
-    probs = predict_logits(model, config, feats).softmax(-1)
+    with timing.stage("model"):
+        probs = predict_logits(model, config, feats).softmax(-1)
     k = min(TOP_K, len(names))
     top_p, top_i = probs.topk(k, dim=-1)
     header = ["Id", "Category"] + [c for j in range(1, k + 1) for c in (f"top{j}", f"p{j}")]
     rows = [[str(path), names[ti[0]]] + [v for j in range(k) for v in (names[ti[j]], f"{tp[j]:.6f}")]
             for path, ti, tp in zip(inputs, top_i.tolist(), top_p.tolist())]
-    _write_csv(out_csv, header, rows)
+    with timing.stage("csv"):
+        _write_csv(out_csv, header, rows, fsync)
     return {"out": str(out_csv), "rows": len(rows), "format": "top5", "header": ",".join(header)}

@@ -123,11 +123,13 @@ def evaluate_run(run_dir, data, split="all") -> dict:
         return evaluate(Path(run_dir), data, split=split)
 
 
-def predict_run(run_dir, inputs, out_csv) -> dict:
+def predict_run(run_dir, inputs, out_csv, *, fsync: bool = True) -> dict:
+    """fsync=False: the CSV is written atomically but not flushed to disk (the app's per-request
+    CSVs live in a session's scratch folder; a burst of them should not queue on the disk)."""
     module = task_module(run_config(run_dir).get("task"), source=str(Path(run_dir) / "config.json"))
     inputs = [Path(p) for p in inputs]
     with _naming(inputs[0] if len(inputs) == 1 else None):
-        return module.predict_files(Path(run_dir), inputs, Path(out_csv))
+        return module.predict_files(Path(run_dir), inputs, Path(out_csv), fsync=fsync)
 
 
 @contextlib.contextmanager
