@@ -466,7 +466,7 @@ def _file_frames(path: Path, config: dict, params: FeatureParams) -> FrameSet:
 
 
 def warm_up(model, config: dict, feats: torch.Tensor) -> None:
-    """One forward pass over (T, 39) frames (hwml.serving.warm: the first request meets warm code)."""
+    """One forward pass over (T, 39) frames (hwml.workflow.warm_run: the first request meets warm code)."""
     predict_logits(model, config, FrameSet(feats, None, torch.tensor([0, len(feats)]), ["warm"],
                                            config["class_names"], 1))
 

@@ -1,6 +1,6 @@
-"""Predictions for a whole class at once: every run's model is loaded once and kept, and the
-shipped ones are loaded (with the modules they need) in the background as soon as the app
-serves its page, so no student pays for an import, a weights file or a first-call warm-up.
+"""Predictions for a whole class at once: every run's model is loaded once and kept, so no
+student pays for reading a weights file and building a model (`hwml.workflow.preload_runs`
+loads and warms the shipped ones in the background as soon as the app serves its page).
 
 `loaded_run` is what `predict_files` of both tasks call, in the app and the CLI alike. A run
 is reloaded when its weights or config change on disk (a run still training saves better
@@ -63,33 +63,3 @@ def forget() -> None:
     """Drop every kept model (tests; a long-running server never needs to)."""
     with _lock:
         _models.clear()
-
-
-def warm(run_dir) -> None:
-    """Load a run and push a short input through it, so the first real request meets warm
-    code paths (lazy imports, feature transforms, first-call allocations)."""
-    import torch
-
-    from hwml.audio import FeatureParams, featurize, single_thread
-    from hwml.tasks import task_module
-
-    model, config = loaded_run(run_dir)
-    module = task_module(config.get("task"))
-    params = FeatureParams.from_dict(config["features"])
-    wave = torch.randn(16000, generator=torch.Generator().manual_seed(0)) * 0.05
-    with single_thread():
-        feats = featurize(wave, params)
-        module.warm_up(model, config, feats)
-
-
-def preload(run_dirs) -> None:
-    """Load and warm `run_dirs` (the app runs this in a background thread once its page is
-    served). A failure is only logged: a damaged shipped model must not stop the app, and
-    Predict reports it to whoever picks that model."""
-    import logging
-
-    for run_dir in run_dirs:
-        try:
-            warm(run_dir)
-        except Exception as exc:  # noqa: BLE001 - reported, never fatal here
-            logging.getLogger("hwml").warning("could not preload %s: %s", run_dir, exc)

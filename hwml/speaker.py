@@ -526,7 +526,7 @@ def _next_locked(it, lock: threading.Lock):
 
 
 def warm_up(model: nn.Module, config: dict, feats: Tensor) -> None:
-    """One forward pass over (T, 40) frames (hwml.serving.warm: the first request meets warm code)."""
+    """One forward pass over (T, 40) frames (hwml.workflow.warm_run: the first request meets warm code)."""
     predict_logits(model, config, [feats])
 
 

@@ -132,6 +132,35 @@ def predict_run(run_dir, inputs, out_csv, *, fsync: bool = True) -> dict:
         return module.predict_files(Path(run_dir), inputs, Path(out_csv), fsync=fsync)
 
 
+def warm_run(run_dir) -> None:
+    """Load a run (kept by hwml.serving) and push a second of noise through its features and
+    model, so the first real request meets warm code paths (imports, feature transforms,
+    first-call allocations)."""
+    import torch
+
+    from hwml.audio import FeatureParams, featurize, single_thread
+    from hwml.serving import loaded_run
+
+    model, config = loaded_run(run_dir)
+    module = task_module(config.get("task"), source=str(Path(run_dir) / "config.json"))
+    wave = torch.randn(16000, generator=torch.Generator().manual_seed(0)) * 0.05
+    with single_thread():
+        module.warm_up(model, config, featurize(wave, FeatureParams.from_dict(config["features"])))
+
+
+def preload_runs(run_dirs) -> None:
+    """warm_run each of `run_dirs` (the app does this in a background thread once its page is
+    served). A failure is only logged: a damaged shipped model must not stop the app, and
+    Predict reports it to whoever picks that model."""
+    import logging
+
+    for run_dir in run_dirs:
+        try:
+            warm_run(run_dir)
+        except Exception as exc:  # noqa: BLE001 - reported, never fatal here
+            logging.getLogger("hwml").warning("could not preload %s: %s", run_dir, exc)
+
+
 @contextlib.contextmanager
 def _naming(path):
     """Errors must name the file: prefix a message that names no file with the one input."""

@@ -19,7 +19,7 @@ import soundfile as sf
 
 from hwml import serving, timing
 from hwml.errors import HwmlError
-from hwml.workflow import predict_run
+from hwml.workflow import predict_run, preload_runs, warm_run
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 ROOT = Path(__file__).resolve().parents[1]
@@ -93,10 +93,19 @@ def test_a_damaged_run_is_an_error_for_its_caller_and_not_kept(tmp_path, clips):
     (run / "model.safetensors").write_bytes(b"not weights")
     with pytest.raises(HwmlError):
         serving.loaded_run(run)
-    serving.preload([run])  # logs, never raises: the app must start with a damaged shipped model
+    preload_runs([run])  # logs, never raises: the app must start with a damaged shipped model
     shutil.copyfile(SHIPPED["speaker"] / "model.safetensors", run / "model.safetensors")
     model, config = serving.loaded_run(run)
     assert config["task"] == "speaker"
+
+
+def test_warming_a_run_keeps_it_loaded_for_the_first_request(tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(SHIPPED["speaker"], run)
+    warm_run(run)
+    kept = serving.loaded_run(run)
+    predict_run(run, [ROOT / "assets" / "clips" / "george_1.flac"], tmp_path / "p.csv")
+    assert serving.loaded_run(run) is kept
 
 
 def test_each_request_writes_its_stage_timings(tmp_path, clips, monkeypatch):
