@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from hwml.errors import HwmlError
+from hwml.i18n import t
 
 if TYPE_CHECKING:
     import torch
@@ -158,7 +159,7 @@ def alignment_example(source, example: int = 1, seed: int = ALIGN_SEED) -> Align
 
 # ------------------------------------------------------------------------------- data formats
 
-def describe_course_folder(folder, max_files: int = 8) -> list[dict]:
+def describe_course_folder(folder, max_files: int = 8, lang: str = "en") -> list[dict]:
     """What a course folder holds: each file kind with its shape, dtype and a peek at the content."""
     from hwml.safeio import load_npy, load_tensor_file
 
@@ -174,28 +175,30 @@ def describe_course_folder(folder, max_files: int = 8) -> list[dict]:
         suffix = path.suffix.lower()
         if suffix == ".npy":
             arr = load_npy(path, mmap=True)
-            peek = ", ".join(map(str, arr[:5].tolist())) if arr.ndim == 1 else f"row 0: {np.round(arr[0, :4], 3).tolist()} ..."
-            rows.append({"file": rel, "holds": f"array {tuple(arr.shape)} {arr.dtype}", "peek": peek})
+            peek = (", ".join(map(str, arr[:5].tolist())) if arr.ndim == 1
+                    else t("formats.row0", lang, values=np.round(arr[0, :4], 3).tolist()))
+            rows.append({"file": rel, "holds": t("formats.array", lang, shape=tuple(arr.shape), dtype=arr.dtype),
+                         "peek": peek})
         elif suffix == ".pt":
             if shown_pt >= 2:
                 continue
             shown_pt += 1
-            t = load_tensor_file(path)
-            rows.append({"file": rel, "holds": f"tensor {tuple(t.shape)} {t.dtype}",
-                         "peek": f"frame 0: {[round(v, 3) for v in t[0, :4].tolist()]} ..."})
+            x = load_tensor_file(path)
+            rows.append({"file": rel, "holds": t("formats.tensor", lang, shape=tuple(x.shape), dtype=x.dtype),
+                         "peek": t("formats.frame0", lang, values=[round(v, 3) for v in x[0, :4].tolist()])})
         elif suffix == ".json":
             data = json.loads(path.read_text(encoding="utf-8"))
-            rows.append({"file": rel, "holds": "JSON with keys " + ", ".join(list(data)[:5]),
+            rows.append({"file": rel, "holds": t("formats.json", lang, keys=", ".join(list(data)[:5])),
                          "peek": _json_peek(data)})
         elif suffix in (".txt", ".csv"):
             with path.open(encoding="utf-8", errors="replace") as fh:
                 first = fh.readline().strip()
-            rows.append({"file": rel, "holds": "text", "peek": first[:90] + ("..." if len(first) > 90 else "")})
+            rows.append({"file": rel, "holds": t("formats.text", lang), "peek": first[:90] + ("..." if len(first) > 90 else "")})
         if len(rows) >= max_files:
             break
     pt_total = sum(1 for _ in folder.rglob("*.pt"))
     if pt_total > shown_pt:
-        rows.append({"file": f"... and {pt_total - shown_pt} more .pt files", "holds": "", "peek": ""})
+        rows.append({"file": t("formats.more_pt", lang, n=pt_total - shown_pt), "holds": "", "peek": ""})
     return rows
 
 
@@ -206,34 +209,12 @@ def _json_peek(data) -> str:
 
 # ------------------------------------------------------------------------------- presets
 
-PRESET_NOTES = {
-    "phoneme": {
-        "gaussian": "Lecture 2's generative model: one Gaussian per phone with a shared covariance, fitted in "
-                    "closed form (no gradient steps). Its decision boundaries are linear.",
-        "logreg": "Lecture 2's discriminative twin: the same linear boundaries, but learned by gradient "
-                  "descent on the cross-entropy instead of from class means and one covariance.",
-        "simple": "The course sample exactly: 429-1024-512-128-39 MLP, ReLU, Adam 1e-4, batch 64. The "
-                  "reference every other preset is measured against (it returns logits, not log-softmax).",
-        "medium": "Wider and deeper MLP with BatchNorm and dropout, wider context: more capacity, less "
-                  "over-fitting, and more neighbouring frames to see each phone's transitions.",
-        "strong": "More context frames and width again, tuned batch size and learning rate schedule.",
-        "boss": "A sequence model over whole utterances (it sees the phone before and after), where the "
-                "format keeps utterance boundaries; on timit_11 it falls back to the best MLP.",
-    },
-    "speaker": {
-        "simple": "The course sample, batch-first: 40->80 prenet, one Transformer layer, mean pooling, "
-                  "2-layer head, AdamW 1e-3 with 1000 warmup steps, 128-frame crops, batch 16.",
-        "medium": "A tuned Transformer: pre-norm, 2 wider layers, per-bin input standardisation, larger "
-                  "batches, a short warmup: more capacity that still trains in CPU minutes.",
-        "strong": "Conformer blocks (convolution + attention: local spectral detail and global context), "
-                  "batch-first with the length mask in attention and convolution, masked mean pooling.",
-        "boss": "Conformer + self-attentive pooling (learns which frames matter; `--set pooling=asp` adds their spread) "
-                "+ additive margin softmax (forces a margin between speakers: better embeddings).",
-    },
-}
+PRESET_NOTES = {kind: {name: f"preset.{kind}.{name}" for name in names}  # catalogue keys (hwml/i18n)
+                for kind, names in (("phoneme", ("gaussian", "logreg", "simple", "medium", "strong", "boss")),
+                                    ("speaker", ("simple", "medium", "strong", "boss")))}
 
 
-def preset_table(kind: str) -> list[dict]:
+def preset_table(kind: str, lang: str = "en") -> list[dict]:
     """Each preset of a task: what it changes relative to `simple`, and why."""
     from hwml.tasks import task_module
 
@@ -242,15 +223,17 @@ def preset_table(kind: str) -> list[dict]:
     rows = []
     for name, settings in presets.items():
         changed = {k: v for k, v in settings.items() if base.get(k, object()) != v} if name != "simple" else settings
-        rows.append({"preset": name, "why": PRESET_NOTES.get(kind, {}).get(name, ""),
-                     "settings (vs simple)": ", ".join(f"{k}={v}" for k, v in changed.items()) or "-"})
+        note = PRESET_NOTES.get(kind, {}).get(name)
+        rows.append({t("col.preset", lang): name, t("col.why", lang): t(note, lang) if note else "",
+                     t("col.settings", lang): ", ".join(f"{k}={v}" for k, v in changed.items()) or "-"})
     return rows
 
 
 # ------------------------------------------------------------------------------- Lecture 2
 
 def compare_models(data, presets=("gaussian", "logreg", "medium"), max_steps: int = 300,
-                   max_seconds: float = 20.0, seed: int = 0, out_root=None, stop_event=None) -> list[dict]:
+                   max_seconds: float = 20.0, seed: int = 0, out_root=None, stop_event=None,
+                   lang: str = "en") -> list[dict]:
     """Train each preset briefly on the same frames and report validation accuracy and time:
     generative (closed form) vs discriminative (same linear boundaries, learned) vs deep."""
     from hwml.workflow import train_run
@@ -264,14 +247,16 @@ def compare_models(data, presets=("gaussian", "logreg", "medium"), max_steps: in
             summary = train_run("phoneme", data, Path(tmp) / preset, preset=preset, max_steps=max_steps,
                                 max_seconds=max_seconds, seed=seed, stop_event=stop_event)
             acc = summary.get("best_valid_acc")
-            rows.append({"preset": preset, "kind": _model_family(preset),
-                         "valid accuracy": round(acc, 4) if acc is not None else None,
-                         "steps": summary.get("step"), "seconds": round(time.perf_counter() - t0, 2)})
+            rows.append({t("col.preset", lang): preset, t("col.kind", lang): t(_model_family(preset), lang),
+                         t("col.valid_acc", lang): round(acc, 4) if acc is not None else None,
+                         t("col.steps", lang): summary.get("step"),
+                         t("col.seconds", lang): round(time.perf_counter() - t0, 2)})
     return rows
 
 
 def _model_family(preset: str) -> str:
-    return {"gaussian": "generative (closed form)", "logreg": "discriminative, linear"}.get(preset, "deep (MLP / sequence)")
+    """The catalogue key of a preset's model family."""
+    return {"gaussian": "family.generative", "logreg": "family.linear"}.get(preset, "family.deep")
 
 
 # ------------------------------------------------------------------------------- the pitfalls
@@ -294,7 +279,7 @@ class DemoResult:
     rows: list[dict]
 
 
-def demo_time_major_conformer(seed: int = 0) -> DemoResult:
+def demo_time_major_conformer(seed: int = 0, lang: str = "en") -> DemoResult:
     """Change utterance 1 of a batch and watch utterance 0's output: it must not move."""
     import torch
     from conformer import ConformerBlock
@@ -307,13 +292,14 @@ def demo_time_major_conformer(seed: int = 0) -> DemoResult:
     with torch.no_grad():
         bf = (block(y)[0] - block(x)[0]).abs().max().item()
         tm = (block(y.transpose(0, 1)).transpose(0, 1)[0] - block(x.transpose(0, 1)).transpose(0, 1)[0]).abs().max().item()
+    layout, change = t("demo.1.col.layout", lang), t("demo.1.col.change", lang)
     return DemoResult(
-        f"Feeding (time, batch, dim) lets utterance 1 change utterance 0's output by {tm:.3f}; batch-first: {bf:.1e}.",
-        [{"input layout": "(time, batch, dim) as in the notes", "max change of utterance 0": round(tm, 6)},
-         {"input layout": "(batch, time, dim) as hwml", "max change of utterance 0": float(f"{bf:.3g}")}])
+        t("demo.1.headline", lang, tm=f"{tm:.3f}", bf=f"{bf:.1e}"),
+        [{layout: t("demo.1.row.course", lang), change: round(tm, 6)},
+         {layout: t("demo.1.row.hwml", lang), change: float(f"{bf:.3g}")}])
 
 
-def demo_uninitialised_pooling(dim: int = 256) -> DemoResult:
+def demo_uninitialised_pooling(dim: int = 256, lang: str = "en") -> DemoResult:
     """What `torch.FloatTensor(dim, 1)` holds (whatever memory was there) vs hwml's explicit init."""
     import torch
 
@@ -322,21 +308,21 @@ def demo_uninitialised_pooling(dim: int = 256) -> DemoResult:
     raw = torch.FloatTensor(dim, 1)  # the course's line, on purpose
     ours = SelfAttentivePool(dim).context.detach()
 
-    def stats(t):
-        finite = t[torch.isfinite(t)]
-        return {"NaN or inf": int((~torch.isfinite(t)).sum()),
-                "max |value|": float(f"{finite.abs().max().item():.3g}") if finite.numel() else None,
+    def stats(x):
+        finite = x[torch.isfinite(x)]
+        return {"nan": int((~torch.isfinite(x)).sum()),
+                "max": float(f"{finite.abs().max().item():.3g}") if finite.numel() else None,
                 "std": float(f"{finite.std().item():.3g}") if finite.numel() > 1 else None}
 
     a, b = stats(raw), stats(ours)
+    cols = {k: t(f"demo.2.col.{k}", lang) for k in ("nan", "max", "std")}
     return DemoResult(
-        "Uninitialised memory is whatever was there: this time it held "
-        f"{a['NaN or inf']} NaN/inf and values up to {a['max |value|']}; hwml draws N(0, 1/dim) (std {b['std']}).",
-        [{"parameter": "torch.FloatTensor(dim, 1) (course notes)", **a},
-         {"parameter": "hwml SelfAttentivePool.context", **b}])
+        t("demo.2.headline", lang, nan=a["nan"], max=a["max"], std=b["std"]),
+        [{t("demo.2.col.parameter", lang): t("demo.2.row.course", lang), **{cols[k]: v for k, v in a.items()}},
+         {t("demo.2.col.parameter", lang): "hwml SelfAttentivePool.context", **{cols[k]: v for k, v in b.items()}}])
 
 
-def demo_best_model_copy(seed: int = 0) -> DemoResult:
+def demo_best_model_copy(seed: int = 0, lang: str = "en") -> DemoResult:
     """Keep the 'best' weights with state_dict() vs a clone, then train one more step."""
     import torch
     import torch.nn.functional as F
@@ -355,14 +341,14 @@ def demo_best_model_copy(seed: int = 0) -> DemoResult:
     now = model.weight.detach()
     ref_diff = (by_reference["weight"] - now).abs().max().item()
     copy_diff = (by_copy["weight"] - now).abs().max().item()
+    kept, diff = t("demo.3.col.kept", lang), t("demo.3.col.diff", lang)
     return DemoResult(
-        f"After one more step the 'best' state_dict() differs from the live weights by {ref_diff:.1g}: it IS the "
-        f"live weights. The clone kept the best ones (differs by {copy_diff:.3f}).",
-        [{"kept as": "model.state_dict() (course)", "difference from latest weights": ref_diff},
-         {"kept as": "cloned tensors (hwml)", "difference from latest weights": round(copy_diff, 6)}])
+        t("demo.3.headline", lang, ref=f"{ref_diff:.1g}", copy=f"{copy_diff:.3f}"),
+        [{kept: t("demo.3.row.course", lang), diff: ref_diff},
+         {kept: t("demo.3.row.hwml", lang), diff: round(copy_diff, 6)}])
 
 
-def demo_padding_masks(seed: int = 0) -> DemoResult:
+def demo_padding_masks(seed: int = 0, lang: str = "en") -> DemoResult:
     """One utterance pooled alone, then padded with -20 to a batch's length, with and without a mask."""
     import torch
 
@@ -376,18 +362,20 @@ def demo_padding_masks(seed: int = 0) -> DemoResult:
     sap = SelfAttentivePool(16).eval()
     with torch.no_grad():
         rows = []
-        for name, pool in (("mean pooling", MeanPool()), ("attention pooling", sap)):
+        changes = []
+        for name, pool in (("mean", MeanPool()), ("attention", sap)):
             alone = pool(x, mask_alone)
             unmasked = pool(padded, torch.ones(1, 120, dtype=torch.bool))
             masked = pool(padded, mask_padded)
-            rows.append({"pooling": name, "change without mask": round((unmasked - alone).abs().max().item(), 4),
-                         "change with mask": float(f"{(masked - alone).abs().max().item():.2g}")})
-    return DemoResult(
-        f"Padding an utterance with -20 moves its mean-pooled embedding by {rows[0]['change without mask']} "
-        "when the padding counts as speech; with a length mask it does not move.", rows)
+            changes.append(round((unmasked - alone).abs().max().item(), 4))
+            rows.append({t("demo.4.col.pooling", lang): t(f"demo.4.row.{name}", lang),
+                         t("demo.4.col.without", lang): changes[-1],
+                         t("demo.4.col.with", lang): float(f"{(masked - alone).abs().max().item():.2g}")})
+    return DemoResult(t("demo.4.headline", lang, change=changes[0]), rows)
 
 
-def demo_leaky_split(dataset=None, n_utts: int = 60, n_valid: int = 800, context: int = 11, seed: int = 0) -> DemoResult:
+def demo_leaky_split(dataset=None, n_utts: int = 60, n_valid: int = 800, context: int = 11, seed: int = 0,
+                     lang: str = "en") -> DemoResult:
     """1-nearest-neighbour accuracy on context windows: validation frames drawn at random from
     all frames (their overlapping neighbours sit in training) vs held-out whole utterances."""
     import torch
@@ -413,11 +401,11 @@ def demo_leaky_split(dataset=None, n_utts: int = 60, n_valid: int = 800, context
     vi = torch.nonzero(is_held).squeeze(1)
     vi = vi[torch.randperm(len(vi), generator=g)[:n_valid]]
     honest = _nn_accuracy(x[~is_held], y[~is_held], x[vi], y[vi])
+    split, acc = t("demo.5.col.split", lang), t("demo.5.col.acc", lang)
     return DemoResult(
-        f"The same 1-nearest-neighbour classifier scores {leaky:.1%} on a shuffled frame split but {honest:.1%} "
-        "on held-out utterances: the shuffled split grades frames whose overlapping neighbours it trained on.",
-        [{"validation split": "frames shuffled, then split (course)", "1-NN accuracy": round(leaky, 4)},
-         {"validation split": "whole utterances held out (hwml)", "1-NN accuracy": round(honest, 4)}])
+        t("demo.5.headline", lang, leaky=f"{leaky:.1%}", honest=f"{honest:.1%}"),
+        [{split: t("demo.5.row.course", lang), acc: round(leaky, 4)},
+         {split: t("demo.5.row.hwml", lang), acc: round(honest, 4)}])
 
 
 def _frames_with_utterances(dataset, n_utts: int, seed: int):
@@ -437,7 +425,7 @@ def _frames_with_utterances(dataset, n_utts: int, seed: int):
             labels.append(tr.labels[a:b])
             owner.append(torch.full((b - a,), j))
         return torch.cat(feats), torch.cat(labels), torch.cat(owner)
-    raise HwmlError("this demo needs a phoneme dataset with utterance boundaries (libriphone format)")
+    raise HwmlError(t("demo.5.needs_libriphone"))
 
 
 def _nn_accuracy(xtr, ytr, xva, yva, chunk: int = 256) -> float:
@@ -451,29 +439,32 @@ def _nn_accuracy(xtr, ytr, xva, yva, chunk: int = 256) -> float:
     return correct / max(len(xva), 1)
 
 
-def demo_double_softmax(seed: int = 0, n_classes: int = 39) -> DemoResult:
+def demo_double_softmax(seed: int = 0, n_classes: int = 39, lang: str = "en") -> DemoResult:
     """CrossEntropyLoss on logits, on log_softmax outputs, and on softmax outputs."""
     import torch
     import torch.nn.functional as F
 
     torch.manual_seed(seed)
     z = (3 * torch.randn(64, n_classes)).requires_grad_()
-    t = torch.randint(0, n_classes, (64,))
-    rows = []
-    for name, f in (("logits (hwml)", lambda v: v), ("log_softmax, then CrossEntropyLoss (course)", lambda v: F.log_softmax(v, -1)),
-                    ("softmax, then CrossEntropyLoss (the same slip, without the luck)", lambda v: F.softmax(v, -1))):
+    target = torch.randint(0, n_classes, (64,))
+    rows, losses, norms = [], [], []
+    for name, f in (("logits", lambda v: v), ("log_softmax", lambda v: F.log_softmax(v, -1)),
+                    ("softmax", lambda v: F.softmax(v, -1))):
         z.grad = None
-        loss = F.cross_entropy(f(z), t)
+        loss = F.cross_entropy(f(z), target)
         loss.backward()
-        rows.append({"model output": name, "loss": round(loss.item(), 4), "gradient norm": round(z.grad.norm().item(), 4)})
+        losses.append(round(loss.item(), 4))
+        norms.append(round(z.grad.norm().item(), 4))
+        rows.append({t("demo.6.col.output", lang): t(f"demo.6.row.{name}", lang), t("demo.6.col.loss", lang): losses[-1],
+                     t("demo.6.col.grad", lang): norms[-1]})
     return DemoResult(
-        "log_softmax is idempotent (log_softmax(log_softmax(z)) = log_softmax(z)), so the course's double softmax "
-        f"gives the same loss ({rows[1]['loss']} vs {rows[0]['loss']}) by luck; with softmax instead the loss is stuck "
-        f"near log(C) = {np.log(n_classes):.2f} and the gradient shrinks {rows[0]['gradient norm'] / max(rows[2]['gradient norm'], 1e-12):.0f}x.",
+        t("demo.6.headline", lang, double=losses[1], logits=losses[0], logc=f"{np.log(n_classes):.2f}",
+          shrink=f"{norms[0] / max(norms[2], 1e-12):.0f}"),
         rows)
 
 
-def demo_input_pipeline(n: int = 20000, dim: int = 429, batch: int = 64, n_batches: int = 60, seed: int = 0) -> DemoResult:
+def demo_input_pipeline(n: int = 20000, dim: int = 429, batch: int = 64, n_batches: int = 60, seed: int = 0,
+                        lang: str = "en") -> DemoResult:
     """Frames per second of a per-frame Dataset + DataLoader vs indexing whole batches of a tensor."""
     import torch
     from torch.utils.data import DataLoader, Dataset
@@ -501,14 +492,15 @@ def demo_input_pipeline(n: int = 20000, dim: int = 429, batch: int = 64, n_batch
         xb, yb = x[idx], y[idx]
         served += min(len(xb), len(yb))
     ours = served / (time.perf_counter() - t0)
+    pipeline, rate = t("demo.7.col.pipeline", lang), t("demo.7.col.rate", lang)
     return DemoResult(
-        f"Indexing whole batches of one in-memory tensor serves {ours / course:.0f}x more frames per second "
-        "than a Python __getitem__ per frame through a DataLoader.",
-        [{"input pipeline": f"Dataset.__getitem__ per frame, DataLoader batch {batch} (course)", "frames/s": int(course)},
-         {"input pipeline": f"index tensor, batch {big} (hwml)", "frames/s": int(ours)}])
+        t("demo.7.headline", lang, times=f"{ours / course:.0f}"),
+        [{pipeline: t("demo.7.row.course", lang, batch=batch), rate: int(course)},
+         {pipeline: t("demo.7.row.hwml", lang, batch=big), rate: int(ours)}])
 
 
-def demo_early_stopping(epochs: int = 50, course_patience: int = 400, patience: int = 10, seed: int = 0) -> DemoResult:
+def demo_early_stopping(epochs: int = 50, course_patience: int = 400, patience: int = 10, seed: int = 0,
+                        lang: str = "en") -> DemoResult:
     """A validation curve that peaks around epoch 12 and then slowly over-fits: when does each rule stop?"""
     e = np.arange(1, epochs + 1)
     noise = np.random.default_rng(seed).normal(0, 0.002, epochs)
@@ -523,11 +515,12 @@ def demo_early_stopping(epochs: int = 50, course_patience: int = 400, patience: 
         return None
 
     course, ours = stop_epoch(course_patience), stop_epoch(patience)
+    rule, stops, never = t("demo.8.col.rule", lang), t("demo.8.col.stops", lang), t("demo.8.never_ran", lang, epochs=epochs)
     return DemoResult(
-        f"With {epochs} epochs the counter can reach at most {epochs}, so `early_stop_count >= {course_patience}` never "
-        f"fires ({'never' if course is None else course}); a patience counted in validations stops at epoch {ours}.",
-        [{"rule": f"early_stop_count >= {course_patience} (course)", "stops at epoch": course or f"never (ran all {epochs})"},
-         {"rule": f"patience {patience} validations (hwml)", "stops at epoch": ours or f"never (ran all {epochs})"}])
+        t("demo.8.headline", lang, epochs=epochs, limit=course_patience,
+          course=t("demo.8.never", lang) if course is None else course, ours=ours),
+        [{rule: t("demo.8.row.course", lang, limit=course_patience), stops: course or never},
+         {rule: t("demo.8.row.hwml", lang, patience=patience), stops: ours or never}])
 
 
 _PAYLOAD_RAN: list[str] = []
@@ -544,7 +537,7 @@ class _BoobyTrap:
         return (_payload, ("code from the file ran during loading",))
 
 
-def demo_unsafe_load() -> DemoResult:
+def demo_unsafe_load(lang: str = "en") -> DemoResult:
     """A .pt whose pickle calls a function when loaded: unpickled plainly (what torch.load does
     without weights_only=True) it runs; hwml's loader refuses it before anything runs."""
     import torch
@@ -557,20 +550,20 @@ def demo_unsafe_load() -> DemoResult:
         torch.save(_BoobyTrap(), path)
         try:
             load_tensor_file(path)
-            refused = "loaded (!)"
+            refused = t("demo.9.loaded", lang)
         except HwmlError as exc:
-            refused = f"refused: {exc}"
+            refused = t("demo.9.refused", lang, error=exc)
         ran_with_safe_loader = bool(_PAYLOAD_RAN)
         pickle.loads(pickle.dumps(_BoobyTrap()))  # a plain unpickle, as torch.load(weights_only=False) does
         ran_plain = bool(_PAYLOAD_RAN)
+    loader, ran, result = t("demo.9.col.loader", lang), t("demo.9.col.ran", lang), t("demo.9.col.result", lang)
     return DemoResult(
-        "A plain unpickle ran the file's code; hwml's loader (torch.load with weights_only=True, plain tensors only) "
-        "refused the file and nothing ran. A real attacker's payload would call os.system instead.",
-        [{"loader": "plain pickle / torch.load(weights_only=False)", "code ran": ran_plain, "result": "ran the payload"},
-         {"loader": "hwml.safeio.load_tensor_file", "code ran": ran_with_safe_loader, "result": refused[:120]}])
+        t("demo.9.headline", lang),
+        [{loader: "plain pickle / torch.load(weights_only=False)", ran: ran_plain, result: t("demo.9.ran_payload", lang)},
+         {loader: "hwml.safeio.load_tensor_file", ran: ran_with_safe_loader, result: refused[:120]}])
 
 
-def demo_seeding(seed: int = 0) -> DemoResult:
+def demo_seeding(seed: int = 0, lang: str = "en") -> DemoResult:
     """Crop starts drawn twice 'with the same seed': Python's random vs one torch.Generator."""
     import torch
 
@@ -584,63 +577,30 @@ def demo_seeding(seed: int = 0) -> DemoResult:
 
     a, b = course_crops(), course_crops()
     c, d = hwml_crops(), hwml_crops()
+    drawn, run1, run2, same = (t(f"demo.10.col.{k}", lang) for k in ("drawn", "run1", "run2", "same"))
     return DemoResult(
-        f"Two runs 'seeded' with torch.manual_seed({seed}) cropped differently ({a} vs {b}); "
-        f"one generator seeded from the run's seed repeats exactly ({c}).",
-        [{"crops drawn with": "random.randint, torch seeded (course)", "run 1": str(a), "run 2": str(b), "same": a == b},
-         {"crops drawn with": "one torch.Generator (hwml)", "run 1": str(c), "run 2": str(d), "same": c == d}])
+        t("demo.10.headline", lang, seed=seed, a=a, b=b, c=c),
+        [{drawn: t("demo.10.row.course", lang), run1: str(a), run2: str(b), same: a == b},
+         {drawn: t("demo.10.row.hwml", lang), run1: str(c), run2: str(d), same: c == d}])
 
 
-PITFALLS = [
-    Pitfall(1, "Conformer fed time-major input",
-            "The notes permute features to (length, batch, dim) before conformer.ConformerBlock, which expects (batch, time, dim).",
-            "Attention mixes different utterances of the batch and the convolution runs across the batch: validation "
-            "looks fine, test accuracy collapses.",
-            "Batch-first everywhere; the mask goes to attention and convolution.", demo_time_major_conformer),
-    Pitfall(2, "Uninitialised self-attention pooling vector",
-            "nn.Parameter(torch.FloatTensor(dim, 1)) holds whatever memory was there, NaN included.",
-            "Training may start from NaN or huge values: a run diverges or differs from run to run.",
-            "Initialise every parameter explicitly.", demo_uninitialised_pooling),
-    Pitfall(3, "'Best' model that is not the best",
-            "best_state_dict = model.state_dict() keeps references to the live tensors.",
-            "What is saved at the end is the latest weights, not the best ones.",
-            "Clone the tensors (hwml.train.engine.clone_state).", demo_best_model_copy),
-    Pitfall(4, "Padding without masks",
-            "Short utterances are padded with -20 and attention and pooling treat the padding as speech.",
-            "An utterance's embedding depends on how long the others in its batch are.",
-            "Carry a length mask through encoder and pooling.", demo_padding_masks),
-    Pitfall(5, "Leaky validation split for frames",
-            "Shuffling individual frames before splitting puts overlapping 11-frame windows of one utterance in "
-            "both train and validation.",
-            "Validation accuracy overstates test accuracy.",
-            "Split by utterance (or speaker) wherever boundaries are known; say so where they are not (timit_11).",
-            demo_leaky_split),
-    Pitfall(6, "Double softmax",
-            "The HW2 model returns log_softmax and CrossEntropyLoss applies log_softmax again.",
-            "Harmless only because log_softmax is idempotent; the same slip with softmax stalls training.",
-            "Models return logits.", demo_double_softmax),
-    Pitfall(7, "Slow input pipelines",
-            "One torch.load per utterance per step (HW4); a Python __getitem__ per frame at batch 64 (HW2).",
-            "The CPU spends its time in Python, not in the model.",
-            "Features in memory as contiguous tensors, whole batches by index.", demo_input_pipeline),
-    Pitfall(8, "Uncapped early stopping",
-            "early_stop_count >= 400 with 50 epochs.",
-            "It never triggers.",
-            "A patience counted in validations, small enough to fire.", demo_early_stopping),
-    Pitfall(9, "torch.load without weights_only=True",
-            "Uploaded .pt files are unpickled.",
-            "A crafted file runs arbitrary code on the server.",
-            "torch.load(weights_only=True), plain tensors only; checkpoints as safetensors + JSON.", demo_unsafe_load),
-    Pitfall(10, "Python random for crops with only torch seeded",
-            "Crops come from Python's random module while only torch is seeded.",
-            "Two runs with the same seed differ: results cannot be reproduced.",
-            "Seed everything from one seed, or draw everything from one generator.", demo_seeding),
-]
+PITFALL_DEMOS = [demo_time_major_conformer, demo_uninitialised_pooling, demo_best_model_copy, demo_padding_masks,
+                 demo_leaky_split, demo_double_softmax, demo_input_pipeline, demo_early_stopping, demo_unsafe_load,
+                 demo_seeding]
+# The words of each pitfall live in the catalogues (hwml/i18n: pitfall.N.title / .defect / .effect / .fix).
+PITFALLS = [Pitfall(n, t(f"pitfall.{n}.title"), t(f"pitfall.{n}.defect"), t(f"pitfall.{n}.effect"),
+                    t(f"pitfall.{n}.fix"), demo) for n, demo in enumerate(PITFALL_DEMOS, start=1)]
 
 
-def run_pitfall_demo(number: int, dataset=None) -> DemoResult:
-    """Run pitfall `number`'s demo (the leaky-split one needs a libriphone-format dataset)."""
+def pitfall_text(number: int, part: str, lang: str = "en") -> str:
+    """A pitfall's title, defect, effect or fix in `lang`."""
+    return t(f"pitfall.{number}.{part}", lang)
+
+
+def run_pitfall_demo(number: int, dataset=None, lang: str = "en") -> DemoResult:
+    """Run pitfall `number`'s demo (the leaky-split one needs a libriphone-format dataset); its
+    headline and table in `lang`."""
     for p in PITFALLS:
         if p.number == number:
-            return p.demo(dataset) if p.demo is demo_leaky_split else p.demo()
+            return p.demo(dataset, lang=lang) if p.demo is demo_leaky_split else p.demo(lang=lang)
     raise HwmlError(f"no pitfall number {number}")

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Sequence
 
+from hwml.i18n import t
 from hwml.errors import HwmlError
 
 # Gradio's file widgets hand over absolute paths; these are the file names shown in tables.
@@ -27,56 +28,53 @@ MAX_NAME = 60
 
 # ------------------------------------------------------------------------- the model's classes
 
-def classes_description(config: dict) -> str:
+def classes_description(config: dict, lang: str = "en") -> str:
     """What a speaker run's classes are, in a sentence or two for Predict: config.json's
     "classes_description" when its maker wrote one (checkpoints/card.py does for the shipped
     model), else the count and the first few class names."""
     given = (config or {}).get("classes_description")
-    if isinstance(given, str) and given.strip():
+    if isinstance(given, str) and given.strip() and lang == "en":  # written in English by its maker
         return given.strip()
     names = [str(n) for n in (config or {}).get("class_names") or []]
     if not names:
-        return "This model lists no speakers in its config.json."
-    shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
-    return (f"Knows the {len(names)} speakers it was trained on ({shown}): Predict tells which of them a clip "
-            "sounds most like. To recognise new people, enrol them in \"Who is speaking?\".")
+        return t("who.no_classes", lang)
+    shown = ", ".join(names[:3]) + (t("who.and_more", lang, n=len(names) - 3) if len(names) > 3 else "")
+    return t("who.classes", lang, n=len(names), shown=shown)
 
 
-def run_note(run_dir) -> str:
+def run_note(run_dir, lang: str = "en") -> str:
     """classes_description of a run folder, read without loading the model ("" when unreadable: the
     picker may point at a run still starting)."""
     try:
         config = json.loads((Path(run_dir) / "config.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return ""
-    return classes_description(config) if isinstance(config, dict) else ""
+    return classes_description(config, lang) if isinstance(config, dict) else ""
 
 
 # ------------------------------------------------------------------------------- the threshold
 
-def threshold_words(info: dict) -> str:
+def threshold_words(info: dict, lang: str = "en") -> str:
     """The same-speaker threshold in words: calibrated (with its equal error rate) or the default."""
-    t = f"{info['threshold']:.2f}"
+    value = f"{info['threshold']:.2f}"
     if not info.get("calibrated"):
-        return f"{t} (uncalibrated default)"
+        return t("who.th.default", lang, value=value)
     eer = info.get("eer")
     trials = info.get("n_trials") or 0
-    where = f" over {trials:,} validation pairs" if trials else ""
-    return (f"{t} (calibrated: equal error rate {eer:.1%}{where})" if isinstance(eer, (int, float))
-            else f"{t} (calibrated)")
+    where = t("who.th.pairs", lang, n=f"{trials:,}") if trials else ""
+    return (t("who.th.calibrated_eer", lang, value=value, eer=f"{eer:.1%}", where=where)
+            if isinstance(eer, (int, float)) else t("who.th.calibrated", lang, value=value))
 
 
-def model_summary(source) -> str:
+def model_summary(source, lang: str = "en") -> str:
     """A line about the picked model: how many speakers it knows and its threshold."""
     from hwml.speaker_id import open_model, verification_threshold
 
     sm = open_model(source)
     n = len(sm.config.get("class_names") or [])
     info = verification_threshold(sm.config)
-    why = ("" if info["calibrated"] else ": this run was not calibrated (trained before calibration existed, "
-           "or without a validation split)")
-    return (f"Voice prints of {sm.model.emb_dim} numbers from a model trained on {n} speakers · "
-            f"same-speaker threshold {threshold_words(info)}{why}")
+    why = "" if info["calibrated"] else t("who.uncalibrated_why", lang)
+    return t("who.summary", lang, dim=sm.model.emb_dim, n=n, threshold=threshold_words(info, lang), why=why)
 
 
 # ------------------------------------------------------------------------------------ the people
@@ -200,7 +198,7 @@ class Roster:
 
 # ------------------------------------------------------------------------ identify and verify
 
-def identify_clip(source, roster: Roster, clip) -> dict:
+def identify_clip(source, roster: Roster, clip, lang: str = "en") -> dict:
     """Rank the enrolled people for a clip. {"ranked": [(name, cosine)], best first,
     "rows": [(rank, name, cosine, above threshold)], "sentence", "threshold": {...}}."""
     from hwml.speaker_id import identify, open_model, verification_threshold
@@ -211,19 +209,20 @@ def identify_clip(source, roster: Roster, clip) -> dict:
     ranked = identify(sm, roster.enrollments(sm), clip)
     info = verification_threshold(sm.config)
     best, score = ranked[0]
+    words = threshold_words(info, lang)
     if score >= info["threshold"]:
-        verdict = f"At or above the same-speaker threshold {threshold_words(info)}: probably {best}."
+        verdict = t("who.id.above", lang, threshold=words, best=best)
     else:
-        verdict = (f"Below the same-speaker threshold {threshold_words(info)}: perhaps somebody who is "
-                   "not enrolled.")
-    others = "" if len(ranked) == 1 else f" Next: {ranked[1][0]} ({ranked[1][1]:.2f})."
+        verdict = t("who.id.below", lang, threshold=words)
+    others = "" if len(ranked) == 1 else t("who.id.next", lang, name=ranked[1][0], score=f"{ranked[1][1]:.2f}")
+    yes, no = t("who.yes", lang), t("who.no", lang)
     return {"ranked": ranked, "threshold": info,
-            "rows": [(i + 1, n, round(s, 4), "yes" if s >= info["threshold"] else "no")
+            "rows": [(i + 1, n, round(s, 4), yes if s >= info["threshold"] else no)
                      for i, (n, s) in enumerate(ranked)],
-            "sentence": f"Most like: {best} ({score:.2f}). {verdict}{others}"}
+            "sentence": t("who.id.sentence", lang, best=best, score=f"{score:.2f}", verdict=verdict, others=others)}
 
 
-def same_speaker(source, clip_a, clip_b) -> dict:
+def same_speaker(source, clip_a, clip_b, lang: str = "en") -> dict:
     """hwml.speaker_id.verify with the answer in words: {"score", "threshold", "same",
     "calibrated", "eer", "sentence"}."""
     from hwml.speaker_id import open_model, verification_threshold, verify
@@ -232,34 +231,32 @@ def same_speaker(source, clip_a, clip_b) -> dict:
         raise HwmlError("give two clips: A and B")
     sm = open_model(source)
     result = verify(sm, clip_a, clip_b)
-    words = threshold_words(verification_threshold(sm.config))
-    if result["same"]:
-        sentence = f"Same speaker: score {result['score']:.2f} ≥ threshold {words}."
-    else:
-        sentence = f"Different speakers: score {result['score']:.2f} < threshold {words}."
+    words = threshold_words(verification_threshold(sm.config), lang)
+    key = "who.same.yes" if result["same"] else "who.same.no"
+    sentence = t(key, lang, score=f"{result['score']:.2f}", threshold=words)
     return {**result, "sentence": sentence}
 
 
-def voice_map(source, roster: Roster | None = None, clip=None) -> dict:
+def voice_map(source, roster: Roster | None = None, clip=None, lang: str = "en") -> dict:
     """hwml.speaker_id.embedding_map of the model's known speakers, the enrolled people and an
     optional clip, plus a caption saying what the picture shows."""
     from hwml.speaker_id import embedding_map, open_model
 
     sm = open_model(source)
     enrolled = roster.enrollments(sm) if roster is not None and len(roster) else []
-    found = embedding_map(sm, enrolled, {"this clip": clip} if clip else None)
+    found = embedding_map(sm, enrolled, {t("who.map.this_clip", lang): clip} if clip else None)
     counts = {k: sum(p["kind"] == k for p in found["points"]) for k in ("known", "enrolled", "clip")}
     parts = []
     if counts["known"]:
-        parts.append(f"{counts['known']} speakers the model was trained on (grey: its class vectors)")
+        parts.append(t("who.map.known", lang, n=counts["known"]))
     elif found["known_from"] is None:
-        parts.append("no trained speakers (this run's classifier head has no class vectors to draw)")
-    parts.append(f"{counts['enrolled']} enrolled {'person' if counts['enrolled'] == 1 else 'people'}")
+        parts.append(t("who.map.no_known", lang))
+    parts.append(t("who.map.enrolled_one" if counts["enrolled"] == 1 else "who.map.enrolled", lang,
+                   n=counts["enrolled"]))
     if counts["clip"]:
-        parts.append("the clip to identify (star)")
+        parts.append(t("who.map.clip", lang))
     share = sum(found["explained"])
-    caption = (f"{'; '.join(parts)}. Nearby points sound alike to the model. The two axes are the "
-               f"directions along which these voices differ most (PCA), {share:.0%} of their spread.")
+    caption = t("who.map.caption", lang, parts=t("who.map.sep", lang).join(parts), share=f"{share:.0%}")
     return {**found, "counts": counts, "caption": caption}
 
 

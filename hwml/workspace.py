@@ -87,8 +87,15 @@ class RunEntry:
 
     @property
     def label(self) -> str:
-        acc = f"{self.best_valid_acc:.1%}" if isinstance(self.best_valid_acc, (int, float)) else "no accuracy yet"
-        origin = "shipped" if self.shipped else self.path.name
+        return self.label_for("en")
+
+    def label_for(self, lang: str) -> str:
+        """The run pickers' line for this run, in `lang` (hwml.i18n)."""
+        from hwml.i18n import t
+
+        acc = (f"{self.best_valid_acc:.1%}" if isinstance(self.best_valid_acc, (int, float))
+               else t("run.no_accuracy", lang))
+        origin = t("run.shipped", lang) if self.shipped else self.path.name
         return f"{'★ ' if self.shipped else ''}{origin} · {self.preset or '?'} · {acc}"
 
 
@@ -177,14 +184,17 @@ class BuiltinCorpus:
         finally:
             self._done.set()
 
-    def status(self) -> str:
+    def status(self, lang: str = "en") -> str:
+        """One line on the corpus, in `lang` (hwml.i18n; the generator's own progress note stays English)."""
+        from hwml.i18n import t
+
         if self._path is not None:
-            return f"Built-in corpus ({self.size}) ready at `{self._path}`"
+            return t("corpus.ready", lang, size=self.size, path=self._path)
         if self._error is not None:
-            return f"Built-in corpus failed: {self._error}"
+            return t("corpus.failed", lang, error=self._error)
         if self._thread is None:
-            return "Built-in corpus: generated on first use"
-        return f"Built-in corpus ({self.size}): generating, {self._fraction:.0%} ({self._message})"
+            return t("corpus.first_use", lang)
+        return t("corpus.generating", lang, size=self.size, pct=f"{self._fraction:.0%}", message=self._message)
 
     @property
     def ready(self) -> bool:
@@ -291,11 +301,13 @@ class Workspace:
 
     START_FROM_NONE = "none"
 
-    def start_from_choices(self, session_hash: str | None, kind: str) -> list[tuple[str, str]]:
+    def start_from_choices(self, session_hash: str | None, kind: str, lang: str = "en") -> list[tuple[str, str]]:
         """(label, key) for the Train panel's "Start from": nothing (train from scratch), then
         every run of this task that has weights (the session's own, newest first, then shipped)."""
+        from hwml.i18n import t
+
         runs = [e for e in self.visible_runs(session_hash, kind) if e.task == kind and (e.path / "model.safetensors").is_file()]
-        return [("none (train from scratch)", self.START_FROM_NONE)] + [(e.label, e.key) for e in runs]
+        return [(t("run.start_from_none", lang), self.START_FROM_NONE)] + [(e.label_for(lang), e.key) for e in runs]
 
     def start_from_path(self, session_hash: str | None, kind: str, key: str | None) -> Path | None:
         """The run folder to fine-tune from (None: from scratch), only among the runs this session may see."""

@@ -12,14 +12,12 @@ import threading
 import gradio as gr
 
 from hwml.jobs import JobRegistry
+from hwml.ui.lang import I18N, L, lang_of, language_switch, localized_tab, wire_language
+from hwml.ui.page import AppBlocks, logo_html
 from hwml.ui.widgets import CSS, AppContext, run_dropdown_update, session_of
 from hwml.workspace import Workspace
 
 TITLE = "hwml: NTU ML HW2 phonemes & HW4 speakers"
-INTRO = ("# hwml\nRe-creates **HW2** (frame-wise phoneme classification) and **HW4** (speaker classification) "
-         "of Hung-yi Lee's NTU Machine Learning course: train with live curves, inspect confusion matrices, "
-         "predict from feature files, audio or your microphone. Everything runs on this machine; the built-in "
-         "corpus is synthesised here, nothing is downloaded.")
 
 
 def theme() -> gr.themes.Base:
@@ -57,11 +55,11 @@ def task_tab(ctx: AppContext, kind: str, presets: list[str], predict_panel) -> d
     from hwml.ui.evaluate_panel import EvaluatePanel
     from hwml.ui.train_panel import TrainPanel
 
-    with gr.Tab("Train"):
+    with localized_tab(ctx.localized, "tab.train"):
         train = TrainPanel(ctx, kind, presets, default_preset="medium")
-    with gr.Tab("Evaluate") as eval_tab:
+    with localized_tab(ctx.localized, "tab.evaluate") as eval_tab:
         evaluate = EvaluatePanel(ctx, kind)
-    with gr.Tab("Predict") as predict_tab:
+    with localized_tab(ctx.localized, "tab.predict") as predict_tab:
         predict = predict_panel(ctx)
     return {"train": train, "evaluate": evaluate, "predict": predict, "eval_tab": eval_tab, "predict_tab": predict_tab}
 
@@ -72,18 +70,21 @@ def build_app(ctx: AppContext | None = None) -> tuple[gr.Blocks, AppContext]:
     from hwml.ui import learn_tab, phoneme_tab, runs_tab, speaker_tab
 
     ctx = ctx or AppContext(workspace=Workspace.from_env(), jobs=JobRegistry())
-    with gr.Blocks(title=TITLE, analytics_enabled=False) as demo:
-        gr.Markdown(INTRO)
+    with AppBlocks(title=TITLE, analytics_enabled=False) as demo:
+        with gr.Row(elem_id="hwml-header", equal_height=True):
+            gr.HTML(logo_html(), elem_id="hwml-logo", container=False, padding=False, scale=1)
+            language, projector = language_switch()
+        gr.Markdown(L("app.intro"), elem_id="hwml-intro")
         with gr.Tabs():
-            with gr.Tab("Phoneme (HW2)", id="phoneme"):
+            with localized_tab(ctx.localized, "tab.phoneme", id="phoneme"):
                 phoneme = task_tab(ctx, "phoneme", phoneme_tab.PRESET_ORDER, phoneme_tab.PhonemePredictPanel)
-            with gr.Tab("Speaker (HW4)", id="speaker"):
+            with localized_tab(ctx.localized, "tab.speaker", id="speaker"):
                 speaker = task_tab(ctx, "speaker", speaker_tab.PRESET_ORDER, speaker_tab.SpeakerPredictPanel)
-                with gr.Tab("Who is speaking?", id="speaker-who") as who_tab:
+                with localized_tab(ctx.localized, "tab.who", id="speaker-who") as who_tab:
                     who = speaker_tab.WhoIsSpeaking(ctx)
-            with gr.Tab("Runs", id="runs") as runs_tab_block:
+            with localized_tab(ctx.localized, "tab.runs", id="runs") as runs_tab_block:
                 runs = runs_tab.RunsTab(ctx)
-            with gr.Tab("Learn", id="learn") as learn_tab_block:
+            with localized_tab(ctx.localized, "tab.learn", id="learn") as learn_tab_block:
                 learn = learn_tab.LearnTab(ctx)
 
         # keep every run picker current: on page load, when a tab opens, and after a run ends
@@ -92,7 +93,9 @@ def build_app(ctx: AppContext | None = None) -> tuple[gr.Blocks, AppContext]:
 
             def refresh(a, b, request: gr.Request, kind=kind):
                 session = session_of(request)
-                return run_dropdown_update(ctx, session, kind, a), run_dropdown_update(ctx, session, kind, b)
+                lang = lang_of(request)
+                return (run_dropdown_update(ctx, session, kind, a, lang),
+                        run_dropdown_update(ctx, session, kind, b, lang))
 
             for trigger in (parts["eval_tab"].select, parts["predict_tab"].select):
                 trigger(refresh, pickers, pickers, api_visibility="private", queue=False)
@@ -102,7 +105,7 @@ def build_app(ctx: AppContext | None = None) -> tuple[gr.Blocks, AppContext]:
             demo.load(refresh, pickers, pickers, api_visibility="private", queue=False)
 
         def refresh_learn(current, request: gr.Request):
-            return run_dropdown_update(ctx, session_of(request), "phoneme", current)
+            return run_dropdown_update(ctx, session_of(request), "phoneme", current, lang_of(request))
 
         for trigger in (demo.load, learn_tab_block.select):
             trigger(refresh_learn, learn.align_run, learn.align_run, api_visibility="private", queue=False)
@@ -125,7 +128,8 @@ def build_app(ctx: AppContext | None = None) -> tuple[gr.Blocks, AppContext]:
 
         demo.load(on_load, None, None, api_visibility="private", queue=False)
         demo.unload(on_unload)
+        wire_language(demo, language, projector, ctx.localized)
     return demo, ctx
 
 
-__all__ = ["build_app", "theme", "CSS", "TITLE"]
+__all__ = ["build_app", "theme", "CSS", "TITLE", "I18N"]

@@ -11,49 +11,64 @@ import gradio as gr
 import pandas as pd
 
 from hwml.workspace import BUILTIN_FOLDERS, SOURCE_BUILTIN, SOURCE_PATH, SOURCE_ZIP, local_paths_allowed
+from hwml.i18n import t
+from hwml.ui.lang import L, lang_of
 from hwml.ui.widgets import AppContext, NO_RUNS_NOTE, run_picker, session_of, task_run, user_errors
 
 SPLITS = ["test", "valid", "all"]
+PER_CLASS_KEYS = ["col.class", "col.accuracy", "col.count"]
+WORST_KEYS = ["col.true", "col.predicted", "col.count", "col.fraction"]
 
 
-def evaluation_view(run_dir: Path, result: dict, task: str) -> tuple[str, object, pd.DataFrame, pd.DataFrame]:
+def evaluation_view(run_dir: Path, result: dict, task: str, lang: str = "en"
+                    ) -> tuple[str, object, pd.DataFrame, pd.DataFrame]:
     """(summary markdown, heatmap figure, per-class table, worst confusions) of an evaluated run."""
     from hwml.evaluate import confusion_figure, plot_data, read_confusion
+    from hwml.ui.figures import localise_confusion
 
     names, counts = read_confusion(run_dir)
-    unit = "frames" if task == "phoneme" else "utterances"
-    title = f"{Path(str(result.get('data', ''))).name} ({result.get('split', '?')}): accuracy {result['accuracy']:.3f}"
+    unit = t("unit.frames" if task == "phoneme" else "unit.utterances", lang)
+    split = t(f"split.{result.get('split')}", lang) if result.get("split") in SPLITS else result.get("split", "?")
+    data = Path(str(result.get('data', ''))).name
+    title = t("eval.title", lang, data=data, split=split, acc=f"{result['accuracy']:.3f}")
     per_class = pd.DataFrame([(name, round(v["acc"], 4), v["count"]) for name, v in result["per_class"].items()],
-                             columns=["class", "accuracy", unit]).sort_values("accuracy", kind="stable")
+                             columns=["class", "accuracy", "count"]).sort_values("accuracy", kind="stable")
+    per_class.columns = [t("col.class", lang), t("col.accuracy", lang), unit]
     worst = pd.DataFrame(result["worst_confusions"], columns=["true", "predicted", "count", "fraction"]).round(4)
-    summary = (f"**Accuracy {result['accuracy']:.2%}** on {result['n']:,} {unit} "
-               f"(split: {result.get('split', '?')}, data: `{Path(str(result.get('data', ''))).name}`)")
-    return summary, confusion_figure(plot_data(counts, names), title), per_class, worst
+    worst.columns = [t(k, lang) for k in WORST_KEYS]
+    summary = t("eval.summary", lang, acc=f"{result['accuracy']:.2%}", n=f"{result['n']:,}", unit=unit, split=split,
+                data=data)
+    figure = localise_confusion(confusion_figure(plot_data(counts, names), title), lang)
+    return summary, figure, per_class, worst
 
 
 class EvaluatePanel:
     def __init__(self, ctx: AppContext, kind: str):
         self.ctx, self.kind = ctx, kind
+        from hwml.ui.train_panel import source_choices
+
         sources = [SOURCE_BUILTIN, SOURCE_ZIP] + ([SOURCE_PATH] if local_paths_allowed() else [])
         with gr.Row():
             with gr.Column(scale=1, min_width=300):
                 self.run = run_picker(ctx, kind, elem_id=f"{kind}-eval-run")
-                self.source = gr.Radio(sources, value=SOURCE_BUILTIN, label="Labelled data")
-                self.path = gr.Textbox(label="Folder path on this machine", visible=False)
-                self.upload = gr.File(label="Zip of a labelled course folder", file_types=[".zip"], visible=False,
+                self.source = gr.Radio(source_choices(sources), value=SOURCE_BUILTIN, label=L("eval.data"))
+                self.path = gr.Textbox(label=L("ui.folder_path"), visible=False)
+                self.upload = gr.File(label=L("eval.zip"), file_types=[".zip"], visible=False,
                                       type="filepath")
-                self.split = gr.Radio(SPLITS, value="test", label="Split",
-                                      info="test: the labelled held-out part; valid: the run's own validation split")
-                self.button = gr.Button("Evaluate", variant="primary", elem_id=f"{kind}-eval-button")
+                self.split = gr.Radio([(L(f"split.{s}"), s) for s in SPLITS], value="test", label=L("eval.split"),
+                                      info=L("eval.split_info"))
+                self.button = gr.Button(L("eval.button"), variant="primary", elem_id=f"{kind}-eval-button")
                 gr.Markdown(NO_RUNS_NOTE)
             with gr.Column(scale=2):
                 self.summary = gr.Markdown(elem_id=f"{kind}-eval-summary")
-                self.heatmap = gr.Plot(label="Confusion matrix", elem_id=f"{kind}-eval-heatmap")
+                self.heatmap = gr.Plot(label=L("eval.heatmap"), elem_id=f"{kind}-eval-heatmap")
                 with gr.Row():
-                    self.per_class = gr.Dataframe(headers=["class", "accuracy", "count"], label="Per-class accuracy",
-                                                  interactive=False, max_height=360)
-                    self.worst = gr.Dataframe(headers=["true", "predicted", "count", "fraction"],
-                                              label="Worst confusions", interactive=False, max_height=360)
+                    self.per_class = ctx.localized.table(gr.Dataframe(
+                        headers=["class", "accuracy", "count"], label=L("eval.per_class"), interactive=False,
+                        max_height=360), PER_CLASS_KEYS)
+                    self.worst = ctx.localized.table(gr.Dataframe(
+                        headers=["true", "predicted", "count", "fraction"], label=L("eval.worst"), interactive=False,
+                        max_height=360), WORST_KEYS)
                 self.csv = gr.File(label="confusion.csv", interactive=False)
         self.source.change(lambda s: (gr.update(visible=s == SOURCE_PATH), gr.update(visible=s == SOURCE_ZIP)),
                            self.source, [self.path, self.upload], api_visibility="private", queue=False)
@@ -83,5 +98,5 @@ class EvaluatePanel:
             for name in ("config.json", "model.safetensors"):
                 shutil.copy2(entry.path / name, run_dir / name)
         result = evaluate_run(run_dir, data, split=split)
-        summary, heatmap, per_class, worst = evaluation_view(run_dir, result, self.kind)
+        summary, heatmap, per_class, worst = evaluation_view(run_dir, result, self.kind, lang_of(request))
         return summary, heatmap, per_class, worst, result.get("confusion_csv")

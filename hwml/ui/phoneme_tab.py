@@ -15,6 +15,7 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
+from hwml.ui.lang import L
 from hwml.ui.predict_panel import PredictPanel
 from hwml.ui.widgets import user_errors
 
@@ -26,15 +27,17 @@ PRESET_ORDER = ["simple", "medium", "strong", "boss", "gaussian", "logreg"]
 
 class PhonemePredictPanel(PredictPanel):
     kind = KIND
-    files_label = "Feature files (.npy/.pt, (T,39) or (T,429)) or a course test folder (.zip)"
-    figure_label, figure_id = "Phones under the spectrogram", "strip"
-    table_headers, table_label = ["start", "end", "phone"], "Segments (first file) / rows"
+    files_label = L("predict.phoneme.files")
+    figure_label, figure_id = L("predict.phoneme.figure"), "strip"
+    table_headers, table_label = ["start", "end", "phone"], L("predict.phoneme.table")
+    table_header_keys = ["col.start", "col.end", "col.phone"]
 
     def add_audio_inputs(self):
         with gr.Row():
-            self.transcript = gr.Textbox("", label="Transcript (words)", scale=4, elem_id="phoneme-predict-transcript",
-                                         placeholder="optional: the words spoken, to see them force-aligned")
-            self.audio_button = gr.Button("Predict audio", scale=1, min_width=110,
+            self.transcript = gr.Textbox("", label=L("predict.transcript"), scale=4,
+                                         elem_id="phoneme-predict-transcript",
+                                         placeholder=L("predict.transcript_placeholder"))
+            self.audio_button = gr.Button(L("predict.audio_button"), scale=1, min_width=110,
                                           elem_id="phoneme-predict-audio-button")
         return [self.transcript]
 

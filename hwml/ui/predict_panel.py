@@ -13,6 +13,7 @@ from pathlib import Path
 import gradio as gr
 
 from hwml.errors import HwmlError
+from hwml.ui.lang import L
 from hwml.ui.widgets import AppContext, NO_RUNS_NOTE, run_picker, session_of, task_run, user_errors
 
 
@@ -22,6 +23,7 @@ class PredictPanel:
     figure_label: str
     figure_id: str              # elem_id suffix of the figure: "{kind}-predict-{figure_id}"
     table_headers: list[str]
+    table_header_keys: list[str]  # the headers' catalogue keys (hwml.i18n): the table is redrawn per language
     table_label: str
 
     def __init__(self, ctx: AppContext):
@@ -31,18 +33,19 @@ class PredictPanel:
             with gr.Column(scale=1, min_width=300):
                 self.run = run_picker(ctx, kind, elem_id=f"{kind}-predict-run")
                 self.audio = gr.Audio(type="filepath", sources=["upload", "microphone"],
-                                      label="Speech (upload or record): predicted as soon as it arrives",
+                                      label=L("predict.audio"),
                                       elem_id=f"{kind}-predict-audio")
                 self.audio_inputs = self.add_audio_inputs()
                 self.files = gr.File(label=self.files_label, file_count="multiple", file_types=[".npy", ".pt", ".zip"],
                                      type="filepath")
-                self.files_button = gr.Button("Predict files", variant="primary")
+                self.files_button = gr.Button(L("predict.files_button"), variant="primary")
                 gr.Markdown(NO_RUNS_NOTE)
             with gr.Column(scale=2):
                 self.summary = gr.Markdown(elem_id=f"{kind}-predict-summary")
                 self.figure = gr.Plot(label=self.figure_label, elem_id=f"{kind}-predict-{self.figure_id}")
-                self.table = gr.Dataframe(headers=self.table_headers, label=self.table_label, interactive=False,
-                                          max_height=320, elem_id=f"{kind}-predict-table")
+                self.table = ctx.localized.table(gr.Dataframe(
+                    headers=self.table_headers, label=self.table_label, interactive=False, max_height=320,
+                    elem_id=f"{kind}-predict-table"), self.table_header_keys)
                 self.csv = gr.File(label="CSV", interactive=False, elem_id=f"{kind}-predict-csv")
         self.add_extras()
         self.outputs = outputs = [self.summary, self.figure, self.table, self.csv]

@@ -8,43 +8,56 @@ import html
 import gradio as gr
 import pandas as pd
 
-from hwml.errors import HwmlError
-from hwml.ui.widgets import (AppContext, curve_frames, empty_curves, series_colors, session_of, user_errors,
-                             with_all_series)
+from hwml.i18n import t
+from hwml.ui.lang import L, lang_of
+from hwml.ui.widgets import (AppContext, curve_frames, empty_curves, series_colors, session_of, ui_error,
+                             user_errors, with_all_series)
 
 METRICS = {"valid accuracy": ("acc", "valid"), "train accuracy": ("acc", "train"),
            "valid loss": ("loss", "valid"), "train loss": ("loss", "train")}
 SLOTS = tuple(f"run {i}" for i in range(1, 9))
 SLOT_COLORS = series_colors(SLOTS)
 COLUMNS = ["run", "task", "preset", "model", "data", "best valid acc", "steps", "finished", "shipped"]
+METRIC_KEYS = {"valid accuracy": "metric.valid_acc", "train accuracy": "metric.train_acc",
+               "valid loss": "metric.valid_loss", "train loss": "metric.train_loss"}
+COLUMN_KEYS = ["runs.col.run", "runs.col.task", "runs.col.preset", "runs.col.model", "runs.col.data",
+               "runs.col.best", "runs.col.steps", "runs.col.finished", "runs.col.shipped"]
 
 
-def runs_table(entries) -> pd.DataFrame:
-    rows = [(e.path.name if not e.shipped else f"★ {e.key}", e.task, e.preset, e.model, e.data,
-             None if e.best_valid_acc is None else round(float(e.best_valid_acc), 4), e.steps, e.finished, e.shipped)
-            for e in entries]
-    return pd.DataFrame(rows, columns=COLUMNS)
+def runs_table(entries, lang: str = "en") -> pd.DataFrame:
+    def yes_no(flag):  # booleans as words in the session's language (English keeps True/False)
+        return flag if lang == "en" else t("who.yes" if flag else "who.no", lang)
+
+    def task(kind):
+        return t(f"task.{kind}", lang) if kind in ("phoneme", "speaker") and lang != "en" else kind
+
+    rows = [(e.path.name if not e.shipped else f"★ {e.key}", task(e.task), e.preset, e.model, e.data,
+             None if e.best_valid_acc is None else round(float(e.best_valid_acc), 4), e.steps, yes_no(e.finished),
+             yes_no(e.shipped)) for e in entries]
+    return pd.DataFrame(rows, columns=COLUMNS if lang == "en" else [t(k, lang) for k in COLUMN_KEYS])
 
 
 class RunsTab:
     def __init__(self, ctx: AppContext):
         self.ctx = ctx
         with gr.Row():
-            self.refresh = gr.Button("Refresh", elem_id="runs-refresh", scale=0, min_width=120)
-            gr.Markdown("Your runs in this browser session and the shipped checkpoints (★). "
-                        "Tick several to overlay their curves.")
+            self.refresh = gr.Button(L("runs.refresh"), elem_id="runs-refresh", scale=0, min_width=120)
+            gr.Markdown(L("runs.intro"))
         self.table = gr.Dataframe(runs_table([]), interactive=False, elem_id="runs-table", max_height=360)
+        ctx.localized.add(self.table, lambda lang: runs_table([], lang))
         with gr.Row():
-            self.pick = gr.Dropdown([], multiselect=True, allow_custom_value=True, label="Overlay these runs", scale=3,
+            self.pick = gr.Dropdown([], multiselect=True, allow_custom_value=True, label=L("runs.overlay"), scale=3,
                                     elem_id="runs-pick")
-            self.metric = gr.Radio(list(METRICS), value="valid accuracy", label="Curve", scale=1)
+            self.metric = gr.Radio([(L(METRIC_KEYS[m]), m) for m in METRICS], value="valid accuracy",
+                                   label=L("runs.curve"), scale=1)
         self.plot = gr.LinePlot(with_all_series(empty_curves(), SLOTS), x="step", y="value", color="series",
-                                color_map=SLOT_COLORS, colors_in_legend=[], height=320, title="runs compared",
+                                color_map=SLOT_COLORS, colors_in_legend=[], height=320, title=L("runs.compared"),
                                 elem_id="runs-plot")
+        ctx.localized.add(self.plot, lambda lang: gr.update(x_title=t("plot.step", lang), y_title=t("runs.value", lang)))
         self.legend = gr.HTML(elem_id="runs-legend")
         with gr.Row():
-            self.delete_pick = gr.Dropdown([], label="Delete a run of yours", allow_custom_value=True, scale=3)
-            self.delete_button = gr.Button("Delete", variant="stop", scale=1)
+            self.delete_pick = gr.Dropdown([], label=L("runs.delete_pick"), allow_custom_value=True, scale=3)
+            self.delete_button = gr.Button(L("runs.delete"), variant="stop", scale=1)
         self.message = gr.Markdown()
         listing = [self.table, self.pick, self.delete_pick]
         self.refresh.click(self.list_runs, self.pick, listing, api_name="runs_list")
@@ -55,10 +68,11 @@ class RunsTab:
 
     def list_runs(self, picked, request: gr.Request):
         entries = self.ctx.workspace.visible_runs(session_of(request))
+        lang = lang_of(request)
         keys = [e.key for e in entries]
-        choices = [(e.label + f" ({e.task})", e.key) for e in entries]
-        own = [(e.label, e.key) for e in entries if not e.shipped]
-        return (runs_table(entries), gr.update(choices=choices, value=[k for k in (picked or []) if k in keys]),
+        choices = [(e.label_for(lang) + f" ({e.task})", e.key) for e in entries]
+        own = [(e.label_for(lang), e.key) for e in entries if not e.shipped]
+        return (runs_table(entries, lang), gr.update(choices=choices, value=[k for k in (picked or []) if k in keys]),
                 gr.update(choices=own, value=own[0][1] if own else None))
 
     @user_errors
@@ -71,7 +85,7 @@ class RunsTab:
 
         which, split = METRICS[metric]
         if len(picked or []) > len(SLOTS):
-            raise HwmlError(f"overlay at most {len(SLOTS)} runs at once")
+            raise ui_error(request, "runs.too_many", n=len(SLOTS))
         frames, legend = [], []
         for slot, key in zip(SLOTS, picked or []):
             entry = self.ctx.workspace.find_run(session_of(request), key)
@@ -80,7 +94,8 @@ class RunsTab:
             frame = frame[frame["series"] == f"{split} {which}"].assign(series=slot)
             frames.append(frame)
             name = entry.key if entry.shipped else entry.path.name
-            legend.append(f"<span style='color:{SLOT_COLORS[slot]}'>&#9632;</span> {slot}: "
+            shown = slot.replace("run", t("runs.slot", lang_of(request)), 1)
+            legend.append(f"<span style='color:{SLOT_COLORS[slot]}'>&#9632;</span> {html.escape(shown)}: "
                           f"{html.escape(name)} ({html.escape(entry.preset or '?')})")
         data = pd.concat(frames, ignore_index=True) if frames else empty_curves()
         return with_all_series(data, SLOTS), "<br>".join(legend)
@@ -88,4 +103,4 @@ class RunsTab:
     @user_errors
     def delete(self, key, request: gr.Request):
         name = self.ctx.workspace.delete_run(session_of(request), key, active=self.ctx.jobs.active_run_dirs())
-        return f"Deleted `{name}`."
+        return t("runs.deleted", lang_of(request), name=name)

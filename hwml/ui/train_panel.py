@@ -13,15 +13,30 @@ import json
 import gradio as gr
 
 from hwml.errors import HwmlError
+from hwml.i18n import t
 from hwml.jobs import JobView
 from hwml.workspace import (BUILTIN_FOLDERS, SOURCE_AUDIO, SOURCE_BUILTIN, SOURCE_PATH, SOURCE_ZIP, SOURCES,
                             local_paths_allowed)
+from hwml.ui.lang import L, lang_of
 from hwml.ui.widgets import (AppContext, curve_frames, empty_curves, latest_event, progress_html, series_colors,
-                             session_of, status_markdown, user_errors, with_all_series)
+                             session_of, status_markdown, ui_error, user_errors, with_all_series)
 
 LOSS_SERIES = ("train loss", "valid loss")
 ACC_SERIES = ("train acc", "valid acc")
 TRAINING_QUEUE = "training"  # one Gradio concurrency group for every training event of the app
+SOURCE_KEYS = {SOURCE_BUILTIN: "source.builtin", SOURCE_PATH: "source.path", SOURCE_ZIP: "source.zip",
+               SOURCE_AUDIO: "source.audio"}  # the Data radio's labels; its values stay the English names
+
+
+def source_choices(sources) -> list:
+    return [(L(SOURCE_KEYS[s]), s) for s in sources]
+
+
+def plot_titles(lang: str, title_key: str):
+    """A curve plot's axis titles in `lang`. The series keep their English names ("train loss"):
+    a LinePlot keeps the colour domain of its first draw, so the names must not change with the
+    language; the plot's own legend is hidden and a translated one (curve.legend) sits under it."""
+    return gr.update(x_title=t("plot.step", lang), y_title=t(title_key, lang))
 
 
 def parse_settings(text: str | None) -> dict:
@@ -64,54 +79,61 @@ class TrainPanel:
         sources = list(SOURCES) if local_paths_allowed() else [s for s in SOURCES if s != SOURCE_PATH]
         with gr.Row():
             with gr.Column(scale=1, min_width=300):
-                self.source = gr.Radio(sources, value=SOURCE_BUILTIN, label="Data")
-                self.builtin_format = gr.Dropdown(formats, value=formats[0], label="Built-in corpus format",
-                                                  visible=len(formats) > 1,
-                                                  info="libriphone keeps utterance boundaries (needed by 'boss')")
+                self.source = gr.Radio(source_choices(sources), value=SOURCE_BUILTIN, label=L("train.data"))
+                self.builtin_format = gr.Dropdown(formats, value=formats[0], label=L("train.builtin_format"),
+                                                  visible=len(formats) > 1, info=L("train.builtin_format_info"))
                 self.corpus_status = gr.Markdown(ctx.workspace.corpus.status())
+                ctx.localized.add(self.corpus_status, lambda lang: ctx.workspace.corpus.status(lang))
                 self.corpus_timer = gr.Timer(2.0, active=not ctx.workspace.corpus.ready)
-                self.path = gr.Textbox(label="Folder path on this machine", visible=False,
+                self.path = gr.Textbox(label=L("ui.folder_path"), visible=False,
                                        placeholder="/data/timit_11 or /data/libriphone" if kind == "phoneme"
                                        else "/data/Dataset")
-                self.upload = gr.File(label="Zip of the folder", file_types=[".zip"], visible=False,
+                self.upload = gr.File(label=L("train.zip"), file_types=[".zip"], visible=False,
                                       type="filepath")
-                self.preset = gr.Dropdown(presets, value=default_preset, label="Preset")
+                self.preset = gr.Dropdown(presets, value=default_preset, label=L("train.preset"))
                 self.start_from = gr.Dropdown(ctx.workspace.start_from_choices(None, kind),
-                                              value=ctx.workspace.START_FROM_NONE, label="Start from",
+                                              value=ctx.workspace.START_FROM_NONE, label=L("train.start_from"),
                                               allow_custom_value=True, elem_id=f"{kind}-train-start-from",
-                                              info="fine-tune a shipped or earlier run: its architecture and "
-                                                   "weights, the preset's settings at a lower learning rate")
+                                              info=L("train.start_from_info"))
+                ctx.localized.add(self.start_from, lambda lang, request: gr.update(
+                    choices=ctx.workspace.start_from_choices(session_of(request), kind, lang),
+                    value=ctx.workspace.START_FROM_NONE), with_request=True)
                 with gr.Row():
-                    self.max_steps = gr.Number(label="Max steps", value=300, precision=0, minimum=1)
-                    self.max_seconds = gr.Number(label="Max seconds", value=120, minimum=1,
-                                                 info=f"capped at {ctx.jobs.limits.max_run_seconds:g}")
+                    self.max_steps = gr.Number(label=L("train.max_steps"), value=300, precision=0, minimum=1)
+                    self.max_seconds = gr.Number(label=L("train.max_seconds"), value=120, minimum=1,
+                                                 info=f"≤ {ctx.jobs.limits.max_run_seconds:g} s")
+                ctx.localized.add(self.max_seconds, lambda lang: gr.update(info=t(
+                    "train.max_seconds_info", lang, limit=f"{ctx.jobs.limits.max_run_seconds:g}")))
                 with gr.Row():
-                    self.lr = gr.Number(label="Learning rate (0: preset's)", value=0)
-                    self.batch_size = gr.Number(label="Batch size (0: preset's)", value=0, precision=0)
+                    self.lr = gr.Number(label=L("train.lr"), value=0)
+                    self.batch_size = gr.Number(label=L("train.batch_size"), value=0, precision=0)
                 with gr.Row():
-                    self.seed = gr.Number(label="Seed", value=0, precision=0)
-                    self.valid_every = gr.Number(label="Validate every N steps (0: preset's)", value=50,
-                                                 precision=0)
-                self.extra = gr.Textbox(label="Extra settings (key=value, ...)", placeholder="dropout=0.3, patience=5")
+                    self.seed = gr.Number(label=L("train.seed"), value=0, precision=0)
+                    self.valid_every = gr.Number(label=L("train.valid_every"), value=50, precision=0)
+                self.extra = gr.Textbox(label=L("train.extra"), placeholder="dropout=0.3, patience=5")
                 with gr.Row():
-                    self.start = gr.Button("Start", variant="primary", elem_id=f"{kind}-train-start")
-                    self.stop = gr.Button("Stop", variant="stop", elem_id=f"{kind}-train-stop")
+                    self.start = gr.Button(L("train.start"), variant="primary", elem_id=f"{kind}-train-start")
+                    self.stop = gr.Button(L("train.stop"), variant="stop", elem_id=f"{kind}-train-stop")
             with gr.Column(scale=2):
-                self.status = gr.Markdown("Pick data and a preset, then Start.", elem_id=f"{kind}-train-status")
+                self.status = gr.Markdown(L("train.hint"), elem_id=f"{kind}-train-status")
                 self.progress = gr.HTML(progress_html(None), elem_id=f"{kind}-train-progress")
+                ctx.localized.add(self.progress, lambda lang: progress_html(None, lang))
                 with gr.Row():
                     self.loss_plot = gr.LinePlot(with_all_series(empty_curves(), LOSS_SERIES), x="step", y="value",
                                                  color="series",
-                                                 title="loss", y_title="loss", height=260,
-                                                 color_map=series_colors(LOSS_SERIES),
+                                                 title=L("plot.loss"), y_title="loss", height=260,
+                                                 color_map=series_colors(LOSS_SERIES), colors_in_legend=[],
                                                  elem_id=f"{kind}-loss-plot")
                     self.acc_plot = gr.LinePlot(with_all_series(empty_curves(), ACC_SERIES), x="step", y="value",
                                                 color="series",
-                                                title="accuracy", y_title="accuracy", y_lim=[0, 1], height=260,
-                                                color_map=series_colors(ACC_SERIES),
+                                                title=L("plot.accuracy"), y_title="accuracy", y_lim=[0, 1],
+                                                height=260, color_map=series_colors(ACC_SERIES), colors_in_legend=[],
                                                 elem_id=f"{kind}-acc-plot")
-                with gr.Accordion("Latest event (raw)", open=False):
-                    self.event = gr.JSON(label="latest event")
+                ctx.localized.add(self.loss_plot, lambda lang: plot_titles(lang, "plot.loss"))
+                ctx.localized.add(self.acc_plot, lambda lang: plot_titles(lang, "plot.accuracy"))
+                gr.HTML(L("curve.legend"), elem_classes=["hwml-legend"], container=False, padding=False)
+                with gr.Accordion(L("train.latest_event"), open=False):
+                    self.event = gr.JSON(label=L("train.latest_event_label"))
         self.outputs = [self.status, self.progress, self.loss_plot, self.acc_plot, self.event]
         self._wire()
 
@@ -146,23 +168,23 @@ class TrainPanel:
 
     def start_from_choices(self, current, request: gr.Request):
         """The runs this session may start from, listed afresh whenever the dropdown opens."""
-        choices = self.ctx.workspace.start_from_choices(session_of(request), self.kind)
+        choices = self.ctx.workspace.start_from_choices(session_of(request), self.kind, lang_of(request))
         keys = [k for _, k in choices]
         return gr.update(choices=choices, value=current if current in keys else keys[0])
 
-    def _corpus_tick(self):
+    def _corpus_tick(self, request: gr.Request):
         """Refresh the built-in corpus's status until it is ready, then stop ticking."""
         corpus = self.ctx.workspace.corpus
-        return corpus.status(), gr.Timer(active=not corpus.ready)
+        return corpus.status(lang_of(request)), gr.Timer(active=not corpus.ready)
 
-    def _source_visibility(self, source: str):
+    def _source_visibility(self, source: str, request: gr.Request):
         builtin = source == SOURCE_BUILTIN
         return (gr.update(visible=builtin and len(BUILTIN_FOLDERS[self.kind]) > 1),
                 gr.update(visible=source in (SOURCE_PATH, SOURCE_AUDIO) and local_paths_allowed()),
                 gr.update(visible=source in (SOURCE_ZIP, SOURCE_AUDIO)),
-                gr.update(value=self.ctx.workspace.corpus.status(), visible=builtin))
+                gr.update(value=self.ctx.workspace.corpus.status(lang_of(request)), visible=builtin))
 
-    def _overrides(self, lr, batch_size, valid_every, extra) -> dict:
+    def _overrides(self, lr, batch_size, valid_every, extra) -> dict:  # messages: the package's (shared with the CLI)
         overrides = parse_settings(extra)
         if (value := _number(lr, "learning rate", zero_is_default=True)) is not None:
             overrides.setdefault("lr", value)
@@ -172,9 +194,9 @@ class TrainPanel:
             overrides.setdefault("valid_every", value)
         return overrides
 
-    def _render(self, view: JobView):
+    def _render(self, view: JobView, lang: str = "en"):
         loss, acc = curve_frames(view.events)
-        return (status_markdown(view), progress_html(view), with_all_series(loss, LOSS_SERIES),
+        return (status_markdown(view, lang), progress_html(view, lang), with_all_series(loss, LOSS_SERIES),
                 with_all_series(acc, ACC_SERIES), latest_event(view))
 
     @user_errors
@@ -194,10 +216,11 @@ class TrainPanel:
         job = jobs.submit(session, self.kind, run_dir=run_dir, prepare=prepare, preset=preset, overrides=overrides,
                           max_steps=steps, max_seconds=seconds, seed=seed, on_finish=self._after_run, init=init)
         view = None
+        lang = lang_of(request)
         for view in job.stream(interval=0.5):
-            yield self._render(view)
+            yield self._render(view, lang)
         if view is not None and view.state == "failed":
-            raise HwmlError(view.error or "the run failed")
+            raise HwmlError(view.error) if view.error else ui_error(request, "train.failed")
 
     def _after_run(self, job) -> None:
         """Runs in the training thread when a run ends: drop an empty folder, keep disk in budget."""
@@ -215,8 +238,9 @@ class TrainPanel:
     def final_view(self, request: gr.Request):
         """After Stop: wait for the run to wind down, then draw its final state."""
         job = self.ctx.jobs.get(session_of(request), self.kind)
+        lang = lang_of(request)
         if job is None:
-            return ("Stopped (nothing was running).", progress_html(None), with_all_series(empty_curves(), LOSS_SERIES),
-                    with_all_series(empty_curves(), ACC_SERIES), {})
+            return (t("train.stopped_nothing", lang), progress_html(None, lang),
+                    with_all_series(empty_curves(), LOSS_SERIES), with_all_series(empty_curves(), ACC_SERIES), {})
         job.join(timeout=5.0)
-        return self._render(job.poll())
+        return self._render(job.poll(), lang)

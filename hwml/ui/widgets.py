@@ -8,13 +8,16 @@ from __future__ import annotations
 import functools
 import html
 import inspect
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import gradio as gr
 import pandas as pd
 
 from hwml.errors import HwmlError
 from hwml.jobs import JobRegistry, JobView, format_duration
+from hwml.i18n import t
+from hwml.ui.lang import L, Localized, lang_of, tr
+from hwml.ui.page import stylesheet
 from hwml.workspace import Workspace
 
 
@@ -24,11 +27,31 @@ class AppContext:
 
     workspace: Workspace
     jobs: JobRegistry
+    localized: Localized = field(default_factory=Localized)  # server-drawn texts redrawn per language
 
 
 def session_of(request: gr.Request | None) -> str:
     """The browser session a call belongs to (gradio_client calls get their own too)."""
     return getattr(request, "session_hash", None) or "anonymous"
+
+
+def ui_error(request: gr.Request | None, key: str, **values) -> HwmlError:
+    """A mistake the page itself names, in the session's language (raise it)."""
+    exc = HwmlError(tr(request, key, **values))
+    exc.translated = True
+    return exc
+
+
+def shown_error(exc: HwmlError, args=(), kwargs=None) -> str:
+    """What the page shows for an HwmlError: the UI's own messages are already in the session's
+    language; the package's (one technical line naming a file and the problem, shared with the
+    CLI) keep their English words behind a translated lead-in."""
+    message = str(exc)
+    if getattr(exc, "translated", False):
+        return message
+    request = next((a for a in (*args, *(kwargs or {}).values()) if isinstance(a, gr.Request)), None)
+    lang = lang_of(request) if request is not None else "en"
+    return message if lang == "en" else tr(request, "error.package", message=message)
 
 
 def user_errors(fn):
@@ -39,7 +62,7 @@ def user_errors(fn):
             try:
                 yield from fn(*args, **kwargs)
             except HwmlError as exc:
-                raise gr.Error(str(exc), print_exception=False) from None
+                raise gr.Error(shown_error(exc, args, kwargs), print_exception=False) from None
         return gen_wrapper
 
     @functools.wraps(fn)
@@ -47,25 +70,26 @@ def user_errors(fn):
         try:
             return fn(*args, **kwargs)
         except HwmlError as exc:
-            raise gr.Error(str(exc), print_exception=False) from None
+            raise gr.Error(shown_error(exc, args, kwargs), print_exception=False) from None
     return wrapper
 
 
 # --------------------------------------------------------------------------------------- runs
 
-def run_choices(ctx: AppContext, session: str, kind: str | None) -> list[tuple[str, str]]:
+def run_choices(ctx: AppContext, session: str, kind: str | None, lang: str = "en") -> list[tuple[str, str]]:
     """(label, key) of every run this session may pick for a task: its own first, then shipped."""
-    return [(e.label, e.key) for e in ctx.workspace.visible_runs(session, kind)]
+    return [(e.label_for(lang), e.key) for e in ctx.workspace.visible_runs(session, kind)]
 
 
-def shipped_choices(ctx: AppContext, kind: str | None) -> list[tuple[str, str]]:
+def shipped_choices(ctx: AppContext, kind: str | None, lang: str = "en") -> list[tuple[str, str]]:
     """The runs everyone sees (before a session is known, e.g. when the page is built)."""
-    return [(e.label, e.key) for e in ctx.workspace.shipped_runs(kind)]
+    return [(e.label_for(lang), e.key) for e in ctx.workspace.shipped_runs(kind)]
 
 
-def run_dropdown_update(ctx: AppContext, session: str, kind: str | None, keep: str | None = None):
+def run_dropdown_update(ctx: AppContext, session: str, kind: str | None, keep: str | None = None,
+                        lang: str = "en"):
     """Refresh a run dropdown's choices, keeping the current pick when it still exists."""
-    choices = run_choices(ctx, session, kind)
+    choices = run_choices(ctx, session, kind, lang)
     keys = [k for _, k in choices]
     value = keep if keep in keys else (keys[0] if keys else None)
     return gr.update(choices=choices, value=value)
@@ -74,13 +98,16 @@ def run_dropdown_update(ctx: AppContext, session: str, kind: str | None, keep: s
 def run_picker(ctx: AppContext, kind: str | None, elem_id: str) -> gr.Dropdown:
     """A run dropdown (shipped runs until the session is known) with a refresh button beside it."""
     with gr.Row():
-        run = gr.Dropdown(shipped_choices(ctx, kind), label="Run", allow_custom_value=True, scale=4, elem_id=elem_id)
+        run = gr.Dropdown(shipped_choices(ctx, kind), label=L("ui.run"), allow_custom_value=True, scale=4,
+                          elem_id=elem_id)
         refresh = gr.Button("↻", scale=1, min_width=40)
 
     def refresh_runs(current, request: gr.Request):
-        return run_dropdown_update(ctx, session_of(request), kind, current)
+        return run_dropdown_update(ctx, session_of(request), kind, current, lang_of(request))
 
     refresh.click(refresh_runs, run, run, api_visibility="private", queue=False)
+    ctx.localized.add(run, lambda lang, request: run_dropdown_update(ctx, session_of(request), kind, None, lang),
+                      with_request=True)
     return run
 
 
@@ -92,8 +119,7 @@ def task_run(ctx: AppContext, session: str, run_key: str | None, kind: str):
     return entry
 
 
-NO_RUNS_NOTE = ("Runs to pick: yours from this browser session, newest first, then the shipped checkpoints (★). "
-                "Empty? Train one in the Train panel (the shipped ones come from the command in the README).")
+NO_RUNS_NOTE = L("ui.no_runs_note")
 
 
 # --------------------------------------------------------------------------------------- curves
@@ -102,8 +128,6 @@ LOSS_COLUMNS = ("step", "value", "series")
 
 
 TRAIN_COLORS = {"train loss": "#2563eb", "valid loss": "#f97316", "train acc": "#2563eb", "valid acc": "#f97316"}
-
-
 def series_colors(names) -> dict[str, str]:
     """A colour for each series name. Gradio's LinePlot keeps the colour domain of its first
     draw, so a plot is given every series it will ever show up front: these colours, and a
@@ -128,14 +152,15 @@ def curve_frames(events: list[dict], run: str | None = None) -> tuple[pd.DataFra
     naming train/valid (prefixed by the run's name when several runs share a plot)."""
     loss_rows, acc_rows = [], []
     prefix = f"{run} · " if run else ""
+    names = {k: prefix + k for k in TRAIN_COLORS}
     for e in events:
         kind = e.get("event")
         if kind == "step" and e.get("loss") is not None:
-            loss_rows.append((e["step"], float(e["loss"]), prefix + "train loss"))
-            acc_rows.append((e["step"], float(e["acc"]), prefix + "train acc"))
+            loss_rows.append((e["step"], float(e["loss"]), names["train loss"]))
+            acc_rows.append((e["step"], float(e["acc"]), names["train acc"]))
         elif kind == "valid" and e.get("valid_loss") is not None:
-            loss_rows.append((e["step"], float(e["valid_loss"]), prefix + "valid loss"))
-            acc_rows.append((e["step"], float(e["valid_acc"]), prefix + "valid acc"))
+            loss_rows.append((e["step"], float(e["valid_loss"]), names["valid loss"]))
+            acc_rows.append((e["step"], float(e["valid_acc"]), names["valid acc"]))
     return (pd.DataFrame(loss_rows, columns=list(LOSS_COLUMNS)),
             pd.DataFrame(acc_rows, columns=list(LOSS_COLUMNS)))
 
@@ -145,28 +170,59 @@ def empty_curves() -> pd.DataFrame:
                          "series": pd.Series(dtype="object")})
 
 
-def progress_html(view: JobView | None) -> str:
+def progress_html(view: JobView | None, lang: str = "en") -> str:
     """A progress bar with step count, throughput and ETA."""
     if view is None:
         return "<div class='hwml-progress'><div class='hwml-bar'><div style='width:0%'></div></div>" \
-               "<span>not started</span></div>"
+               f"<span>{html.escape(t('progress.not_started', lang))}</span></div>"
     pct = max(0.0, min(1.0, view.fraction)) * 100
-    parts = [f"step {view.step}" + (f" / {view.max_steps}" if view.max_steps else "")]
+    parts = [t("progress.step", lang, step=view.step) + (f" / {view.max_steps}" if view.max_steps else "")]
     if view.units_per_s:
-        parts.append(f"{view.units_per_s:,.0f} {html.escape(view.unit)}/s")
-    parts.append(f"elapsed {format_duration(view.elapsed_s)}")
+        parts.append(t("progress.rate", lang, rate=f"{view.units_per_s:,.0f}",
+                       unit=t(f"unit.{view.unit}", lang) if view.unit in ("frames", "utterances") else view.unit))
+    parts.append(t("progress.elapsed", lang, time=format_duration(view.elapsed_s)))
     if view.eta_s is not None:
-        parts.append(f"ETA {format_duration(view.eta_s)}")
+        parts.append(t("progress.eta", lang, time=format_duration(view.eta_s)))
     if view.best_valid_acc is not None:
-        parts.append(f"best valid acc {view.best_valid_acc:.1%}")
+        parts.append(t("progress.best", lang, acc=f"{view.best_valid_acc:.1%}"))
     return (f"<div class='hwml-progress' data-state='{html.escape(view.state)}' data-step='{view.step}'>"
             f"<div class='hwml-bar'><div style='width:{pct:.1f}%'></div></div>"
             f"<span>{pct:.0f}% · {' · '.join(parts)}</span></div>")
 
 
-def status_markdown(view: JobView) -> str:
+STATES = ("queued", "preparing", "running", "finished", "stopped", "failed")
+
+
+def status_markdown(view: JobView, lang: str = "en") -> str:
+    """The run's state and message; the state word stays English too in brackets (tests and the
+    API read it), the message is the package's (a training log line) unless it is a known one."""
     name = view.run_dir.rsplit("/", 1)[-1]
-    return f"**{view.state}** · run `{name}` · {view.message}"
+    state = t(f"state.{view.state}", lang) if view.state in STATES else view.state
+    if lang != "en" and view.state in STATES:
+        state = f"{state} ({view.state})"
+    return t("status.line", lang, state=state, run=name, message=job_message(view.message, lang))
+
+
+def job_message(message: str, lang: str) -> str:
+    """hwml.jobs' usual lines in the session's language; anything else (an error) as it is."""
+    if lang == "en" or not message:
+        return message
+    import re
+
+    known = {"waiting for a training slot": "job.waiting", "preparing the data": "job.preparing",
+             "training": "job.training"}
+    if message in known:
+        return t(known[message], lang)
+    if m := re.fullmatch(r"waiting for a training slot: number (\d+) in the queue", message):
+        return t("job.queue", lang, n=m.group(1))
+    if m := re.fullmatch(r"done after (\d+) steps?: (.*?)(?:; best validation accuracy ([\d.]+%))?", message):
+        reasons = {"reached the step limit": "job.reason.max_steps", "reached the time limit": "job.reason.max_seconds",
+                   "stopped early (no more validation gains)": "job.reason.early_stop",
+                   "stopped by you": "job.reason.stopped"}
+        why = t(reasons[m.group(2)], lang) if m.group(2) in reasons else m.group(2)
+        best = t("job.best", lang, acc=m.group(3)) if m.group(3) else ""
+        return t("job.done", lang, steps=m.group(1), why=why, best=best)
+    return message
 
 
 def latest_event(view: JobView) -> dict:
@@ -176,8 +232,4 @@ def latest_event(view: JobView) -> dict:
             "queue_position": view.position, "message": view.message, "event": event}
 
 
-CSS = """
-.hwml-progress {display:flex; flex-direction:column; gap:4px; font-size:0.9em}
-.hwml-bar {height:10px; border-radius:5px; background:var(--neutral-200); overflow:hidden}
-.hwml-bar > div {height:100%; background:var(--color-accent); transition:width 0.4s}
-"""
+CSS = stylesheet()  # assets/style.css
