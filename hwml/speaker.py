@@ -213,17 +213,17 @@ def valid_split(config: dict, utts: UtteranceSet) -> UtteranceSet:
 # ----------------------------------------------------------------------------- batches and masks
 
 def random_crops(utts: UtteranceSet, idx: Tensor, segment_len: int,
-                 gen: torch.Generator) -> tuple[Tensor, Tensor]:
+                 gen: torch.Generator, keep: slice = slice(None)) -> tuple[Tensor, Tensor]:
     """(B, W, n_mels) crops of utterances idx and their (B, W) mask, W = min(segment_len, longest).
 
     One uniform start per utterance from `gen`; utterances shorter than W are zero-padded and
-    masked. One gather for the whole batch.
+    masked. One gather for the whole batch, or for its rows `keep` only (the draws are the same).
     """
     lengths = utts.lengths[idx]
     width = int(min(segment_len, int(lengths.max())))
     room = (lengths - width).clamp(min=0)
     start = (torch.rand(len(idx), generator=gen) * (room + 1)).long().clamp(max=room)
-    return gather_windows(utts, idx, start, lengths.clamp(max=width), width)
+    return gather_windows(utts, idx[keep], start[keep], lengths.clamp(max=width)[keep], width)
 
 
 def gather_windows(utts: UtteranceSet, utt: Tensor, start: Tensor, length: Tensor,
@@ -345,10 +345,19 @@ class SpeakerTask:
             kwargs["input_mean"], kwargs["input_std"] = self.input_stats
         return {"name": MODEL_NAME, "kwargs": kwargs}
 
-    def train_batch(self, gen: torch.Generator, device) -> tuple[tuple[Tensor, ...], Tensor]:
+    def train_batch(self, gen: torch.Generator, device,
+                    part: tuple[int, int] = (0, 1)) -> tuple[tuple[Tensor, ...], Tensor]:
+        """Crops of batch_size utterances; part=(rank, world) under torchrun: every world-th of
+        them from rank on. Only those are gathered, unless an augmentation is on (its draws
+        depend on the whole batch: then the whole batch is made and sliced)."""
         pick = torch.randint(len(self.train_idx), (self.settings["batch_size"],), generator=gen)
         idx = self.train_idx[pick]
         s = self.settings
+        mine = slice(part[0], None, part[1])
+        augmented = bool(s["level_db"] or s["noise_prob"] or s["freq_mask"] or s["time_mask"])
+        if not augmented:
+            x, mask = random_crops(self.utts, idx, s["segment_len"], gen, keep=mine)
+            return (x.to(device), mask.to(device)), self.utts.labels[idx[mine]].to(device)
         x, mask = random_crops(self.utts, idx, s["segment_len"], gen)
         if s["level_db"]:
             x = random_level(x, mask, s["level_db"], gen)
@@ -356,7 +365,7 @@ class SpeakerTask:
             x = random_noise(x, mask, (s["noise_snr_min"], s["noise_snr_max"]), s["noise_prob"], gen)
         if s["freq_mask"] or s["time_mask"]:
             x = spec_augment(x, mask, s["freq_mask"], s["time_mask"], gen)
-        return (x.to(device), mask.to(device)), self.utts.labels[idx].to(device)
+        return (x[mine].to(device), mask[mine].to(device)), self.utts.labels[idx[mine]].to(device)
 
     def validate(self, model: nn.Module, device, stop, shard=None) -> tuple[float, float, int] | None:
         """(loss, accuracy, n) on the whole validation utterances, on prediction's threaded path:
