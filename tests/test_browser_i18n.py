@@ -120,6 +120,7 @@ def test_the_switch_changes_the_language_for_the_session(browser, app_server):
         page.wait_for_function("(t) => document.querySelector('#phoneme-train-start').innerText.trim() === t",
                                arg=cn["train.start"])
         settled(page, "zh-CN")  # the server redrew its own lines in the new language
+        assert page.title() == cn["app.title"]
         tabs = page.evaluate(TOP_TABS + ".map(b => b.innerText.trim())")
         assert tabs == [cn[k] for k in ("tab.phoneme", "tab.speaker", "tab.runs", "tab.learn")]
         page.evaluate(TOP_TABS + "[3].click()")

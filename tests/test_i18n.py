@@ -160,8 +160,8 @@ def test_pitfall_demos_speak_the_session_language():
 
 
 def test_figures_draw_chinese_with_the_bundled_font(monkeypatch):
-    """Every figure word of both Chinese catalogues has its glyphs in assets/fonts (no system font
-    needed): matplotlib warns "Glyph ... missing" otherwise."""
+    """Every character of both Chinese catalogues has its glyph in assets/fonts (no system font
+    needed): matplotlib warns "Glyph ... missing" otherwise (then run assets/make_font.py)."""
     import matplotlib
     import matplotlib.pyplot as plt
 
@@ -171,7 +171,7 @@ def test_figures_draw_chinese_with_the_bundled_font(monkeypatch):
     assert bundled, figures.FONT_FAMILIES
     monkeypatch.setitem(matplotlib.rcParams, "font.family", ["DejaVu Sans", *bundled])
     for lang in ("zh-TW", "zh-CN"):
-        words = [v for k, v in catalogue(lang).items() if k.startswith(("fig.", "who.map.", "learn.viterbi"))]
+        words = list(catalogue(lang).values())  # figure titles are built from many keys: check them all
         fig, ax = plt.subplots(figsize=(4, 3))
         for i, text in enumerate(words):
             ax.text(0, i, text)

@@ -11,6 +11,7 @@ request's Accept-Language header, else English (gradio_client calls get English)
 
 from __future__ import annotations
 
+import json
 import threading
 
 import gradio as gr
@@ -68,11 +69,13 @@ SET_LOCALE = """
 async (lang) => {
   try { sessionStorage.setItem('hwml-lang', lang); } catch (e) {}
   document.documentElement.lang = lang;
+  const titles = %s;
+  if (titles[lang]) document.title = titles[lang];
   const url = performance.getEntriesByType('resource').map(e => e.name)
       .find(n => /\\/assets\\/core-[^/]+\\.js$/.test(n));
   if (url) { try { const m = await import(url); await m.changeLocale(lang); } catch (e) { console.warn(e); } }
   return lang;
-}"""
+}""" % json.dumps({lang: t("app.title", lang) for lang in LANGS}, ensure_ascii=False)
 
 ON_LOAD = """
 async () => {
