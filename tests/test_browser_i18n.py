@@ -167,3 +167,18 @@ def test_projector_mode_fits_a_classroom_screen(browser, app_server):
         page.screenshot(path=str(OUT / "i18n-projector-1280x720.png"))
     finally:
         context.close()
+
+
+def test_the_server_answers_in_the_callers_language(app_server):
+    """No browser: an API caller's Accept-Language picks the language of the server's messages
+    (a mistake the page names; a package error gets a translated lead-in); English by default."""
+    from gradio_client import Client
+    from gradio_client.exceptions import AppError
+
+    for header, want in (({"Accept-Language": "zh-TW,zh;q=0.9"}, catalogue("zh-TW")["learn.sentence_error"]),
+                         ({}, catalogue("en")["learn.sentence_error"])):
+        with pytest.raises(AppError, match=re.escape(want)):
+            Client(app_server.url, verbose=False, headers=header).predict("", api_name="/learn_features")
+    client = Client(app_server.url, verbose=False, headers={"Accept-Language": "zh-CN"})
+    with pytest.raises(AppError, match="无法完成（原始信息）：.*not one of your runs"):
+        client.predict("run:no-such-run", "Built-in corpus", "", None, "test", api_name="/phoneme_evaluate")

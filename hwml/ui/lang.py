@@ -11,6 +11,7 @@ request's Accept-Language header, else English (gradio_client calls get English)
 
 from __future__ import annotations
 
+import contextvars
 import json
 import threading
 
@@ -29,6 +30,22 @@ def L(key: str):  # noqa: N802 (short on purpose: it wraps every label of the pa
 
 _langs: dict[str, str] = {}
 _lock = threading.Lock()
+_current: contextvars.ContextVar[str] = contextvars.ContextVar("hwml_lang", default="en")
+
+
+def current_lang() -> str:
+    """The language of the event being handled, for code that has no request at hand (a panel's
+    show_* helpers): `hwml.ui.widgets.user_errors` sets it from the event's gr.Request."""
+    return _current.get()
+
+
+def use_language_of(request) -> contextvars.Token:
+    """Make `current_lang()` the request's language until `reset_language(token)`."""
+    return _current.set(lang_of(request))
+
+
+def reset_language(token: contextvars.Token) -> None:
+    _current.reset(token)
 
 
 def lang_of(request: gr.Request | None) -> str:

@@ -15,7 +15,8 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
-from hwml.ui.lang import L
+from hwml.i18n import t
+from hwml.ui.lang import L, current_lang, lang_of
 from hwml.ui.predict_panel import PredictPanel
 from hwml.ui.widgets import user_errors
 
@@ -57,14 +58,14 @@ class PhonemePredictPanel(PredictPanel):
         result = align_audio(entry.path, audio, transcript)
         write_frames_csv(result, out)
         fig, table, text = alignment_view(result)
-        text += (f" · run `{entry.path.name}` · CSV: one row per frame, `{','.join(FRAME_COLUMNS[:5])}` (the free "
-                 f"prediction) + `{','.join(FRAME_COLUMNS[5:])}` (the frame labels the transcript gives)")
+        text += t("predict.phoneme.align_tail", current_lang(), run=entry.path.name, free=",".join(FRAME_COLUMNS[:5]),
+                  labels=",".join(FRAME_COLUMNS[5:]))
         return text, fig, table, str(out)
 
     def predict_audio_again(self, run_key, audio, transcript, request: gr.Request):
         """The button / Enter: as an upload does, but says so when there is no audio yet."""
         if not audio:
-            raise gr.Error("upload or record speech first", print_exception=False)
+            raise gr.Error(t("predict.no_audio", lang_of(request)), print_exception=False)
         return self.predict_audio(run_key, audio, transcript, request)
 
     def show_audio(self, entry, audio, summary):
@@ -79,21 +80,21 @@ class PhonemePredictPanel(PredictPanel):
         fig = figures.phone_strip(times, spec.numpy(), segs,
                                   title=f"{Path(audio).name}: {len(wave) / 16000:.2f} s, {len(segs)} segments")
         table = pd.DataFrame(segs, columns=["start", "end", "phone"])
-        text = (f"**{summary['files'][0]['frames']} frames** → {len(segs)} phone segments · run `{entry.path.name}` · "
-                f"the CSV has one row per frame (`file,frame,time,phone,prob`)")
+        text = t("predict.phoneme.audio_summary", current_lang(), frames=summary["files"][0]["frames"], n=len(segs),
+                 run=entry.path.name)
         return text, fig, table, summary["out"]
 
     def show_files(self, entry, summary):
         """Feature files (segments of the first) or a course test folder (the submission CSV)."""
         if summary.get("kind") == "submission":
             preview = pd.read_csv(summary["out"], nrows=200, dtype=str)
-            text = (f"**Course submission**: {summary['rows']:,} test frames (`Id,Class`, {summary.get('format', '')} "
-                    f"order) · run `{entry.path.name}`")
+            text = t("predict.phoneme.submission", current_lang(), rows=f"{summary['rows']:,}",
+                     format=summary.get("format", ""), run=entry.path.name)
             return text, None, preview, summary["out"]
         first = summary["files"][0]
         table = pd.DataFrame(first["segments"], columns=["start", "end", "phone"])
-        text = (f"**{len(summary['files'])} file(s), {summary['rows']:,} frames** · segments of "
-                f"`{Path(first['file']).name}` below · run `{entry.path.name}`")
+        text = t("predict.phoneme.files_summary", current_lang(), n=len(summary["files"]), rows=f"{summary['rows']:,}",
+                 file=Path(first["file"]).name, run=entry.path.name)
         return text, None, table, summary["out"]
 
 
@@ -110,7 +111,6 @@ def alignment_view(result, title: str = "", width: float = 10):
                                width=width)
     table = pd.DataFrame(result.segment_rows(), columns=SEGMENT_COLUMNS)
     n_phones = sum(p != "sil" for _, _, p in result.phones)
-    text = (f"**Forced alignment**: {len(result.words)} words → {n_phones} phones over {len(result.aligned)} frames; the "
-            f"free frame-by-frame prediction agrees on **{result.agreement:.0%}** of them. Table: one row per aligned "
-            "phone (`free`: the free prediction's most frequent phone there, `agree`: the share of its frames it matches)")
+    text = t("predict.phoneme.alignment", current_lang(), words=len(result.words), phones=n_phones,
+             frames=len(result.aligned), agree=f"{result.agreement:.0%}")
     return fig, table, text

@@ -14,7 +14,7 @@ import gradio as gr
 
 from hwml.errors import HwmlError
 from hwml.ui.lang import L
-from hwml.ui.widgets import AppContext, NO_RUNS_NOTE, run_picker, session_of, task_run, user_errors
+from hwml.ui.widgets import AppContext, NO_RUNS_NOTE, run_picker, session_of, task_run, ui_error, user_errors
 
 
 class PredictPanel:
@@ -88,7 +88,7 @@ class PredictPanel:
 
         entry, out = self._target(run_key, request)
         if not files:
-            raise HwmlError("upload feature files (.npy/.pt) or a course test folder (.zip) first")
+            raise ui_error(request, "predict.no_files")
         return self.show_files(entry, predict_run(entry.path, [Path(f) for f in files], out))
 
     def show_audio(self, entry, audio: str, summary: dict) -> tuple:

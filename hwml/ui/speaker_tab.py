@@ -20,7 +20,7 @@ import pandas as pd
 from hwml import who_is_speaking as who
 from hwml.errors import HwmlError
 from hwml.i18n import t
-from hwml.ui.lang import L, lang_of
+from hwml.ui.lang import L, current_lang, lang_of
 from hwml.ui.predict_panel import PredictPanel
 from hwml.ui.widgets import AppContext, run_choices, session_of, shipped_choices, task_run, ui_error, user_errors
 
@@ -77,18 +77,19 @@ class SpeakerPredictPanel(PredictPanel):
     def show_audio(self, entry, audio, summary):
         row = pd.read_csv(summary["out"], dtype=str).iloc[0]
         top = top_k_table(row)
-        text = (f"**{row['Category']}** ({top['probability'].iloc[0]:.1%}) · run `{entry.path.name}` · "
-                "probabilities are over the speakers this run was trained on")
+        text = t("predict.speaker.audio_summary", current_lang(), speaker=row["Category"],
+                 p=f"{top['probability'].iloc[0]:.1%}", run=entry.path.name)
         return text, top_k_bars(top, Path(audio).name), top, summary["out"]
 
     def show_files(self, entry, summary):
         table = pd.read_csv(summary["out"], dtype=str)
         if summary.get("format") == "submission":
-            text = f"**Course submission**: {summary['rows']:,} test utterances (`Id,Category`) · run `{entry.path.name}`"
+            text = t("predict.speaker.submission", current_lang(), rows=f"{summary['rows']:,}", run=entry.path.name)
             return text, None, table.head(200), summary["out"]
         table["Id"] = table["Id"].map(lambda p: Path(p).name)
         top = top_k_table(table.iloc[0])
-        text = (f"**{len(table)} file(s)** · first: **{table['Category'].iloc[0]}** · run `{entry.path.name}`")
+        text = t("predict.speaker.files_summary", current_lang(), n=len(table), first=table["Category"].iloc[0],
+                 run=entry.path.name)
         return text, top_k_bars(top, table["Id"].iloc[0]), table, summary["out"]
 
 

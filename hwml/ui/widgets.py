@@ -16,7 +16,7 @@ import pandas as pd
 from hwml.errors import HwmlError
 from hwml.jobs import JobRegistry, JobView, format_duration
 from hwml.i18n import t
-from hwml.ui.lang import L, Localized, lang_of, tr
+from hwml.ui.lang import L, Localized, lang_of, reset_language, tr, use_language_of
 from hwml.ui.page import stylesheet
 from hwml.workspace import Workspace
 
@@ -67,10 +67,14 @@ def user_errors(fn):
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
+        request = next((a for a in (*args, *kwargs.values()) if isinstance(a, gr.Request)), None)
+        token = use_language_of(request)  # current_lang() for helpers without the request
         try:
             return fn(*args, **kwargs)
         except HwmlError as exc:
             raise gr.Error(shown_error(exc, args, kwargs), print_exception=False) from None
+        finally:
+            reset_language(token)
     return wrapper
 
 
