@@ -3,10 +3,8 @@ and loading many per-utterance feature files into one contiguous tensor."""
 
 from __future__ import annotations
 
-import itertools
 import os
 import re
-from collections import deque
 from pathlib import Path
 
 import numpy as np
@@ -80,9 +78,9 @@ def load_frames(paths: list[Path], *, width: int | None = None, lengths: list[in
     With `lengths` known up front (labels, mel_len) the result is preallocated (or `out`, e.g. a
     memory-mapped cache) and filled in place, so peak memory is the data once, not twice.
     Many files (PARALLEL_MIN_FILES+, e.g. the course's 64,666): read by `workers` processes
-    (default `load_workers()`), chunk by chunk in order; torch.load is GIL-bound, so threads
-    measured slower and processes are what runs in parallel (bench_data_scale.py --hw4
-    --compare-workers).
+    (default `load_workers()`, torch's DataLoader), chunk by chunk in order; torch.load is
+    GIL-bound, so threads measured slower and processes are what runs in parallel
+    (bench_data_scale.py --hw4 --compare-workers).
     """
     progress = tqdm(paths, desc="loading features", unit="file", leave=False, disable=len(paths) < 5000)
     if lengths is None:
@@ -127,49 +125,52 @@ def load_workers() -> int:
     return max(1, min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
 
 
-def _load_chunk(paths: list[Path], lengths: list[int], width: int, lengths_from: str) -> np.ndarray:
-    """One job of _load_parallel, in a worker process: the files' frames, concatenated."""
-    torch.set_num_threads(1)
-    out = np.empty((sum(lengths), width), dtype=np.float32)
+def _load_chunk(paths: list[Path], lengths: list[int], width: int, lengths_from: str) -> torch.Tensor:
+    """One chunk of files' frames, concatenated (a worker of _load_parallel, or this process)."""
+    out = torch.empty(sum(lengths), width, dtype=torch.float32)
     start = 0
     for path, n in zip(paths, lengths):
         x = load_tensor_file(path, width=width)
         if len(x) != n:
             raise HwmlError(f"{path}: has {len(x)} frames but {lengths_from} says {n}")
-        out[start:start + n] = x.numpy()
+        out[start:start + n] = x
         start += n
     return out
 
 
-def _load_parallel(paths, lengths, width, lengths_from, feats: torch.Tensor, workers: int, progress) -> None:
-    """Fill feats from the files with a pool of `workers` processes (forkserver: no fork of a
-    process whose torch threads are running). Chunks come back in order; the first failing
-    chunk's error is raised, the rest cancelled."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
+class _Chunks(torch.utils.data.Dataset):
+    """CHUNK_FILES files per item; a bad file's HwmlError comes back as its message (a str), so
+    the caller raises the usual one-line error and not the DataLoader's wrapped traceback."""
 
-    ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["hwml.data.common"])   # torch imported once, in the server
-    bounds = list(range(0, len(paths), CHUNK_FILES)) + [len(paths)]
-    chunks = iter(zip(bounds[:-1], bounds[1:]))
-    starts = offsets_from_lengths(lengths).tolist()
-    pending: deque = deque()   # at most 2 chunks a worker in flight: memory stays ~ that, not the set twice
-    with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
-        def submit() -> None:
-            for a, b in itertools.islice(chunks, 1):
-                pending.append((a, b, pool.submit(_load_chunk, paths[a:b], lengths[a:b], width, lengths_from)))
+    def __init__(self, paths, lengths, width, lengths_from):
+        self.paths, self.lengths, self.width, self.lengths_from = paths, lengths, width, lengths_from
+        self.bounds = list(range(0, len(paths), CHUNK_FILES)) + [len(paths)]
 
-        for _ in range(2 * workers):
-            submit()
+    def __len__(self) -> int:
+        return len(self.bounds) - 1
+
+    def __getitem__(self, i: int):
+        a, b = self.bounds[i], self.bounds[i + 1]
         try:
-            while pending:
-                a, b, job = pending.popleft()
-                feats[starts[a]:starts[b]] = torch.from_numpy(job.result())
-                del job
-                progress.update(b - a)
-                submit()
-        except BaseException:
-            for *_, job in pending:
-                job.cancel()
-            raise
+            return _load_chunk(self.paths[a:b], self.lengths[a:b], self.width, self.lengths_from)
+        except HwmlError as exc:
+            return str(exc)
+
+
+def _load_parallel(paths, lengths, width, lengths_from, feats: torch.Tensor, workers: int, progress) -> None:
+    """Fill feats from the files with torch's DataLoader: `workers` processes, chunks back in
+    order through shared memory, at most 2 a worker in flight (memory stays ~ that, not the set
+    twice); the first bad file's error is raised."""
+    chunks = _Chunks(paths, lengths, width, lengths_from)
+    starts = offsets_from_lengths(lengths).tolist()
+    loader = iter(torch.utils.data.DataLoader(chunks, batch_size=None, num_workers=workers, prefetch_factor=2))
+    try:
+        for a, b, chunk in zip(chunks.bounds[:-1], chunks.bounds[1:], loader):
+            if isinstance(chunk, str):
+                raise HwmlError(chunk)
+            feats[starts[a]:starts[b]] = chunk
+            del chunk
+            progress.update(b - a)
+    finally:
+        del loader   # stops the workers, also after an error
     progress.close()
