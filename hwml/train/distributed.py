@@ -6,9 +6,10 @@ LOCAL_RANK and WORLD_SIZE in their environment; `setup()` sees them and joins th
 control values). Without torchrun (or with one process) it returns `SINGLE` and the engine runs
 exactly as before. What the engine does with a `Group` (hwml/DESIGN.md, "Several processes"):
 
-- batches: every rank draws the *global* batch (world_size x batch_size) from the one seeded
-  generator, identical on all ranks, and keeps every world_size-th row from its rank on, so the union over ranks is what
-  one process draws with world_size x batch_size; DDP averages the gradients;
+- batches: every rank makes the draws of the *global* batch (world_size x batch_size) from the
+  one seeded generator, identical on all ranks, and keeps every world_size-th row from its rank
+  on (gathering only those where the task can), so the union over ranks is what one process
+  draws with world_size x batch_size; DDP averages the gradients;
 - the learning rate follows the global batch: lr x lr_scale (`lr_scaling`: sqrt, linear, none);
 - decisions (stop, time limit, the clock the schedule reads, logging) are agreed each step with
   one small all-reduce, so every rank stops at the same step; validation is split and summed;
@@ -93,10 +94,6 @@ def world_size() -> int:
         return max(1, int(os.environ.get("WORLD_SIZE", "1")))
     except ValueError:
         raise HwmlError(f"WORLD_SIZE={os.environ['WORLD_SIZE']!r} is not a number") from None
-
-
-def rank() -> int:
-    return int(os.environ.get("RANK", "0") or 0) if world_size() > 1 else 0
 
 
 def setup(device: torch.device) -> Group:
