@@ -283,6 +283,49 @@ def measure(label: str, source: Path, tmp: Path, clips: list[Path], sizes: list[
         app.stop()
 
 
+def model_batching(clips: list[Path]) -> None:
+    """Would sharing one model call between concurrent requests pay? For each shipped model:
+    the clips' model time one by one vs in one batch (1 thread, in process), and how far the
+    batched scores are from the same clips scored alone (float32 kernels block differently for
+    different batch sizes, so a shared call changes the last digits of a served CSV)."""
+    import torch
+
+    from hwml import phoneme, speaker
+    from hwml.audio import FeatureParams, single_thread
+    from hwml.data.types import FrameSet
+    from hwml.serving import loaded_run
+
+    def timed(fn, repeats=3):
+        best = float("inf")
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            out = fn()
+            best = min(best, time.perf_counter() - t0)
+        return best, out
+
+    with single_thread():
+        model, config = loaded_run(REPO / "checkpoints" / "phoneme")
+        params = FeatureParams.from_dict(config["features"])
+        frames = [phoneme._file_frames(c, config, params) for c in clips]
+        lengths = [len(f) for f in frames]
+        offsets = torch.tensor([0, *torch.tensor(lengths).cumsum(0).tolist()])
+        merged = FrameSet(torch.cat([f.feats for f in frames]), None, offsets, [c.stem for c in clips],
+                          frames[0].class_names, 1)
+        alone_s, alone = timed(lambda: [phoneme.predict_logits(model, config, f) for f in frames])
+        batch_s, batched = timed(lambda: phoneme.predict_logits(model, config, merged).split(lengths))
+        diff = max(float((a - b).abs().max()) for a, b in zip(alone, batched))
+        emit(bench="burst_model_batching", task="phoneme", clips=len(clips), alone_ms=round(1000 * alone_s, 1),
+             batched_ms=round(1000 * batch_s, 1), speedup=round(alone_s / batch_s, 2), max_abs_logit_diff=diff)
+
+        model, config = loaded_run(REPO / "checkpoints" / "speaker")
+        feats = [speaker.load_clip(c, config.get("features")) for c in clips]
+        alone_s, alone = timed(lambda: [speaker.predict_logits(model, config, [x])[0] for x in feats])
+        batch_s, batched = timed(lambda: speaker.predict_logits(model, config, feats))
+        diff = max(float((a - b).abs().max()) for a, b in zip(alone, batched))
+        emit(bench="burst_model_batching", task="speaker", clips=len(clips), alone_ms=round(1000 * alone_s, 1),
+             batched_ms=round(1000 * batch_s, 1), speedup=round(alone_s / batch_s, 2), max_abs_logit_diff=diff)
+
+
 def checkout(rev: str, tmp: Path) -> Path:
     """The tree of git revision `rev` in a temp folder (git archive: no worktree bookkeeping)."""
     folder = tmp / f"rev-{rev[:12]}"
@@ -313,6 +356,8 @@ def main() -> None:
             from hwml.corpus import ensure_corpus
 
             corpus = ensure_corpus(size="small")
+        if not args.quick:
+            model_batching(clips[:16])
         designs = [("current", REPO)]
         if args.baseline:
             designs.append((f"baseline@{args.baseline}", checkout(args.baseline, tmp)))

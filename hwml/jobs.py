@@ -44,6 +44,17 @@ def env_number(name: str, default: float, cast=float) -> float:
     return value
 
 
+def usable_cores(cap: int = 8) -> int:
+    """CPU cores this process may run on (a container's share, not the host's count), at most
+    `cap`: each prediction runs torch on one thread, so one worker per core keeps every core busy
+    without two predictions fighting over one (measured: bench/bench_burst.py)."""
+    try:
+        n = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        n = os.cpu_count() or 1
+    return max(1, min(cap, n))
+
+
 @dataclass(frozen=True)
 class JobLimits:
     """What one shared machine allows: read from the environment once at app start."""
@@ -51,7 +62,7 @@ class JobLimits:
     max_training: int = 1          # runs training at the same time (HWML_MAX_TRAINING)
     max_run_seconds: float = 600.0  # training time cap per run (HWML_MAX_RUN_SECONDS)
     orphan_seconds: float = 30.0   # stop a run nobody has polled for this long (HWML_ORPHAN_SECONDS)
-    predict_workers: int = 2       # predictions computed at once, the rest queue (HWML_PREDICT_WORKERS)
+    predict_workers: int = 2       # predictions computed at once, the rest queue (HWML_PREDICT_WORKERS; default: the cores)
 
     @classmethod
     def from_env(cls) -> JobLimits:
@@ -59,7 +70,7 @@ class JobLimits:
             max_training=int(env_number("HWML_MAX_TRAINING", cls.max_training, int)),
             max_run_seconds=env_number("HWML_MAX_RUN_SECONDS", cls.max_run_seconds),
             orphan_seconds=env_number("HWML_ORPHAN_SECONDS", cls.orphan_seconds),
-            predict_workers=int(env_number("HWML_PREDICT_WORKERS", cls.predict_workers, int)),
+            predict_workers=int(env_number("HWML_PREDICT_WORKERS", usable_cores(), int)),
         )
 
 
