@@ -160,7 +160,10 @@ def test_predict_feature_file_gives_one_row_per_frame(client, phoneme_run, tmp_p
 def test_predict_wav_shows_phone_strip_and_segments(client, phoneme_run, wav_file):
     summary, strip, table, out_csv = client.predict(f"run:{phoneme_run}", handle_file(str(wav_file)),
                                                     api_name="/phoneme_predict_audio")
-    assert strip is not None and strip.get("type") == "matplotlib"
+    from PIL import Image
+
+    with Image.open(strip) as picture:  # drawn by hwml.ui.strip_image and sent as a file: no figure per request
+        assert picture.format == "JPEG" and picture.width > 1000 and picture.height > 180
     segs = table["data"]
     assert segs and table["headers"] == ["start", "end", "phone"]
     assert segs[0][0] == 0.0 and all(a[1] == b[0] for a, b in zip(segs, segs[1:])), "segments tile the clip"
@@ -175,6 +178,12 @@ def test_speaker_predict_wav_gives_top5_with_probabilities(client, wav_file):
                                                    api_name="/speaker_predict_audio")
     probs = [row[2] for row in table["data"]]
     assert table["headers"] == ["rank", "speaker", "probability"] and len(probs) == 5
+    # the bars are data, drawn by the browser (gr.BarPlot, axis titles in the session's language): the same
+    # five speakers and probabilities
+    assert bars["x_title"] == "speaker" and bars["y_title"] == "probability"
+    bar_rows = bars["value"]["data"]
+    assert [r[0] for r in bar_rows] == [row[1] for row in table["data"]]
+    assert [r[1] for r in bar_rows] == pytest.approx(probs)
     assert probs == sorted(probs, reverse=True) and 0 < sum(probs) <= 1.0 + 1e-6
     with open(out_csv, newline="") as f:
         header = next(csv.reader(f))

@@ -21,6 +21,7 @@ from browser_helpers import OUT, TIMEOUT_MS, app_page, chromium, needs_chromium 
 
 pytestmark = needs_chromium
 
+BAR_MARK = 'path[aria-roledescription="bar"]'  # one per bar of a gr.BarPlot (Vega-Lite, drawn in the browser)
 LINE_POINTS = """(id) => Array.from(document.querySelectorAll(`#${id} svg path[aria-roledescription="line mark"]`))
     .map(p => ({points: (p.getAttribute('d') || '').split(/[ML]/).filter(Boolean).length,
                 stroke: getComputedStyle(p).stroke}))"""
@@ -118,7 +119,7 @@ def test_speaker_tab_train_stop_evaluate_predict(page, wav_file):
     open_tab(page, "Predict")
     page.wait_for_function("() => document.querySelector('#speaker-predict-run input').value.includes('speaker-')")
     page.locator("#speaker-predict-audio input[type=file]").set_input_files(str(wav_file))
-    page.wait_for_selector("#speaker-predict-bars img")
+    page.wait_for_function(f"() => document.querySelectorAll('#speaker-predict-bars svg {BAR_MARK}').length == 5")
     table = page.locator("#speaker-predict-table").inner_text()
     assert "probability" in table and all(f"\n{k}" in table for k in range(1, 6)), table
     assert "%" in page.locator("#speaker-predict-summary").inner_text()

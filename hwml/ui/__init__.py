@@ -31,9 +31,10 @@ _warm = threading.Lock()
 _warmed = False
 
 
-def warm_up() -> None:
-    """Import the training, model and plotting modules in the background, once: the page itself
-    is served without them (a fast cold start), the first Start or Predict finds them loaded."""
+def warm_up(ctx: AppContext) -> None:
+    """Once, in the background: import the training, model and plotting modules and load and
+    warm the shipped models (hwml.workflow.preload_runs). `app.py` calls it as soon as the page
+    is served (a fast cold start, then no student pays for a load); a page load calls it too."""
     global _warmed
     with _warm:
         if _warmed:
@@ -45,6 +46,10 @@ def warm_up() -> None:
         import hwml.phoneme  # noqa: F401
         import hwml.speaker  # noqa: F401
         import hwml.ui.figures  # noqa: F401
+        import hwml.ui.strip_image  # noqa: F401
+        from hwml.workflow import preload_runs
+
+        preload_runs([e.path for e in ctx.workspace.shipped_runs()])
 
     threading.Thread(target=load, name="hwml-warm-up", daemon=True).start()
 
@@ -120,7 +125,7 @@ def build_app(ctx: AppContext | None = None) -> tuple[gr.Blocks, AppContext]:
         def on_load():
             """The first visitor starts the built-in corpus (cached after that) and the model imports."""
             ctx.workspace.corpus.start()
-            warm_up()
+            warm_up(ctx)
 
         def on_unload(request: gr.Request):
             """The tab closed: stop its runs, so no training thread outlives its viewer."""
@@ -132,4 +137,4 @@ def build_app(ctx: AppContext | None = None) -> tuple[gr.Blocks, AppContext]:
     return demo, ctx
 
 
-__all__ = ["build_app", "theme", "CSS", "TITLE", "I18N"]
+__all__ = ["build_app", "theme", "warm_up", "CSS", "TITLE", "I18N"]

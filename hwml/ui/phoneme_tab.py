@@ -15,6 +15,7 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
+from hwml import timing
 from hwml.i18n import t
 from hwml.ui.lang import L, current_lang, lang_of
 from hwml.ui.predict_panel import PredictPanel
@@ -32,6 +33,11 @@ class PhonemePredictPanel(PredictPanel):
     figure_label, figure_id = L("predict.phoneme.figure"), "strip"
     table_headers, table_label = ["start", "end", "phone"], L("predict.phoneme.table")
     table_header_keys = ["col.start", "col.end", "col.phone"]
+
+    def make_figure(self, elem_id: str):
+        """A plain image (hwml.ui.strip_image): a class pressing Predict together cannot wait for
+        a matplotlib figure per student."""
+        return gr.Image(label=self.figure_label, elem_id=elem_id, type="filepath", interactive=False, show_label=True)
 
     def add_audio_inputs(self):
         with gr.Row():
@@ -54,10 +60,13 @@ class PhonemePredictPanel(PredictPanel):
             return PredictPanel.predict_audio(self, run_key, audio, request)
         from hwml.forced import FRAME_COLUMNS, align_audio, write_frames_csv
 
-        entry, out = self._target(run_key, request)
-        result = align_audio(entry.path, audio, transcript)
-        write_frames_csv(result, out)
-        fig, table, text = alignment_view(result)
+        with timing.request("phoneme_predict_audio"):
+            entry, out = self._target(run_key, request)
+            result = align_audio(entry.path, audio, transcript)
+            with timing.stage("csv"):
+                write_frames_csv(result, out)
+            with timing.stage("figure"):
+                fig, table, text = alignment_view(result, out.with_suffix(".jpg"))
         text += t("predict.phoneme.align_tail", current_lang(), run=entry.path.name, free=",".join(FRAME_COLUMNS[:5]),
                   labels=",".join(FRAME_COLUMNS[5:]))
         return text, fig, table, str(out)
@@ -70,15 +79,15 @@ class PhonemePredictPanel(PredictPanel):
 
     def show_audio(self, entry, audio, summary):
         """Phones of one recording: strip under its spectrogram, segments, per-frame CSV."""
-        from hwml.audio import LOGMEL40, FeatureParams, frame_times, load_audio, logmel40
-        from hwml.ui import figures
+        from hwml.audio import LOGMEL40, FeatureParams, frame_times, load_audio, logmel40, single_thread
+        from hwml.ui.strip_image import phone_strips_image, save_jpeg
 
         segs = summary["files"][0]["segments"]
         wave = load_audio(audio)
-        spec = logmel40(wave, LOGMEL40)
+        with single_thread():
+            spec = logmel40(wave, LOGMEL40)
         times = frame_times(len(spec), FeatureParams(kind="logmel40")).numpy()
-        fig = figures.phone_strip(times, spec.numpy(), segs,
-                                  title=f"{Path(audio).name}: {len(wave) / 16000:.2f} s, {len(segs)} segments")
+        fig = save_jpeg(phone_strips_image(times, spec.numpy(), [("", segs)]), Path(summary["out"]).with_suffix(".jpg"))
         table = pd.DataFrame(segs, columns=["start", "end", "phone"])
         text = t("predict.phoneme.audio_summary", current_lang(), frames=summary["files"][0]["frames"], n=len(segs),
                  run=entry.path.name)
@@ -98,17 +107,17 @@ class PhonemePredictPanel(PredictPanel):
         return text, None, table, summary["out"]
 
 
-def alignment_view(result, title: str = "", width: float = 10):
-    """(figure, table, summary markdown) of a `hwml.forced.ClipAlignment`: the spectrogram with
-    the words, the forced alignment and the free prediction under it, one table row per aligned
-    phone. The Learn tab's "try your own sentence" shows the same."""
+def alignment_view(result, image: Path):
+    """(picture path, table, summary markdown) of a `hwml.forced.ClipAlignment`: the spectrogram
+    with the words, the forced alignment and the free prediction under it (hwml.ui.strip_image,
+    written to `image`), one table row per aligned phone."""
     from hwml.forced import SEGMENT_COLUMNS
-    from hwml.ui import figures
+    from hwml.ui.strip_image import phone_strips_image, save_jpeg
 
-    fig = figures.phone_strips(result.logmel_times, result.logmel,
-                               [("aligned", result.phones), ("free", result.free_segments)], words=result.word_segments,
-                               title=title or f"{result.file}: {result.seconds:.2f} s, forced alignment vs free prediction",
-                               width=width)
+    lang = current_lang()
+    strips = [(t("fig.strip.aligned", lang), result.phones), (t("fig.strip.free", lang), result.free_segments)]
+    fig = save_jpeg(phone_strips_image(result.logmel_times, result.logmel, strips, words=result.word_segments,
+                                       words_label=t("fig.words", lang)), image)
     table = pd.DataFrame(result.segment_rows(), columns=SEGMENT_COLUMNS)
     n_phones = sum(p != "sil" for _, _, p in result.phones)
     text = t("predict.phoneme.alignment", current_lang(), words=len(result.words), phones=n_phones,

@@ -12,9 +12,13 @@ from pathlib import Path
 
 import gradio as gr
 
+from hwml import timing
 from hwml.errors import HwmlError
 from hwml.ui.lang import L
 from hwml.ui.widgets import AppContext, NO_RUNS_NOTE, run_picker, session_of, task_run, ui_error, user_errors
+
+
+PREDICT_QUEUE = "predict"  # one Gradio concurrency group for every prediction event of the app
 
 
 class PredictPanel:
@@ -42,17 +46,24 @@ class PredictPanel:
                 gr.Markdown(NO_RUNS_NOTE)
             with gr.Column(scale=2):
                 self.summary = gr.Markdown(elem_id=f"{kind}-predict-summary")
-                self.figure = gr.Plot(label=self.figure_label, elem_id=f"{kind}-predict-{self.figure_id}")
+                self.figure = self.make_figure(elem_id=f"{kind}-predict-{self.figure_id}")
                 self.table = ctx.localized.table(gr.Dataframe(
                     headers=self.table_headers, label=self.table_label, interactive=False, max_height=320,
                     elem_id=f"{kind}-predict-table"), self.table_header_keys)
                 self.csv = gr.File(label="CSV", interactive=False, elem_id=f"{kind}-predict-csv")
         self.add_extras()
         self.outputs = outputs = [self.summary, self.figure, self.table, self.csv]
+        # every prediction of the app shares one pool of workers, sized to the machine (see JobLimits)
+        queue = {"concurrency_id": PREDICT_QUEUE, "concurrency_limit": ctx.jobs.limits.predict_workers}
         self.audio.change(self.predict_audio, [self.run, self.audio, *self.audio_inputs], outputs,
-                          api_name=f"{kind}_predict_audio", trigger_mode="always_last")
-        self.files_button.click(self.predict_files, [self.run, self.files], outputs, api_name=f"{kind}_predict_files")
+                          api_name=f"{kind}_predict_audio", trigger_mode="always_last", **queue)
+        self.files_button.click(self.predict_files, [self.run, self.files], outputs, api_name=f"{kind}_predict_files",
+                                **queue)
         self.wire_extras()
+
+    def make_figure(self, elem_id: str):
+        """The output component of the picture (a task may show a cheaper one than a figure)."""
+        return gr.Plot(label=self.figure_label, elem_id=elem_id)
 
     def add_audio_inputs(self) -> list:
         """Components under the audio input that `predict_audio` takes after the run and the
@@ -77,8 +88,11 @@ class PredictPanel:
             return "", None, None, None
         from hwml.workflow import predict_run
 
-        entry, out = self._target(run_key, request)
-        return self.show_audio(entry, audio, predict_run(entry.path, [audio], out))
+        with timing.request(f"{self.kind}_predict_audio"):
+            entry, out = self._target(run_key, request)
+            summary = predict_run(entry.path, [audio], out, fsync=False)
+            with timing.stage("figure"):
+                return self.show_audio(entry, audio, summary)
 
     @user_errors
     def predict_files(self, run_key, files, request: gr.Request):
@@ -89,7 +103,7 @@ class PredictPanel:
         entry, out = self._target(run_key, request)
         if not files:
             raise ui_error(request, "predict.no_files")
-        return self.show_files(entry, predict_run(entry.path, [Path(f) for f in files], out))
+        return self.show_files(entry, predict_run(entry.path, [Path(f) for f in files], out, fsync=False))
 
     def show_audio(self, entry, audio: str, summary: dict) -> tuple:
         """(summary markdown, figure, table, CSV path) of a predicted recording."""

@@ -40,11 +40,11 @@ def top_k_table(row: pd.Series) -> pd.DataFrame:
     return pd.DataFrame(out, columns=["rank", "speaker", "probability"])
 
 
-def top_k_bars(top: pd.DataFrame, source: str):
-    from hwml.ui import figures
-
-    return figures.top_k_bars(top["speaker"].tolist(), top["probability"].tolist(),
-                              title=f"top-{len(top)} speakers: {source}")
+def top_k_bars(top: pd.DataFrame) -> gr.BarPlot:
+    """The bar plot's data, axis titles in the session's language: the browser draws it, the
+    server sends five numbers."""
+    lang = current_lang()
+    return gr.BarPlot(top[["speaker", "probability"]], x_title=t("col.speaker", lang), y_title=t("col.probability", lang))
 
 
 class SpeakerPredictPanel(PredictPanel):
@@ -53,6 +53,11 @@ class SpeakerPredictPanel(PredictPanel):
     figure_label, figure_id = L("predict.speaker.figure"), "bars"
     table_headers, table_label = ["rank", "speaker", "probability"], L("predict.speaker.table")
     table_header_keys = ["col.rank", "col.speaker", "col.probability"]
+
+    def make_figure(self, elem_id: str):
+        """Drawn in the browser: a class pressing Predict together costs the server no figures."""
+        return gr.BarPlot(x="speaker", y="probability", sort="-y", y_lim=[0, 1], label=self.figure_label,
+                          elem_id=elem_id, height=240, x_label_angle=0)
 
     def add_audio_inputs(self) -> list:
         """Under the audio: what this run's classes are (no inputs of its own)."""
@@ -79,7 +84,7 @@ class SpeakerPredictPanel(PredictPanel):
         top = top_k_table(row)
         text = t("predict.speaker.audio_summary", current_lang(), speaker=row["Category"],
                  p=f"{top['probability'].iloc[0]:.1%}", run=entry.path.name)
-        return text, top_k_bars(top, Path(audio).name), top, summary["out"]
+        return text, top_k_bars(top), top, summary["out"]
 
     def show_files(self, entry, summary):
         table = pd.read_csv(summary["out"], dtype=str)
@@ -90,7 +95,7 @@ class SpeakerPredictPanel(PredictPanel):
         top = top_k_table(table.iloc[0])
         text = t("predict.speaker.files_summary", current_lang(), n=len(table), first=table["Category"].iloc[0],
                  run=entry.path.name)
-        return text, top_k_bars(top, table["Id"].iloc[0]), table, summary["out"]
+        return text, top_k_bars(top), table, summary["out"]
 
 
 # ------------------------------------------------------------------------- Who is speaking?

@@ -5,8 +5,8 @@ that once per student, so the served picture must be cheap.
 
 The layout follows `figures.phone_strips`: the log-mel spectrogram (magma), an optional words
 row, one strip per labelling (the same phone has the same colour in every strip), a time axis.
-No words of the interface are drawn into the pixels (the component's label carries the
-title), so the picture needs no language.
+The title is the component's label; the strips' names come translated from the caller and are
+drawn with the bundled CJK font (assets/fonts), phones and words with DejaVu Sans.
 """
 
 from __future__ import annotations
@@ -41,12 +41,18 @@ def _palette() -> np.ndarray:
     return (colormaps["tab20"](np.arange(20))[:, :3] * 255).astype(np.uint8)
 
 
-@functools.lru_cache(maxsize=4)
-def _font(size: int, italic: bool = False):
-    """DejaVu Sans from matplotlib's own data folder: installed with the project, no system font needed."""
+CJK_FONT = Path(__file__).resolve().parents[2] / "assets" / "fonts" / "hwml-cjk.ttf"
+
+
+@functools.lru_cache(maxsize=6)
+def _font(size: int, italic: bool = False, cjk: bool = False):
+    """DejaVu Sans from matplotlib's own data folder (installed with the project), or the
+    bundled CJK subset for names in Chinese; nothing from the system."""
     import matplotlib
     from PIL import ImageFont
 
+    if cjk and CJK_FONT.is_file():
+        return ImageFont.truetype(str(CJK_FONT), size)
     name = "DejaVuSans-Oblique.ttf" if italic else "DejaVuSans.ttf"
     return ImageFont.truetype(str(Path(matplotlib.get_data_path()) / "fonts" / "ttf" / name), size)
 
@@ -61,11 +67,11 @@ def _spectrogram(logmel: np.ndarray, width: int) -> np.ndarray:
     return _magma()[level[cols][:, rows].T]
 
 
-def phone_strips_image(times, logmel, strips, words=None) -> np.ndarray:
+def phone_strips_image(times, logmel, strips, words=None, words_label: str = "words") -> np.ndarray:
     """(H, W, 3) uint8: the spectrogram, the words (optional), one strip per labelling, a time axis.
 
     times: (T,) frame centres (s); logmel: (T, n_mels); strips: [(name, [(start s, end s, phone)])];
-    words: optional [(start s, end s, word)].
+    words: optional [(start s, end s, word)], in a row named `words_label`.
     """
     from PIL import Image, ImageDraw
 
@@ -76,7 +82,7 @@ def phone_strips_image(times, logmel, strips, words=None) -> np.ndarray:
     end = max(end, 1e-3)
     named = any(name for name, _ in strips)
     left = NAME_WIDTH if named else 8
-    rows = ([("words", words, True)] if words is not None else []) + [(n, s, False) for n, s in strips]
+    rows = ([(words_label, words, True)] if words is not None else []) + [(n, s, False) for n, s in strips]
     height = SPEC_HEIGHT + sum(WORDS_HEIGHT if w else STRIP_HEIGHT for _, _, w in rows) + AXIS_HEIGHT
     canvas = np.full((height, left + WIDTH + 8, 3), 255, dtype=np.uint8)
     if len(logmel):
@@ -99,8 +105,8 @@ def phone_strips_image(times, logmel, strips, words=None) -> np.ndarray:
     draw = ImageDraw.Draw(image)
     for x, yc, text, is_words in labels:
         anchor = "rm" if is_words is None else "mm"
-        draw.text((x, yc), text, fill=(0, 0, 0), font=_font(12 if is_words is None else 11, bool(is_words)),
-                  anchor=anchor)
+        font = _font(12, cjk=not text.isascii()) if is_words is None else _font(11, bool(is_words))
+        draw.text((x, yc), text, fill=(0, 0, 0), font=font, anchor=anchor)
     draw.line([(left, y), (left + WIDTH, y)], fill=(0, 0, 0))
     step = _tick_step(end)
     for i in range(int(end / step) + 1):
