@@ -6,10 +6,10 @@ HWML_RUNS_DISK_MB (prune old runs past this, default 1000), HWML_MAX_TRAINING (r
 once, default 1 on CPU), HWML_MAX_RUN_SECONDS (training time cap per run, default 600),
 HWML_MAX_UPLOAD_MB (largest uploaded file, default 200: a bigger one is refused before it is
 stored), HWML_CONCURRENCY (other events at once, each, default 2), HWML_PREDICT_WORKERS
-(predictions at once, all tasks together, default: the usable cores, at most 8; the rest queue), HWML_TIMINGS (a file that
-gets each prediction's stage timings), HWML_CORPUS_SIZE (built-in corpus: default | small),
-HWML_CHECKPOINTS_DIR (shipped models, default ./checkpoints), HWML_ALLOW_LOCAL_PATHS (typing
-server folder paths; off on a Space).
+(predictions at once, all tasks together, default: the usable cores, at most 8; the rest
+queue), HWML_TIMINGS (a file that gets each prediction's stage timings), HWML_CORPUS_SIZE
+(built-in corpus: default | small), HWML_CHECKPOINTS_DIR (shipped models, default
+./checkpoints), HWML_ALLOW_LOCAL_PATHS (typing server folder paths; off on a Space).
 """
 
 import os
