@@ -179,21 +179,6 @@ def feature_views(views, phones=None, lang: str = "en"):
     return _done(fig)
 
 
-def top_k_bars(names: list[str], probs: list[float], title: str = "", lang: str = "en"):
-    """The most likely speakers, best on top, with their probabilities written on the bars."""
-    fig, ax = plt.subplots(figsize=(8, 0.45 * len(names) + 1.2))
-    y = np.arange(len(names))[::-1]
-    ax.barh(y, probs, color="#f97316")
-    ax.set_yticks(y, names, fontsize=9)
-    ax.set_xlim(0, max(1e-9, max(probs, default=0)) * 1.25)
-    for yi, p in zip(y, probs):
-        ax.text(p, yi, f" {p:.1%}", va="center", fontsize=9)
-    ax.set_xlabel(t("fig.probability", lang))
-    ax.set_title(title, fontsize=10)
-    fig.tight_layout()
-    return _done(fig)
-
-
 def cosine_bars(names: list[str], scores: list[float], threshold: float, title: str = "", lang: str = "en"):
     """Enrolled people ranked by cosine similarity (best on top), the same-speaker threshold as
     a dashed line: bars past it are coloured, the rest grey."""
