@@ -295,7 +295,7 @@ class PhonemeTask:
                 yield (x.to(device), lengths), y.to(device)
             return
         step = self.settings["eval_batch"]
-        for i in range(0, len(self.valid_rows), step):
+        for i in range(rank * step, len(self.valid_rows), step * world):
             rows = self.valid_rows[i:i + step]
             yield (stacked_inputs(self.frames, rows, self.concat, self.bounds).to(device),), self.frames.labels[rows].to(device)
 
