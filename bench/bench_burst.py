@@ -34,24 +34,15 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+from bench_app import emit, free_port  # noqa: E402  (the app benchmark's JSON lines and ports)
 
 CLIPS = REPO / "assets" / "clips"
 # gradio_client gives up on an HTTP call after 5 s; a browser waits. Clients here wait up to 60 s per
 # call, so a slow answer counts as slow, and only a refused or dropped request counts as an error.
 BROWSER_LIKE = {"timeout": 60.0}
 GOALS = {"p95_50_s": 5.0, "alone_during_training_s": 2.0, "first_after_start_s": 1.0, "cold_start_s": 8.0}
-
-
-def emit(**record) -> None:
-    print(json.dumps(record), flush=True)
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def make_clips(folder: Path, n: int, seed: int = 0) -> list[Path]:

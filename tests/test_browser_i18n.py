@@ -17,7 +17,7 @@ import re
 import pytest
 
 pytest.importorskip("playwright.sync_api")
-from browser_helpers import ARGS, CHROMIUM, OUT, TIMEOUT_MS, needs_chromium  # noqa: E402
+from browser_helpers import OUT, TIMEOUT_MS, chromium, needs_chromium  # noqa: E402
 
 from hwml.i18n import catalogue  # noqa: E402
 
@@ -31,15 +31,8 @@ TOP_TABS = "() => Array.from(document.querySelectorAll('.tabs')[0].querySelector
 
 @pytest.fixture(scope="module")
 def browser():
-    from playwright.sync_api import sync_playwright
-
-    OUT.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
+    with chromium() as b:
+        yield b
 
 
 def open_page(browser, url: str, locale: str, viewport=(1400, 1000)):
