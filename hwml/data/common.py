@@ -114,15 +114,17 @@ CHUNK_FILES = 500           # files per job: ~40 MB of course-size features thro
 
 
 def load_workers() -> int:
-    """Processes that load a big folder: $HWML_LOAD_WORKERS, else the cores this process may
-    use (at most 8: the disk, not the CPU, limits beyond that)."""
+    """Processes that load a big folder: $HWML_LOAD_WORKERS, else one less than the cores this
+    process may use (this process copies the chunks in; at most 8). On 2 cores that is 1, this
+    process alone: 2 workers measured no gain there at course size (0.78-1.01x, README)."""
     raw = os.environ.get("HWML_LOAD_WORKERS", "")
     if raw.strip():
         try:
             return max(1, int(raw))
         except ValueError:
             raise HwmlError(f"HWML_LOAD_WORKERS={raw!r}: expected a whole number") from None
-    return max(1, min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, min(8, cores - 1))
 
 
 def _load_chunk(paths: list[Path], lengths: list[int], width: int, lengths_from: str) -> torch.Tensor:
