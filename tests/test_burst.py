@@ -142,11 +142,20 @@ def test_phone_strip_image_colours_each_phone_alike_in_every_strip():
 
 
 def test_burst_through_the_app_answers_everyone_and_fails_only_the_hostile(app_server, clips, hostile):
+    added = [kind for kind in SHIPPED if not (app_server.checkpoints / kind).exists()]
+    for kind in added:  # the shipped models, for this test only: other tests expect their own there
+        shutil.copytree(SHIPPED[kind], app_server.checkpoints / kind)
+    try:
+        burst_through_the_app(app_server, clips, hostile)
+    finally:
+        for kind in added:
+            shutil.rmtree(app_server.checkpoints / kind)
+
+
+def burst_through_the_app(app_server, clips, hostile):
     from gradio_client import Client, handle_file
     from gradio_client.exceptions import AppError
 
-    for kind, source in SHIPPED.items():
-        shutil.copytree(source, app_server.checkpoints / kind, dirs_exist_ok=True)
     clients = [Client(app_server.url, verbose=False) for _ in range(4)]
 
     def args(kind, path):
