@@ -28,6 +28,7 @@ from hwml.data.types import FrameSet, UtteranceSet
 from hwml.runs import load_run, read_metrics
 from hwml.tasks import task_module
 from hwml.train.engine import train
+from test_phoneme import synthetic_frames
 
 REPO = Path(__file__).resolve().parents[1]
 TORCHRUN = Path(sys.executable).with_name("torchrun")
@@ -37,19 +38,9 @@ pytestmark = [pytest.mark.usefixtures("one_torch_thread"),
               pytest.mark.skipif(not TORCHRUN.exists(), reason="torchrun is not installed beside python")]
 
 
-def frames(n_utts=60, n_classes=41, speakers=8, seed=0) -> FrameSet:
-    g = torch.Generator().manual_seed(seed)
-    means = torch.randn(n_classes, 39, generator=torch.Generator().manual_seed(123))
-    feats, labels, lengths = [], [], []
-    for _ in range(n_utts):
-        phones = torch.randint(n_classes, (int(torch.randint(4, 10, (1,), generator=g)),), generator=g)
-        y = torch.repeat_interleave(phones, torch.randint(3, 9, (len(phones),), generator=g))
-        feats.append(means[y] * 0.7 + torch.randn(len(y), 39, generator=g))
-        labels.append(y)
-        lengths.append(len(y))
-    offsets = torch.cat([torch.zeros(1, dtype=torch.long), torch.cumsum(torch.tensor(lengths), 0)])
-    ids = [f"{u % speakers}-{seed}-{u:04d}" for u in range(n_utts)]
-    return FrameSet(torch.cat(feats), torch.cat(labels), offsets, ids, [str(i) for i in range(n_classes)], 1)
+def frames(n_utts=60, seed=0) -> FrameSet:
+    """test_phoneme's synthetic utterances (class means + noise), 60 of them by default."""
+    return synthetic_frames(n_utts, seed=seed)
 
 
 def utterances(n_speakers=4, per=10, seed=0) -> UtteranceSet:
