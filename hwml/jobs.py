@@ -21,11 +21,12 @@ import os
 import queue
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
 from hwml.errors import HwmlError
+from hwml.machine import usable_cores
 
 log = logging.getLogger(__name__)
 
@@ -44,15 +45,11 @@ def env_number(name: str, default: float, cast=float) -> float:
     return value
 
 
-def usable_cores(cap: int = 8) -> int:
-    """CPU cores this process may run on (a container's share, not the host's count), at most
-    `cap`: each prediction runs torch on one thread, so one worker per core keeps every core busy
-    without two predictions fighting over one (measured: bench/bench_burst.py)."""
-    try:
-        n = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        n = os.cpu_count() or 1
-    return max(1, min(cap, n))
+def prediction_workers() -> int:
+    """One prediction worker per usable core, at most 8: each prediction runs torch on one
+    thread, so that keeps every core busy without two predictions fighting over one
+    (measured: bench/bench_burst.py)."""
+    return min(8, usable_cores())
 
 
 @dataclass(frozen=True)
@@ -62,7 +59,7 @@ class JobLimits:
     max_training: int = 1          # runs training at the same time (HWML_MAX_TRAINING)
     max_run_seconds: float = 600.0  # training time cap per run (HWML_MAX_RUN_SECONDS)
     orphan_seconds: float = 30.0   # stop a run nobody has polled for this long (HWML_ORPHAN_SECONDS)
-    predict_workers: int = 2       # predictions computed at once, the rest queue (HWML_PREDICT_WORKERS; default: the cores)
+    predict_workers: int = field(default_factory=prediction_workers)  # predictions at once, the rest queue (HWML_PREDICT_WORKERS)
 
     @classmethod
     def from_env(cls) -> JobLimits:
@@ -70,7 +67,7 @@ class JobLimits:
             max_training=int(env_number("HWML_MAX_TRAINING", cls.max_training, int)),
             max_run_seconds=env_number("HWML_MAX_RUN_SECONDS", cls.max_run_seconds),
             orphan_seconds=env_number("HWML_ORPHAN_SECONDS", cls.orphan_seconds),
-            predict_workers=int(env_number("HWML_PREDICT_WORKERS", usable_cores(), int)),
+            predict_workers=int(env_number("HWML_PREDICT_WORKERS", prediction_workers(), int)),
         )
 
 

@@ -442,6 +442,11 @@ def segments(labels: list[str], params: FeatureParams) -> list[tuple[float, floa
     return out
 
 
+def _one_utterance(x: torch.Tensor, name: str, class_names: list[str]) -> FrameSet:
+    """Unlabelled (T, D) frames as a FrameSet of one utterance."""
+    return FrameSet(x, None, torch.tensor([0, len(x)]), [name], class_names, 1)
+
+
 def _file_frames(path: Path, config: dict, params: FeatureParams) -> FrameSet:
     """One input file as a FrameSet: raw (T, 39) frames (one utterance) or stacked windows."""
     names = config["class_names"]
@@ -449,7 +454,7 @@ def _file_frames(path: Path, config: dict, params: FeatureParams) -> FrameSet:
         x = load_tensor_file(path)
         D, n = config.get("frame_dim", BASE_DIM), config["concat_nframes"]
         if x.shape[1] == D:
-            return FrameSet(x, None, torch.tensor([0, len(x)]), [path.stem], names, 1)
+            return _one_utterance(x, path.stem, names)
         if x.shape[1] == D * n and n > 1:
             return FrameSet(x, None, None, None, names, n)
         raise HwmlError(f"{path}: has {x.shape[1]} columns; this run takes {D} (single frames)"
@@ -461,14 +466,13 @@ def _file_frames(path: Path, config: dict, params: FeatureParams) -> FrameSet:
             wave = load_audio(path)
         with timing.stage("features"):
             x = featurize(wave, params)
-        return FrameSet(x, None, torch.tensor([0, len(x)]), [path.stem], names, 1)
+        return _one_utterance(x, path.stem, names)
     raise HwmlError(f"{path}: not a data folder, feature file (.npy/.pt) or audio file")
 
 
 def warm_up(model, config: dict, feats: torch.Tensor) -> None:
     """One forward pass over (T, 39) frames (hwml.workflow.warm_run: the first request meets warm code)."""
-    predict_logits(model, config, FrameSet(feats, None, torch.tensor([0, len(feats)]), ["warm"],
-                                           config["class_names"], 1))
+    predict_logits(model, config, _one_utterance(feats, "warm", config["class_names"]))
 
 
 def predict_files(run_dir, inputs: list[Path], out_csv: Path, *, fsync: bool = True) -> dict:

@@ -48,18 +48,15 @@ def loaded_run(run_dir):
         with _lock:
             if key in _models:
                 return _models[key]
-        loaded = load_run(run_dir)
+        try:
+            loaded = load_run(run_dir)
+        finally:  # loaded or not (a damaged run is its caller's error), this version's gate is done
+            with _lock:
+                _loading.pop(key, None)
         with _lock:
             _models[key] = loaded
-            _loading.pop(key, None)
             for old in [k for k in _models if k[0] == key[0] and k != key]:
                 del _models[old]  # an older version of the same run
             while len(_models) > KEEP:
                 _models.popitem(last=False)
         return loaded
-
-
-def forget() -> None:
-    """Drop every kept model (tests; a long-running server never needs to)."""
-    with _lock:
-        _models.clear()

@@ -12,6 +12,7 @@ import torch
 from tqdm import tqdm
 
 from hwml.errors import HwmlError
+from hwml.machine import usable_cores
 from hwml.safeio import atomic_write_text, load_tensor_file, read_text
 
 CLASSES_FILE = "classes.txt"
@@ -99,13 +100,7 @@ def load_frames(paths: list[Path], *, width: int | None = None, lengths: list[in
     if workers > 1 and len(paths) >= PARALLEL_MIN_FILES:
         _load_parallel(paths, lengths, width, lengths_from, feats, workers, progress)
         return feats, offsets_from_lengths(lengths)
-    start = 0
-    for path, n in zip(progress, lengths):
-        x = load_tensor_file(path, width=width)
-        if len(x) != n:
-            raise HwmlError(f"{path}: has {len(x)} frames but {lengths_from} says {n}")
-        feats[start : start + n] = x
-        start += n
+    _load_into(feats, progress, lengths, width, lengths_from)
     return feats, offsets_from_lengths(lengths)
 
 
@@ -123,13 +118,11 @@ def load_workers() -> int:
             return max(1, int(raw))
         except ValueError:
             raise HwmlError(f"HWML_LOAD_WORKERS={raw!r}: expected a whole number") from None
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(1, min(8, cores - 1))
+    return max(1, min(8, usable_cores() - 1))
 
 
-def _load_chunk(paths: list[Path], lengths: list[int], width: int, lengths_from: str) -> torch.Tensor:
-    """One chunk of files' frames, concatenated (a worker of _load_parallel, or this process)."""
-    out = torch.empty(sum(lengths), width, dtype=torch.float32)
+def _load_into(out: torch.Tensor, paths, lengths: list[int], width: int, lengths_from: str) -> torch.Tensor:
+    """The files' frames, one after another into `out`, each checked against its stated length."""
     start = 0
     for path, n in zip(paths, lengths):
         x = load_tensor_file(path, width=width)
@@ -138,6 +131,11 @@ def _load_chunk(paths: list[Path], lengths: list[int], width: int, lengths_from:
         out[start:start + n] = x
         start += n
     return out
+
+
+def _load_chunk(paths: list[Path], lengths: list[int], width: int, lengths_from: str) -> torch.Tensor:
+    """One chunk of files' frames, concatenated (a worker of _load_parallel, or this process)."""
+    return _load_into(torch.empty(sum(lengths), width, dtype=torch.float32), paths, lengths, width, lengths_from)
 
 
 class _Chunks(torch.utils.data.Dataset):

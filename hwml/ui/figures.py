@@ -49,14 +49,6 @@ def use_cjk_font() -> list[str]:
 FONT_FAMILIES = use_cjk_font()
 
 
-def phone_strip(times, logmel, segments, title: str = "", lang: str = "en"):
-    """The log-mel spectrogram with the predicted phones in a strip under it, on one time axis.
-
-    times: (T,) frame centres (s); logmel: (T, n_mels); segments: [(start s, end s, phone)].
-    """
-    return phone_strips(times, logmel, [("", segments)], title=title, lang=lang)
-
-
 def phone_strips(times, logmel, strips, title: str = "", words=None, width: float = 10, lang: str = "en"):
     """The log-mel spectrogram with one phone strip per labelling under it, on one time axis
     (forced alignment, free prediction, truth: the same phone has the same colour in each).
