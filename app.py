@@ -28,8 +28,13 @@ def main() -> None:
     demo, ctx = build_app()
     try:
         demo.queue(default_concurrency_limit=concurrency).launch(
-            theme=theme(), css=CSS, ssr_mode=False, footer_links=["api", "settings"], max_file_size=max_file_size,
-            prevent_thread_lock=True)
+            theme=theme(),
+            css=CSS,
+            ssr_mode=False,
+            footer_links=["api", "settings"],
+            max_file_size=max_file_size,
+            prevent_thread_lock=True,
+        )
         warm_up(ctx)  # the page is served: now load the shipped models, before the first student asks
         demo.block_thread()
     finally:

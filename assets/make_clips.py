@@ -49,8 +49,8 @@ def main() -> None:
     out = ROOT / "assets" / "clips"
     out.mkdir(parents=True, exist_ok=True)
     for name, src in CLIPS:
-        wave = load_audio(args.shared / src).numpy()                 # 16 kHz mono float32
-        wave = wave / max(1.0, float(np.abs(wave).max()))            # no clipping in 16-bit
+        wave = load_audio(args.shared / src).numpy()  # 16 kHz mono float32
+        wave = wave / max(1.0, float(np.abs(wave).max()))  # no clipping in 16-bit
         sf.write(out / name, wave, 16000, format="FLAC", subtype="PCM_16")
         print(f"{name}\t{len(wave) / 16000:.1f} s\t{(out / name).stat().st_size // 1024} KB\t{src}")
 

@@ -22,11 +22,15 @@ def bars(width: float, height: float, x0: float = 0.0):
 
 
 def svg() -> str:
-    rects = "".join(f'<rect x="{x:.1f}" y="{y:.1f}" width="{w:.1f}" height="{h:.1f}" rx="{w / 2:.1f}" fill="{c}"/>'
-                    for x, y, w, h, c in bars(66, 44))
-    return ('<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 190 44" role="img" aria-label="hwml">'
-            f'{rects}<text x="76" y="33" font-family="ui-sans-serif, system-ui, sans-serif" font-size="30" '
-            f'font-weight="700" fill="{INK}">hwml</text></svg>\n')
+    rects = "".join(
+        f'<rect x="{x:.1f}" y="{y:.1f}" width="{w:.1f}" height="{h:.1f}" rx="{w / 2:.1f}" fill="{c}"/>'
+        for x, y, w, h, c in bars(66, 44)
+    )
+    return (
+        '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 190 44" role="img" aria-label="hwml">'
+        f'{rects}<text x="76" y="33" font-family="ui-sans-serif, system-ui, sans-serif" font-size="30" '
+        f'font-weight="700" fill="{INK}">hwml</text></svg>\n'
+    )
 
 
 def favicon(size: int = 64) -> Image.Image:

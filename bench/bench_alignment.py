@@ -69,8 +69,12 @@ def score(alignments: dict, truths: dict) -> dict:
         frames += len(t.labels)
         hits += boundary_hits(t.boundaries, a)
         bounds += len(t.boundaries)
-    return {"frame_agreement": round(agree / frames, 4), "boundaries_within_20ms": round(hits / bounds, 4),
-            "utterances": len(alignments), "frames": frames}
+    return {
+        "frame_agreement": round(agree / frames, 4),
+        "boundaries_within_20ms": round(hits / bounds, 4),
+        "utterances": len(alignments),
+        "frames": frames,
+    }
 
 
 def oracle(truths: dict, model_dir: Path) -> dict:
@@ -81,8 +85,9 @@ def oracle(truths: dict, model_dir: Path) -> dict:
     out = {}
     started = time.perf_counter()
     for u, logp in zip(utts, logps):
-        graph = align.build_graph([[tuple((p,) for p in truths[u].sequence)]], config["class_names"],
-                                  optional_sil=False, closures=False)
+        graph = align.build_graph(
+            [[tuple((p,) for p in truths[u].sequence)]], config["class_names"], optional_sil=False, closures=False
+        )
         out[u] = align.align(logp, graph, source=u)
     result = score(out, truths)
     result["viterbi_utterances_per_s"] = round(len(utts) / (time.perf_counter() - started), 1)
@@ -115,33 +120,57 @@ def main() -> None:
         synth_s = time.perf_counter() - t0
         src = tmp / "corpus" / "audio"
         utts, _ = find_transcribed(src)
-        truths = {u.utt_id: Truth(u.audio, tmp / "corpus" / "truth" / u.audio.parent.name / (u.audio.stem + ".phn"))
-                  for u in utts}
+        truths = {
+            u.utt_id: Truth(u.audio, tmp / "corpus" / "truth" / u.audio.parent.name / (u.audio.stem + ".phn"))
+            for u in utts
+        }
         started = time.perf_counter()
 
         def on_round(r: int, alignments: dict) -> None:
-            line = {"bench": "alignment", "round": r, **score(alignments, truths),
-                    "elapsed_s": round(time.perf_counter() - started, 1)}
+            line = {
+                "bench": "alignment",
+                "round": r,
+                **score(alignments, truths),
+                "elapsed_s": round(time.perf_counter() - started, 1),
+            }
             results.append(line)
             print(json.dumps(line), flush=True)
 
-        summary = import_phoneme(src, tmp / "out", lexicon_file=tmp / "corpus" / "lexicon.txt", align_model=model_dir,
-                                 rounds=args.rounds, round_seconds=args.round_seconds, progress=False,
-                                 on_round=on_round)
+        summary = import_phoneme(
+            src,
+            tmp / "out",
+            lexicon_file=tmp / "corpus" / "lexicon.txt",
+            align_model=model_dir,
+            rounds=args.rounds,
+            round_seconds=args.round_seconds,
+            progress=False,
+            on_round=on_round,
+        )
         line = {"bench": "alignment", "oracle_sequence": True, "round": 0, **oracle(truths, model_dir)}
         print(json.dumps(line), flush=True)
-    print(json.dumps({
-        "bench": "alignment", "summary": True, "corpus": f"{args.size} seed {args.seed}", "utterances": len(utts),
-        "audio_seconds": summary["audio_seconds"], "align_model": str(model_dir),
-        "round_seconds": summary["alignment"]["rounds"][-1].get("seconds"), "threads": args.threads,
-        "frame_agreement_by_round": [r["frame_agreement"] for r in results],
-        "boundaries_within_20ms_by_round": [r["boundaries_within_20ms"] for r in results],
-        "oracle_sequence": {k: line[k] for k in ("frame_agreement", "boundaries_within_20ms")},
-        "model_frame_accuracy": line["model_frame_accuracy"],
-        "align_utterances_per_s": summary["align_utterances_per_s"],
-        "viterbi_utterances_per_s": line["viterbi_utterances_per_s"],
-        "synthesis_s": round(synth_s, 1), "import_s": summary["seconds"],
-    }), flush=True)
+    print(
+        json.dumps(
+            {
+                "bench": "alignment",
+                "summary": True,
+                "corpus": f"{args.size} seed {args.seed}",
+                "utterances": len(utts),
+                "audio_seconds": summary["audio_seconds"],
+                "align_model": str(model_dir),
+                "round_seconds": summary["alignment"]["rounds"][-1].get("seconds"),
+                "threads": args.threads,
+                "frame_agreement_by_round": [r["frame_agreement"] for r in results],
+                "boundaries_within_20ms_by_round": [r["boundaries_within_20ms"] for r in results],
+                "oracle_sequence": {k: line[k] for k in ("frame_agreement", "boundaries_within_20ms")},
+                "model_frame_accuracy": line["model_frame_accuracy"],
+                "align_utterances_per_s": summary["align_utterances_per_s"],
+                "viterbi_utterances_per_s": line["viterbi_utterances_per_s"],
+                "synthesis_s": round(synth_s, 1),
+                "import_s": summary["seconds"],
+            }
+        ),
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

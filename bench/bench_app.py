@@ -45,13 +45,21 @@ def free_port() -> int:
 def start_app(tmp: Path, corpus: Path) -> tuple[subprocess.Popen, str, float]:
     """Launch app.py; return (process, url, seconds to the first HTTP 200)."""
     port = free_port()
-    env = {**os.environ, "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port),
-           "GRADIO_ANALYTICS_ENABLED": "False", "HWML_RUNS_DIR": str(tmp / "runs"), "HWML_CORPUS_SIZE": "small",
-           "HWML_CORPUS_DIR": str(corpus), "GRADIO_TEMP_DIR": str(tmp / "gradio")}
+    env = {
+        **os.environ,
+        "GRADIO_SERVER_NAME": "127.0.0.1",
+        "GRADIO_SERVER_PORT": str(port),
+        "GRADIO_ANALYTICS_ENABLED": "False",
+        "HWML_RUNS_DIR": str(tmp / "runs"),
+        "HWML_CORPUS_SIZE": "small",
+        "HWML_CORPUS_DIR": str(corpus),
+        "GRADIO_TEMP_DIR": str(tmp / "gradio"),
+    }
     log = open(tmp / f"app-{port}.log", "wb")
     t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, str(REPO / "app.py")], cwd=tmp, env=env, stdout=log,
-                            stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [sys.executable, str(REPO / "app.py")], cwd=tmp, env=env, stdout=log, stderr=subprocess.STDOUT
+    )
     url = f"http://127.0.0.1:{port}/"
     while time.perf_counter() - t0 < 180:
         if proc.poll() is not None:
@@ -76,8 +84,20 @@ def stop_app(proc: subprocess.Popen) -> None:
 
 
 def train_args(kind: str, preset: str, max_steps: int) -> tuple:
-    return ("Built-in corpus", "libriphone" if kind == "phoneme" else "hw4", "", None, preset, max_steps, 60, 0, 0, 0,
-            20, "")
+    return (
+        "Built-in corpus",
+        "libriphone" if kind == "phoneme" else "hw4",
+        "",
+        None,
+        preset,
+        max_steps,
+        60,
+        0,
+        0,
+        0,
+        20,
+        "",
+    )
 
 
 def first_curve_point(client, kind: str, preset: str) -> float:
@@ -101,8 +121,17 @@ def stop_latency(kind: str, preset: str, corpus: Path, runs: Path) -> float:
 
     registry = JobRegistry(JobLimits(max_training=1))
     data = corpus / ("libriphone" if kind == "phoneme" else "speaker")
-    job = registry.submit("bench", kind, run_dir=runs / f"stop-{kind}", prepare=lambda report: data, preset=preset,
-                          overrides={}, max_steps=100000, max_seconds=120, seed=0)
+    job = registry.submit(
+        "bench",
+        kind,
+        run_dir=runs / f"stop-{kind}",
+        prepare=lambda report: data,
+        preset=preset,
+        overrides={},
+        max_steps=100000,
+        max_seconds=120,
+        seed=0,
+    )
     for view in job.stream(interval=0.1):
         if view.step >= 3:
             break
@@ -118,8 +147,11 @@ def five_second_wav(path: Path) -> Path:
 
     from hwml.corpus.espeak import synthesize
 
-    syn = synthesize("Five seconds of speech: the quick brown fox jumps over the lazy dog, "
-                     "and the dog keeps sleeping in the warm sun.", "en-us")
+    syn = synthesize(
+        "Five seconds of speech: the quick brown fox jumps over the lazy dog, "
+        "and the dog keeps sleeping in the warm sun.",
+        "en-us",
+    )
     wave = np.asarray(syn.wave, dtype=np.float32)
     n = 5 * syn.sample_rate
     wave = np.pad(wave, (0, max(0, n - len(wave))))[:n]
@@ -129,8 +161,11 @@ def five_second_wav(path: Path) -> Path:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true",
-                        help="one repeat of each, no warm-up calls (a CI smoke run: figures not comparable)")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="one repeat of each, no warm-up calls (a CI smoke run: figures not comparable)",
+    )
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--url", help="measure 2 and 3 against this running app instead of a fresh one")
     parser.add_argument("--corpus", type=Path, help="the small built-in corpus folder (default: the cached one)")
@@ -149,14 +184,25 @@ def main() -> None:
             proc, url, seconds = start_app(tmp, corpus)
             starts.append(seconds)
             stop_app(proc)
-        emit(bench="app_cold_start", seconds_median=round(statistics.median(starts), 3),
-             seconds=[round(s, 3) for s in starts], goal_s=8.0, ok=statistics.median(starts) <= 8.0)
+        emit(
+            bench="app_cold_start",
+            seconds_median=round(statistics.median(starts), 3),
+            seconds=[round(s, 3) for s in starts],
+            goal_s=8.0,
+            ok=statistics.median(starts) <= 8.0,
+        )
 
         for kind in ("phoneme", "speaker"):
             times = [stop_latency(kind, "medium", corpus, tmp / "runs") for _ in range(repeats)]
-            emit(bench="app_stop_to_run_ended", task=kind, preset="medium",
-                 seconds_median=round(statistics.median(times), 3), seconds=[round(t, 3) for t in times],
-                 goal_s=1.0, ok=statistics.median(times) <= 1.0)
+            emit(
+                bench="app_stop_to_run_ended",
+                task=kind,
+                preset="medium",
+                seconds_median=round(statistics.median(times), 3),
+                seconds=[round(t, 3) for t in times],
+                goal_s=1.0,
+                ok=statistics.median(times) <= 1.0,
+            )
 
         proc, url = (None, args.url) if args.url else start_app(tmp, corpus)[:2]
         try:
@@ -166,14 +212,21 @@ def main() -> None:
                     first_curve_point(client, kind, preset)  # warm: data loaded, modules imported
                 times = [first_curve_point(client, kind, preset) for _ in range(repeats)]
                 times = [t for t in times if t is not None]
-                emit(bench="app_start_to_first_curve_point", task=kind, preset=preset,
-                     seconds_median=round(statistics.median(times), 3), seconds=[round(t, 3) for t in times],
-                     goal_s=2.0, ok=statistics.median(times) <= 2.0)
+                emit(
+                    bench="app_start_to_first_curve_point",
+                    task=kind,
+                    preset=preset,
+                    seconds_median=round(statistics.median(times), 3),
+                    seconds=[round(t, 3) for t in times],
+                    goal_s=2.0,
+                    ok=statistics.median(times) <= 2.0,
+                )
 
             wav = five_second_wav(tmp / "five_seconds.wav")
             for kind, preset in (("phoneme", "logreg"), ("speaker", "simple")):
-                run = client.predict(*train_args(kind, preset, 5 if args.quick else 20),
-                                     api_name=f"/{kind}_train")[4]["run"]
+                run = client.predict(*train_args(kind, preset, 5 if args.quick else 20), api_name=f"/{kind}_train")[4][
+                    "run"
+                ]
                 if not args.quick:
                     client.predict(f"run:{run}", handle_file(str(wav)), api_name=f"/{kind}_predict_audio")  # warm
                 times = []
@@ -181,9 +234,15 @@ def main() -> None:
                     t0 = time.perf_counter()
                     client.predict(f"run:{run}", handle_file(str(wav)), api_name=f"/{kind}_predict_audio")
                     times.append(time.perf_counter() - t0)
-                emit(bench="app_audio_upload_to_prediction", task=kind, clip_s=5.0,
-                     seconds_median=round(statistics.median(times), 3), seconds=[round(t, 3) for t in times],
-                     goal_s=1.0, ok=statistics.median(times) <= 1.0)
+                emit(
+                    bench="app_audio_upload_to_prediction",
+                    task=kind,
+                    clip_s=5.0,
+                    seconds_median=round(statistics.median(times), 3),
+                    seconds=[round(t, 3) for t in times],
+                    goal_s=1.0,
+                    ok=statistics.median(times) <= 1.0,
+                )
         finally:
             if proc is not None:
                 stop_app(proc)

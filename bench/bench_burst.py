@@ -82,16 +82,24 @@ class App:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
         self.timings = self.tmp / "timings.jsonl"
-        env = {**os.environ, "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(self.port),
-               "GRADIO_ANALYTICS_ENABLED": "False", "HWML_RUNS_DIR": str(self.tmp / "runs"),
-               "HWML_CHECKPOINTS_DIR": str(REPO / "checkpoints"), "GRADIO_TEMP_DIR": str(self.tmp / "gradio"),
-               "HWML_TIMINGS": str(self.timings), "PYTHONPATH": str(source)}
+        env = {
+            **os.environ,
+            "GRADIO_SERVER_NAME": "127.0.0.1",
+            "GRADIO_SERVER_PORT": str(self.port),
+            "GRADIO_ANALYTICS_ENABLED": "False",
+            "HWML_RUNS_DIR": str(self.tmp / "runs"),
+            "HWML_CHECKPOINTS_DIR": str(REPO / "checkpoints"),
+            "GRADIO_TEMP_DIR": str(self.tmp / "gradio"),
+            "HWML_TIMINGS": str(self.timings),
+            "PYTHONPATH": str(source),
+        }
         if corpus is not None:
             env.update(HWML_CORPUS_SIZE="small", HWML_CORPUS_DIR=str(corpus))
         self.log = open(self.tmp / "app.log", "wb")
         t0 = time.perf_counter()
-        self.proc = subprocess.Popen([sys.executable, str(source / "app.py")], cwd=self.tmp, env=env,
-                                     stdout=self.log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            [sys.executable, str(source / "app.py")], cwd=self.tmp, env=env, stdout=self.log, stderr=subprocess.STDOUT
+        )
         while time.perf_counter() - t0 < 180:
             if self.proc.poll() is not None:
                 raise SystemExit(f"app.py exited with {self.proc.returncode}; see {self.log.name}")
@@ -190,11 +198,15 @@ def burst(app: App, clips: list[Path], timeout: float, warm_session: bool = True
         except Exception:  # noqa: BLE001
             pass
     done = sorted(s for s in seconds if s is not None)
-    return {"clients": n, "errors": sum(e is not None for e in errors), "error_samples": [e for e in errors if e][:3],
-            "p50_s": round(statistics.median(done), 3) if done else None,
-            "p95_s": round(done[min(len(done) - 1, int(0.95 * len(done)))], 3) if done else None,
-            "max_s": round(done[-1], 3) if done else None,
-            "server_cpu_ms_per_request": round(1000 * server_cpu / n, 1)}
+    return {
+        "clients": n,
+        "errors": sum(e is not None for e in errors),
+        "error_samples": [e for e in errors if e][:3],
+        "p50_s": round(statistics.median(done), 3) if done else None,
+        "p95_s": round(done[min(len(done) - 1, int(0.95 * len(done)))], 3) if done else None,
+        "max_s": round(done[-1], 3) if done else None,
+        "server_cpu_ms_per_request": round(1000 * server_cpu / n, 1),
+    }
 
 
 def breakdown(rows: list[dict]) -> dict:
@@ -223,8 +235,17 @@ def start_training(url: str):
     return client, job
 
 
-def measure(label: str, source: Path, tmp: Path, clips: list[Path], sizes: list[int], grace: float,
-            training: bool, corpus: Path | None, timeout: float) -> None:
+def measure(
+    label: str,
+    source: Path,
+    tmp: Path,
+    clips: list[Path],
+    sizes: list[int],
+    grace: float,
+    training: bool,
+    corpus: Path | None,
+    timeout: float,
+) -> None:
     from gradio_client import Client
 
     app = App(source, tmp, label, corpus if training else None)
@@ -243,14 +264,25 @@ def measure(label: str, source: Path, tmp: Path, clips: list[Path], sizes: list[
             t0 = time.perf_counter()
             predict_once(client, "phoneme" if i % 2 == 0 else "speaker", clips[i])
             alone.append(time.perf_counter() - t0)
-        emit(bench="burst_first_prediction", design=label, grace_s=grace, phoneme_s=round(first, 3),
-             speaker_s=round(first_speaker, 3), alone_warm_s=round(statistics.median(alone), 3),
-             goal_s=GOALS["first_after_start_s"])
+        emit(
+            bench="burst_first_prediction",
+            design=label,
+            grace_s=grace,
+            phoneme_s=round(first, 3),
+            speaker_s=round(first_speaker, 3),
+            alone_warm_s=round(statistics.median(alone), 3),
+            goal_s=GOALS["first_after_start_s"],
+        )
         for n in sizes:
             before = len(app.read_timings())
             result = burst(app, clips[:n], timeout)
-            emit(bench="burst", design=label, training=False, **result,
-                 breakdown_ms=breakdown(app.read_timings()[before:]))
+            emit(
+                bench="burst",
+                design=label,
+                training=False,
+                **result,
+                breakdown_ms=breakdown(app.read_timings()[before:]),
+            )
         if training:
             trainer, job = start_training(app.url)
             try:
@@ -259,13 +291,23 @@ def measure(label: str, source: Path, tmp: Path, clips: list[Path], sizes: list[
                     t0 = time.perf_counter()
                     predict_once(client, "phoneme" if i % 2 == 0 else "speaker", clips[i])
                     alone.append(time.perf_counter() - t0)
-                emit(bench="burst_alone_during_training", design=label, seconds_median=round(statistics.median(alone), 3),
-                     seconds=[round(s, 3) for s in alone], goal_s=GOALS["alone_during_training_s"])
+                emit(
+                    bench="burst_alone_during_training",
+                    design=label,
+                    seconds_median=round(statistics.median(alone), 3),
+                    seconds=[round(s, 3) for s in alone],
+                    goal_s=GOALS["alone_during_training_s"],
+                )
                 for n in sizes:
                     before = len(app.read_timings())
                     result = burst(app, clips[:n], timeout)
-                    emit(bench="burst", design=label, training=True, **result,
-                         breakdown_ms=breakdown(app.read_timings()[before:]))
+                    emit(
+                        bench="burst",
+                        design=label,
+                        training=True,
+                        **result,
+                        breakdown_ms=breakdown(app.read_timings()[before:]),
+                    )
             finally:
                 job.cancel()
                 trainer.predict(api_name="/phoneme_stop")
@@ -300,29 +342,45 @@ def model_batching(clips: list[Path]) -> None:
         frames = [phoneme._file_frames(c, config, params) for c in clips]
         lengths = [len(f) for f in frames]
         offsets = torch.tensor([0, *torch.tensor(lengths).cumsum(0).tolist()])
-        merged = FrameSet(torch.cat([f.feats for f in frames]), None, offsets, [c.stem for c in clips],
-                          frames[0].class_names, 1)
+        merged = FrameSet(
+            torch.cat([f.feats for f in frames]), None, offsets, [c.stem for c in clips], frames[0].class_names, 1
+        )
         alone_s, alone = timed(lambda: [phoneme.predict_logits(model, config, f) for f in frames])
         batch_s, batched = timed(lambda: phoneme.predict_logits(model, config, merged).split(lengths))
         diff = max(float((a - b).abs().max()) for a, b in zip(alone, batched))
-        emit(bench="burst_model_batching", task="phoneme", clips=len(clips), alone_ms=round(1000 * alone_s, 1),
-             batched_ms=round(1000 * batch_s, 1), speedup=round(alone_s / batch_s, 2), max_abs_logit_diff=diff)
+        emit(
+            bench="burst_model_batching",
+            task="phoneme",
+            clips=len(clips),
+            alone_ms=round(1000 * alone_s, 1),
+            batched_ms=round(1000 * batch_s, 1),
+            speedup=round(alone_s / batch_s, 2),
+            max_abs_logit_diff=diff,
+        )
 
         model, config = loaded_run(REPO / "checkpoints" / "speaker")
         feats = [speaker.load_clip(c, config.get("features")) for c in clips]
         alone_s, alone = timed(lambda: [speaker.predict_logits(model, config, [x])[0] for x in feats])
         batch_s, batched = timed(lambda: speaker.predict_logits(model, config, feats))
         diff = max(float((a - b).abs().max()) for a, b in zip(alone, batched))
-        emit(bench="burst_model_batching", task="speaker", clips=len(clips), alone_ms=round(1000 * alone_s, 1),
-             batched_ms=round(1000 * batch_s, 1), speedup=round(alone_s / batch_s, 2), max_abs_logit_diff=diff)
+        emit(
+            bench="burst_model_batching",
+            task="speaker",
+            clips=len(clips),
+            alone_ms=round(1000 * alone_s, 1),
+            batched_ms=round(1000 * batch_s, 1),
+            speedup=round(alone_s / batch_s, 2),
+            max_abs_logit_diff=diff,
+        )
 
 
 def checkout(rev: str, tmp: Path) -> Path:
     """The tree of git revision `rev` in a temp folder (git archive: no worktree bookkeeping)."""
     folder = tmp / f"rev-{rev[:12]}"
     folder.mkdir()
-    archive = subprocess.run(["git", "-C", str(REPO), "archive", "--format=tar", rev], check=True,
-                             capture_output=True).stdout
+    archive = subprocess.run(
+        ["git", "-C", str(REPO), "archive", "--format=tar", rev], check=True, capture_output=True
+    ).stdout
     subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
     return folder
 
@@ -332,8 +390,12 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10, 50, 100])
     parser.add_argument("--baseline", metavar="REV", help="also measure the app at this git revision")
     parser.add_argument("--no-training", action="store_true", help="skip the bursts during a training run")
-    parser.add_argument("--grace", type=float, default=10.0, help="seconds between the first HTTP 200 and the first request")
-    parser.add_argument("--timeout", type=float, default=300.0, help="a burst's request unanswered after this is an error")
+    parser.add_argument(
+        "--grace", type=float, default=10.0, help="seconds between the first HTTP 200 and the first request"
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=300.0, help="a burst's request unanswered after this is an error"
+    )
     parser.add_argument("--quick", action="store_true", help="one burst of 4, no training, 2 s grace (a CI smoke run)")
     args = parser.parse_args()
     if args.quick:

@@ -35,12 +35,20 @@ def bench(size: str, seed: int) -> dict:
         rarest = min(counts, key=counts.get)
         disk = sum(f.stat().st_size for f in root.rglob("*") if f.is_file())
     return {
-        "bench": "corpus", "size": size, "seed": seed, "seconds": round(wall, 2),
-        "cpu_seconds": round(cpu, 2), "cached_seconds": round(cached, 4),
-        "utterances": info["utterances"], "frames": info["frames"],
-        "speakers": len(info["speakers"]), "audio_hours": round(info["seconds_audio"] / 3600, 3),
-        "class_frames_min": counts[rarest], "class_frames_min_class": rarest,
-        "timit_11_rows": info["timit_11_rows"], "disk_mb": round(disk / 2**20, 1),
+        "bench": "corpus",
+        "size": size,
+        "seed": seed,
+        "seconds": round(wall, 2),
+        "cpu_seconds": round(cpu, 2),
+        "cached_seconds": round(cached, 4),
+        "utterances": info["utterances"],
+        "frames": info["frames"],
+        "speakers": len(info["speakers"]),
+        "audio_hours": round(info["seconds_audio"] / 3600, 3),
+        "class_frames_min": counts[rarest],
+        "class_frames_min_class": rarest,
+        "timit_11_rows": info["timit_11_rows"],
+        "disk_mb": round(disk / 2**20, 1),
     }
 
 

@@ -70,13 +70,22 @@ def measure(root: Path, batches: int, batch_size: int) -> dict:
         total += float(x.sum()) + float(labels[idx].sum())
     batch_s = time.perf_counter() - start
     return {
-        "bench": "data_scale", "format": ds.format, "rows": len(feats), "test_rows": len(ds.test), "dim": ds.train.dim,
-        "file_gb": round((root / "train_11.npy").stat().st_size / 1e9, 2), "memmap": isinstance(feats, np.memmap),
-        "load_s": round(load_s, 2), "batches": batches, "batch_size": batch_size,
+        "bench": "data_scale",
+        "format": ds.format,
+        "rows": len(feats),
+        "test_rows": len(ds.test),
+        "dim": ds.train.dim,
+        "file_gb": round((root / "train_11.npy").stat().st_size / 1e9, 2),
+        "memmap": isinstance(feats, np.memmap),
+        "load_s": round(load_s, 2),
+        "batches": batches,
+        "batch_size": batch_size,
         "rows_per_s": round(batches * batch_size / batch_s),
-        "rss_after_imports_mb": round(base_mb), "rss_after_load_mb": round(after_load_mb),
+        "rss_after_imports_mb": round(base_mb),
+        "rss_after_load_mb": round(after_load_mb),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
-        "rss_anon_mb": round(_rss_mb("RssAnon")), "rss_file_mb": round(_rss_mb("RssFile")),
+        "rss_anon_mb": round(_rss_mb("RssAnon")),
+        "rss_file_mb": round(_rss_mb("RssFile")),
     }
 
 
@@ -106,13 +115,20 @@ def write_hw4_folder(root: Path, n_train: int, n_test: int, n_speakers: int, see
         entry = {"feature_path": path, "mel_len": n}
         (speakers[names[i % n_speakers]] if i < n_train else test).append(entry)
         paths.append(root / path)
-    (root / "mapping.json").write_text(json.dumps({"speaker2id": {s: i for i, s in enumerate(names)},
-                                                   "id2speaker": {str(i): s for i, s in enumerate(names)}}))
+    (root / "mapping.json").write_text(
+        json.dumps(
+            {"speaker2id": {s: i for i, s in enumerate(names)}, "id2speaker": {str(i): s for i, s in enumerate(names)}}
+        )
+    )
     (root / "metadata.json").write_text(json.dumps({"n_mels": 40, "speakers": speakers}))
     (root / "testdata.json").write_text(json.dumps({"n_mels": 40, "utterances": test}))
     evict(paths)
-    return {"files": len(lengths), "frames": sum(lengths), "mean_mel_len": round(sum(lengths) / len(lengths), 1),
-            "files_gb": round(sum(p.stat().st_size for p in paths) / 1e9, 2)}
+    return {
+        "files": len(lengths),
+        "frames": sum(lengths),
+        "mean_mel_len": round(sum(lengths) / len(lengths), 1),
+        "files_gb": round(sum(p.stat().st_size for p in paths) / 1e9, 2),
+    }
 
 
 def evict(paths: list[Path]) -> None:
@@ -137,11 +153,19 @@ def measure_hw4(root: Path, phase: str, steps: int) -> dict:
     base_mb = _rss_mb("VmRSS")
     start, cpu = time.perf_counter(), time.process_time()
     ds = read_hw4(root, cache=phase != "nocache")
-    out = {"bench": "data_scale_hw4", "phase": phase, "utterances": len(ds.train), "test_utterances": len(ds.test),
-           "feature_gb": round((ds.train.feats.numel() + ds.test.feats.numel()) * 4 / 1e9, 2),
-           "load_s": round(time.perf_counter() - start, 2), "load_cpu_s": round(time.process_time() - cpu, 2),
-           "rss_after_imports_mb": round(base_mb), "rss_after_load_mb": round(_rss_mb("VmRSS")),
-           "rss_anon_mb": round(_rss_mb("RssAnon")), "rss_file_mb": round(_rss_mb("RssFile"))}
+    out = {
+        "bench": "data_scale_hw4",
+        "phase": phase,
+        "utterances": len(ds.train),
+        "test_utterances": len(ds.test),
+        "feature_gb": round((ds.train.feats.numel() + ds.test.feats.numel()) * 4 / 1e9, 2),
+        "load_s": round(time.perf_counter() - start, 2),
+        "load_cpu_s": round(time.process_time() - cpu, 2),
+        "rss_after_imports_mb": round(base_mb),
+        "rss_after_load_mb": round(_rss_mb("VmRSS")),
+        "rss_anon_mb": round(_rss_mb("RssAnon")),
+        "rss_file_mb": round(_rss_mb("RssFile")),
+    }
     if phase == "train":
         from hwml.speaker import make_task
         from hwml.train.engine import train
@@ -157,10 +181,16 @@ def measure_hw4(root: Path, phase: str, steps: int) -> dict:
         with tempfile.TemporaryDirectory() as run:
             start = time.perf_counter()
             summary = train(task, {"max_steps": steps, "log_every": 1, "valid_every": steps}, run, [sample])
-        out.update(preset="medium", steps=steps, prepare_s=round(prepare_s, 2),
-                   train_s=round(time.perf_counter() - start, 2), n_valid=len(task.valid_idx),
-                   valid_acc=summary.get("best_valid_acc", summary.get("valid_acc")),
-                   peak_rss_during_training_mb=round(peak["rss"]), peak_rss_anon_during_training_mb=round(peak["anon"]))
+        out.update(
+            preset="medium",
+            steps=steps,
+            prepare_s=round(prepare_s, 2),
+            train_s=round(time.perf_counter() - start, 2),
+            n_valid=len(task.valid_idx),
+            valid_acc=summary.get("best_valid_acc", summary.get("valid_acc")),
+            peak_rss_during_training_mb=round(peak["rss"]),
+            peak_rss_anon_during_training_mb=round(peak["anon"]),
+        )
     out["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     out["load_avg"] = [round(x, 2) for x in os.getloadavg()]
     return out
@@ -174,16 +204,30 @@ def run_hw4(args) -> None:
         env = {**os.environ, "HWML_CACHE": str(Path(tmp) / "cache")}
         start = time.perf_counter()
         made = write_hw4_folder(root, n_train, n_test, n_speakers)
-        print(json.dumps({"bench": "data_scale_hw4", "phase": "write", **made,
-                          "generate_s": round(time.perf_counter() - start, 2)}), flush=True)
+        print(
+            json.dumps(
+                {
+                    "bench": "data_scale_hw4",
+                    "phase": "write",
+                    **made,
+                    "generate_s": round(time.perf_counter() - start, 2),
+                }
+            ),
+            flush=True,
+        )
         if args.compare_workers:
             compare_workers(root, env, args.compare_workers)
             return
         for phase in ("nocache", "cold", "cached", "train"):
             if phase in ("nocache", "cold"):
                 evict(sorted(root.glob("uttr-*.pt")))
-            child = subprocess.run([sys.executable, __file__, "--measure-hw4", str(root), phase, str(steps)],
-                                   check=True, capture_output=True, text=True, env=env)
+            child = subprocess.run(
+                [sys.executable, __file__, "--measure-hw4", str(root), phase, str(steps)],
+                check=True,
+                capture_output=True,
+                text=True,
+                env=env,
+            )
             print(child.stdout.strip().splitlines()[-1], flush=True)
 
 
@@ -203,24 +247,44 @@ def compare_workers(root: Path, env: dict, phase: str = "cold") -> None:
     for workers in (1, many, 1, many):
         shutil.rmtree(env["HWML_CACHE"], ignore_errors=True)
         evict(sorted(root.glob("uttr-*.pt")))
-        child = subprocess.run([sys.executable, __file__, "--measure-hw4", str(root), phase, "0"], check=True,
-                               capture_output=True, text=True, env={**env, "HWML_LOAD_WORKERS": str(workers)})
+        child = subprocess.run(
+            [sys.executable, __file__, "--measure-hw4", str(root), phase, "0"],
+            check=True,
+            capture_output=True,
+            text=True,
+            env={**env, "HWML_LOAD_WORKERS": str(workers)},
+        )
         line = {**json.loads(child.stdout.strip().splitlines()[-1]), "workers": workers}
         seconds[workers].append(line["load_s"])
         print(json.dumps(line), flush=True)
     serial, parallel = (sum(seconds[w]) / len(seconds[w]) for w in (1, many))
-    print(json.dumps({"bench": "data_scale_hw4", "phase": f"compare_workers_{phase}", "workers": many,
-                      "serial_load_s": round(serial, 2), "parallel_load_s": round(parallel, 2),
-                      "speedup": round(serial / parallel, 2)}), flush=True)
+    print(
+        json.dumps(
+            {
+                "bench": "data_scale_hw4",
+                "phase": f"compare_workers_{phase}",
+                "workers": many,
+                "serial_load_s": round(serial, 2),
+                "parallel_load_s": round(parallel, 2),
+                "speedup": round(serial / parallel, 2),
+            }
+        ),
+        flush=True,
+    )
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="50k rows instead of the course's 1.23 M; HW4: 440 files")
     ap.add_argument("--hw4", action="store_true", help="the HW4 Dataset folder instead of timit_11")
-    ap.add_argument("--compare-workers", nargs="?", const="cold", choices=("cold", "nocache"),
-                    help="--hw4: the first load (building the cache, or nocache: into RAM) with one process "
-                         "against several (HWML_LOAD_WORKERS), ratio")
+    ap.add_argument(
+        "--compare-workers",
+        nargs="?",
+        const="cold",
+        choices=("cold", "nocache"),
+        help="--hw4: the first load (building the cache, or nocache: into RAM) with one process "
+        "against several (HWML_LOAD_WORKERS), ratio",
+    )
     ap.add_argument("--keep", type=Path, help="write the folder here and keep it (default: a temp dir)")
     ap.add_argument("--measure", type=Path, help=argparse.SUPPRESS)  # child process: load and report
     ap.add_argument("--measure-hw4", nargs=3, help=argparse.SUPPRESS)  # child: ROOT PHASE STEPS
@@ -243,8 +307,12 @@ def main() -> None:
         if not (root / "train_11.npy").exists():
             write_course_folder(root, rows, test_rows)
         gen_s = time.perf_counter() - start
-        child = subprocess.run([sys.executable, __file__, "--measure", str(root)] + (["--quick"] if args.quick else []),
-                               check=True, capture_output=True, text=True)
+        child = subprocess.run(
+            [sys.executable, __file__, "--measure", str(root)] + (["--quick"] if args.quick else []),
+            check=True,
+            capture_output=True,
+            text=True,
+        )
     result = json.loads(child.stdout.strip().splitlines()[-1])
     result["generate_s"] = round(gen_s, 2)
     print(json.dumps(result))

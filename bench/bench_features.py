@@ -61,8 +61,14 @@ def main() -> None:
     seconds = sum(lengths)
     waves16 = [torch.from_numpy(voiced(s, 16000, rng)) for s in lengths]
 
-    result = {"bench": "features", "quick": args.quick, "threads": torch.get_num_threads(),
-              "audio_seconds": round(seconds, 1), "utterances": len(lengths), "repeats": repeats}
+    result = {
+        "bench": "features",
+        "quick": args.quick,
+        "threads": torch.get_num_threads(),
+        "audio_seconds": round(seconds, 1),
+        "utterances": len(lengths),
+        "repeats": repeats,
+    }
     result["mfcc39_x_realtime"] = best_rate(lambda w: audio.featurize(w, audio.MFCC39), waves16, seconds, repeats)
     result["logmel40_x_realtime"] = best_rate(lambda w: audio.featurize(w, audio.LOGMEL40), waves16, seconds, repeats)
     with tempfile.TemporaryDirectory() as tmp:
@@ -76,7 +82,8 @@ def main() -> None:
         result["load_wav8k_x_realtime"] = best_rate(audio.load_audio, files["wav8k"], seconds, repeats)
         result["load_flac44k_x_realtime"] = best_rate(audio.load_audio, files["flac44k"], seconds, repeats)
         result["flac44k_to_mfcc39_x_realtime"] = best_rate(
-            lambda p: audio.featurize(p, audio.MFCC39), files["flac44k"], seconds, repeats)
+            lambda p: audio.featurize(p, audio.MFCC39), files["flac44k"], seconds, repeats
+        )
     result["goal_x_realtime"] = 200
     result["meets_goal"] = min(result["mfcc39_x_realtime"], result["logmel40_x_realtime"]) >= 200
     result["torch"] = torch.__version__

@@ -45,8 +45,14 @@ def write_data(root: Path, quick: bool) -> dict:
     offsets = torch.cat([torch.zeros(1, dtype=torch.long), torch.cumsum(lengths, 0)])
     labels = torch.randint(41, (int(offsets[-1]),), generator=gen)
     means = torch.randn(41, 39, generator=gen)
-    frames = FrameSet(means[labels] + torch.randn(len(labels), 39, generator=gen), labels, offsets,
-                      [f"{u % 50}-0-{u:05d}" for u in range(n_utts)], [str(i) for i in range(41)], 1)
+    frames = FrameSet(
+        means[labels] + torch.randn(len(labels), 39, generator=gen),
+        labels,
+        offsets,
+        [f"{u % 50}-0-{u:05d}" for u in range(n_utts)],
+        [str(i) for i in range(41)],
+        1,
+    )
     write_libriphone(root / "hw2", frames)
     n_spk, per = (20, 10) if quick else (100, 20)
     lengths = course_lengths(n_spk * per, gen)
@@ -54,8 +60,10 @@ def write_data(root: Path, quick: bool) -> dict:
     spk = torch.arange(n_spk * per) % n_spk
     profiles = torch.randn(n_spk, 40, generator=gen) * 2
     feats = profiles[torch.repeat_interleave(spk, lengths)] + torch.randn(int(offsets[-1]), 40, generator=gen) - 8
-    write_hw4(root / "hw4", UtteranceSet(feats, offsets, [f"u{i}" for i in range(len(spk))], spk,
-                                         [f"id{10000 + i}" for i in range(n_spk)]))
+    write_hw4(
+        root / "hw4",
+        UtteranceSet(feats, offsets, [f"u{i}" for i in range(len(spk))], spk, [f"id{10000 + i}" for i in range(n_spk)]),
+    )
     return {"phoneme": root / "hw2", "speaker": root / "hw4"}
 
 
@@ -63,12 +71,18 @@ def units_per_s(run_dir: Path) -> float:
     from hwml.runs import read_metrics
 
     speeds = [e["units_per_s"] for e in read_metrics(run_dir) if e["event"] == "step"]
-    return statistics.median(speeds[len(speeds) // 5:] or speeds)
+    return statistics.median(speeds[len(speeds) // 5 :] or speeds)
 
 
 def settings(steps: int, precision: str) -> list[str]:
-    pairs = {"precision": precision, "log_every": max(1, steps // 20), "log_every_s": 0, "valid_every": 10 * steps,
-             "valid_fraction": 0.02, "patience": 0}
+    pairs = {
+        "precision": precision,
+        "log_every": max(1, steps // 20),
+        "log_every_s": 0,
+        "valid_every": 10 * steps,
+        "valid_fraction": 0.02,
+        "patience": 0,
+    }
     return [a for k, v in pairs.items() for a in ("--set", f"{k}={json.dumps(v)}")]
 
 
@@ -78,13 +92,39 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def train(kind: str, preset: str, data: Path, out: Path, steps: int, precision: str, device: str,
-          nproc: int = 1) -> float:
-    args = ["train", kind, str(data), "--out", str(out), "--preset", preset, "--max-steps", str(steps),
-            "--device", device, "--quiet", *settings(steps, precision)]
+def train(
+    kind: str, preset: str, data: Path, out: Path, steps: int, precision: str, device: str, nproc: int = 1
+) -> float:
+    args = [
+        "train",
+        kind,
+        str(data),
+        "--out",
+        str(out),
+        "--preset",
+        preset,
+        "--max-steps",
+        str(steps),
+        "--device",
+        device,
+        "--quiet",
+        *settings(steps, precision),
+    ]
     if nproc > 1:
-        cmd = [str(Path(sys.executable).with_name("torchrun")), "--nnodes", "1", "--nproc-per-node", str(nproc),
-               "--master-addr", "127.0.0.1", "--master-port", str(free_port()), "-m", "hwml", *args]
+        cmd = [
+            str(Path(sys.executable).with_name("torchrun")),
+            "--nnodes",
+            "1",
+            "--nproc-per-node",
+            str(nproc),
+            "--master-addr",
+            "127.0.0.1",
+            "--master-port",
+            str(free_port()),
+            "-m",
+            "hwml",
+            *args,
+        ]
     else:
         cmd = [sys.executable, "-m", "hwml", *args]
     env = {**os.environ, "PYTHONPATH": str(REPO), **({"OMP_NUM_THREADS": "1"} if device == "cpu" else {})}
@@ -102,31 +142,70 @@ def main() -> None:
     args = ap.parse_args()
     steps = 40 if args.quick else args.steps
     if args.device == "cuda" and not torch.cuda.is_available():
-        raise SystemExit("bench_gpu: no CUDA GPU visible (torch.cuda.is_available() is False); "
-                         "--device cpu runs the same code on the CPU as a dry run")
+        raise SystemExit(
+            "bench_gpu: no CUDA GPU visible (torch.cuda.is_available() is False); "
+            "--device cpu runs the same code on the CPU as a dry run"
+        )
     n_gpus = torch.cuda.device_count() if args.device == "cuda" else 2
     gpu = torch.cuda.get_device_name(0) if args.device == "cuda" else "cpu (dry run)"
     with tempfile.TemporaryDirectory(prefix="hwml-gpu-") as tmp:
         data = write_data(Path(tmp), args.quick)
         one = {}
         for kind, preset in CASES:
-            speed = {p: train(kind, preset, data[kind], Path(tmp) / f"{kind}-{preset}-{p}", steps, p, args.device)
-                     for p in ("fp32", "bf16")}
+            speed = {
+                p: train(kind, preset, data[kind], Path(tmp) / f"{kind}-{preset}-{p}", steps, p, args.device)
+                for p in ("fp32", "bf16")
+            }
             one[kind, preset] = speed["bf16"]
-            print(json.dumps({"bench": "gpu", "device": gpu, "task": kind, "preset": preset, "steps": steps,
-                              "fp32_units_per_s": round(speed["fp32"]), "bf16_units_per_s": round(speed["bf16"]),
-                              "bf16_over_fp32": round(speed["bf16"] / speed["fp32"], 2)}), flush=True)
+            print(
+                json.dumps(
+                    {
+                        "bench": "gpu",
+                        "device": gpu,
+                        "task": kind,
+                        "preset": preset,
+                        "steps": steps,
+                        "fp32_units_per_s": round(speed["fp32"]),
+                        "bf16_units_per_s": round(speed["bf16"]),
+                        "bf16_over_fp32": round(speed["bf16"] / speed["fp32"], 2),
+                    }
+                ),
+                flush=True,
+            )
         for kind, preset in DDP_CASES:
             if n_gpus < 2:
-                print(json.dumps({"bench": "gpu_ddp", "task": kind, "preset": preset,
-                                  "skipped": f"{n_gpus} GPU visible: DDP needs 2 or more"}), flush=True)
+                print(
+                    json.dumps(
+                        {
+                            "bench": "gpu_ddp",
+                            "task": kind,
+                            "preset": preset,
+                            "skipped": f"{n_gpus} GPU visible: DDP needs 2 or more",
+                        }
+                    ),
+                    flush=True,
+                )
                 continue
-            speed = train(kind, preset, data[kind], Path(tmp) / f"{kind}-{preset}-ddp", steps, "bf16", args.device,
-                          nproc=n_gpus)
+            speed = train(
+                kind, preset, data[kind], Path(tmp) / f"{kind}-{preset}-ddp", steps, "bf16", args.device, nproc=n_gpus
+            )
             ratio = speed / one[kind, preset]
-            print(json.dumps({"bench": "gpu_ddp", "device": gpu, "task": kind, "preset": preset, "processes": n_gpus,
-                              "units_per_s": round(speed), "one_process_units_per_s": round(one[kind, preset]),
-                              "speedup": round(ratio, 2), "scaling_efficiency": round(ratio / n_gpus, 2)}), flush=True)
+            print(
+                json.dumps(
+                    {
+                        "bench": "gpu_ddp",
+                        "device": gpu,
+                        "task": kind,
+                        "preset": preset,
+                        "processes": n_gpus,
+                        "units_per_s": round(speed),
+                        "one_process_units_per_s": round(one[kind, preset]),
+                        "speedup": round(ratio, 2),
+                        "scaling_efficiency": round(ratio / n_gpus, 2),
+                    }
+                ),
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

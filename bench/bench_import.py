@@ -68,16 +68,34 @@ def main() -> None:
                 shutil.rmtree(out)
                 rate = seconds / wall
                 best[mode] = max(best.get(mode, 0.0), rate)
-                print(json.dumps({"bench": "import_speaker", "mode": mode, "round": r, "files": speakers * per,
-                                  "audio_seconds": round(seconds, 1), "wall_s": round(wall, 3),
-                                  "x_real_time": round(rate, 1), "utterances": summary["train_utterances"]}))
+                print(
+                    json.dumps(
+                        {
+                            "bench": "import_speaker",
+                            "mode": mode,
+                            "round": r,
+                            "files": speakers * per,
+                            "audio_seconds": round(seconds, 1),
+                            "wall_s": round(wall, 3),
+                            "x_real_time": round(rate, 1),
+                            "utterances": summary["train_utterances"],
+                        }
+                    )
+                )
     if default_threads is not None:
         os.environ["HWML_IMPORT_THREADS"] = default_threads
-    print(json.dumps({"bench": "import_speaker_summary", "cores": os.cpu_count(),
-                      "one_at_a_time_x_real_time": round(best["one_at_a_time"], 1),
-                      "parallel_x_real_time": round(best["parallel"], 1),
-                      "ratio": round(best["parallel"] / best["one_at_a_time"], 2),
-                      "load_avg": [round(x, 2) for x in os.getloadavg()]}))
+    print(
+        json.dumps(
+            {
+                "bench": "import_speaker_summary",
+                "cores": os.cpu_count(),
+                "one_at_a_time_x_real_time": round(best["one_at_a_time"], 1),
+                "parallel_x_real_time": round(best["parallel"], 1),
+                "ratio": round(best["parallel"] / best["one_at_a_time"], 2),
+                "load_avg": [round(x, 2) for x in os.getloadavg()],
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -45,7 +45,7 @@ def speaker_split(data: Path, n_train: int, n_test: int, seed: int, out: Path, p
     if n_train + n_test > len(speakers):
         raise SystemExit(f"{data}: {len(speakers)} speakers, fewer than {n_train} + {n_test}")
     order = [speakers[i] for i in torch.randperm(len(speakers), generator=torch.Generator().manual_seed(seed))]
-    train_spk, test_spk = set(order[:n_train]), set(order[n_train:n_train + n_test])
+    train_spk, test_spk = set(order[:n_train]), set(order[n_train : n_train + n_test])
     pick = lambda chosen: [i for i, u in enumerate(frames.utt_ids) if speaker_of(u) in chosen]  # noqa: E731
     write_libriphone(out, subset(frames, utts=pick(train_spk)), subset(frames, utts=pick(test_spk)))
     return {"train_speakers": sorted(train_spk), "test_speakers": sorted(test_spk)}
@@ -66,13 +66,18 @@ def main() -> None:
     p.add_argument("--test-speakers", type=int, default=4)
     p.add_argument("--seeds", nargs="+", type=int, default=[0])
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override for every run")
-    p.add_argument("--part", choices=("train", "test"), default="train",
-                   help="draw the speakers from DATA's train or (labelled) test part")
+    p.add_argument(
+        "--part",
+        choices=("train", "test"),
+        default="train",
+        help="draw the speakers from DATA's train or (labelled) test part",
+    )
     p.add_argument("--quick", action="store_true")
     args = p.parse_args()
     torch.set_num_threads(1)
-    overrides = {k: json.loads(v) if v[:1] in "0123456789-[{tf" else v
-                 for k, v in (item.split("=", 1) for item in args.set)}
+    overrides = {
+        k: json.loads(v) if v[:1] in "0123456789-[{tf" else v for k, v in (item.split("=", 1) for item in args.set)
+    }
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         data = args.data
@@ -90,24 +95,50 @@ def main() -> None:
             runs += [(f"finetune:{init}", dict(init=init)) for init in args.init]
             for name, how in runs:
                 out = tmp / f"{name.replace('/', '_').replace(':', '-')}-{seed}"
-                end = workflow.train_run("phoneme", folder, out, overrides={"clock": "cpu", **overrides},
-                                         max_seconds=args.budget, seed=seed, **how)
-                r = {"bench": "phoneme_real", "run": name, "seed": seed, "budget_cpu_s": args.budget,
-                     "steps": end.get("step"), "test_acc": test_accuracy(out, folder)}
+                end = workflow.train_run(
+                    "phoneme",
+                    folder,
+                    out,
+                    overrides={"clock": "cpu", **overrides},
+                    max_seconds=args.budget,
+                    seed=seed,
+                    **how,
+                )
+                r = {
+                    "bench": "phoneme_real",
+                    "run": name,
+                    "seed": seed,
+                    "budget_cpu_s": args.budget,
+                    "steps": end.get("step"),
+                    "test_acc": test_accuracy(out, folder),
+                }
                 results.append(r)
                 print(json.dumps(r), flush=True)
             for run in args.shipped:
-                r = {"bench": "phoneme_real", "run": f"as-is:{run}", "seed": seed,
-                     "test_acc": test_accuracy(run, folder)}
+                r = {
+                    "bench": "phoneme_real",
+                    "run": f"as-is:{run}",
+                    "seed": seed,
+                    "test_acc": test_accuracy(run, folder),
+                }
                 results.append(r)
                 print(json.dumps(r), flush=True)
             print(json.dumps({"bench": "phoneme_real_split", "seed": seed, **split}), flush=True)
-        summary = {"bench": "phoneme_real_summary", "data": str(data), "seeds": args.seeds,
-                   "train_speakers": args.train_speakers, "test_speakers": args.test_speakers}
+        summary = {
+            "bench": "phoneme_real_summary",
+            "data": str(data),
+            "seeds": args.seeds,
+            "train_speakers": args.train_speakers,
+            "test_speakers": args.test_speakers,
+        }
         for name in dict.fromkeys(r["run"] for r in results):
             accs = [r["test_acc"] for r in results if r["run"] == name]
-            summary[name] = {"mean": round(sum(accs) / len(accs), 4), "min": min(accs), "max": max(accs),
-                             "runs": len(accs)}
+            summary[name] = {
+                "mean": round(sum(accs) / len(accs), 4),
+                "min": min(accs),
+                "max": max(accs),
+                "runs": len(accs),
+            }
         print(json.dumps(summary), flush=True)
 
 

@@ -30,7 +30,7 @@ COURSE_ROWS, COURSE_TEST_ROWS = 1_229_932, 451_552
 
 
 def peak_rss_gb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20   # Linux: KiB
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # Linux: KiB
 
 
 def write_folder(root: Path, rows: int, test_rows: int, chunk: int = 65536) -> float:
@@ -59,23 +59,46 @@ def main(argv=None) -> list[dict]:
     rows = args.rows or (20_000 if args.quick else COURSE_ROWS)
     steps = args.steps or (10 if args.quick else 300)
     results = []
-    emit = lambda r: (results.append(r), print(json.dumps(r), flush=True))   # noqa: E731
+    emit = lambda r: (results.append(r), print(json.dumps(r), flush=True))  # noqa: E731
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "timit_11"
         t0 = time.perf_counter()
         gb = write_folder(root, rows, rows * COURSE_TEST_ROWS // COURSE_ROWS)
-        emit({"bench": "write", "rows": rows, "gb": round(gb, 2), "seconds": round(time.perf_counter() - t0, 1),
-              "peak_rss_gb": round(peak_rss_gb(), 3)})
+        emit(
+            {
+                "bench": "write",
+                "rows": rows,
+                "gb": round(gb, 2),
+                "seconds": round(time.perf_counter() - t0, 1),
+                "peak_rss_gb": round(peak_rss_gb(), 3),
+            }
+        )
         t0 = time.perf_counter()
         dataset = load_dataset(root)
-        emit({"bench": "load", "memmap": isinstance(dataset.train.feats, np.memmap),
-              "seconds": round(time.perf_counter() - t0, 1), "peak_rss_gb": round(peak_rss_gb(), 3)})
+        emit(
+            {
+                "bench": "load",
+                "memmap": isinstance(dataset.train.feats, np.memmap),
+                "seconds": round(time.perf_counter() - t0, 1),
+                "peak_rss_gb": round(peak_rss_gb(), 3),
+            }
+        )
         task = phoneme.make_task(dataset, args.preset, {"valid_every": max(1, steps // 2)}, seed=0)
         out = train(task, {"max_steps": steps}, Path(tmp) / "run")
         peak = peak_rss_gb()
-        emit({"bench": "train", "preset": args.preset, "rows": rows, "steps": out["step"], "seconds": out["elapsed"],
-              "valid_frames": len(task.valid_rows), "peak_rss_gb": round(peak, 3), "limit_gb": args.limit_gb,
-              "ok": peak < args.limit_gb})
+        emit(
+            {
+                "bench": "train",
+                "preset": args.preset,
+                "rows": rows,
+                "steps": out["step"],
+                "seconds": out["elapsed"],
+                "valid_frames": len(task.valid_rows),
+                "peak_rss_gb": round(peak, 3),
+                "limit_gb": args.limit_gb,
+                "ok": peak < args.limit_gb,
+            }
+        )
     return results
 
 

@@ -126,17 +126,23 @@ def main(argv=None) -> list[dict]:
     n = args.frames or (2000 if args.quick else 200_000)
     rng = np.random.default_rng(0)
     X = rng.standard_normal((n, 429), dtype=np.float32)
-    y = rng.integers(0, 39, n).astype("<U2")          # the course's label strings
-    dataset = Dataset("phoneme", "timit_11", "synthetic", FrameSet(X, torch.from_numpy(y.astype(np.int64)), None, None,
-                                                                   [str(i) for i in range(39)], 11))
+    y = rng.integers(0, 39, n).astype("<U2")  # the course's label strings
+    dataset = Dataset(
+        "phoneme",
+        "timit_11",
+        "synthetic",
+        FrameSet(X, torch.from_numpy(y.astype(np.int64)), None, None, [str(i) for i in range(39)], 11),
+    )
     results = []
-    emit = lambda r: (results.append(r), print(json.dumps(r), flush=True))   # noqa: E731
+    emit = lambda r: (results.append(r), print(json.dumps(r), flush=True))  # noqa: E731
     # short alternating slices, so that other load on the machine hits every contender alike
-    benches = [("course_loop", 64, lambda t, _: course_loop(X, y, t)),
-               ("hwml_engine", 64, lambda t, d: hwml_loop(dataset, t, 64, d)),
-               ("bare_matmul", 64, lambda t, _: bare_matmul(t, 64)),
-               ("hwml_engine", 512, lambda t, d: hwml_loop(dataset, t, 512, d)),
-               ("bare_matmul", 512, lambda t, _: bare_matmul(t, 512))]
+    benches = [
+        ("course_loop", 64, lambda t, _: course_loop(X, y, t)),
+        ("hwml_engine", 64, lambda t, d: hwml_loop(dataset, t, 64, d)),
+        ("bare_matmul", 64, lambda t, _: bare_matmul(t, 64)),
+        ("hwml_engine", 512, lambda t, d: hwml_loop(dataset, t, 512, d)),
+        ("bare_matmul", 512, lambda t, _: bare_matmul(t, 512)),
+    ]
     totals = {(name, batch): [0, 0.0] for name, batch, _ in benches}
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(args.rounds):
@@ -145,15 +151,28 @@ def main(argv=None) -> list[dict]:
                 totals[name, batch][0] += frames
                 totals[name, batch][1] += secs
     for (name, batch), (frames, secs) in totals.items():
-        emit({"bench": name, "batch": batch, "frames": frames, "seconds": round(secs, 2),
-              "frames_per_s": round(frames / secs, 1), "gflops": round(frames * flops_per_frame() / secs / 1e9, 2)})
+        emit(
+            {
+                "bench": name,
+                "batch": batch,
+                "frames": frames,
+                "seconds": round(secs, 2),
+                "frames_per_s": round(frames / secs, 1),
+                "gflops": round(frames * flops_per_frame() / secs / 1e9, 2),
+            }
+        )
     by = {(r["bench"], r["batch"]): r["frames_per_s"] for r in results}
-    summary = {"bench": "summary", "threads": torch.get_num_threads(), "data_frames": n, "rounds": args.rounds,
-               "hwml_vs_course_batch64": round(by["hwml_engine", 64] / by["course_loop", 64], 2),
-               "hwml512_vs_course": round(by["hwml_engine", 512] / by["course_loop", 64], 2),
-               "fraction_of_bare_matmul_batch64": round(by["hwml_engine", 64] / by["bare_matmul", 64], 3),
-               "fraction_of_bare_matmul_batch512": round(by["hwml_engine", 512] / by["bare_matmul", 512], 3),
-               "goal_fraction": 0.6}
+    summary = {
+        "bench": "summary",
+        "threads": torch.get_num_threads(),
+        "data_frames": n,
+        "rounds": args.rounds,
+        "hwml_vs_course_batch64": round(by["hwml_engine", 64] / by["course_loop", 64], 2),
+        "hwml512_vs_course": round(by["hwml_engine", 512] / by["course_loop", 64], 2),
+        "fraction_of_bare_matmul_batch64": round(by["hwml_engine", 64] / by["bare_matmul", 64], 3),
+        "fraction_of_bare_matmul_batch512": round(by["hwml_engine", 512] / by["bare_matmul", 512], 3),
+        "goal_fraction": 0.6,
+    }
     emit(summary)
     return results
 

@@ -40,8 +40,12 @@ def synthetic_timit(n_utts: int = 120, seed: int = 0) -> Dataset:
         y = torch.repeat_interleave(phones, torch.randint(3, 10, (len(phones),), generator=g))
         rows.append(stack_context(means[y] * 0.6 + torch.randn(len(y), 39, generator=g), 11))
         labels.append(y)
-    return Dataset("phoneme", "timit_11", "synthetic", FrameSet(torch.cat(rows).numpy(), torch.cat(labels), None, None,
-                                                                [str(i) for i in range(39)], 11))
+    return Dataset(
+        "phoneme",
+        "timit_11",
+        "synthetic",
+        FrameSet(torch.cat(rows).numpy(), torch.cat(labels), None, None, [str(i) for i in range(39)], 11),
+    )
 
 
 def run(dataset, preset, overrides, run_dir, target=None, max_seconds=None, clock="wall") -> dict:
@@ -59,10 +63,18 @@ def run(dataset, preset, overrides, run_dir, target=None, max_seconds=None, cloc
     best = max(valids, key=lambda v: v["valid_acc"])
     goal = target if target is not None else best["valid_acc"]
     hit = next((v for v in valids if v["valid_acc"] >= goal), None)
-    return {"bench": "time_to_acc", "preset": preset, "steps": out["step"], "epochs": round(out["step"] / task.steps_per_epoch, 2),
-            "best_valid_acc": round(best["valid_acc"], 4), "target": round(goal, 4),
-            "reached": hit is not None, "seconds_to_target": hit["elapsed"] if hit else None,
-            "seconds_total": out["elapsed"], "threads": torch.get_num_threads()}
+    return {
+        "bench": "time_to_acc",
+        "preset": preset,
+        "steps": out["step"],
+        "epochs": round(out["step"] / task.steps_per_epoch, 2),
+        "best_valid_acc": round(best["valid_acc"], 4),
+        "target": round(goal, 4),
+        "reached": hit is not None,
+        "seconds_to_target": hit["elapsed"] if hit else None,
+        "seconds_total": out["elapsed"],
+        "threads": torch.get_num_threads(),
+    }
 
 
 def main(argv=None) -> list[dict]:
@@ -73,8 +85,12 @@ def main(argv=None) -> list[dict]:
     ap.add_argument("--preset", default="medium", help="the preset raced against simple")
     ap.add_argument("--epochs", type=int, default=None, help="simple's epochs (default 10; 2 with --quick)")
     ap.add_argument("--valid-every", type=int, default=50)
-    ap.add_argument("--clock", default="wall", choices=["wall", "cpu"],
-                    help="seconds of wall clock, or of this process's CPU time (fairer on a busy machine)")
+    ap.add_argument(
+        "--clock",
+        default="wall",
+        choices=["wall", "cpu"],
+        help="seconds of wall clock, or of this process's CPU time (fairer on a busy machine)",
+    )
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     args = ap.parse_args(argv)
     if args.threads:
@@ -86,6 +102,7 @@ def main(argv=None) -> list[dict]:
         dataset = load_dataset(args.data)
     else:
         from hwml.corpus import ensure_corpus
+
         dataset = load_dataset(Path(ensure_corpus(size=args.size)) / "timit_11")
     results = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -94,17 +111,32 @@ def main(argv=None) -> list[dict]:
         results.append(simple)
         print(json.dumps(simple), flush=True)
         race = {"valid_every": args.valid_every, "patience": 0}
-        if args.quick:   # a smoke test of the procedure, not a measurement: a small model
+        if args.quick:  # a smoke test of the procedure, not a measurement: a small model
             race.update(hidden=[64, 64], warmup_steps=10, valid_every=10)
-        fast = run(dataset, args.preset, race, Path(tmp) / args.preset,
-                   target=simple["best_valid_acc"], max_seconds=simple["seconds_to_target"] * 2, clock=args.clock)
+        fast = run(
+            dataset,
+            args.preset,
+            race,
+            Path(tmp) / args.preset,
+            target=simple["best_valid_acc"],
+            max_seconds=simple["seconds_to_target"] * 2,
+            clock=args.clock,
+        )
         results.append(fast)
         print(json.dumps(fast), flush=True)
     speedup = simple["seconds_to_target"] / fast["seconds_to_target"] if fast["reached"] else None
-    summary = {"bench": "summary", "data": str(dataset.root), "simple_epochs": epochs, "target_acc": simple["best_valid_acc"],
-               "simple_seconds": simple["seconds_to_target"], f"{args.preset}_seconds": fast["seconds_to_target"],
-               "speedup": round(speedup, 2) if speedup else None, "goal_speedup": 5.0, "clock": args.clock,
-               "threads": torch.get_num_threads()}
+    summary = {
+        "bench": "summary",
+        "data": str(dataset.root),
+        "simple_epochs": epochs,
+        "target_acc": simple["best_valid_acc"],
+        "simple_seconds": simple["seconds_to_target"],
+        f"{args.preset}_seconds": fast["seconds_to_target"],
+        "speedup": round(speedup, 2) if speedup else None,
+        "goal_speedup": 5.0,
+        "clock": args.clock,
+        "threads": torch.get_num_threads(),
+    }
     results.append(summary)
     print(json.dumps(summary), flush=True)
     return results

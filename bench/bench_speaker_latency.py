@@ -36,8 +36,15 @@ from hwml.data.hw4 import CACHE_MIN_UTTS  # noqa: E402
 from hwml.data.types import UtteranceSet  # noqa: E402
 from hwml.models import build_model  # noqa: E402
 from hwml.runs import save_checkpoint  # noqa: E402
-from hwml.speaker import (MODEL_KEYS, MODEL_NAME, N_MELS, load_clip, predict_files,  # noqa: E402
-                          predict_logits, resolve_settings)
+from hwml.speaker import (
+    MODEL_KEYS,
+    MODEL_NAME,
+    N_MELS,
+    load_clip,
+    predict_files,  # noqa: E402
+    predict_logits,
+    resolve_settings,
+)
 
 N_SPEAKERS = 600
 NAMES = [f"id{10000 + i}" for i in range(N_SPEAKERS)]
@@ -49,8 +56,14 @@ def preset_model(preset: str) -> tuple[torch.nn.Module, dict]:
     kwargs.update(n_classes=N_SPEAKERS, n_mels=N_MELS, input_mean=[-8.0] * N_MELS, input_std=[3.0] * N_MELS)
     torch.manual_seed(0)
     model = build_model({"name": MODEL_NAME, "kwargs": kwargs}).eval()
-    return model, {"task": "speaker", "preset": preset, "class_names": NAMES, "features": LOGMEL40.to_dict(),
-                   "model": {"name": MODEL_NAME, "kwargs": kwargs}, "settings": s}
+    return model, {
+        "task": "speaker",
+        "preset": preset,
+        "class_names": NAMES,
+        "features": LOGMEL40.to_dict(),
+        "model": {"name": MODEL_NAME, "kwargs": kwargs},
+        "settings": s,
+    }
 
 
 def load_average() -> list[float]:
@@ -91,11 +104,17 @@ def clip_latency(model, config, repeats: int, seconds: float = 10.0) -> dict:
             times.append(time.perf_counter() - start)
             cpu_times.append(time.process_time() - cpu)
     q = statistics.quantiles(times, n=20) if len(times) >= 2 else [times[0]] * 19
-    return {"bench": "speaker_clip_latency", "clip_s": seconds, "repeats": repeats,
-            "p50_ms": round(1000 * statistics.median(times), 1), "p95_ms": round(1000 * q[18], 1),
-            "cpu_p50_ms": round(1000 * statistics.median(cpu_times), 1),
-            "features_p50_ms": round(1000 * statistics.median(feat_times), 1),
-            "load_avg_before": load_before, "load_avg_after": load_average()}
+    return {
+        "bench": "speaker_clip_latency",
+        "clip_s": seconds,
+        "repeats": repeats,
+        "p50_ms": round(1000 * statistics.median(times), 1),
+        "p95_ms": round(1000 * q[18], 1),
+        "cpu_p50_ms": round(1000 * statistics.median(cpu_times), 1),
+        "features_p50_ms": round(1000 * statistics.median(feat_times), 1),
+        "load_avg_before": load_before,
+        "load_avg_after": load_average(),
+    }
 
 
 def random_utterances(n_utts: int, seed: int = 0) -> UtteranceSet:
@@ -113,10 +132,17 @@ def test_set_throughput(model, config, n_utts: int) -> dict:
     logits = predict_logits(model, config, utts)
     seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     assert logits.shape == (n_utts, N_SPEAKERS)
-    return {"bench": "speaker_test_set", "utterances": n_utts, "frames": int(utts.offsets[-1]),
-            "seconds": round(seconds, 2), "cpu_seconds": round(cpu, 2), "utts_per_s": round(n_utts / seconds, 1),
-            "infer_window": config["settings"]["infer_window"],
-            "load_avg_before": load_before, "load_avg_after": load_average()}
+    return {
+        "bench": "speaker_test_set",
+        "utterances": n_utts,
+        "frames": int(utts.offsets[-1]),
+        "seconds": round(seconds, 2),
+        "cpu_seconds": round(cpu, 2),
+        "utts_per_s": round(n_utts / seconds, 1),
+        "infer_window": config["settings"]["infer_window"],
+        "load_avg_before": load_before,
+        "load_avg_after": load_average(),
+    }
 
 
 def write_course_folder(root: Path, test: UtteranceSet, n_train: int) -> None:
@@ -133,8 +159,11 @@ def write_course_folder(root: Path, test: UtteranceSet, n_train: int) -> None:
     for i, name in enumerate(test.utt_ids):
         torch.save(test.utterance(i).clone(), root / name)
         entries.append({"feature_path": name, "mel_len": int(test.lengths[i])})
-    (root / "mapping.json").write_text(json.dumps({"speaker2id": {s: i for i, s in enumerate(NAMES)},
-                                                   "id2speaker": {str(i): s for i, s in enumerate(NAMES)}}))
+    (root / "mapping.json").write_text(
+        json.dumps(
+            {"speaker2id": {s: i for i, s in enumerate(NAMES)}, "id2speaker": {str(i): s for i, s in enumerate(NAMES)}}
+        )
+    )
     speakers = {s: u for s, u in speakers.items() if u}
     (root / "metadata.json").write_text(json.dumps({"n_mels": N_MELS, "speakers": speakers}))
     (root / "testdata.json").write_text(json.dumps({"n_mels": N_MELS, "utterances": entries}))
@@ -157,10 +186,19 @@ def end_to_end(model, config, n_utts: int, n_train: int) -> list[dict]:
                 summary = predict_files(tmp / "run", [tmp / "Dataset"], tmp / "predict.csv")
                 seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
                 assert summary["rows"] == n_utts
-                out.append({"bench": "speaker_test_set_end_to_end", "load": load, "utterances": n_utts,
-                            "train_utterances_in_folder": n_train, "seconds": round(seconds, 2),
-                            "cpu_seconds": round(cpu, 2), "utts_per_s": round(n_utts / seconds, 1),
-                            "load_avg_before": load_before, "load_avg_after": load_average()})
+                out.append(
+                    {
+                        "bench": "speaker_test_set_end_to_end",
+                        "load": load,
+                        "utterances": n_utts,
+                        "train_utterances_in_folder": n_train,
+                        "seconds": round(seconds, 2),
+                        "cpu_seconds": round(cpu, 2),
+                        "utts_per_s": round(n_utts / seconds, 1),
+                        "load_avg_before": load_before,
+                        "load_avg_after": load_average(),
+                    }
+                )
         finally:
             if before is None:
                 os.environ.pop("HWML_CACHE")
@@ -178,8 +216,11 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     model, config = preset_model(args.preset)
-    base = {"preset": args.preset, "threads": torch.get_num_threads(),
-            "n_params": sum(q.numel() for q in model.parameters())}
+    base = {
+        "preset": args.preset,
+        "threads": torch.get_num_threads(),
+        "n_params": sum(q.numel() for q in model.parameters()),
+    }
     clip = clip_latency(model, config, repeats=3 if args.quick else 40)
     print(json.dumps({**clip, **base}), flush=True)
     n_test = min(16, args.test_utts) if args.quick else args.test_utts

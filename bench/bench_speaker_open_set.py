@@ -54,8 +54,8 @@ from hwml.speaker_id import verification_threshold  # noqa: E402
 from hwml.verification import eer_threshold, verification_trials  # noqa: E402
 
 SPEECHOCEAN = ROOT.parent / "shared" / "data" / "speechocean762"
-FRAMES_PER_SECOND = 100   # 10 ms hop
-GOAL_TOP1 = 0.97          # issue 11: unseen real speakers among 250, one ~10 s enrolment clip each
+FRAMES_PER_SECOND = 100  # 10 ms hop
+GOAL_TOP1 = 0.97  # issue 11: unseen real speakers among 250, one ~10 s enrolment clip each
 BENCH = "speaker_open_set"
 
 
@@ -64,6 +64,7 @@ def emit(line: dict) -> None:
 
 
 # ------------------------------------------------------------------------------------ the data
+
 
 def hw4_folder(data: Path) -> Path:
     """An HW4 folder for `data`: itself, or its audio imported once into the cache."""
@@ -85,9 +86,17 @@ def hw4_folder(data: Path) -> Path:
         pass
     started = time.perf_counter()
     summary = import_speaker(src, out, progress=False)
-    emit({"event": "imported", "src": str(src), "out": str(out), "speakers": summary["speakers"],
-          "utterances": summary["train_utterances"], "audio_hours": round(summary["audio_seconds"] / 3600, 2),
-          "seconds": round(time.perf_counter() - started, 1)})
+    emit(
+        {
+            "event": "imported",
+            "src": str(src),
+            "out": str(out),
+            "speakers": summary["speakers"],
+            "utterances": summary["train_utterances"],
+            "audio_hours": round(summary["audio_seconds"] / 3600, 2),
+            "seconds": round(time.perf_counter() - started, 1),
+        }
+    )
     return out
 
 
@@ -113,58 +122,100 @@ def enrolment(clips: list[torch.Tensor], n_clips: int, seconds: float | None) ->
         while k < len(clips) - 1 and sum(len(c) for c in joined) < seconds * FRAMES_PER_SECOND:
             joined.append(clips[k])
             k += 1
-        return [torch.cat(joined)[:round(seconds * FRAMES_PER_SECOND)]], clips[k:]
+        return [torch.cat(joined)[: round(seconds * FRAMES_PER_SECOND)]], clips[k:]
     return clips[:n_clips], clips[n_clips:]
 
 
-def train_model(clips: dict[str, list], speakers: list[str], out: Path, budget: float, preset: str,
-                seed: int, threads: int, extra: list[str]) -> Path:
+def train_model(
+    clips: dict[str, list],
+    speakers: list[str],
+    out: Path,
+    budget: float,
+    preset: str,
+    seed: int,
+    threads: int,
+    extra: list[str],
+) -> Path:
     """A run trained through the CLI (`python -m hwml train speaker`) on these speakers only."""
     items = [(c, y) for y, s in enumerate(speakers) for c in clips[s]]
     lengths = torch.tensor([len(c) for c, _ in items])
-    utts = UtteranceSet(torch.cat([c for c, _ in items]),
-                        torch.cat([torch.zeros(1, dtype=torch.long), torch.cumsum(lengths, 0)]),
-                        [f"uttr-{i:06d}.pt" for i in range(len(items))],
-                        torch.tensor([y for _, y in items]), list(speakers))
+    utts = UtteranceSet(
+        torch.cat([c for c, _ in items]),
+        torch.cat([torch.zeros(1, dtype=torch.long), torch.cumsum(lengths, 0)]),
+        [f"uttr-{i:06d}.pt" for i in range(len(items))],
+        torch.tensor([y for _, y in items]),
+        list(speakers),
+    )
     write_hw4(out / "train-speakers", utts)
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "GRADIO_ANALYTICS_ENABLED": "False",
-           "PYTHONPATH": str(ROOT)}
-    cmd = [sys.executable, "-m", "hwml", "train", "speaker", str(out / "train-speakers"), "--out", str(out / "run"),
-           "--preset", preset, "--max-seconds", str(budget), "--seed", str(seed), "--quiet", *extra]
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONPATH": str(ROOT)}
+    cmd = [
+        sys.executable,
+        "-m",
+        "hwml",
+        "train",
+        "speaker",
+        str(out / "train-speakers"),
+        "--out",
+        str(out / "run"),
+        "--preset",
+        preset,
+        "--max-seconds",
+        str(budget),
+        "--seed",
+        str(seed),
+        "--quiet",
+        *extra,
+    ]
     started = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
     if proc.returncode != 0:
         raise SystemExit(f"training failed:\n{proc.stderr[-3000:]}")
-    emit({"event": "trained", "run": str(out / "run"), "speakers": len(speakers), "utterances": len(items),
-          "budget_s": budget, "wall_s": round(time.perf_counter() - started, 1),
-          "summary": json.loads(proc.stdout.strip().splitlines()[-1])})
+    emit(
+        {
+            "event": "trained",
+            "run": str(out / "run"),
+            "speakers": len(speakers),
+            "utterances": len(items),
+            "budget_s": budget,
+            "wall_s": round(time.perf_counter() - started, 1),
+            "summary": json.loads(proc.stdout.strip().splitlines()[-1]),
+        }
+    )
     return out / "run"
 
 
 # ----------------------------------------------------------------------------------- scoring
+
 
 def mean_std(clips: list[torch.Tensor]) -> torch.Tensor:
     """The learning-free utterance vector: per log-mel bin the mean and std over frames."""
     return torch.stack([torch.cat([c.mean(0), c.std(0, unbiased=False)]) for c in clips])
 
 
-def score(enrol_emb: list[torch.Tensor], test_emb: torch.Tensor, test_label: torch.Tensor,
-          threshold: float | None) -> dict:
+def score(
+    enrol_emb: list[torch.Tensor], test_emb: torch.Tensor, test_label: torch.Tensor, threshold: float | None
+) -> dict:
     """Identification (top-1/top-5 among the enrolled) and pairwise verification of test clips."""
     gallery = F.normalize(torch.stack([F.normalize(e, dim=-1).mean(0) for e in enrol_emb]), dim=-1)
     sims = F.normalize(test_emb, dim=-1) @ gallery.T
     top = sims.topk(min(5, sims.shape[1]), dim=-1).indices
     scores, same = verification_trials(test_emb, test_label, max_trials=3_000_000)
     eer, at = eer_threshold(scores, same)
-    out = {"top1": round(float((top[:, 0] == test_label).float().mean()), 4),
-           "top5": round(float((top == test_label[:, None]).any(1).float().mean()), 4),
-           "eer": round(eer, 4), "eer_threshold": round(at, 4), "n_trials": len(scores),
-           "n_same": int(same.sum())}
+    out = {
+        "top1": round(float((top[:, 0] == test_label).float().mean()), 4),
+        "top5": round(float((top == test_label[:, None]).any(1).float().mean()), 4),
+        "eer": round(eer, 4),
+        "eer_threshold": round(at, 4),
+        "n_trials": len(scores),
+        "n_same": int(same.sum()),
+    }
     if threshold is not None:
         accept = scores >= threshold
-        out.update(threshold=round(threshold, 4),
-                   far_at_threshold=round(float(accept[~same].float().mean()), 4),
-                   frr_at_threshold=round(float((~accept[same]).float().mean()), 4))
+        out.update(
+            threshold=round(threshold, 4),
+            far_at_threshold=round(float(accept[~same].float().mean()), 4),
+            frr_at_threshold=round(float((~accept[same]).float().mean()), 4),
+        )
     return out
 
 
@@ -175,12 +226,20 @@ def main() -> None:
     p.add_argument("--budget", type=float, default=120.0, help="training seconds when no --run")
     p.add_argument("--preset", default="boss")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="passed to `hwml train`")
-    p.add_argument("--heldout", type=int, default=None,
-                   help="held-out speakers (default: 50 when training; every speaker the --run never saw)")
+    p.add_argument(
+        "--heldout",
+        type=int,
+        default=None,
+        help="held-out speakers (default: 50 when training; every speaker the --run never saw)",
+    )
     p.add_argument("--enrol-clips", type=int, default=1)
     p.add_argument("--enrol-seconds", type=float, default=None, help="join clips into one enrolment clip this long")
-    p.add_argument("--gallery", choices=("heldout", "all"), default="heldout",
-                   help="all: also enrol the training speakers, as distractors")
+    p.add_argument(
+        "--gallery",
+        choices=("heldout", "all"),
+        default="heldout",
+        help="all: also enrol the training speakers, as distractors",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--keep", type=Path, default=None, help="keep the trained run and its data here")
@@ -193,11 +252,13 @@ def main() -> None:
     if data is None:
         if args.quick:
             from hwml.corpus import ensure_corpus
+
             data = ensure_corpus(size="small") / "speaker"
         elif SPEECHOCEAN.is_dir():
             data = SPEECHOCEAN
         else:
             from hwml.corpus import ensure_corpus
+
             emit({"note": f"{SPEECHOCEAN} is absent: using the built-in corpus (eSpeak voices, not real speech)"})
             data = ensure_corpus(size="default") / "speaker"
     clips = clips_by_speaker(hw4_folder(Path(data)))
@@ -212,7 +273,7 @@ def main() -> None:
             run = args.run
             known = set(load_run(run)[1]["class_names"])
             unseen = [s for s in order if s not in known]
-            heldout = unseen[:args.heldout] if args.heldout else unseen
+            heldout = unseen[: args.heldout] if args.heldout else unseen
             train_speakers = [s for s in order if s in known]
         else:
             n_held = args.heldout or (max(2, len(order) // 3) if args.quick else 50)
@@ -222,8 +283,13 @@ def main() -> None:
             budget, extra = args.budget, [f"--set={s}" for s in args.set]
             if args.quick:
                 budget = min(budget, 8.0)
-                extra += ["--set=d_model=32", "--set=emb_dim=32", "--set=valid_every=40", "--set=patience=0",
-                          "--set=valid_fraction=0.25"]  # some speakers validate twice: a calibrated threshold
+                extra += [
+                    "--set=d_model=32",
+                    "--set=emb_dim=32",
+                    "--set=valid_every=40",
+                    "--set=patience=0",
+                    "--set=valid_fraction=0.25",
+                ]  # some speakers validate twice: a calibrated threshold
             run = train_model(clips, train_speakers, work, budget, args.preset, args.seed, args.threads, extra)
         if len(heldout) < 2:
             raise SystemExit(f"{data}: fewer than two speakers that {run} was not trained on")
@@ -238,36 +304,62 @@ def main() -> None:
                 tests += t
                 test_label += [g] * len(t)
         test_label = torch.tensor(test_label)
-        emit({"event": "setup", "data": str(data), "run": str(run), "speakers": len(clips),
-              "train_speakers": len(train_speakers), "heldout": len(heldout), "gallery": len(gallery),
-              "enrol": f"{args.enrol_seconds:g} s" if args.enrol_seconds else f"{args.enrol_clips} clip(s)",
-              "enrol_seconds_mean": round(sum(len(c) for e in enrol for c in e) / len(enrol) / FRAMES_PER_SECOND, 2),
-              "test_clips": len(tests), "test_seconds_mean": round(sum(len(c) for c in tests) / max(len(tests), 1) / FRAMES_PER_SECOND, 2),
-              "calibrated": found["calibrated"], "threshold": found["threshold"]})
+        emit(
+            {
+                "event": "setup",
+                "data": str(data),
+                "run": str(run),
+                "speakers": len(clips),
+                "train_speakers": len(train_speakers),
+                "heldout": len(heldout),
+                "gallery": len(gallery),
+                "enrol": f"{args.enrol_seconds:g} s" if args.enrol_seconds else f"{args.enrol_clips} clip(s)",
+                "enrol_seconds_mean": round(sum(len(c) for e in enrol for c in e) / len(enrol) / FRAMES_PER_SECOND, 2),
+                "test_clips": len(tests),
+                "test_seconds_mean": round(sum(len(c) for c in tests) / max(len(tests), 1) / FRAMES_PER_SECOND, 2),
+                "calibrated": found["calibrated"],
+                "threshold": found["threshold"],
+            }
+        )
 
         t0 = time.perf_counter()
         flat = [c for e in enrol for c in e] + tests
         emb = embed(model, flat, config)
         sizes = [len(e) for e in enrol]
-        enrol_emb = list(emb[:sum(sizes)].split(sizes))
-        results = {"model": {**score(enrol_emb, emb[sum(sizes):], test_label, found["threshold"]),
-                             "embed_s": round(time.perf_counter() - t0, 1), "calibrated": found["calibrated"]}}
+        enrol_emb = list(emb[: sum(sizes)].split(sizes))
+        results = {
+            "model": {
+                **score(enrol_emb, emb[sum(sizes) :], test_label, found["threshold"]),
+                "embed_s": round(time.perf_counter() - t0, 1),
+                "calibrated": found["calibrated"],
+            }
+        }
         everything = [c for cs in clips.values() for c in cs]
         stats = mean_std(everything)
         centre, spread = stats.mean(0), stats.std(0).clamp(min=1e-6)
         for method, norm in (("baseline", False), ("baseline_standardised", True)):
             vec = mean_std(flat)
             vec = (vec - centre) / spread if norm else vec
-            results[method] = score(list(vec[:sum(sizes)].split(sizes)), vec[sum(sizes):], test_label, None)
+            results[method] = score(list(vec[: sum(sizes)].split(sizes)), vec[sum(sizes) :], test_label, None)
         for method, r in results.items():
             emit({"method": method, **r})
         m, b = results["model"], results["baseline"]
-        emit({"compare": "model_vs_baseline", "top1_model": m["top1"], "top1_baseline": b["top1"],
-              "top1_ratio": round(m["top1"] / max(b["top1"], 1e-9), 3), "top1_diff": round(m["top1"] - b["top1"], 4),
-              "eer_model": m["eer"], "eer_baseline": b["eer"],
-              "eer_ratio": round(m["eer"] / max(b["eer"], 1e-9), 3), "eer_diff": round(m["eer"] - b["eer"], 4),
-              "goal_top1": GOAL_TOP1, "meets_goal": m["top1"] >= GOAL_TOP1,
-              "seconds": round(time.perf_counter() - started, 1)})
+        emit(
+            {
+                "compare": "model_vs_baseline",
+                "top1_model": m["top1"],
+                "top1_baseline": b["top1"],
+                "top1_ratio": round(m["top1"] / max(b["top1"], 1e-9), 3),
+                "top1_diff": round(m["top1"] - b["top1"], 4),
+                "eer_model": m["eer"],
+                "eer_baseline": b["eer"],
+                "eer_ratio": round(m["eer"] / max(b["eer"], 1e-9), 3),
+                "eer_diff": round(m["eer"] - b["eer"], 4),
+                "goal_top1": GOAL_TOP1,
+                "meets_goal": m["top1"] >= GOAL_TOP1,
+                "seconds": round(time.perf_counter() - started, 1),
+            }
+        )
 
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ from hwml.data.types import UtteranceSet  # noqa: E402
 from hwml.models import build_model  # noqa: E402
 from hwml.speaker import make_task  # noqa: E402
 
+
 def course_lengths(n: int, gen: torch.Generator) -> torch.Tensor:
     """Course-like mel_len: 100 + Exp(350) frames, at most 4000 (mean ~450, median ~345, 90% under
     ~900): the course's own examples (mel_len 435, 123) and its 128-frame crops. The real
@@ -47,13 +48,19 @@ def synthetic_set(n_utts: int, n_speakers: int, seed: int = 0) -> UtteranceSet:
     offsets = torch.cat([torch.zeros(1, dtype=torch.long), torch.cumsum(lengths, 0)])
     feats = torch.empty(int(offsets[-1]), 40)
     for i in range(0, len(feats), 1 << 22):  # chunked: no second full-size temporary
-        feats[i:i + (1 << 22)].normal_(generator=gen).mul_(3.0).sub_(8.0)
+        feats[i : i + (1 << 22)].normal_(generator=gen).mul_(3.0).sub_(8.0)
     labels = torch.arange(n_utts) % n_speakers
-    return UtteranceSet(feats, offsets, [f"uttr-{i:032x}.pt" for i in range(n_utts)], labels,
-                        [f"id{10000 + i}" for i in range(n_speakers)])
+    return UtteranceSet(
+        feats,
+        offsets,
+        [f"uttr-{i:032x}.pt" for i in range(n_utts)],
+        labels,
+        [f"id{10000 + i}" for i in range(n_speakers)],
+    )
 
 
 # ------------------------------------------------------------------ the course's input pipeline
+
 
 class CourseDataset(Dataset):
     """The sample code's myDataset: one file read and one Python-random crop per item."""
@@ -69,7 +76,7 @@ class CourseDataset(Dataset):
         mel = torch.load(self.data_dir / feat_path, weights_only=True)
         if len(mel) > self.segment_len:
             start = random.randint(0, len(mel) - self.segment_len)
-            mel = torch.FloatTensor(mel[start:start + self.segment_len])
+            mel = torch.FloatTensor(mel[start : start + self.segment_len])
         else:
             mel = torch.FloatTensor(mel)
         return mel, torch.FloatTensor([speaker]).long()
@@ -87,13 +94,20 @@ def course_batches(utts: UtteranceSet, tmp: Path, batch_size: int):
     for i, name in enumerate(utts.utt_ids):
         torch.save(utts.utterance(i).clone(), tmp / name)
         items.append((name, int(utts.labels[i])))
-    loader = DataLoader(CourseDataset(tmp, items), batch_size=batch_size, shuffle=True,
-                        drop_last=True, num_workers=0, collate_fn=collate_batch)
+    loader = DataLoader(
+        CourseDataset(tmp, items),
+        batch_size=batch_size,
+        shuffle=True,
+        drop_last=True,
+        num_workers=0,
+        collate_fn=collate_batch,
+    )
     while True:
         yield from loader
 
 
 # ----------------------------------------------------------------------------------- measuring
+
 
 def rate(fn, n: int) -> tuple[float, float]:
     """Calls per CPU second and per wall-clock second of fn over n calls (after a warm-up call).
@@ -135,15 +149,28 @@ def compare(n_utts: int, n_speakers: int, steps: int, batches: int) -> list[dict
             opt.step()
 
         for name, course_fn, hwml_fn, n in (
-                ("speaker_input_pipeline", lambda: next(course), lambda: task.train_batch(gen, "cpu"), batches),
-                ("speaker_train_step", course_step, hwml_step, steps)):
+            ("speaker_input_pipeline", lambda: next(course), lambda: task.train_batch(gen, "cpu"), batches),
+            ("speaker_train_step", course_step, hwml_step, steps),
+        ):
             c1, h, c2 = rate(course_fn, n), rate(hwml_fn, n), rate(course_fn, n)  # course twice: brackets drift
             c = [(a + b) / 2 for a, b in zip(c1, c2)]
-            out.append({"bench": name, "model": "simple", "utterances": n_utts, "batch_size": bs, "calls": n,
-                        "course_utts_per_cpu_s": round(c[0] * bs, 1), "hwml_utts_per_cpu_s": round(h[0] * bs, 1),
-                        "ratio": round(h[0] / c[0], 2), "course_utts_per_s": round(c[1] * bs, 1),
-                        "hwml_utts_per_s": round(h[1] * bs, 1), "ratio_wall": round(h[1] / c[1], 2),
-                        "threads": torch.get_num_threads(), "load_avg": [round(x, 2) for x in os.getloadavg()]})
+            out.append(
+                {
+                    "bench": name,
+                    "model": "simple",
+                    "utterances": n_utts,
+                    "batch_size": bs,
+                    "calls": n,
+                    "course_utts_per_cpu_s": round(c[0] * bs, 1),
+                    "hwml_utts_per_cpu_s": round(h[0] * bs, 1),
+                    "ratio": round(h[0] / c[0], 2),
+                    "course_utts_per_s": round(c[1] * bs, 1),
+                    "hwml_utts_per_s": round(h[1] * bs, 1),
+                    "ratio_wall": round(h[1] / c[1], 2),
+                    "threads": torch.get_num_threads(),
+                    "load_avg": [round(x, 2) for x in os.getloadavg()],
+                }
+            )
         # A step is input + model: with the model's cost shared, the step ratio cannot pass
         # 1 / (1 - the input pipeline's share of the course's step).
         share = out[1]["course_utts_per_cpu_s"] / out[0]["course_utts_per_cpu_s"]

@@ -55,8 +55,9 @@ def accuracy(model, config, split: UtteranceSet) -> float:
     return float((pred[keep] == split.labels[keep]).float().mean())
 
 
-def run_preset(data: Path, preset: str, budget: float, seed: int, out: Path, clock: CpuClock,
-               valid_points: int, overrides: dict) -> dict:
+def run_preset(
+    data: Path, preset: str, budget: float, seed: int, out: Path, clock: CpuClock, valid_points: int, overrides: dict
+) -> dict:
     ds = load_dataset(data)
     task = make_task(ds, preset, dict(overrides), seed=seed)
     seen = {}
@@ -93,15 +94,26 @@ def run_preset(data: Path, preset: str, budget: float, seed: int, out: Path, clo
             clock.excluded += time.process_time() - t0
 
     run_dir = out / f"{preset}-s{seed}"
-    end = engine.train(task, {"max_seconds": budget, "seed": seed, "patience": 0, "max_epochs": 10**6},
-                       run_dir, callbacks=[on_event])
+    end = engine.train(
+        task, {"max_seconds": budget, "seed": seed, "patience": 0, "max_epochs": 10**6}, run_dir, callbacks=[on_event]
+    )
     model, config = load_run(run_dir)
-    return {"bench": "speaker_time_to_acc", "preset": preset, "seed": seed, "budget_s": budget,
-            "clock": "process_cpu_1_thread", "steps": end["step"], "steps_per_s": round(end["step"] / budget, 2),
-            "valid_every": valid_every, "n_params": sum(p.numel() for p in model.parameters()),
-            "best_valid_acc": end["best_valid_acc"], "test_acc": round(accuracy(model, config, ds.test), 4),
-            "last_test_acc": curve[-1][1] if curve else None,
-            "n_test": int((ds.test.labels >= 0).sum()), "curve": curve}
+    return {
+        "bench": "speaker_time_to_acc",
+        "preset": preset,
+        "seed": seed,
+        "budget_s": budget,
+        "clock": "process_cpu_1_thread",
+        "steps": end["step"],
+        "steps_per_s": round(end["step"] / budget, 2),
+        "valid_every": valid_every,
+        "n_params": sum(p.numel() for p in model.parameters()),
+        "best_valid_acc": end["best_valid_acc"],
+        "test_acc": round(accuracy(model, config, ds.test), 4),
+        "last_test_acc": curve[-1][1] if curve else None,
+        "n_test": int((ds.test.labels >= 0).sum()),
+        "curve": curve,
+    }
 
 
 def seconds_to(curve: list, target: float) -> float | None:
@@ -142,8 +154,9 @@ def main() -> None:
     torch.set_num_threads(1)
     clock = CpuClock()
     engine.time = clock  # budgets in CPU seconds (see CpuClock)
-    overrides = {k: json.loads(v) if v[:1] in "0123456789-[{tf" else v
-                 for k, v in (item.split("=", 1) for item in args.set)}
+    overrides = {
+        k: json.loads(v) if v[:1] in "0123456789-[{tf" else v for k, v in (item.split("=", 1) for item in args.set)
+    }
     with tempfile.TemporaryDirectory() as tmp:
         out = args.out or Path(tmp)
         if args.quick:
@@ -161,8 +174,7 @@ def main() -> None:
                 r["data"] = str(data)
                 results.append(r)
                 print(json.dumps(r), flush=True)
-        summary = {"bench": "speaker_time_to_acc_summary", "data": str(data), "budget_s": budget,
-                   "seeds": args.seeds}
+        summary = {"bench": "speaker_time_to_acc_summary", "data": str(data), "budget_s": budget, "seeds": args.seeds}
         for preset in args.presets:
             for key in ("test_acc", "last_test_acc"):
                 accs = [r[key] for r in results if r["preset"] == preset and r[key] is not None]

@@ -56,11 +56,19 @@ def measure(utts: UtteranceSet, preset: str, steps: int) -> dict:
     task.validate(model, torch.device("cpu"), lambda: False)
     valid_s = time.perf_counter() - t
     share = lambda every: valid_s / (valid_s + every * step_s)
-    return {"bench": "speaker_validation", "preset": preset, "utterances": len(utts),
-            "n_valid": len(task.valid_idx), "step_ms": round(step_s * 1000, 1), "validation_s": round(valid_s, 2),
-            "valid_every_asked": asked, "valid_share_asked": round(share(asked), 3),
-            "valid_every_spaced": spaced, "valid_share_spaced": round(share(spaced), 3),
-            "threads": torch.get_num_threads()}
+    return {
+        "bench": "speaker_validation",
+        "preset": preset,
+        "utterances": len(utts),
+        "n_valid": len(task.valid_idx),
+        "step_ms": round(step_s * 1000, 1),
+        "validation_s": round(valid_s, 2),
+        "valid_every_asked": asked,
+        "valid_share_asked": round(share(asked), 3),
+        "valid_every_spaced": spaced,
+        "valid_share_spaced": round(share(spaced), 3),
+        "threads": torch.get_num_threads(),
+    }
 
 
 def main() -> None:

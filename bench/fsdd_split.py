@@ -69,8 +69,9 @@ def relabel(utts: UtteranceSet, names: list[str]) -> UtteranceSet:
     return UtteranceSet(utts.feats, utts.offsets, utts.utt_ids, labels, list(names))
 
 
-def build(out: Path, src: Path = DEFAULT_SRC, train_digits=("0", "1", "2", "3", "4"), per_digit: int = 5,
-          seed: int = 0) -> dict:
+def build(
+    out: Path, src: Path = DEFAULT_SRC, train_digits=("0", "1", "2", "3", "4"), per_digit: int = 5, seed: int = 0
+) -> dict:
     out = Path(out)
     if out.exists() and any(out.iterdir()):
         raise HwmlError(f"{out}: already exists and is not an empty folder")
@@ -79,9 +80,16 @@ def build(out: Path, src: Path = DEFAULT_SRC, train_digits=("0", "1", "2", "3", 
         train = import_part(train_paths, Path(tmp) / "train")
         test = relabel(import_part(test_paths, Path(tmp) / "test"), train.class_names)
         write_hw4(out, train, test)
-    return {"bench": "fsdd_split", "out": str(out), "speakers": len(train.class_names),
-            "train_digits": sorted(map(str, train_digits)), "per_digit": per_digit, "seed": seed,
-            "train_utterances": len(train), "test_utterances": int((test.labels >= 0).sum())}
+    return {
+        "bench": "fsdd_split",
+        "out": str(out),
+        "speakers": len(train.class_names),
+        "train_digits": sorted(map(str, train_digits)),
+        "per_digit": per_digit,
+        "seed": seed,
+        "train_utterances": len(train),
+        "test_utterances": int((test.labels >= 0).sum()),
+    }
 
 
 def main() -> None:

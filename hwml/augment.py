@@ -19,8 +19,7 @@ def _crop_mean(x: Tensor, mask: Tensor, dims=(1,)) -> Tensor:
     return (x * keep).sum(dims, keepdim=True) / keep.sum(dims, keepdim=True).clamp(min=1)
 
 
-def spec_augment(x: Tensor, mask: Tensor, freq_mask: int, time_mask: int,
-                 gen: torch.Generator) -> Tensor:
+def spec_augment(x: Tensor, mask: Tensor, freq_mask: int, time_mask: int, gen: torch.Generator) -> Tensor:
     """SpecAugment-style masking (Park et al. 2019): per crop one band of up to
     `freq_mask` mel bins and one span of up to `time_mask` frames is replaced by the crop's own
     mean (neutral under any input normalisation). Padding stays zero."""
@@ -49,8 +48,7 @@ def random_level(x: Tensor, mask: Tensor, max_db: float, gen: torch.Generator) -
     return torch.where(mask[..., None], x + shift[:, None, None], x)
 
 
-def random_noise(x: Tensor, mask: Tensor, snr_db: tuple[float, float], prob: float,
-                 gen: torch.Generator) -> Tensor:
+def random_noise(x: Tensor, mask: Tensor, snr_db: tuple[float, float], prob: float, gen: torch.Generator) -> Tensor:
     """Additive coloured noise at a random SNR (uniform in snr_db) on a share `prob` of the crops.
 
     The noise has a random spectral tilt (from bass-heavy hum to hiss) and fluctuates frame to
@@ -66,7 +64,7 @@ def random_noise(x: Tensor, mask: Tensor, snr_db: tuple[float, float], prob: flo
     speech = (power * keep).sum((1, 2)) / (keep.sum((1, 2)) * d).clamp(min=1)
     snr = snr_db[0] + torch.rand(b, generator=gen) * (snr_db[1] - snr_db[0])
     level = speech * 10 ** (-snr / 10)
-    tilt = (torch.rand(b, generator=gen) * 2 - 1) * 3.0              # +-3 nepers across the band
+    tilt = (torch.rand(b, generator=gen) * 2 - 1) * 3.0  # +-3 nepers across the band
     shape = torch.exp(tilt[:, None] * torch.linspace(-0.5, 0.5, d)[None, :])
     shape = shape / shape.mean(1, keepdim=True)
     noise = level[:, None, None] * shape[:, None, :] * _gamma4(b, t, d, gen)

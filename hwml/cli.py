@@ -43,8 +43,9 @@ def _progress_bar(total_steps: int | None):
 
     def on_event(event: dict) -> None:
         if not bars:
-            bars.append(tqdm(total=event.get("max_steps") or total_steps, unit="step",
-                             dynamic_ncols=True, file=sys.stderr))
+            bars.append(
+                tqdm(total=event.get("max_steps") or total_steps, unit="step", dynamic_ncols=True, file=sys.stderr)
+            )
         bar = bars[0]
         if "step" in event and event["step"] > bar.n:
             bar.update(event["step"] - bar.n)
@@ -52,8 +53,10 @@ def _progress_bar(total_steps: int | None):
         if shown:
             bar.set_postfix({k: f"{v:.3g}" for k, v in shown.items()}, refresh=False)
         if event.get("event") == "valid" and event.get("valid_acc") is not None:
-            bar.write(f"step {event['step']}: valid acc {event['valid_acc']:.4f} "
-                      f"(best {event.get('best_valid_acc', event['valid_acc']):.4f})")
+            bar.write(
+                f"step {event['step']}: valid acc {event['valid_acc']:.4f} "
+                f"(best {event.get('best_valid_acc', event['valid_acc']):.4f})"
+            )
         if event.get("event") == "start" and event.get("init"):
             from hwml.finetune import describe
 
@@ -79,16 +82,28 @@ def _print_progress(fraction: float, message: str) -> None:
 def cmd_import(args) -> int:
     from hwml import importers
 
-    align = {"lexicon_file": args.lexicon, "align_model": args.align_model, "rounds": args.rounds,
-             "round_seconds": args.round_seconds, "textgrid": args.textgrid, "test_speakers": args.test_speakers}
+    align = {
+        "lexicon_file": args.lexicon,
+        "align_model": args.align_model,
+        "rounds": args.rounds,
+        "round_seconds": args.round_seconds,
+        "textgrid": args.textgrid,
+        "test_speakers": args.test_speakers,
+    }
     if args.kind == "phoneme":
         summary = importers.import_phoneme(args.src, args.out, skip_bad=args.skip_bad, seed=args.seed, **align)
     elif any(v not in (None, False) for v in align.values()):
-        raise HwmlError("--lexicon, --align-model, --rounds, --round-seconds, --test-speakers and --textgrid are for import phoneme")
+        raise HwmlError(
+            "--lexicon, --align-model, --rounds, --round-seconds, --test-speakers and --textgrid are for import phoneme"
+        )
     else:
         summary = importers.import_speaker(
-            args.src, args.out, segment_seconds=args.segment_seconds,
-            test_fraction=args.test_fraction, seed=args.seed, skip_bad=args.skip_bad,
+            args.src,
+            args.out,
+            segment_seconds=args.segment_seconds,
+            test_fraction=args.test_fraction,
+            seed=args.seed,
+            skip_bad=args.skip_bad,
         )
     print(json.dumps(summary, default=str))
     return 0
@@ -105,12 +120,20 @@ def cmd_train(args) -> int:
     from hwml import workflow
 
     result = workflow.train_run(
-        args.kind, args.data, args.out, preset=args.preset, overrides=_parse_set(args.set),
-        max_steps=args.max_steps, max_seconds=args.max_seconds, seed=args.seed, device=args.device,
-        callbacks=() if args.quiet or _rank() else (_progress_bar(args.max_steps),), resume=args.resume,
+        args.kind,
+        args.data,
+        args.out,
+        preset=args.preset,
+        overrides=_parse_set(args.set),
+        max_steps=args.max_steps,
+        max_seconds=args.max_seconds,
+        seed=args.seed,
+        device=args.device,
+        callbacks=() if args.quiet or _rank() else (_progress_bar(args.max_steps),),
+        resume=args.resume,
         init=args.init,
     )
-    if not _rank():   # under torchrun: one summary, rank 0's
+    if not _rank():  # under torchrun: one summary, rank 0's
         print(json.dumps(result, default=str))
     return 0
 
@@ -162,18 +185,24 @@ def cmd_verify(args) -> int:
 
     result = speaker_id.verify(args.run_dir, args.clip_a, args.clip_b)
     if not result["calibrated"]:
-        print(f"note: {args.run_dir} has no calibrated threshold (trained before calibration existed or "
-              f"without a validation split): using the default {result['threshold']:.2f}, uncalibrated")
+        print(
+            f"note: {args.run_dir} has no calibrated threshold (trained before calibration existed or "
+            f"without a validation split): using the default {result['threshold']:.2f}, uncalibrated"
+        )
     if args.json:
         print(json.dumps({k: result[k] for k in ("score", "threshold", "same", "calibrated", "eer")}))
     else:
-        print(f"score {result['score']:.2f} threshold {result['threshold']:.2f}: "
-              f"{'same speaker' if result['same'] else 'different speakers'}")
+        print(
+            f"score {result['score']:.2f} threshold {result['threshold']:.2f}: "
+            f"{'same speaker' if result['same'] else 'different speakers'}"
+        )
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m hwml", description="hwml: NTU ML HW2 phoneme and HW4 speaker classification.")
+    parser = argparse.ArgumentParser(
+        prog="python -m hwml", description="hwml: NTU ML HW2 phoneme and HW4 speaker classification."
+    )
     verbs = parser.add_subparsers(dest="verb", required=True)
 
     p = verbs.add_parser("demo-data", help="build the built-in eSpeak NG corpus in all course formats")
@@ -186,17 +215,41 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("kind", choices=("phoneme", "speaker"))
     p.add_argument("src", type=Path)
     p.add_argument("out", type=Path)
-    p.add_argument("--segment-seconds", type=float, default=None, help="speaker: cut recordings into S-second utterances")
-    p.add_argument("--test-fraction", type=float, default=0.0, help="speaker: hold out this fraction of recordings, labelled")
+    p.add_argument(
+        "--segment-seconds", type=float, default=None, help="speaker: cut recordings into S-second utterances"
+    )
+    p.add_argument(
+        "--test-fraction", type=float, default=0.0, help="speaker: hold out this fraction of recordings, labelled"
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--skip-bad", action="store_true", help="skip unreadable files (listed) instead of failing")
-    p.add_argument("--lexicon", type=Path, default=None, help="phoneme, transcribed audio: 'WORD PH1 PH2 ...' lines add to or override cmudict")
-    p.add_argument("--align-model", type=Path, default=None, metavar="RUN", help="phoneme run that aligns (default: the shipped one)")
-    p.add_argument("--rounds", type=int, default=None, help="re-train on the alignments and re-align N times (default 0)")
+    p.add_argument(
+        "--lexicon",
+        type=Path,
+        default=None,
+        help="phoneme, transcribed audio: 'WORD PH1 PH2 ...' lines add to or override cmudict",
+    )
+    p.add_argument(
+        "--align-model",
+        type=Path,
+        default=None,
+        metavar="RUN",
+        help="phoneme run that aligns (default: the shipped one)",
+    )
+    p.add_argument(
+        "--rounds", type=int, default=None, help="re-train on the alignments and re-align N times (default 0)"
+    )
     p.add_argument("--round-seconds", type=float, default=None, help="training time per round (default 120)")
-    p.add_argument("--test-speakers", type=int, default=None, metavar="N",
-                   help="phoneme, transcribed audio: hold out N speakers (seeded) as the labelled test part")
-    p.add_argument("--textgrid", action="store_true", default=None, help="also write OUT/alignments/<utt>.TextGrid (Praat)")
+    p.add_argument(
+        "--test-speakers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="phoneme, transcribed audio: hold out N speakers (seeded) as the labelled test part",
+    )
+    p.add_argument(
+        "--textgrid", action="store_true", default=None, help="also write OUT/alignments/<utt>.TextGrid (Praat)"
+    )
     p.set_defaults(run=cmd_import)
 
     p = verbs.add_parser("merge", help="merge course folders of one format (libriphone or HW4) into one")
@@ -208,16 +261,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("kind", choices=("phoneme", "speaker"))
     p.add_argument("data", type=Path)
     p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--preset", default=None,
-                   help="simple|medium|strong|boss (phoneme also: gaussian|logreg); default medium, or the --init run's")
+    p.add_argument(
+        "--preset",
+        default=None,
+        help="simple|medium|strong|boss (phoneme also: gaussian|logreg); default medium, or the --init run's",
+    )
     p.add_argument("--max-steps", type=int, default=None)
     p.add_argument("--max-seconds", type=float, default=None)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a preset setting")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
-    p.add_argument("--init", type=Path, default=None, metavar="RUN",
-                   help="fine-tune: start from RUN's weights and architecture (same task and features)")
+    p.add_argument(
+        "--init",
+        type=Path,
+        default=None,
+        metavar="RUN",
+        help="fine-tune: start from RUN's weights and architecture (same task and features)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=cmd_train)
 
@@ -236,7 +297,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = verbs.add_parser("enroll", help="speaker run: enrol the speakers of DIR (one folder per speaker)")
     p.add_argument("run_dir", metavar="RUN", type=Path)
-    p.add_argument("dir", metavar="DIR", type=Path, help="one folder per speaker (its name), audio or feature files below")
+    p.add_argument(
+        "dir", metavar="DIR", type=Path, help="one folder per speaker (its name), audio or feature files below"
+    )
     p.add_argument("--out", type=Path, required=True, help="the enrolment file to write (JSON)")
     p.set_defaults(run=cmd_enroll)
 
@@ -257,7 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _where() -> str:
-    """"rank R: " under torchrun with several processes (whose lines interleave), else ""."""
+    """ "rank R: " under torchrun with several processes (whose lines interleave), else ""."""
     return f"rank {_rank()}: " if int(os.environ.get("WORLD_SIZE") or 1) > 1 else ""
 
 

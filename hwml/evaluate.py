@@ -43,8 +43,9 @@ def eval_parts(config: dict, dataset: Dataset, split: str, module) -> list[tuple
     raise HwmlError(f"unknown split {split!r}: use all, valid or test")
 
 
-def score(logits: torch.Tensor, labels: torch.Tensor, data_names: list[str], run_names: list[str],
-          where: str) -> tuple[torch.Tensor, torch.Tensor]:
+def score(
+    logits: torch.Tensor, labels: torch.Tensor, data_names: list[str], run_names: list[str], where: str
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(true, predicted) run-class indices of the labelled items; labels < 0 are unlabelled."""
     labelled = labels >= 0
     mapping = label_map(data_names, run_names)
@@ -60,15 +61,25 @@ def summarise(counts: np.ndarray, names: list[str], top: int = 10) -> dict:
     """accuracy, n, per_class {name: {acc, count}} (classes present only), worst confusions."""
     n = int(counts.sum())
     rows = counts.sum(1)
-    per_class = {names[i]: {"acc": float(counts[i, i] / rows[i]), "count": int(rows[i])}
-                 for i in range(len(names)) if rows[i] > 0}
+    per_class = {
+        names[i]: {"acc": float(counts[i, i] / rows[i]), "count": int(rows[i])}
+        for i in range(len(names))
+        if rows[i] > 0
+    }
     off = counts.copy()
     np.fill_diagonal(off, 0)
     flat = np.argsort(off, axis=None)[::-1][:top]
-    worst = [{"true": names[t], "predicted": names[p], "count": int(off[t, p]), "fraction": float(off[t, p] / rows[t])}
-             for t, p in zip(*np.unravel_index(flat, off.shape)) if off[t, p] > 0]
-    return {"accuracy": float(np.trace(counts) / n) if n else 0.0, "n": n, "per_class": per_class,
-            "worst_confusions": worst}
+    worst = [
+        {"true": names[t], "predicted": names[p], "count": int(off[t, p]), "fraction": float(off[t, p] / rows[t])}
+        for t, p in zip(*np.unravel_index(flat, off.shape))
+        if off[t, p] > 0
+    ]
+    return {
+        "accuracy": float(np.trace(counts) / n) if n else 0.0,
+        "n": n,
+        "per_class": per_class,
+        "worst_confusions": worst,
+    }
 
 
 def confusion_csv_text(counts: np.ndarray, names: list[str]) -> str:
@@ -108,14 +119,20 @@ def plot_data(counts: np.ndarray, names: list[str], max_classes: int = MAX_PLOT_
         confusion = off.sum(0) + off.sum(1)
         present = np.sort(present[np.argsort(confusion[present], kind="stable")[::-1][:max_classes]])
     sub = counts[np.ix_(present, present)]
-    rows = counts[present].sum(1, keepdims=True)   # of all predictions, not only the shown ones
-    return {"labels": [names[i] for i in present], "matrix": (sub / np.maximum(rows, 1)).tolist(),
-            "counts": sub.tolist(), "shown": len(present), "total": int((counts.sum(1) > 0).sum())}
+    rows = counts[present].sum(1, keepdims=True)  # of all predictions, not only the shown ones
+    return {
+        "labels": [names[i] for i in present],
+        "matrix": (sub / np.maximum(rows, 1)).tolist(),
+        "counts": sub.tolist(),
+        "shown": len(present),
+        "total": int((counts.sum(1) > 0).sum()),
+    }
 
 
 def confusion_figure(data: dict, title: str = ""):
     """A matplotlib Figure of plot_data(...): the caller saves or shows it, then closes it."""
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -165,6 +182,7 @@ def evaluate_run(run_dir, data, split: str = "all") -> dict:
         dataset = data
     else:
         from hwml.data import load_dataset
+
         dataset = load_dataset(data, need_train=split != "test")
     if dataset.kind != config["task"]:
         raise HwmlError(f"{dataset.root}: holds {dataset.kind} data but the run is a {config['task']} run")

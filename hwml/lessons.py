@@ -32,12 +32,13 @@ EXAMPLE_SENTENCE = "She sells bright yellow shells by the quiet seashore."
 
 # ------------------------------------------------------------------------------- audio -> features
 
+
 @dataclass
 class Utterance:
     """A synthesised utterance at 16 kHz with eSpeak's phone timings (seconds)."""
 
     text: str
-    wave: torch.Tensor                      # (samples,) float32 at 16 kHz
+    wave: torch.Tensor  # (samples,) float32 at 16 kHz
     sample_rate: int
     phones: list[tuple[str, float, float]]  # (eSpeak phone, start s, end s)
 
@@ -57,8 +58,11 @@ def example_utterance(text: str = EXAMPLE_SENTENCE, voice: str = "en-us") -> Utt
     wave = wave_to_16k(torch.from_numpy(np.asarray(syn.wave, dtype=np.float32)), syn.sample_rate)
     n = len(syn.wave)
     bounds = [s for _, s in syn.phones] + [n]
-    phones = [(name, start / syn.sample_rate, bounds[i + 1] / syn.sample_rate)
-              for i, (name, start) in enumerate(syn.phones) if bounds[i + 1] > start]
+    phones = [
+        (name, start / syn.sample_rate, bounds[i + 1] / syn.sample_rate)
+        for i, (name, start) in enumerate(syn.phones)
+        if bounds[i + 1] > start
+    ]
     return Utterance(text, wave, SAMPLE_RATE, phones)
 
 
@@ -66,11 +70,11 @@ def example_utterance(text: str = EXAMPLE_SENTENCE, voice: str = "en-us") -> Utt
 class FeatureViews:
     """Every stage between a wave and the course's features, ready to plot."""
 
-    times: np.ndarray          # (T,) frame centres in seconds
-    power_db: np.ndarray       # (n_fft/2+1, T) linear-frequency power spectrogram in dB
-    logmel: np.ndarray         # (T, 40) HW4 features
-    mfcc: np.ndarray           # (T, 39) HW2 features (13 MFCC + deltas + delta-deltas, normalised)
-    freqs_hz: np.ndarray       # (n_fft/2+1,) frequency of each spectrogram row
+    times: np.ndarray  # (T,) frame centres in seconds
+    power_db: np.ndarray  # (n_fft/2+1, T) linear-frequency power spectrogram in dB
+    logmel: np.ndarray  # (T, 40) HW4 features
+    mfcc: np.ndarray  # (T, 39) HW2 features (13 MFCC + deltas + delta-deltas, normalised)
+    freqs_hz: np.ndarray  # (n_fft/2+1,) frequency of each spectrogram row
 
 
 def feature_views(wave: torch.Tensor) -> FeatureViews:
@@ -81,14 +85,25 @@ def feature_views(wave: torch.Tensor) -> FeatureViews:
 
     p = MFCC39
     wave = torch.as_tensor(wave, dtype=torch.float32)
-    spec = torch.stft(wave, n_fft=p.n_fft, hop_length=p.hop_length, win_length=p.win_length,
-                      window=torch.hann_window(p.win_length), center=False, return_complex=True)
+    spec = torch.stft(
+        wave,
+        n_fft=p.n_fft,
+        hop_length=p.hop_length,
+        win_length=p.win_length,
+        window=torch.hann_window(p.win_length),
+        center=False,
+        return_complex=True,
+    )
     power_db = 10 * torch.log10(spec.abs().pow(2) + 1e-10)
     logmel, mfcc = logmel40(wave, LOGMEL40), mfcc39(wave, p)
     T = min(power_db.shape[1], len(logmel), len(mfcc))
-    return FeatureViews(times=frame_times(T, p).numpy(), power_db=power_db[:, :T].numpy(),
-                        logmel=logmel[:T].numpy(), mfcc=mfcc[:T].numpy(),
-                        freqs_hz=np.linspace(0, p.sample_rate / 2, power_db.shape[0]))
+    return FeatureViews(
+        times=frame_times(T, p).numpy(),
+        power_db=power_db[:, :T].numpy(),
+        logmel=logmel[:T].numpy(),
+        mfcc=mfcc[:T].numpy(),
+        freqs_hz=np.linspace(0, p.sample_rate / 2, power_db.shape[0]),
+    )
 
 
 # ------------------------------------------------------------------------------- transcripts -> frame labels
@@ -104,14 +119,14 @@ class AlignmentLesson:
 
     text: str
     voice: str
-    result: object                       # hwml.forced.ClipAlignment
-    truth: list[str]                     # (T,) eSpeak's phone under each frame centre
+    result: object  # hwml.forced.ClipAlignment
+    truth: list[str]  # (T,) eSpeak's phone under each frame centre
     truth_segments: list[tuple[float, float, str]]
-    rows: list[dict]                     # one per aligned phone: start, end, word, aligned, eSpeak, agree
-    aligned_vs_truth: float              # share of frames whose aligned phone is eSpeak's
-    free_vs_truth: float                 # the same for the free frame-by-frame prediction
-    boundaries_within_20ms: float        # share of eSpeak's phone boundaries with an aligned one within 20 ms
-    wave: np.ndarray                     # the utterance (float32) at sample_rate, to listen to
+    rows: list[dict]  # one per aligned phone: start, end, word, aligned, eSpeak, agree
+    aligned_vs_truth: float  # share of frames whose aligned phone is eSpeak's
+    free_vs_truth: float  # the same for the free frame-by-frame prediction
+    boundaries_within_20ms: float  # share of eSpeak's phone boundaries with an aligned one within 20 ms
+    wave: np.ndarray  # the utterance (float32) at sample_rate, to listen to
     sample_rate: int
 
 
@@ -136,28 +151,49 @@ def alignment_example(source, example: int = 1, seed: int = ALIGN_SEED) -> Align
         wave, sr = sf.read(item["wav"], dtype="float32")
         starts, ends, labels = read_phn(item["phn"])
     params = FeatureParams(kind="mfcc39")
-    truth = [PHONES_39[i] if i >= 0 else "" for i in label_frames(len(result.aligned), starts, ends, labels, sr,
-                                                                  params).tolist()]
+    truth = [
+        PHONES_39[i] if i >= 0 else ""
+        for i in label_frames(len(result.aligned), starts, ends, labels, sr, params).tolist()
+    ]
     truth_arr, aligned = np.array(truth), np.array(result.aligned)
     rows = []
     for (start, end, phone), (a, b, _) in zip(result.phones, result.phone_frames):
         names, counts = np.unique(truth_arr[a:b], return_counts=True)
-        rows.append({"start": start, "end": end, "word": result.word_of_frame[a], "aligned": phone,
-                     "eSpeak": str(names[counts.argmax()]), "agree": round(float(np.mean(truth_arr[a:b] == phone)), 3)})
+        rows.append(
+            {
+                "start": start,
+                "end": end,
+                "word": result.word_of_frame[a],
+                "aligned": phone,
+                "eSpeak": str(names[counts.argmax()]),
+                "agree": round(float(np.mean(truth_arr[a:b] == phone)), 3),
+            }
+        )
     changes = [i for i in range(1, len(labels)) if labels[i] != labels[i - 1]]
     true_bounds = np.array([starts[i] / sr for i in changes])
     edges = np.array([start for start, _, _ in result.phones[1:]])
-    hits = int((np.abs(true_bounds[:, None] - edges[None, :]).min(1) <= BOUNDARY_TOLERANCE_S + 1e-9).sum()) \
-        if len(true_bounds) and len(edges) else 0
+    hits = (
+        int((np.abs(true_bounds[:, None] - edges[None, :]).min(1) <= BOUNDARY_TOLERANCE_S + 1e-9).sum())
+        if len(true_bounds) and len(edges)
+        else 0
+    )
     return AlignmentLesson(
-        text=item["text"], voice=item["speaker"], result=result, truth=truth,
-        truth_segments=segments(truth, params), rows=rows,
+        text=item["text"],
+        voice=item["speaker"],
+        result=result,
+        truth=truth,
+        truth_segments=segments(truth, params),
+        rows=rows,
         aligned_vs_truth=float(np.mean(aligned == truth_arr)),
         free_vs_truth=float(np.mean(np.array(result.free) == truth_arr)),
-        boundaries_within_20ms=hits / max(1, len(true_bounds)), wave=wave, sample_rate=sr)
+        boundaries_within_20ms=hits / max(1, len(true_bounds)),
+        wave=wave,
+        sample_rate=sr,
+    )
 
 
 # ------------------------------------------------------------------------------- data formats
+
 
 def describe_course_folder(folder, max_files: int = 8, lang: str = "en") -> list[dict]:
     """What a course folder holds: each file kind with its shape, dtype and a peek at the content."""
@@ -175,25 +211,41 @@ def describe_course_folder(folder, max_files: int = 8, lang: str = "en") -> list
         suffix = path.suffix.lower()
         if suffix == ".npy":
             arr = load_npy(path, mmap=True)
-            peek = (", ".join(map(str, arr[:5].tolist())) if arr.ndim == 1
-                    else t("formats.row0", lang, values=np.round(arr[0, :4], 3).tolist()))
-            rows.append({"file": rel, "holds": t("formats.array", lang, shape=tuple(arr.shape), dtype=arr.dtype),
-                         "peek": peek})
+            peek = (
+                ", ".join(map(str, arr[:5].tolist()))
+                if arr.ndim == 1
+                else t("formats.row0", lang, values=np.round(arr[0, :4], 3).tolist())
+            )
+            rows.append(
+                {"file": rel, "holds": t("formats.array", lang, shape=tuple(arr.shape), dtype=arr.dtype), "peek": peek}
+            )
         elif suffix == ".pt":
             if shown_pt >= 2:
                 continue
             shown_pt += 1
             x = load_tensor_file(path)
-            rows.append({"file": rel, "holds": t("formats.tensor", lang, shape=tuple(x.shape), dtype=x.dtype),
-                         "peek": t("formats.frame0", lang, values=[round(v, 3) for v in x[0, :4].tolist()])})
+            rows.append(
+                {
+                    "file": rel,
+                    "holds": t("formats.tensor", lang, shape=tuple(x.shape), dtype=x.dtype),
+                    "peek": t("formats.frame0", lang, values=[round(v, 3) for v in x[0, :4].tolist()]),
+                }
+            )
         elif suffix == ".json":
             data = json.loads(path.read_text(encoding="utf-8"))
-            rows.append({"file": rel, "holds": t("formats.json", lang, keys=", ".join(list(data)[:5])),
-                         "peek": _json_peek(data)})
+            rows.append(
+                {
+                    "file": rel,
+                    "holds": t("formats.json", lang, keys=", ".join(list(data)[:5])),
+                    "peek": _json_peek(data),
+                }
+            )
         elif suffix in (".txt", ".csv"):
             with path.open(encoding="utf-8", errors="replace") as fh:
                 first = fh.readline().strip()
-            rows.append({"file": rel, "holds": t("formats.text", lang), "peek": first[:90] + ("..." if len(first) > 90 else "")})
+            rows.append(
+                {"file": rel, "holds": t("formats.text", lang), "peek": first[:90] + ("..." if len(first) > 90 else "")}
+            )
         if len(rows) >= max_files:
             break
     pt_total = sum(1 for _ in folder.rglob("*.pt"))
@@ -209,9 +261,13 @@ def _json_peek(data) -> str:
 
 # ------------------------------------------------------------------------------- presets
 
-PRESET_NOTES = {kind: {name: f"preset.{kind}.{name}" for name in names}  # catalogue keys (hwml/i18n)
-                for kind, names in (("phoneme", ("gaussian", "logreg", "simple", "medium", "strong", "boss")),
-                                    ("speaker", ("simple", "medium", "strong", "boss")))}
+PRESET_NOTES = {
+    kind: {name: f"preset.{kind}.{name}" for name in names}  # catalogue keys (hwml/i18n)
+    for kind, names in (
+        ("phoneme", ("gaussian", "logreg", "simple", "medium", "strong", "boss")),
+        ("speaker", ("simple", "medium", "strong", "boss")),
+    )
+}
 
 
 def preset_table(kind: str, lang: str = "en") -> list[dict]:
@@ -224,16 +280,29 @@ def preset_table(kind: str, lang: str = "en") -> list[dict]:
     for name, settings in presets.items():
         changed = {k: v for k, v in settings.items() if base.get(k, object()) != v} if name != "simple" else settings
         note = PRESET_NOTES.get(kind, {}).get(name)
-        rows.append({t("col.preset", lang): name, t("col.why", lang): t(note, lang) if note else "",
-                     t("col.settings", lang): ", ".join(f"{k}={v}" for k, v in changed.items()) or "-"})
+        rows.append(
+            {
+                t("col.preset", lang): name,
+                t("col.why", lang): t(note, lang) if note else "",
+                t("col.settings", lang): ", ".join(f"{k}={v}" for k, v in changed.items()) or "-",
+            }
+        )
     return rows
 
 
 # ------------------------------------------------------------------------------- Lecture 2
 
-def compare_models(data, presets=("gaussian", "logreg", "medium"), max_steps: int = 300,
-                   max_seconds: float = 20.0, seed: int = 0, out_root=None, stop_event=None,
-                   lang: str = "en") -> list[dict]:
+
+def compare_models(
+    data,
+    presets=("gaussian", "logreg", "medium"),
+    max_steps: int = 300,
+    max_seconds: float = 20.0,
+    seed: int = 0,
+    out_root=None,
+    stop_event=None,
+    lang: str = "en",
+) -> list[dict]:
     """Train each preset briefly on the same frames and report validation accuracy and time:
     generative (closed form) vs discriminative (same linear boundaries, learned) vs deep."""
     from hwml.workflow import train_run
@@ -244,13 +313,26 @@ def compare_models(data, presets=("gaussian", "logreg", "medium"), max_steps: in
             if stop_event is not None and stop_event.is_set():
                 break
             t0 = time.perf_counter()
-            summary = train_run("phoneme", data, Path(tmp) / preset, preset=preset, max_steps=max_steps,
-                                max_seconds=max_seconds, seed=seed, stop_event=stop_event)
+            summary = train_run(
+                "phoneme",
+                data,
+                Path(tmp) / preset,
+                preset=preset,
+                max_steps=max_steps,
+                max_seconds=max_seconds,
+                seed=seed,
+                stop_event=stop_event,
+            )
             acc = summary.get("best_valid_acc")
-            rows.append({t("col.preset", lang): preset, t("col.kind", lang): t(_model_family(preset), lang),
-                         t("col.valid_acc", lang): round(acc, 4) if acc is not None else None,
-                         t("col.steps", lang): summary.get("step"),
-                         t("col.seconds", lang): round(time.perf_counter() - t0, 2)})
+            rows.append(
+                {
+                    t("col.preset", lang): preset,
+                    t("col.kind", lang): t(_model_family(preset), lang),
+                    t("col.valid_acc", lang): round(acc, 4) if acc is not None else None,
+                    t("col.steps", lang): summary.get("step"),
+                    t("col.seconds", lang): round(time.perf_counter() - t0, 2),
+                }
+            )
     return rows
 
 
@@ -260,6 +342,7 @@ def _model_family(preset: str) -> str:
 
 
 # ------------------------------------------------------------------------------- the pitfalls
+
 
 @dataclass
 class Pitfall:
@@ -291,12 +374,20 @@ def demo_time_major_conformer(seed: int = 0, lang: str = "en") -> DemoResult:
     y[1] = torch.randn(40, 32)  # only utterance 1 changes
     with torch.no_grad():
         bf = (block(y)[0] - block(x)[0]).abs().max().item()
-        tm = (block(y.transpose(0, 1)).transpose(0, 1)[0] - block(x.transpose(0, 1)).transpose(0, 1)[0]).abs().max().item()
+        tm = (
+            (block(y.transpose(0, 1)).transpose(0, 1)[0] - block(x.transpose(0, 1)).transpose(0, 1)[0])
+            .abs()
+            .max()
+            .item()
+        )
     layout, change = t("demo.1.col.layout", lang), t("demo.1.col.change", lang)
     return DemoResult(
         t("demo.1.headline", lang, tm=f"{tm:.3f}", bf=f"{bf:.1e}"),
-        [{layout: t("demo.1.row.course", lang), change: round(tm, 6)},
-         {layout: t("demo.1.row.hwml", lang), change: float(f"{bf:.3g}")}])
+        [
+            {layout: t("demo.1.row.course", lang), change: round(tm, 6)},
+            {layout: t("demo.1.row.hwml", lang), change: float(f"{bf:.3g}")},
+        ],
+    )
 
 
 def demo_uninitialised_pooling(dim: int = 256, lang: str = "en") -> DemoResult:
@@ -310,16 +401,21 @@ def demo_uninitialised_pooling(dim: int = 256, lang: str = "en") -> DemoResult:
 
     def stats(x):
         finite = x[torch.isfinite(x)]
-        return {"nan": int((~torch.isfinite(x)).sum()),
-                "max": float(f"{finite.abs().max().item():.3g}") if finite.numel() else None,
-                "std": float(f"{finite.std().item():.3g}") if finite.numel() > 1 else None}
+        return {
+            "nan": int((~torch.isfinite(x)).sum()),
+            "max": float(f"{finite.abs().max().item():.3g}") if finite.numel() else None,
+            "std": float(f"{finite.std().item():.3g}") if finite.numel() > 1 else None,
+        }
 
     a, b = stats(raw), stats(ours)
     cols = {k: t(f"demo.2.col.{k}", lang) for k in ("nan", "max", "std")}
     return DemoResult(
         t("demo.2.headline", lang, nan=a["nan"], max=a["max"], std=b["std"]),
-        [{t("demo.2.col.parameter", lang): t("demo.2.row.course", lang), **{cols[k]: v for k, v in a.items()}},
-         {t("demo.2.col.parameter", lang): "hwml SelfAttentivePool.context", **{cols[k]: v for k, v in b.items()}}])
+        [
+            {t("demo.2.col.parameter", lang): t("demo.2.row.course", lang), **{cols[k]: v for k, v in a.items()}},
+            {t("demo.2.col.parameter", lang): "hwml SelfAttentivePool.context", **{cols[k]: v for k, v in b.items()}},
+        ],
+    )
 
 
 def demo_best_model_copy(seed: int = 0, lang: str = "en") -> DemoResult:
@@ -344,8 +440,11 @@ def demo_best_model_copy(seed: int = 0, lang: str = "en") -> DemoResult:
     kept, diff = t("demo.3.col.kept", lang), t("demo.3.col.diff", lang)
     return DemoResult(
         t("demo.3.headline", lang, ref=f"{ref_diff:.1g}", copy=f"{copy_diff:.3f}"),
-        [{kept: t("demo.3.row.course", lang), diff: ref_diff},
-         {kept: t("demo.3.row.hwml", lang), diff: round(copy_diff, 6)}])
+        [
+            {kept: t("demo.3.row.course", lang), diff: ref_diff},
+            {kept: t("demo.3.row.hwml", lang), diff: round(copy_diff, 6)},
+        ],
+    )
 
 
 def demo_padding_masks(seed: int = 0, lang: str = "en") -> DemoResult:
@@ -368,14 +467,19 @@ def demo_padding_masks(seed: int = 0, lang: str = "en") -> DemoResult:
             unmasked = pool(padded, torch.ones(1, 120, dtype=torch.bool))
             masked = pool(padded, mask_padded)
             changes.append(round((unmasked - alone).abs().max().item(), 4))
-            rows.append({t("demo.4.col.pooling", lang): t(f"demo.4.row.{name}", lang),
-                         t("demo.4.col.without", lang): changes[-1],
-                         t("demo.4.col.with", lang): float(f"{(masked - alone).abs().max().item():.2g}")})
+            rows.append(
+                {
+                    t("demo.4.col.pooling", lang): t(f"demo.4.row.{name}", lang),
+                    t("demo.4.col.without", lang): changes[-1],
+                    t("demo.4.col.with", lang): float(f"{(masked - alone).abs().max().item():.2g}"),
+                }
+            )
     return DemoResult(t("demo.4.headline", lang, change=changes[0]), rows)
 
 
-def demo_leaky_split(dataset=None, n_utts: int = 60, n_valid: int = 800, context: int = 11, seed: int = 0,
-                     lang: str = "en") -> DemoResult:
+def demo_leaky_split(
+    dataset=None, n_utts: int = 60, n_valid: int = 800, context: int = 11, seed: int = 0, lang: str = "en"
+) -> DemoResult:
     """1-nearest-neighbour accuracy on context windows: validation frames drawn at random from
     all frames (their overlapping neighbours sit in training) vs held-out whole utterances."""
     import torch
@@ -404,8 +508,11 @@ def demo_leaky_split(dataset=None, n_utts: int = 60, n_valid: int = 800, context
     split, acc = t("demo.5.col.split", lang), t("demo.5.col.acc", lang)
     return DemoResult(
         t("demo.5.headline", lang, leaky=f"{leaky:.1%}", honest=f"{honest:.1%}"),
-        [{split: t("demo.5.row.course", lang), acc: round(leaky, 4)},
-         {split: t("demo.5.row.hwml", lang), acc: round(honest, 4)}])
+        [
+            {split: t("demo.5.row.course", lang), acc: round(leaky, 4)},
+            {split: t("demo.5.row.hwml", lang), acc: round(honest, 4)},
+        ],
+    )
 
 
 def _frames_with_utterances(dataset, n_utts: int, seed: int):
@@ -434,8 +541,8 @@ def _nn_accuracy(xtr, ytr, xva, yva, chunk: int = 256) -> float:
     correct = 0
     for i in range(0, len(xva), chunk):
         with torch.no_grad():
-            d = torch.cdist(xva[i:i + chunk], xtr)
-        correct += int((ytr[d.argmin(1)] == yva[i:i + chunk]).sum())
+            d = torch.cdist(xva[i : i + chunk], xtr)
+        correct += int((ytr[d.argmin(1)] == yva[i : i + chunk]).sum())
     return correct / max(len(xva), 1)
 
 
@@ -448,23 +555,39 @@ def demo_double_softmax(seed: int = 0, n_classes: int = 39, lang: str = "en") ->
     z = (3 * torch.randn(64, n_classes)).requires_grad_()
     target = torch.randint(0, n_classes, (64,))
     rows, losses, norms = [], [], []
-    for name, f in (("logits", lambda v: v), ("log_softmax", lambda v: F.log_softmax(v, -1)),
-                    ("softmax", lambda v: F.softmax(v, -1))):
+    for name, f in (
+        ("logits", lambda v: v),
+        ("log_softmax", lambda v: F.log_softmax(v, -1)),
+        ("softmax", lambda v: F.softmax(v, -1)),
+    ):
         z.grad = None
         loss = F.cross_entropy(f(z), target)
         loss.backward()
         losses.append(round(loss.item(), 4))
         norms.append(round(z.grad.norm().item(), 4))
-        rows.append({t("demo.6.col.output", lang): t(f"demo.6.row.{name}", lang), t("demo.6.col.loss", lang): losses[-1],
-                     t("demo.6.col.grad", lang): norms[-1]})
+        rows.append(
+            {
+                t("demo.6.col.output", lang): t(f"demo.6.row.{name}", lang),
+                t("demo.6.col.loss", lang): losses[-1],
+                t("demo.6.col.grad", lang): norms[-1],
+            }
+        )
     return DemoResult(
-        t("demo.6.headline", lang, double=losses[1], logits=losses[0], logc=f"{np.log(n_classes):.2f}",
-          shrink=f"{norms[0] / max(norms[2], 1e-12):.0f}"),
-        rows)
+        t(
+            "demo.6.headline",
+            lang,
+            double=losses[1],
+            logits=losses[0],
+            logc=f"{np.log(n_classes):.2f}",
+            shrink=f"{norms[0] / max(norms[2], 1e-12):.0f}",
+        ),
+        rows,
+    )
 
 
-def demo_input_pipeline(n: int = 20000, dim: int = 429, batch: int = 64, n_batches: int = 60, seed: int = 0,
-                        lang: str = "en") -> DemoResult:
+def demo_input_pipeline(
+    n: int = 20000, dim: int = 429, batch: int = 64, n_batches: int = 60, seed: int = 0, lang: str = "en"
+) -> DemoResult:
     """Frames per second of a per-frame Dataset + DataLoader vs indexing whole batches of a tensor."""
     import torch
     from torch.utils.data import DataLoader, Dataset
@@ -495,12 +618,16 @@ def demo_input_pipeline(n: int = 20000, dim: int = 429, batch: int = 64, n_batch
     pipeline, rate = t("demo.7.col.pipeline", lang), t("demo.7.col.rate", lang)
     return DemoResult(
         t("demo.7.headline", lang, times=f"{ours / course:.0f}"),
-        [{pipeline: t("demo.7.row.course", lang, batch=batch), rate: int(course)},
-         {pipeline: t("demo.7.row.hwml", lang, batch=big), rate: int(ours)}])
+        [
+            {pipeline: t("demo.7.row.course", lang, batch=batch), rate: int(course)},
+            {pipeline: t("demo.7.row.hwml", lang, batch=big), rate: int(ours)},
+        ],
+    )
 
 
-def demo_early_stopping(epochs: int = 50, course_patience: int = 400, patience: int = 10, seed: int = 0,
-                        lang: str = "en") -> DemoResult:
+def demo_early_stopping(
+    epochs: int = 50, course_patience: int = 400, patience: int = 10, seed: int = 0, lang: str = "en"
+) -> DemoResult:
     """A validation curve that peaks around epoch 12 and then slowly over-fits: when does each rule stop?"""
     e = np.arange(1, epochs + 1)
     noise = np.random.default_rng(seed).normal(0, 0.002, epochs)
@@ -515,12 +642,25 @@ def demo_early_stopping(epochs: int = 50, course_patience: int = 400, patience: 
         return None
 
     course, ours = stop_epoch(course_patience), stop_epoch(patience)
-    rule, stops, never = t("demo.8.col.rule", lang), t("demo.8.col.stops", lang), t("demo.8.never_ran", lang, epochs=epochs)
+    rule, stops, never = (
+        t("demo.8.col.rule", lang),
+        t("demo.8.col.stops", lang),
+        t("demo.8.never_ran", lang, epochs=epochs),
+    )
     return DemoResult(
-        t("demo.8.headline", lang, epochs=epochs, limit=course_patience,
-          course=t("demo.8.never", lang) if course is None else course, ours=ours),
-        [{rule: t("demo.8.row.course", lang, limit=course_patience), stops: course or never},
-         {rule: t("demo.8.row.hwml", lang, patience=patience), stops: ours or never}])
+        t(
+            "demo.8.headline",
+            lang,
+            epochs=epochs,
+            limit=course_patience,
+            course=t("demo.8.never", lang) if course is None else course,
+            ours=ours,
+        ),
+        [
+            {rule: t("demo.8.row.course", lang, limit=course_patience), stops: course or never},
+            {rule: t("demo.8.row.hwml", lang, patience=patience), stops: ours or never},
+        ],
+    )
 
 
 _PAYLOAD_RAN: list[str] = []
@@ -559,8 +699,15 @@ def demo_unsafe_load(lang: str = "en") -> DemoResult:
     loader, ran, result = t("demo.9.col.loader", lang), t("demo.9.col.ran", lang), t("demo.9.col.result", lang)
     return DemoResult(
         t("demo.9.headline", lang),
-        [{loader: "plain pickle / torch.load(weights_only=False)", ran: ran_plain, result: t("demo.9.ran_payload", lang)},
-         {loader: "hwml.safeio.load_tensor_file", ran: ran_with_safe_loader, result: refused[:120]}])
+        [
+            {
+                loader: "plain pickle / torch.load(weights_only=False)",
+                ran: ran_plain,
+                result: t("demo.9.ran_payload", lang),
+            },
+            {loader: "hwml.safeio.load_tensor_file", ran: ran_with_safe_loader, result: refused[:120]},
+        ],
+    )
 
 
 def demo_seeding(seed: int = 0, lang: str = "en") -> DemoResult:
@@ -580,16 +727,30 @@ def demo_seeding(seed: int = 0, lang: str = "en") -> DemoResult:
     drawn, run1, run2, same = (t(f"demo.10.col.{k}", lang) for k in ("drawn", "run1", "run2", "same"))
     return DemoResult(
         t("demo.10.headline", lang, seed=seed, a=a, b=b, c=c),
-        [{drawn: t("demo.10.row.course", lang), run1: str(a), run2: str(b), same: a == b},
-         {drawn: t("demo.10.row.hwml", lang), run1: str(c), run2: str(d), same: c == d}])
+        [
+            {drawn: t("demo.10.row.course", lang), run1: str(a), run2: str(b), same: a == b},
+            {drawn: t("demo.10.row.hwml", lang), run1: str(c), run2: str(d), same: c == d},
+        ],
+    )
 
 
-PITFALL_DEMOS = [demo_time_major_conformer, demo_uninitialised_pooling, demo_best_model_copy, demo_padding_masks,
-                 demo_leaky_split, demo_double_softmax, demo_input_pipeline, demo_early_stopping, demo_unsafe_load,
-                 demo_seeding]
+PITFALL_DEMOS = [
+    demo_time_major_conformer,
+    demo_uninitialised_pooling,
+    demo_best_model_copy,
+    demo_padding_masks,
+    demo_leaky_split,
+    demo_double_softmax,
+    demo_input_pipeline,
+    demo_early_stopping,
+    demo_unsafe_load,
+    demo_seeding,
+]
 # The words of each pitfall live in the catalogues (hwml/i18n: pitfall.N.title / .defect / .effect / .fix).
-PITFALLS = [Pitfall(n, t(f"pitfall.{n}.title"), t(f"pitfall.{n}.defect"), t(f"pitfall.{n}.effect"),
-                    t(f"pitfall.{n}.fix"), demo) for n, demo in enumerate(PITFALL_DEMOS, start=1)]
+PITFALLS = [
+    Pitfall(n, t(f"pitfall.{n}.title"), t(f"pitfall.{n}.defect"), t(f"pitfall.{n}.effect"), t(f"pitfall.{n}.fix"), demo)
+    for n, demo in enumerate(PITFALL_DEMOS, start=1)
+]
 
 
 def pitfall_text(number: int, part: str, lang: str = "en") -> str:

@@ -35,8 +35,10 @@ _P = r"[\"“”‘’'«»().,!?;:…*_~`]+"  # not <> [] {}: those mark noises
 _PUNCT = re.compile(f"^{_P}|{_P}$")
 _WORD = re.compile(r"^[A-Z]+(?:'[A-Z]+)*$")
 _NUMBER = re.compile(r"^\d{1,3}(?:,\d{3})+$|^\d+$")
-_ONES = ("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
-         "fifteen sixteen seventeen eighteen nineteen").split()
+_ONES = (
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
+    "fifteen sixteen seventeen eighteen nineteen"
+).split()
 _TENS = "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()
 _SCALES = ((10**9, "billion"), (10**6, "million"), (1000, "thousand"))
 _VOWELS = frozenset("AA AE AH AO AW AY EH ER EY IH IY OW OY UH UW".split())
@@ -143,8 +145,10 @@ class Lexicon:
             return self.extra[word.upper()]
         entries = self.cmu.get(word.lower())
         if not entries:
-            raise HwmlError(f"{source}: the word {word!r} is not in the CMU Pronouncing Dictionary; "
-                            "give its phones in a --lexicon file (lines 'WORD PH1 PH2 ...')")
+            raise HwmlError(
+                f"{source}: the word {word!r} is not in the CMU Pronouncing Dictionary; "
+                "give its phones in a --lexicon file (lines 'WORD PH1 PH2 ...')"
+            )
         prons = []
         for entry in entries:
             pron = _with_alternatives(entry)
@@ -158,7 +162,9 @@ def read_lexicon(path: Path) -> dict[str, list[Pron]]:
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
-        raise HwmlError(f"{path}: cannot read the lexicon ({getattr(e, 'strerror', None) or type(e).__name__})") from None
+        raise HwmlError(
+            f"{path}: cannot read the lexicon ({getattr(e, 'strerror', None) or type(e).__name__})"
+        ) from None
     lexicon: dict[str, list[Pron]] = {}
     for n, line in enumerate(text.splitlines(), 1):
         fields = line.split("#", 1)[0].split()
@@ -175,4 +181,3 @@ def read_lexicon(path: Path) -> dict[str, list[Pron]]:
     if not lexicon:
         raise HwmlError(f"{path}: the lexicon has no entries")
     return lexicon
-

@@ -34,49 +34,140 @@ BASE_DIM = 39
 AUDIO_SUFFIXES = {".wav", ".flac", ".mp3", ".ogg", ".sph", ".nist", ".aiff", ".aif"}
 FEATURE_SUFFIXES = {".npy", ".pt", ".pth"}
 
-_COMMON = {"valid_fraction": 0.1, "split": "auto", "label_smoothing": 0.0, "eval_batch": 8192,
-           "max_seconds": None}
+_COMMON = {"valid_fraction": 0.1, "split": "auto", "label_smoothing": 0.0, "eval_batch": 8192, "max_seconds": None}
 # Fine-tuning (`train --init RUN`) keeps RUN's architecture and runs a preset at 0.3x its lr with at
 # most 20 warm-up steps unless set (hwml/finetune.py says why).
 PRESETS: dict[str, dict] = {
     # The course sample, exactly: 429-1024-512-128-39, ReLU, logits, Adam 1e-4, batch 64,
     # validation once per epoch.
-    "simple": {**_COMMON, "model": "mlp", "concat_nframes": 11, "hidden": [1024, 512, 128], "norm": "none",
-               "dropout": 0.0, "input_norm": False, "init": "torch", "batch_size": 64, "optimizer": "adam",
-               "lr": 1e-4, "weight_decay": 0.0, "schedule": "constant", "warmup_steps": 0, "max_epochs": 50,
-               "valid_every": "epoch", "patience": 5},
+    "simple": {
+        **_COMMON,
+        "model": "mlp",
+        "concat_nframes": 11,
+        "hidden": [1024, 512, 128],
+        "norm": "none",
+        "dropout": 0.0,
+        "input_norm": False,
+        "init": "torch",
+        "batch_size": 64,
+        "optimizer": "adam",
+        "lr": 1e-4,
+        "weight_decay": 0.0,
+        "schedule": "constant",
+        "warmup_steps": 0,
+        "max_epochs": 50,
+        "valid_every": "epoch",
+        "patience": 5,
+    },
     # Wider context, BatchNorm + dropout, bigger batches (matmuls a CPU runs efficiently), AdamW
     # with warmup and cosine decay, label smoothing. Sized for the CPU: on 2 cores for 2 minutes
     # a 512-wide net sees more frames than a 1024-wide one and ends better; `strong` is for
     # longer runs.
-    "medium": {**_COMMON, "model": "mlp", "concat_nframes": 21, "hidden": [512, 512, 512], "norm": "batch",
-               "dropout": 0.2, "input_norm": True, "init": "kaiming", "batch_size": 512, "optimizer": "adamw",
-               "lr": 3e-3, "weight_decay": 0.05, "schedule": "cosine", "warmup_steps": 50, "max_epochs": 20,
-               "label_smoothing": 0.1, "valid_every": 500, "patience": 10},
-    "strong": {**_COMMON, "model": "mlp", "concat_nframes": 21, "hidden": [1024, 1024, 1024], "norm": "batch",
-               "dropout": 0.25, "input_norm": True, "init": "kaiming", "batch_size": 512, "optimizer": "adamw",
-               "lr": 2e-3, "weight_decay": 0.05, "schedule": "cosine", "warmup_steps": 50, "max_epochs": 30,
-               "label_smoothing": 0.1, "valid_every": 500, "patience": 10},
+    "medium": {
+        **_COMMON,
+        "model": "mlp",
+        "concat_nframes": 21,
+        "hidden": [512, 512, 512],
+        "norm": "batch",
+        "dropout": 0.2,
+        "input_norm": True,
+        "init": "kaiming",
+        "batch_size": 512,
+        "optimizer": "adamw",
+        "lr": 3e-3,
+        "weight_decay": 0.05,
+        "schedule": "cosine",
+        "warmup_steps": 50,
+        "max_epochs": 20,
+        "label_smoothing": 0.1,
+        "valid_every": 500,
+        "patience": 10,
+    },
+    "strong": {
+        **_COMMON,
+        "model": "mlp",
+        "concat_nframes": 21,
+        "hidden": [1024, 1024, 1024],
+        "norm": "batch",
+        "dropout": 0.25,
+        "input_norm": True,
+        "init": "kaiming",
+        "batch_size": 512,
+        "optimizer": "adamw",
+        "lr": 2e-3,
+        "weight_decay": 0.05,
+        "schedule": "cosine",
+        "warmup_steps": 50,
+        "max_epochs": 30,
+        "label_smoothing": 0.1,
+        "valid_every": 500,
+        "patience": 10,
+    },
     # A bidirectional LSTM over whole utterances, trained on random 1 s chunks of them; it runs
     # at half the frame rate (subsample 2), which doubles the frames a CPU gets through.
-    "boss": {**_COMMON, "model": "birnn", "concat_nframes": 1, "hidden": 128, "layers": 2, "kernel": 5,
-             "channels": 128, "dropout": 0.2, "cell": "lstm", "subsample": 2, "batch_size": 32,
-             "chunk_frames": 100, "optimizer": "adamw", "lr": 3e-3, "weight_decay": 0.05, "schedule": "cosine",
-             "warmup_steps": 30, "grad_clip": 1.0, "max_epochs": 30, "label_smoothing": 0.1, "valid_every": 200,
-             "patience": 10, "eval_frames": 40000},
+    "boss": {
+        **_COMMON,
+        "model": "birnn",
+        "concat_nframes": 1,
+        "hidden": 128,
+        "layers": 2,
+        "kernel": 5,
+        "channels": 128,
+        "dropout": 0.2,
+        "cell": "lstm",
+        "subsample": 2,
+        "batch_size": 32,
+        "chunk_frames": 100,
+        "optimizer": "adamw",
+        "lr": 3e-3,
+        "weight_decay": 0.05,
+        "schedule": "cosine",
+        "warmup_steps": 30,
+        "grad_clip": 1.0,
+        "max_epochs": 30,
+        "label_smoothing": 0.1,
+        "valid_every": 200,
+        "patience": 10,
+        "eval_frames": 40000,
+    },
     # Lecture 2 baselines on the same 11-frame windows: generative vs discriminative.
     "gaussian": {**_COMMON, "model": "gaussian", "concat_nframes": 11, "shrinkage": 1e-3, "batch_size": 8192},
-    "logreg": {**_COMMON, "model": "linear", "concat_nframes": 11, "input_norm": True, "batch_size": 1024,
-               "optimizer": "adamw", "lr": 3e-3, "weight_decay": 0.0, "schedule": "cosine", "warmup_steps": 100,
-               "max_epochs": 5, "valid_every": 500, "patience": 10},
+    "logreg": {
+        **_COMMON,
+        "model": "linear",
+        "concat_nframes": 11,
+        "input_norm": True,
+        "batch_size": 1024,
+        "optimizer": "adamw",
+        "lr": 3e-3,
+        "weight_decay": 0.0,
+        "schedule": "cosine",
+        "warmup_steps": 100,
+        "max_epochs": 5,
+        "valid_every": 500,
+        "patience": 10,
+    },
 }
-MODEL_KEYS = {"mlp": ("hidden", "norm", "dropout", "input_norm", "init"), "linear": ("input_norm",),
-              "birnn": ("hidden", "layers", "kernel", "channels", "dropout", "cell", "subsample"), "gaussian": ()}
-TASK_KEYS = {"model", "concat_nframes", "batch_size", "chunk_frames", "eval_frames", "shrinkage",
-             *_COMMON, *(k for keys in MODEL_KEYS.values() for k in keys)}
+MODEL_KEYS = {
+    "mlp": ("hidden", "norm", "dropout", "input_norm", "init"),
+    "linear": ("input_norm",),
+    "birnn": ("hidden", "layers", "kernel", "channels", "dropout", "cell", "subsample"),
+    "gaussian": (),
+}
+TASK_KEYS = {
+    "model",
+    "concat_nframes",
+    "batch_size",
+    "chunk_frames",
+    "eval_frames",
+    "shrinkage",
+    *_COMMON,
+    *(k for keys in MODEL_KEYS.values() for k in keys),
+}
 
 
 # ----------------------------------------------------------------------------------------- frames
+
 
 def gather_rows(feats, rows: torch.Tensor) -> torch.Tensor:
     """feats[rows] as a float32 tensor; on a numpy memmap one fancy-indexing read."""
@@ -109,7 +200,11 @@ def subset(frames: FrameSet, rows: torch.Tensor | None = None, utts: list[int] |
     """A FrameSet of some rows (no boundaries kept) or of whole utterances (boundaries kept)."""
     if utts is not None:
         starts, ends = frames.offsets[utts], frames.offsets[[u + 1 for u in utts]]
-        rows = torch.cat([torch.arange(int(s), int(e)) for s, e in zip(starts, ends)]) if utts else torch.zeros(0, dtype=torch.long)
+        rows = (
+            torch.cat([torch.arange(int(s), int(e)) for s, e in zip(starts, ends)])
+            if utts
+            else torch.zeros(0, dtype=torch.long)
+        )
         offsets = torch.cat([torch.zeros(1, dtype=torch.long), torch.cumsum(ends - starts, 0)])
         ids = [frames.utt_ids[u] for u in utts]
     else:
@@ -138,9 +233,13 @@ def choose_split(frames: FrameSet, kind: str, fraction: float, seed: int) -> dic
             raise HwmlError(f"split={kind!r} needs utterance boundaries, which timit_11 does not have: use blocks")
         size = n // 10
         blocks = [[int(i * size + size * (1 - fraction)), int((i + 1) * size if i < 9 else n)] for i in range(10)]
-        return {"kind": "blocks", "valid_fraction": fraction, "valid_blocks": blocks,
-                "note": "timit_11 has no utterance boundaries: 10 contiguous row blocks are held out, so "
-                        "only the frames at each block edge can share an utterance with training"}
+        return {
+            "kind": "blocks",
+            "valid_fraction": fraction,
+            "valid_blocks": blocks,
+            "note": "timit_11 has no utterance boundaries: 10 contiguous row blocks are held out, so "
+            "only the frames at each block edge can share an utterance with training",
+        }
     ids = frames.utt_ids
     speakers = sorted({speaker_of(u) for u in ids})
     if kind == "auto":
@@ -149,8 +248,10 @@ def choose_split(frames: FrameSet, kind: str, fraction: float, seed: int) -> dic
         order = [speakers[i] for i in torch.randperm(len(speakers), generator=gen).tolist()]
         held = set(order[: max(1, round(len(speakers) * fraction))])
         valid = [u for u in ids if speaker_of(u) in held]
-        note = (f"{len(held)} of {len(speakers)} speakers held out (speaker = the utterance id without its "
-                f"last '-'/'_' field)")
+        note = (
+            f"{len(held)} of {len(speakers)} speakers held out (speaker = the utterance id without its "
+            f"last '-'/'_' field)"
+        )
     elif kind == "utterance":
         k = max(1, round(len(ids) * fraction))
         valid = [ids[i] for i in sorted(torch.randperm(len(ids), generator=gen)[:k].tolist())]
@@ -173,7 +274,7 @@ def split_rows(frames: FrameSet, split: dict) -> tuple[torch.Tensor, torch.Tenso
         for u in split["valid_utts"]:
             if u not in index:
                 raise HwmlError(f"validation utterance {u!r} is not in this dataset")
-            is_valid[frames.offsets[index[u]]:frames.offsets[index[u] + 1]] = True
+            is_valid[frames.offsets[index[u]] : frames.offsets[index[u] + 1]] = True
     labelled = frames.labels >= 0
     return torch.nonzero(~is_valid & labelled).squeeze(1), torch.nonzero(is_valid & labelled).squeeze(1)
 
@@ -196,6 +297,7 @@ def valid_split(config: dict, frames: FrameSet) -> FrameSet:
 
 # ------------------------------------------------------------------------------------------ task
 
+
 def resolve_settings(dataset: Dataset, preset: str, overrides: dict, seed: int) -> tuple[dict, list[str]]:
     """Preset + overrides, adapted to the data format; notes say what was changed and why."""
     if preset not in PRESETS:
@@ -207,8 +309,9 @@ def resolve_settings(dataset: Dataset, preset: str, overrides: dict, seed: int) 
     s = {**PRESETS[preset]}
     if dataset.format == "timit_11" and s["model"] == "birnn":
         s = {**PRESETS["strong"]}
-        notes.append("timit_11 has no utterance boundaries, so 'boss' (a sequence model) falls back to the "
-                     "'strong' MLP")
+        notes.append(
+            "timit_11 has no utterance boundaries, so 'boss' (a sequence model) falls back to the 'strong' MLP"
+        )
     s.update(overrides)
     s["seed"] = seed
     if s["model"] not in MODEL_KEYS:
@@ -245,7 +348,7 @@ class PhonemeTask:
         if len(self.train_rows) == 0:
             raise HwmlError(f"{dataset.root}: no labelled training frames")
         self.bounds = utterance_bounds(frames) if frames.stacked == 1 else None
-        if self.sequence:   # utterances, not frames, are sampled
+        if self.sequence:  # utterances, not frames, are sampled
             is_valid = torch.zeros(len(frames), dtype=torch.bool)
             is_valid[self.valid_rows] = True
             first = frames.offsets[:-1]
@@ -276,8 +379,12 @@ class PhonemeTask:
         from rank on, only those gathered (hwml.train.distributed.draw_global)."""
         rank, world = part
         if self.sequence:
-            return self._chunk_batch(self.train_utts[torch.randint(len(self.train_utts), (self.settings["batch_size"],),
-                                                                   generator=gen)], gen, device, part)
+            return self._chunk_batch(
+                self.train_utts[torch.randint(len(self.train_utts), (self.settings["batch_size"],), generator=gen)],
+                gen,
+                device,
+                part,
+            )
         pos = torch.randint(len(self.train_rows), (self.settings["batch_size"],), generator=gen)
         rows = self.train_rows[pos].sort().values[rank::world]
         x = stacked_inputs(self.frames, rows, self.concat, self.bounds)
@@ -296,29 +403,46 @@ class PhonemeTask:
             return
         step = self.settings["eval_batch"]
         for i in range(rank * step, len(self.valid_rows), step * world):
-            rows = self.valid_rows[i:i + step]
-            yield (stacked_inputs(self.frames, rows, self.concat, self.bounds).to(device),), self.frames.labels[rows].to(device)
+            rows = self.valid_rows[i : i + step]
+            yield (
+                (stacked_inputs(self.frames, rows, self.concat, self.bounds).to(device),),
+                self.frames.labels[rows].to(device),
+            )
 
     def loss(self, model, batch):
         inputs, targets = batch
         logits = model(*inputs)
-        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), targets.reshape(-1), ignore_index=-1,
-                               label_smoothing=self.settings["label_smoothing"] if model.training else 0.0)
+        loss = F.cross_entropy(
+            logits.reshape(-1, logits.shape[-1]).float(),
+            targets.reshape(-1),
+            ignore_index=-1,
+            label_smoothing=self.settings["label_smoothing"] if model.training else 0.0,
+        )
         return loss, logits
 
     def run_config(self) -> dict:
         info = self.dataset.info or {}
         features = info.get("features")
-        return {"preset": self.preset, "class_names": list(self.frames.class_names),
-                "course_labels": [str(i) for i in range(self.n_classes)],
-                "concat_nframes": self.concat, "frame_dim": BASE_DIM,
-                "features": features or MFCC39.to_dict(),
-                "features_source": "dataset" if features else "assumed: hwml's mfcc39 defaults (the data folder "
-                                                              "does not record its feature parameters)",
-                "data": {"root": str(self.dataset.root), "format": self.dataset.format,
-                         "n_train_frames": len(self.train_rows), "n_valid_frames": len(self.valid_rows),
-                         "source": info.get("source")},
-                "split": self.split, "notes": self.notes}
+        return {
+            "preset": self.preset,
+            "class_names": list(self.frames.class_names),
+            "course_labels": [str(i) for i in range(self.n_classes)],
+            "concat_nframes": self.concat,
+            "frame_dim": BASE_DIM,
+            "features": features or MFCC39.to_dict(),
+            "features_source": "dataset"
+            if features
+            else "assumed: hwml's mfcc39 defaults (the data folder does not record its feature parameters)",
+            "data": {
+                "root": str(self.dataset.root),
+                "format": self.dataset.format,
+                "n_train_frames": len(self.train_rows),
+                "n_valid_frames": len(self.valid_rows),
+                "source": info.get("source"),
+            },
+            "split": self.split,
+            "notes": self.notes,
+        }
 
     # -- the sequence model's batches
     def _chunk_batch(self, utts: torch.Tensor, gen: torch.Generator, device, part: tuple[int, int] = (0, 1)):
@@ -351,7 +475,7 @@ class GaussianTask(PhonemeTask):
         scatter = torch.zeros(D, D, dtype=torch.float64)
         step = self.settings["batch_size"]
         for i in range(0, len(self.train_rows), step):
-            rows = self.train_rows[i:i + step]
+            rows = self.train_rows[i : i + step]
             x = stacked_inputs(self.frames, rows, self.concat, self.bounds)
             y = self.frames.labels[rows]
             sums.index_add_(0, y, x.double())
@@ -371,6 +495,7 @@ def make_task(dataset: Dataset, preset: str = "medium", overrides: dict | None =
 
 # ---------------------------------------------------------------------------------- inference
 
+
 def utterance_batches(frames: FrameSet, utts: torch.Tensor, max_frames: int):
     """Whole utterances grouped by similar length (padded size <= max_frames), each padded by
     repeating its last frame. Yields ((x (B, T, D), lengths), rows of the real frames)."""
@@ -380,7 +505,7 @@ def utterance_batches(frames: FrameSet, utts: torch.Tensor, max_frames: int):
     i = 0
     while i < len(order):
         T = int(offsets[order[i] + 1] - offsets[order[i]])
-        group = order[i:i + max(1, max_frames // max(T, 1))]
+        group = order[i : i + max(1, max_frames // max(T, 1))]
         i += len(group)
         start, length = offsets[group], offsets[group + 1] - offsets[group]
         idx = torch.minimum(start[:, None] + torch.arange(T)[None, :], (start + length - 1)[:, None])
@@ -396,15 +521,21 @@ def predict_logits(model, config: dict, split: FrameSet, batch_frames: int = 819
     device = next(model.parameters()).device
     n, D = config["concat_nframes"], config.get("frame_dim", BASE_DIM)
     if split.dim != D * split.stacked:
-        raise HwmlError(f"features have {split.dim} columns; this run expects {D}-dim frames "
-                        f"({D * n} columns when stacked)")
+        raise HwmlError(
+            f"features have {split.dim} columns; this run expects {D}-dim frames ({D * n} columns when stacked)"
+        )
     out = torch.empty(len(split), len(config["class_names"]), dtype=torch.float32)
     if config["model"]["name"] == "birnn":
         if split.stacked != 1:
-            raise HwmlError("this run's sequence model needs single frames with utterance boundaries, "
-                            f"not {split.stacked}-frame windows")
-        frames = split if split.offsets is not None else FrameSet(split.feats, split.labels, torch.tensor([0, len(split)]),
-                                                                  ["utt"], split.class_names)
+            raise HwmlError(
+                "this run's sequence model needs single frames with utterance boundaries, "
+                f"not {split.stacked}-frame windows"
+            )
+        frames = (
+            split
+            if split.offsets is not None
+            else FrameSet(split.feats, split.labels, torch.tensor([0, len(split)]), ["utt"], split.class_names)
+        )
         utts = torch.arange(frames.n_utts)
         for (x, lengths), rows in utterance_batches(frames, utts, config["settings"].get("eval_frames", 40000)):
             logits = model(x.to(device), lengths)
@@ -457,8 +588,10 @@ def _file_frames(path: Path, config: dict, params: FeatureParams) -> FrameSet:
             return _one_utterance(x, path.stem, names)
         if x.shape[1] == D * n and n > 1:
             return FrameSet(x, None, None, None, names, n)
-        raise HwmlError(f"{path}: has {x.shape[1]} columns; this run takes {D} (single frames)"
-                        + (f" or {D * n} ({n}-frame windows)" if n > 1 else ""))
+        raise HwmlError(
+            f"{path}: has {x.shape[1]} columns; this run takes {D} (single frames)"
+            + (f" or {D * n} ({n}-frame windows)" if n > 1 else "")
+        )
     if path.suffix.lower() in AUDIO_SUFFIXES:
         from hwml.audio import load_audio
 
@@ -505,7 +638,9 @@ def predict_files(run_dir, inputs: list[Path], out_csv: Path, *, fsync: bool = T
         test = dataset.test
         pred = predict_logits(model, config, test).argmax(1).tolist()
         labels = config["course_labels"]
-        atomic_write_text(out_csv, _csv_text(["Id", "Class"], ((i, labels[p]) for i, p in enumerate(pred))), fsync=fsync)
+        atomic_write_text(
+            out_csv, _csv_text(["Id", "Class"], ((i, labels[p]) for i, p in enumerate(pred))), fsync=fsync
+        )
         return {"kind": "submission", "out": str(out_csv), "rows": len(pred), "format": dataset.format}
 
     params = FeatureParams.from_dict(config["features"])
@@ -529,5 +664,10 @@ def predict_files(run_dir, inputs: list[Path], out_csv: Path, *, fsync: bool = T
     with timing.stage("csv"):
         atomic_write_text(out_csv, _csv_text(["file", "frame", "time", "phone", "prob"], frame_rows), fsync=fsync)
         atomic_write_text(seg_csv, _csv_text(["file", "start", "end", "phone"], seg_rows), fsync=fsync)
-    return {"kind": "frames", "out": str(out_csv), "segments_csv": str(seg_csv), "rows": len(frame_rows),
-            "files": files}
+    return {
+        "kind": "frames",
+        "out": str(out_csv),
+        "segments_csv": str(seg_csv),
+        "rows": len(frame_rows),
+        "files": files,
+    }

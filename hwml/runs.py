@@ -32,8 +32,8 @@ from hwml.safeio import atomic_path, write_json_atomic
 
 CONFIG, WEIGHTS, METRICS = "config.json", "model.safetensors", "metrics.jsonl"
 RESUME_JSON, RESUME_TENSORS = "resume.json", "resume.safetensors"
-CHECKPOINT_FILES = (WEIGHTS, CONFIG, RESUME_TENSORS, RESUME_JSON)   # in the order they are written
-RESUME_META = "hwml.resume"   # resume.safetensors metadata key: the JSON counters of these tensors
+CHECKPOINT_FILES = (WEIGHTS, CONFIG, RESUME_TENSORS, RESUME_JSON)  # in the order they are written
+RESUME_META = "hwml.resume"  # resume.safetensors metadata key: the JSON counters of these tensors
 
 
 def _save_tensors(path: Path, tensors: dict[str, Tensor], metadata: dict[str, str] | None = None) -> None:
@@ -103,13 +103,15 @@ def load_run(run_dir, device="cpu") -> tuple[nn.Module, dict]:
         raise HwmlError(f"{run_dir}: no {WEIGHTS} (the run saved no weights yet)")
     spec = config.get("model")
     if not isinstance(spec, dict) or not isinstance(spec.get("kwargs", {}), dict):
-        raise HwmlError(f"{Path(run_dir) / CONFIG}: no model spec ({{\"name\": ..., \"kwargs\": {{...}}}})")
+        raise HwmlError(f'{Path(run_dir) / CONFIG}: no model spec ({{"name": ..., "kwargs": {{...}}}})')
     try:
         model = build_model(spec)
     except HwmlError as exc:
         raise HwmlError(f"{Path(run_dir) / CONFIG}: {exc}") from None
     except (ValueError, RuntimeError) as exc:  # e.g. negative or absurd sizes in a damaged config
-        raise HwmlError(f"{Path(run_dir) / CONFIG}: cannot build the model ({str(exc).splitlines()[0][:160]})") from None
+        raise HwmlError(
+            f"{Path(run_dir) / CONFIG}: cannot build the model ({str(exc).splitlines()[0][:160]})"
+        ) from None
     try:
         model.load_state_dict(_read_tensors(Path(run_dir) / WEIGHTS)[0])
     except RuntimeError as exc:
@@ -152,11 +154,19 @@ def list_runs(root) -> list[dict]:
             config = read_config(path)
         except HwmlError:
             config = {}
-        runs.append({"path": str(path), "name": path.name, "task": config.get("task"),
-                     "preset": config.get("preset"), "model": (config.get("model") or {}).get("name"),
-                     "best_valid_acc": config.get("best_valid_acc"), "steps": config.get("steps"),
-                     "finished": config.get("finished", False),
-                     "modified": max(p.stat().st_mtime for p in path.iterdir())})
+        runs.append(
+            {
+                "path": str(path),
+                "name": path.name,
+                "task": config.get("task"),
+                "preset": config.get("preset"),
+                "model": (config.get("model") or {}).get("name"),
+                "best_valid_acc": config.get("best_valid_acc"),
+                "steps": config.get("steps"),
+                "finished": config.get("finished", False),
+                "modified": max(p.stat().st_mtime for p in path.iterdir()),
+            }
+        )
     return sorted(runs, key=lambda r: -r["modified"])
 
 
@@ -170,8 +180,15 @@ def delete_run(run_dir) -> None:
 
 # --- resume state: model + optimiser + generator + RNG + counters, as safetensors + JSON
 
-def save_resume(run_dir, model: nn.Module, optimizer: torch.optim.Optimizer, gen: torch.Generator,
-                meta: dict, best_state: dict[str, Tensor] | None) -> None:
+
+def save_resume(
+    run_dir,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    gen: torch.Generator,
+    meta: dict,
+    best_state: dict[str, Tensor] | None,
+) -> None:
     tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
     if best_state is not None:
         tensors.update({f"best.{k}": v for k, v in best_state.items()})
@@ -187,10 +204,18 @@ def save_resume(run_dir, model: nn.Module, optimizer: torch.optim.Optimizer, gen
     tensors["rng.torch"] = torch.get_rng_state()
     if torch.cuda.is_available():
         tensors["rng.cuda"] = torch.cuda.get_rng_state()
-    meta = {**meta, "checkpoint": uuid.uuid4().hex, "optim_groups": opt["param_groups"], "optim_scalars": scalars,
-            "has_best": best_state is not None}
-    _save_tensors(Path(run_dir) / RESUME_TENSORS, tensors,
-                  {RESUME_META: json.dumps(meta), "checkpoint": meta["checkpoint"], "step": str(meta["step"])})
+    meta = {
+        **meta,
+        "checkpoint": uuid.uuid4().hex,
+        "optim_groups": opt["param_groups"],
+        "optim_scalars": scalars,
+        "has_best": best_state is not None,
+    }
+    _save_tensors(
+        Path(run_dir) / RESUME_TENSORS,
+        tensors,
+        {RESUME_META: json.dumps(meta), "checkpoint": meta["checkpoint"], "step": str(meta["step"])},
+    )
     write_json_atomic(Path(run_dir) / RESUME_JSON, meta)
 
 

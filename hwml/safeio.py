@@ -57,12 +57,16 @@ def _check_size(path: Path, max_bytes: int | None) -> int:
     if not path.is_file():
         raise _fail(path, "not a regular file")
     if max_bytes is not None and size > max_bytes:
-        raise _fail(path, f"file is {size / 2**20:.0f} MB, over the {max_bytes / 2**20:.0f} MB limit "
-                          "for one feature file (set HWML_MAX_FEATURE_FILE_BYTES to raise it)")
+        raise _fail(
+            path,
+            f"file is {size / 2**20:.0f} MB, over the {max_bytes / 2**20:.0f} MB limit "
+            "for one feature file (set HWML_MAX_FEATURE_FILE_BYTES to raise it)",
+        )
     return size
 
 
 # ---------------------------------------------------------------------------------------- loading
+
 
 def check_matrix(x: torch.Tensor, path, *, width: int | None = None) -> torch.Tensor:
     """Enforce the feature-matrix contract: 2-D, float, finite, >= 1 row; returns contiguous float32."""
@@ -80,8 +84,7 @@ def check_matrix(x: torch.Tensor, path, *, width: int | None = None) -> torch.Te
     return x
 
 
-def load_tensor_file(path, *, width: int | None = None,
-                     max_bytes: int | None = MAX_FEATURE_FILE_BYTES) -> torch.Tensor:
+def load_tensor_file(path, *, width: int | None = None, max_bytes: int | None = MAX_FEATURE_FILE_BYTES) -> torch.Tensor:
     """A (frames, features) float32 tensor from a `.pt` (plain tensor only) or `.npy` file."""
     path = Path(path)
     _check_size(path, max_bytes)
@@ -175,6 +178,7 @@ def read_json(path, *, max_bytes: int = 256 * 2**20):
 
 
 # ---------------------------------------------------------------------------------------- writing
+
 
 def _fsync_dir(folder: Path) -> None:
     with contextlib.suppress(OSError):  # not every filesystem lets a folder be opened or fsynced
@@ -283,8 +287,10 @@ def _vet_member(zip_path: Path, info: zipfile.ZipInfo) -> str:
     if info.flag_bits & 0x1:
         raise _fail(zip_path, f"member {info.filename!r} is encrypted")
     if not info.is_dir() and info.file_size > 2**20 and info.file_size > MAX_ZIP_RATIO * max(info.compress_size, 1):
-        raise _fail(zip_path, f"member {info.filename!r} expands {info.file_size // max(info.compress_size, 1)}:1, "
-                              "refused as a zip bomb")
+        raise _fail(
+            zip_path,
+            f"member {info.filename!r} expands {info.file_size // max(info.compress_size, 1)}:1, refused as a zip bomb",
+        )
     return name
 
 

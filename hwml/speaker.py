@@ -33,40 +33,90 @@ AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".sph", ".nist", ".aiff", ".a
 FEATURE_SUFFIXES = (".pt", ".pth", ".npy")
 
 # Every setting a speaker run knows, with its default; a preset is a named subset of overrides.
-MODEL_KEYS = ("encoder", "d_model", "depth", "heads", "ff_dim", "dropout", "norm_first",
-              "conv_kernel", "pooling", "head", "head_hidden", "emb_dim", "s", "m", "input_norm",
-              "subsample")
+MODEL_KEYS = (
+    "encoder",
+    "d_model",
+    "depth",
+    "heads",
+    "ff_dim",
+    "dropout",
+    "norm_first",
+    "conv_kernel",
+    "pooling",
+    "head",
+    "head_hidden",
+    "emb_dim",
+    "s",
+    "m",
+    "input_norm",
+    "subsample",
+)
 SETTINGS = {
     # model (hwml.models.speaker.SpeakerClassifier)
-    "encoder": "transformer", "d_model": 80, "depth": 1, "heads": 2, "ff_dim": 256,
-    "dropout": 0.1, "norm_first": False, "conv_kernel": 31, "pooling": "mean",
-    "head": "softmax", "head_hidden": 0, "emb_dim": 0, "s": 30.0, "m": 0.2, "input_norm": "none",
-    "subsample": 1,              # stack this many frames per encoder step
+    "encoder": "transformer",
+    "d_model": 80,
+    "depth": 1,
+    "heads": 2,
+    "ff_dim": 256,
+    "dropout": 0.1,
+    "norm_first": False,
+    "conv_kernel": 31,
+    "pooling": "mean",
+    "head": "softmax",
+    "head_hidden": 0,
+    "emb_dim": 0,
+    "s": 30.0,
+    "m": 0.2,
+    "input_norm": "none",
+    "subsample": 1,  # stack this many frames per encoder step
     # data
-    "segment_len": 128,          # training crop length (frames)
-    "freq_mask": 0,              # SpecAugment: mask up to this many mel bins per crop (0 = off)
-    "time_mask": 0,              # ... and up to this many frames (at most a quarter of the crop)
-    "level_db": 0.0,             # random gain of up to +-level_db per crop (0 = off)
-    "noise_prob": 0.0,           # share of crops given additive coloured noise ...
-    "noise_snr_min": 5.0,        # ... at an SNR drawn uniformly from [min, max] dB
+    "segment_len": 128,  # training crop length (frames)
+    "freq_mask": 0,  # SpecAugment: mask up to this many mel bins per crop (0 = off)
+    "time_mask": 0,  # ... and up to this many frames (at most a quarter of the crop)
+    "level_db": 0.0,  # random gain of up to +-level_db per crop (0 = off)
+    "noise_prob": 0.0,  # share of crops given additive coloured noise ...
+    "noise_snr_min": 5.0,  # ... at an SNR drawn uniformly from [min, max] dB
     "noise_snr_max": 20.0,
     "batch_size": 16,
-    "valid_fraction": 0.1,       # of each speaker's utterances
-    "valid_share": 0.0,          # > 0: validate less often than valid_every when validation would
-                                 # otherwise take more than this share of the compute (big sets)
-    "infer_window": 512,         # longer utterances: windows of this many frames, half overlap
-    "infer_frames": 16384,       # padded frames per inference batch
+    "valid_fraction": 0.1,  # of each speaker's utterances
+    "valid_share": 0.0,  # > 0: validate less often than valid_every when validation would
+    # otherwise take more than this share of the compute (big sets)
+    "infer_window": 512,  # longer utterances: windows of this many frames, half overlap
+    "infer_frames": 16384,  # padded frames per inference batch
     # engine (hwml.train.engine.DEFAULTS)
-    "optimizer": "adamw", "lr": 1e-3, "weight_decay": 0.01, "warmup_steps": 1000,
-    "schedule": "cosine", "min_lr_ratio": 0.0, "grad_clip": 0.0, "max_epochs": 20,
-    "valid_every": 2000, "patience": 0,
+    "optimizer": "adamw",
+    "lr": 1e-3,
+    "weight_decay": 0.01,
+    "warmup_steps": 1000,
+    "schedule": "cosine",
+    "min_lr_ratio": 0.0,
+    "grad_clip": 0.0,
+    "max_epochs": 20,
+    "valid_every": 2000,
+    "patience": 0,
 }
-CHOICES = {"encoder": ENCODERS, "pooling": POOLINGS, "head": HEADS, "input_norm": INPUT_NORMS,
-           "optimizer": ("adamw", "adam"), "schedule": ("cosine", "constant")}
+CHOICES = {
+    "encoder": ENCODERS,
+    "pooling": POOLINGS,
+    "head": HEADS,
+    "input_norm": INPUT_NORMS,
+    "optimizer": ("adamw", "adam"),
+    "schedule": ("cosine", "constant"),
+}
 
-TUNED = {"input_norm": "global", "norm_first": True, "batch_size": 32, "lr": 3e-3,
-         "warmup_steps": 100, "grad_clip": 5.0, "min_lr_ratio": 0.05, "max_epochs": 200,
-         "valid_every": 100, "valid_share": 0.2, "patience": 10}
+TUNED = {
+    "input_norm": "global",
+    "norm_first": True,
+    "batch_size": 32,
+    "lr": 3e-3,
+    "warmup_steps": 100,
+    "grad_clip": 5.0,
+    "min_lr_ratio": 0.05,
+    "max_epochs": 200,
+    "valid_every": 100,
+    "valid_share": 0.2,
+    "patience": 10,
+}
 # Fine-tuning (`train --init RUN`) keeps RUN's architecture and runs a preset at 0.3x its lr with at
 # most 20 warm-up steps unless set (hwml/finetune.py says why).
 PRESETS: dict[str, dict] = {
@@ -80,21 +130,42 @@ PRESETS: dict[str, dict] = {
     "medium": {**TUNED, "d_model": 96, "depth": 2, "heads": 4, "ff_dim": 192, "subsample": 2},
     # Conformer blocks (batch-first, masked attention and convolution), 4 frames per step,
     # masked mean pooling.
-    "strong": {**TUNED, "encoder": "conformer", "d_model": 64, "depth": 2, "heads": 4,
-               "ff_dim": 128, "conv_kernel": 15, "subsample": 4},
+    "strong": {
+        **TUNED,
+        "encoder": "conformer",
+        "d_model": 64,
+        "depth": 2,
+        "heads": 4,
+        "ff_dim": 128,
+        "conv_kernel": 15,
+        "subsample": 4,
+    },
     # strong + self-attentive pooling + additive margin softmax (cosine logits: embeddings for
     # enrolment and verification). Tuned on real speech (speechocean762, 250 speakers): the
     # margin of speaker-recognition recipes (s 30, m 0.2) named 50 unseen speakers best (top-1
     # 0.980 vs 0.950-0.956 at s 20, m 0.1); SAP beat ASP on FSDD and the built-in corpus; longer
     # crops, a wider model and log-mel noise/level augmentation did not pay at 240 CPU-seconds
     # (README: the HW4 quality rows).
-    "boss": {**TUNED, "encoder": "conformer", "d_model": 64, "depth": 2, "heads": 4,
-             "ff_dim": 128, "conv_kernel": 15, "subsample": 4, "pooling": "sap", "emb_dim": 64,
-             "head": "amsoftmax", "s": 30.0, "m": 0.2},
+    "boss": {
+        **TUNED,
+        "encoder": "conformer",
+        "d_model": 64,
+        "depth": 2,
+        "heads": 4,
+        "ff_dim": 128,
+        "conv_kernel": 15,
+        "subsample": 4,
+        "pooling": "sap",
+        "emb_dim": 64,
+        "head": "amsoftmax",
+        "s": 30.0,
+        "m": 0.2,
+    },
 }
 
 
 # ------------------------------------------------------------------------------------ settings
+
 
 def resolve_settings(preset: str, overrides: dict) -> dict:
     """Defaults <- preset <- overrides, with types and choices checked (HwmlError on a mistake)."""
@@ -113,8 +184,7 @@ def resolve_settings(preset: str, overrides: dict) -> dict:
     for key, options in CHOICES.items():
         if s[key] not in options:
             raise HwmlError(f"setting {key}={s[key]!r}: use one of {', '.join(options)}")
-    for key in ("d_model", "depth", "heads", "segment_len", "batch_size", "infer_window", "infer_frames",
-                "subsample"):
+    for key in ("d_model", "depth", "heads", "segment_len", "batch_size", "infer_window", "infer_frames", "subsample"):
         if s[key] < 1:
             raise HwmlError(f"setting {key}={s[key]!r}: must be at least 1")
     if s["d_model"] % s["heads"]:
@@ -136,8 +206,7 @@ def _coerce(key: str, value, default):
             return value.lower() in ("true", "1")
         if isinstance(value, (bool, int)) and value in (0, 1):
             return bool(value)
-    elif kind is int and isinstance(value, (int, float)) and not isinstance(value, bool) \
-            and float(value).is_integer():
+    elif kind is int and isinstance(value, (int, float)) and not isinstance(value, bool) and float(value).is_integer():
         return int(value)
     elif kind is float and isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
@@ -147,6 +216,7 @@ def _coerce(key: str, value, default):
 
 
 # ---------------------------------------------------------------------------------- the split
+
 
 def split_by_utterance(labels: Tensor, fraction: float, seed: int) -> tuple[Tensor, Tensor]:
     """(train, valid) utterance indices: round(fraction * N) validation utterances, seeded.
@@ -181,8 +251,9 @@ def subset(utts: UtteranceSet, indices) -> UtteranceSet:
     offsets = torch.cat([torch.zeros(1, dtype=torch.long), torch.cumsum(lengths, 0)])
     rows = torch.repeat_interleave(utts.offsets[idx] - offsets[:-1], lengths) + torch.arange(int(offsets[-1]))
     labels = None if utts.labels is None else utts.labels[idx]
-    return UtteranceSet(utts.feats[rows], offsets, [utts.utt_ids[i] for i in idx.tolist()], labels,
-                        list(utts.class_names))
+    return UtteranceSet(
+        utts.feats[rows], offsets, [utts.utt_ids[i] for i in idx.tolist()], labels, list(utts.class_names)
+    )
 
 
 def valid_split(config: dict, utts: UtteranceSet) -> UtteranceSet:
@@ -205,15 +276,16 @@ def valid_split(config: dict, utts: UtteranceSet) -> UtteranceSet:
     valid = split_by_utterance(labels, float(split["valid_fraction"]), int(split["seed"]))[1]
     ids = [utts.utt_ids[i] for i in valid.tolist()]
     if len(ids) != split["n_valid"] or ids != split.get("valid_ids", ids):
-        raise HwmlError("this data is not the training set the run was trained on: "
-                        "its validation utterances differ")
+        raise HwmlError("this data is not the training set the run was trained on: its validation utterances differ")
     return subset(utts, valid)
 
 
 # ----------------------------------------------------------------------------- batches and masks
 
-def random_crops(utts: UtteranceSet, idx: Tensor, segment_len: int,
-                 gen: torch.Generator, keep: slice = slice(None)) -> tuple[Tensor, Tensor]:
+
+def random_crops(
+    utts: UtteranceSet, idx: Tensor, segment_len: int, gen: torch.Generator, keep: slice = slice(None)
+) -> tuple[Tensor, Tensor]:
     """(B, W, n_mels) crops of utterances idx and their (B, W) mask, W = min(segment_len, longest).
 
     One uniform start per utterance from `gen`; utterances shorter than W are zero-padded and
@@ -226,8 +298,7 @@ def random_crops(utts: UtteranceSet, idx: Tensor, segment_len: int,
     return gather_windows(utts, idx[keep], start[keep], lengths.clamp(max=width)[keep], width)
 
 
-def gather_windows(utts: UtteranceSet, utt: Tensor, start: Tensor, length: Tensor,
-                   width: int) -> tuple[Tensor, Tensor]:
+def gather_windows(utts: UtteranceSet, utt: Tensor, start: Tensor, length: Tensor, width: int) -> tuple[Tensor, Tensor]:
     """Frames [start, start+length) of each utterance, zero-padded to width, with their mask."""
     t = torch.arange(width)
     mask = t[None, :] < length[:, None]
@@ -242,14 +313,16 @@ def gather_windows(utts: UtteranceSet, utt: Tensor, start: Tensor, length: Tenso
 @dataclass
 class WindowBatch:
     """Whole utterances `utts` (sorted batch of indices), as window rows owned by them."""
-    utts: Tensor      # (U,) utterance indices into the set
-    owner: Tensor     # (R,) row -> position in utts
-    x: Tensor         # (R, W, n_mels)
-    mask: Tensor      # (R, W)
+
+    utts: Tensor  # (U,) utterance indices into the set
+    owner: Tensor  # (R,) row -> position in utts
+    x: Tensor  # (R, W, n_mels)
+    mask: Tensor  # (R, W)
 
 
-def window_batches(utts: UtteranceSet, indices: Tensor | None = None, window: int = 512,
-                   max_frames: int = 16384) -> Iterator[WindowBatch]:
+def window_batches(
+    utts: UtteranceSet, indices: Tensor | None = None, window: int = 512, max_frames: int = 16384
+) -> Iterator[WindowBatch]:
     """Whole-utterance batches for inference: by similar length, at most ~max_frames padded frames.
 
     An utterance longer than `window` becomes windows of `window` frames every window/2 frames
@@ -308,6 +381,7 @@ def as_utterances(feats: UtteranceSet | list | tuple | Tensor) -> UtteranceSet:
 
 # ------------------------------------------------------------------------------------- the task
 
+
 def feature_stats(utts: UtteranceSet, idx: Tensor, max_frames: int = 2_000_000) -> tuple[list, list]:
     """Per-mel-bin mean and std over the training utterances (a strided subsample when huge)."""
     parts = [utts.utterance(i) for i in idx.tolist()]
@@ -335,8 +409,7 @@ class SpeakerTask:
             raise HwmlError(f"{dataset.root}: no labelled training utterances")
         self.steps_per_epoch = max(1, len(self.train_idx) // settings["batch_size"])
         settings["valid_every"] = validation_spacing(settings, int(utts.lengths[self.valid_idx].sum()))
-        self.input_stats = (feature_stats(utts, self.train_idx)
-                            if settings["input_norm"] == "global" else None)
+        self.input_stats = feature_stats(utts, self.train_idx) if settings["input_norm"] == "global" else None
 
     def model_spec(self) -> dict:
         kwargs = {k: self.settings[k] for k in MODEL_KEYS}
@@ -345,8 +418,9 @@ class SpeakerTask:
             kwargs["input_mean"], kwargs["input_std"] = self.input_stats
         return {"name": MODEL_NAME, "kwargs": kwargs}
 
-    def train_batch(self, gen: torch.Generator, device,
-                    part: tuple[int, int] = (0, 1)) -> tuple[tuple[Tensor, ...], Tensor]:
+    def train_batch(
+        self, gen: torch.Generator, device, part: tuple[int, int] = (0, 1)
+    ) -> tuple[tuple[Tensor, ...], Tensor]:
         """Crops of batch_size utterances; part=(rank, world) under torchrun: every world-th of
         them from rank on. Only those are gathered, unless an augmentation is on (its draws
         depend on the whole batch: then the whole batch is made and sliced)."""
@@ -379,7 +453,7 @@ class SpeakerTask:
         dim = model.emb_dim + model.n_classes
         if shard is not None and shard.active:
             order = torch.argsort(self.utts.lengths[self.valid_idx], stable=True)
-            mine = order[shard.rank::shard.world]
+            mine = order[shard.rank :: shard.world]
             both = torch.zeros(len(self.valid_idx), dim)
             rows = _per_utterance(fn, model, self.utts, {"settings": self.settings}, dim, self.valid_idx[mine], stop)
             both[mine] = rows
@@ -388,8 +462,8 @@ class SpeakerTask:
             both = _per_utterance(fn, model, self.utts, {"settings": self.settings}, dim, self.valid_idx, stop)
         if both is None:
             return None
-        self.valid_embeddings = F.normalize(both[:, :model.emb_dim], dim=-1)  # for best_info
-        logits = both[:, model.emb_dim:]
+        self.valid_embeddings = F.normalize(both[:, : model.emb_dim], dim=-1)  # for best_info
+        logits = both[:, model.emb_dim :]
         targets = self.utts.labels[self.valid_idx]
         loss = F.cross_entropy(logits, targets)
         return float(loss), float((logits.argmax(-1) == targets).float().mean()), len(targets)
@@ -418,17 +492,21 @@ class SpeakerTask:
             "class_names": list(self.utts.class_names),
             "features": features,
             "unit": self.unit,
-            "data": {"root": str(self.dataset.root), "format": self.dataset.format,
-                     "n_utterances": len(self.utts)},
-            "split": {"method": "by_utterance_per_speaker", "seed": self.seed,
-                      "valid_fraction": self.settings["valid_fraction"],
-                      "n_train": len(self.train_idx), "n_valid": len(self.valid_idx),
-                      "valid_ids": [self.utts.utt_ids[i] for i in self.valid_idx.tolist()]},
+            "data": {"root": str(self.dataset.root), "format": self.dataset.format, "n_utterances": len(self.utts)},
+            "split": {
+                "method": "by_utterance_per_speaker",
+                "seed": self.seed,
+                "valid_fraction": self.settings["valid_fraction"],
+                "n_train": len(self.train_idx),
+                "n_valid": len(self.valid_idx),
+                "valid_ids": [self.utts.utt_ids[i] for i in self.valid_idx.tolist()],
+            },
         }
 
 
-def calibrate_threshold(model: nn.Module, utts: UtteranceSet, indices: Tensor, config: dict | None,
-                        seed: int, emb: Tensor | None = None) -> dict | None:
+def calibrate_threshold(
+    model: nn.Module, utts: UtteranceSet, indices: Tensor, config: dict | None, seed: int, emb: Tensor | None = None
+) -> dict | None:
     """The verification threshold of a model: the equal-error point of same/different-speaker
     pairs of whole labelled utterances (`indices` of utts: a run's validation split; `emb`:
     their embeddings when already computed). A split with too few speakers seen twice (10
@@ -448,17 +526,17 @@ def calibrate_threshold(model: nn.Module, utts: UtteranceSet, indices: Tensor, c
         pick = [i for i in torch.randperm(len(indices), generator=gen).tolist() if long_enough[i]][:HALVES_MAX]
         if pick:
             parts = [utts.utterance(int(indices[i])) for i in pick]
-            halves = [h for u in parts for h in (u[:len(u) // 2], u[len(u) // 2:])]
+            halves = [h for u in parts for h in (u[: len(u) // 2], u[len(u) // 2 :])]
             halved = calibrate(embed(model, halves, config), labels[pick].repeat_interleave(2), seed=seed)
             found = {**halved, "method": "halves"} if halved else found
     return found
 
 
-HALVES_MAX = 1000        # best_info: validation utterances halved when too few speakers validate twice
-HALF_MIN_FRAMES = 50     # ... each half at least 0.5 s
+HALVES_MAX = 1000  # best_info: validation utterances halved when too few speakers validate twice
+HALF_MIN_FRAMES = 50  # ... each half at least 0.5 s
 
-VALID_FRAME_COST = 0.5   # a validation frame (forward only) in training frames (forward + backward),
-                         # measured 0.33 (boss) to 0.68 (medium) on 2 cores
+VALID_FRAME_COST = 0.5  # a validation frame (forward only) in training frames (forward + backward),
+# measured 0.33 (boss) to 0.68 (medium) on 2 cores
 
 
 def validation_spacing(s: dict, valid_frames: int) -> int:
@@ -482,13 +560,21 @@ def make_task(dataset: Dataset, preset: str, overrides: dict, seed: int) -> Spea
 
 # ------------------------------------------------------------------------- inference on utterances
 
+
 def _inference_settings(config: dict | None) -> tuple[int, int]:
     s = (config or {}).get("settings", {})
     return int(s.get("infer_window", SETTINGS["infer_window"])), int(s.get("infer_frames", SETTINGS["infer_frames"]))
 
 
-def _per_utterance(fn, model: nn.Module, utts: UtteranceSet, config: dict | None, dim: int,
-                   indices: Tensor | None = None, stop=lambda: False) -> Tensor | None:
+def _per_utterance(
+    fn,
+    model: nn.Module,
+    utts: UtteranceSet,
+    config: dict | None,
+    dim: int,
+    indices: Tensor | None = None,
+    stop=lambda: False,
+) -> Tensor | None:
     """fn's rows for every whole utterance (or those at `indices`, in that order), window rows
     averaged; None when `stop()` turned true half-way (checked before every batch).
 
@@ -519,8 +605,7 @@ def _per_utterance(fn, model: nn.Module, utts: UtteranceSet, config: dict | None
     model.eval()
     try:
         workers = torch.get_num_threads() if device.type == "cpu" else 1
-        with single_thread() if device.type == "cpu" else contextlib.nullcontext(), \
-                ThreadPoolExecutor(workers) as pool:
+        with single_thread() if device.type == "cpu" else contextlib.nullcontext(), ThreadPoolExecutor(workers) as pool:
             for job in [pool.submit(drain) for _ in range(workers)]:
                 for idx, rows in job.result():
                     out[idx] = rows
@@ -559,6 +644,7 @@ def cosine_similarity(a: Tensor, b: Tensor) -> Tensor:
 
 # ------------------------------------------------------------------------------------- predict
 
+
 def load_clip(clip, features: dict | None = None) -> Tensor:
     """(T, 40) features of a clip: a feature tensor/array, a .pt/.npy file, or an audio file."""
     if isinstance(clip, (str, Path)):
@@ -577,8 +663,9 @@ def load_clip(clip, features: dict | None = None) -> Tensor:
                 wave = load_audio(path)
             with timing.stage("features"), single_thread():  # small ops: a second intra-op thread only adds waiting
                 return featurize(wave, params)
-        raise HwmlError(f"{path}: not a feature file ({', '.join(FEATURE_SUFFIXES)}) "
-                        f"or audio file ({', '.join(AUDIO_SUFFIXES)})")
+        raise HwmlError(
+            f"{path}: not a feature file ({', '.join(FEATURE_SUFFIXES)}) or audio file ({', '.join(AUDIO_SUFFIXES)})"
+        )
     x = torch.as_tensor(clip, dtype=torch.float32)
     if x.ndim != 2 or x.shape[1] != N_MELS or x.shape[0] == 0:
         raise HwmlError(f"expected (frames, {N_MELS}) features, got shape {tuple(x.shape)}")
@@ -634,8 +721,10 @@ def predict_files(run_dir, inputs: list[Path], out_csv: Path, *, fsync: bool = T
     k = min(TOP_K, len(names))
     top_p, top_i = probs.topk(k, dim=-1)
     header = ["Id", "Category"] + [c for j in range(1, k + 1) for c in (f"top{j}", f"p{j}")]
-    rows = [[str(path), names[ti[0]]] + [v for j in range(k) for v in (names[ti[j]], f"{tp[j]:.6f}")]
-            for path, ti, tp in zip(inputs, top_i.tolist(), top_p.tolist())]
+    rows = [
+        [str(path), names[ti[0]]] + [v for j in range(k) for v in (names[ti[j]], f"{tp[j]:.6f}")]
+        for path, ti, tp in zip(inputs, top_i.tolist(), top_p.tolist())
+    ]
     with timing.stage("csv"):
         _write_csv(out_csv, header, rows, fsync)
     return {"out": str(out_csv), "rows": len(rows), "format": "top5", "header": ",".join(header)}

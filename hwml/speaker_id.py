@@ -37,16 +37,18 @@ from hwml.errors import HwmlError
 from hwml.speaker import AUDIO_SUFFIXES, FEATURE_SUFFIXES, cosine_similarity, embed, load_clip
 
 ENROLLMENT_FORMAT = "hwml-speaker-enrollments"
-DEFAULT_THRESHOLD = 0.5   # cosine; used only by runs with no calibrated threshold (see module doc)
-TOP_K = 5                 # identify's CSV: the five best-scoring enrolled speakers
+DEFAULT_THRESHOLD = 0.5  # cosine; used only by runs with no calibrated threshold (see module doc)
+TOP_K = 5  # identify's CSV: the five best-scoring enrolled speakers
 CLIP_SUFFIXES = AUDIO_SUFFIXES + FEATURE_SUFFIXES
 
 
 # ----------------------------------------------------------------------------------- the model
 
+
 @dataclass
 class SpeakerModel:
     """A speaker model loaded once: weights, config.json, and the fingerprint enrolments carry."""
+
     model: nn.Module
     config: dict = field(default_factory=dict)
     fingerprint: str = ""
@@ -116,13 +118,15 @@ def open_model(source) -> SpeakerModel:
 
 # ------------------------------------------------------------------------------------ enrolment
 
+
 @dataclass
 class Enrollment:
     """A speaker known by a mean embedding, not by a trained class: no retraining needed."""
+
     name: str
-    embedding: Tensor      # (D,) L2-normalised mean of the clips' embeddings
+    embedding: Tensor  # (D,) L2-normalised mean of the clips' embeddings
     n_clips: int
-    model_id: str          # the fingerprint of the model that made it
+    model_id: str  # the fingerprint of the model that made it
 
 
 def enroll_many(source, people: Mapping[str, Sequence]) -> list[Enrollment]:
@@ -142,7 +146,7 @@ def enroll_many(source, people: Mapping[str, Sequence]) -> list[Enrollment]:
     emb = sm.embed([c for cs in clips for c in cs])
     out, start = [], 0
     for name, cs in zip(names, clips):
-        mean = F.normalize(emb[start:start + len(cs)].mean(0), dim=0)
+        mean = F.normalize(emb[start : start + len(cs)].mean(0), dim=0)
         out.append(Enrollment(name, mean, len(cs), sm.fingerprint))
         start += len(cs)
     return out
@@ -168,8 +172,9 @@ def speaker_folders(root) -> dict[str, list[Path]]:
         raise HwmlError(f"{root}: no such folder" if not root.exists() else f"{root}: not a folder")
     loose = [p for p in root.iterdir() if p.is_file() and p.suffix.lower() in CLIP_SUFFIXES]
     if loose:
-        raise HwmlError(f"{loose[0]}: clips directly in {root}: put each speaker's clips in a folder "
-                        "named after the speaker")
+        raise HwmlError(
+            f"{loose[0]}: clips directly in {root}: put each speaker's clips in a folder named after the speaker"
+        )
     folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not folders:
         raise HwmlError(f"{root}: no speaker folders (one folder per speaker, named after them)")
@@ -177,27 +182,46 @@ def speaker_folders(root) -> dict[str, list[Path]]:
     for folder in folders:
         clips = clip_files(folder)
         if not clips:
-            raise HwmlError(f"{folder}: no audio ({', '.join(AUDIO_SUFFIXES)}) or feature "
-                            f"({', '.join(FEATURE_SUFFIXES)}) files for speaker {folder.name!r}")
+            raise HwmlError(
+                f"{folder}: no audio ({', '.join(AUDIO_SUFFIXES)}) or feature "
+                f"({', '.join(FEATURE_SUFFIXES)}) files for speaker {folder.name!r}"
+            )
         found[folder.name] = clips
     return found
 
 
 def clip_files(folder: Path) -> list[Path]:
     """Audio and feature files anywhere below a folder (hidden ones skipped), sorted."""
-    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in CLIP_SUFFIXES and p.is_file()
-                  and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+    return sorted(
+        p
+        for p in folder.rglob("*")
+        if p.suffix.lower() in CLIP_SUFFIXES
+        and p.is_file()
+        and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+    )
 
 
 def save_enrollments(path, enrollments: list[Enrollment]) -> Path:
     """A plain JSON file: {"format", "version", "speakers": [{name, n_clips, model_id, embedding}]}."""
     from hwml.safeio import write_json_atomic
 
-    return write_json_atomic(path, {
-        "format": ENROLLMENT_FORMAT, "version": 1,
-        "speakers": [{"name": e.name, "n_clips": e.n_clips, "model_id": e.model_id,
-                      "embedding": [round(v, 7) for v in e.embedding.tolist()]} for e in enrollments],
-    }, indent=None)
+    return write_json_atomic(
+        path,
+        {
+            "format": ENROLLMENT_FORMAT,
+            "version": 1,
+            "speakers": [
+                {
+                    "name": e.name,
+                    "n_clips": e.n_clips,
+                    "model_id": e.model_id,
+                    "embedding": [round(v, 7) for v in e.embedding.tolist()],
+                }
+                for e in enrollments
+            ],
+        },
+        indent=None,
+    )
 
 
 def load_enrollments(path) -> list[Enrollment]:
@@ -206,8 +230,12 @@ def load_enrollments(path) -> list[Enrollment]:
         data = json.loads(path.read_text(encoding="utf-8"))
         if not isinstance(data, dict) or data.get("format") != ENROLLMENT_FORMAT:
             raise ValueError("not an hwml enrolment file")
-        out = [Enrollment(str(s["name"]), torch.tensor(s["embedding"], dtype=torch.float32),
-                          int(s["n_clips"]), str(s["model_id"])) for s in data["speakers"]]
+        out = [
+            Enrollment(
+                str(s["name"]), torch.tensor(s["embedding"], dtype=torch.float32), int(s["n_clips"]), str(s["model_id"])
+            )
+            for s in data["speakers"]
+        ]
         if any(e.embedding.ndim != 1 or not torch.isfinite(e.embedding).all() for e in out):
             raise ValueError("an embedding is not a list of finite numbers")
         return out
@@ -228,8 +256,10 @@ def check_enrollments(source, enrollments: list[Enrollment], where: str = "") ->
     stale = [e.name for e in enrollments if e.model_id != sm.fingerprint]
     if stale:
         shown = ", ".join(stale[:5]) + (" ..." if len(stale) > 5 else "")
-        raise HwmlError(f"{prefix}speakers {shown} were enrolled with another model "
-                        f"(not {sm.fingerprint}): enrol them again with this run")
+        raise HwmlError(
+            f"{prefix}speakers {shown} were enrolled with another model "
+            f"(not {sm.fingerprint}): enrol them again with this run"
+        )
     dims = {int(e.embedding.numel()) for e in enrollments}
     if dims != {sm.model.emb_dim}:
         raise HwmlError(f"{prefix}enrolled embeddings have {sorted(dims)} dims, the model {sm.model.emb_dim}")
@@ -237,6 +267,7 @@ def check_enrollments(source, enrollments: list[Enrollment], where: str = "") ->
 
 
 # ------------------------------------------------------------------------------ identification
+
 
 def identify_many(source, enrollments: list[Enrollment], clips: Sequence) -> Tensor:
     """(N clips, S enrolled) cosine similarities, in the enrolments' order."""
@@ -252,6 +283,7 @@ def identify(source, enrollments: list[Enrollment], clip) -> list[tuple[str, flo
 
 # -------------------------------------------------------------------------------- verification
 
+
 def verification_threshold(config: dict) -> dict:
     """{"threshold", "calibrated", "eer", "n_trials"} of a run: its calibrated threshold from
     config.json, or DEFAULT_THRESHOLD (calibrated false, eer None) when it has none."""
@@ -261,8 +293,7 @@ def verification_threshold(config: dict) -> dict:
     t = found.get("threshold") if isinstance(found, dict) else None
     if not isinstance(t, (int, float)) or isinstance(t, bool) or not math.isfinite(t) or not -1 <= t <= 1:
         raise HwmlError(f"config.json: 'verification' holds no threshold between -1 and 1 ({found!r:.80})")
-    return {"threshold": float(t), "calibrated": True, "eer": found.get("eer"),
-            "n_trials": found.get("n_trials", 0)}
+    return {"threshold": float(t), "calibrated": True, "eer": found.get("eer"), "n_trials": found.get("n_trials", 0)}
 
 
 def verify(source, clip_a, clip_b) -> dict:
@@ -272,8 +303,13 @@ def verify(source, clip_a, clip_b) -> dict:
     a, b = sm.embed([clip_a, clip_b])
     score = float(cosine_similarity(a, b))
     found = verification_threshold(sm.config)
-    return {"score": score, "threshold": found["threshold"], "same": score >= found["threshold"],
-            "calibrated": found["calibrated"], "eer": found["eer"]}
+    return {
+        "score": score,
+        "threshold": found["threshold"],
+        "same": score >= found["threshold"],
+        "calibrated": found["calibrated"],
+        "eer": found["eer"],
+    }
 
 
 def calibrate_run(run_dir, data) -> dict:
@@ -297,8 +333,10 @@ def calibrate_run(run_dir, data) -> dict:
 
 # ------------------------------------------------------------------------------- the 2-D map
 
-def embedding_map(source, enrollments: Sequence[Enrollment] = (), clips: Mapping[str, object] | None = None,
-                  known: bool = True) -> dict:
+
+def embedding_map(
+    source, enrollments: Sequence[Enrollment] = (), clips: Mapping[str, object] | None = None, known: bool = True
+) -> dict:
     """2-D coordinates (PCA of the unit embeddings) for a scatter plot of voices.
 
     Points: the model's known speakers ("known": the class weight vectors of an AM-softmax head,
@@ -311,8 +349,10 @@ def embedding_map(source, enrollments: Sequence[Enrollment] = (), clips: Mapping
         check_enrollments(sm, list(enrollments))
     rows, labels = [], []
     weight = getattr(getattr(sm.model, "head", None), "weight", None)
-    has_known = known and (sm.config.get("model", {}).get("kwargs", {}).get("head") == "amsoftmax"
-                           or type(getattr(sm.model, "head", None)).__name__ == "AMSoftmaxHead")
+    has_known = known and (
+        sm.config.get("model", {}).get("kwargs", {}).get("head") == "amsoftmax"
+        or type(getattr(sm.model, "head", None)).__name__ == "AMSoftmaxHead"
+    )
     if has_known and weight is not None:
         names = sm.config.get("class_names") or [f"class {i}" for i in range(len(weight))]
         rows.append(F.normalize(weight.detach().float(), dim=-1))
@@ -327,9 +367,14 @@ def embedding_map(source, enrollments: Sequence[Enrollment] = (), clips: Mapping
         return {"points": [], "explained": [0.0, 0.0], "known_from": None}
     x = torch.cat(rows)
     xy, explained = pca_2d(x)
-    return {"points": [{"name": n, "kind": k, "x": round(float(p[0]), 5), "y": round(float(p[1]), 5)}
-                       for (n, k), p in zip(labels, xy)],
-            "explained": explained, "known_from": "amsoftmax class weights" if has_known else None}
+    return {
+        "points": [
+            {"name": n, "kind": k, "x": round(float(p[0]), 5), "y": round(float(p[1]), 5)}
+            for (n, k), p in zip(labels, xy)
+        ],
+        "explained": explained,
+        "known_from": "amsoftmax class weights" if has_known else None,
+    }
 
 
 def pca_2d(x: Tensor) -> tuple[Tensor, list[float]]:
@@ -344,11 +389,12 @@ def pca_2d(x: Tensor) -> tuple[Tensor, list[float]]:
     xy = centred @ axes.T
     if xy.shape[1] < 2:
         xy = torch.cat([xy, torch.zeros(len(x), 1, dtype=xy.dtype)], 1)
-    share = (s ** 2 / (s ** 2).sum()).tolist() + [0.0]
+    share = (s**2 / (s**2).sum()).tolist() + [0.0]
     return xy.float(), [round(share[0], 5), round(share[1], 5)]
 
 
 # ------------------------------------------------------------------------------ command line
+
 
 def enroll_folder(run_dir, root, out_json) -> dict:
     """CLI `enroll`: every speaker folder under root -> the enrolment file (written atomically)."""
@@ -356,8 +402,12 @@ def enroll_folder(run_dir, root, out_json) -> dict:
     people = speaker_folders(root)
     enrolled = enroll_many(sm, people)
     save_enrollments(out_json, enrolled)
-    return {"out": str(out_json), "speakers": len(enrolled), "clips": sum(e.n_clips for e in enrolled),
-            "model_id": sm.fingerprint}
+    return {
+        "out": str(out_json),
+        "speakers": len(enrolled),
+        "clips": sum(e.n_clips for e in enrolled),
+        "model_id": sm.fingerprint,
+    }
 
 
 def input_clips(inputs: Sequence) -> list[tuple[str, Path]]:
@@ -394,7 +444,8 @@ def identify_files(run_dir, enrollment_file, inputs: Sequence, out_csv) -> dict:
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(header)
     for (cid, _), ti, ts in zip(clips, top_i.tolist(), top_s.tolist()):
-        writer.writerow([cid, names[ti[0]], f"{ts[0]:.6f}"]
-                        + [v for j in range(k) for v in (names[ti[j]], f"{ts[j]:.6f}")])
+        writer.writerow(
+            [cid, names[ti[0]], f"{ts[0]:.6f}"] + [v for j in range(k) for v in (names[ti[j]], f"{ts[j]:.6f}")]
+        )
     atomic_write_text(Path(out_csv), buf.getvalue())
     return {"out": str(out_csv), "rows": len(clips), "speakers": len(enrollments), "header": ",".join(header)}

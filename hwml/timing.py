@@ -50,7 +50,8 @@ def request(endpoint: str):
     finally:
         total = time.perf_counter() - t0
         _current.reset(token)
-        line = json.dumps({"endpoint": endpoint, "total": round(total, 6),
-                           "stages": {k: round(v, 6) for k, v in stages.items()}})
+        line = json.dumps(
+            {"endpoint": endpoint, "total": round(total, 6), "stages": {k: round(v, 6) for k, v in stages.items()}}
+        )
         with _write, open(path, "a", encoding="utf-8") as f:
             f.write(line + "\n")

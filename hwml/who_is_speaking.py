@@ -28,6 +28,7 @@ MAX_NAME = 60
 
 # ------------------------------------------------------------------------- the model's classes
 
+
 def classes_description(config: dict, lang: str = "en") -> str:
     """What a speaker run's classes are, in a sentence or two for Predict: config.json's
     "classes_description" when its maker wrote one (checkpoints/card.py does for the shipped
@@ -54,6 +55,7 @@ def run_note(run_dir, lang: str = "en") -> str:
 
 # ------------------------------------------------------------------------------- the threshold
 
+
 def threshold_words(info: dict, lang: str = "en") -> str:
     """The same-speaker threshold in words: calibrated (with its equal error rate) or the default."""
     value = f"{info['threshold']:.2f}"
@@ -62,8 +64,11 @@ def threshold_words(info: dict, lang: str = "en") -> str:
     eer = info.get("eer")
     trials = info.get("n_trials") or 0
     where = t("who.th.pairs", lang, n=f"{trials:,}") if trials else ""
-    return (t("who.th.calibrated_eer", lang, value=value, eer=f"{eer:.1%}", where=where)
-            if isinstance(eer, (int, float)) else t("who.th.calibrated", lang, value=value))
+    return (
+        t("who.th.calibrated_eer", lang, value=value, eer=f"{eer:.1%}", where=where)
+        if isinstance(eer, (int, float))
+        else t("who.th.calibrated", lang, value=value)
+    )
 
 
 def model_summary(source, lang: str = "en") -> str:
@@ -79,6 +84,7 @@ def model_summary(source, lang: str = "en") -> str:
 
 # ------------------------------------------------------------------------------------ the people
 
+
 def clip_name(clip) -> str:
     return Path(str(clip)).name if isinstance(clip, (str, Path)) else "recording"
 
@@ -86,10 +92,11 @@ def clip_name(clip) -> str:
 @dataclass
 class Person:
     """An enrolled person: their clips, or (from an enrolment file) a ready-made embedding."""
+
     name: str
     clips: list[str] = field(default_factory=list)
-    imported: object = None                        # hwml.speaker_id.Enrollment from a file, or None
-    embedded: dict = field(default_factory=dict)   # (model fingerprint, clip) -> (D,) unit embedding
+    imported: object = None  # hwml.speaker_id.Enrollment from a file, or None
+    embedded: dict = field(default_factory=dict)  # (model fingerprint, clip) -> (D,) unit embedding
 
     @property
     def n_clips(self) -> int:
@@ -137,8 +144,9 @@ class Roster:
     def remove(self, name: str) -> Roster:
         name = " ".join(str(name or "").split())
         if name not in self.names:
-            raise HwmlError(f"{name or 'nobody'}: not enrolled" + (f" (enrolled: {', '.join(self.names)})"
-                                                                  if self.people else ""))
+            raise HwmlError(
+                f"{name or 'nobody'}: not enrolled" + (f" (enrolled: {', '.join(self.names)})" if self.people else "")
+            )
         return Roster([p for p in self.people if p.name != name])
 
     def enrollments(self, source) -> list:
@@ -164,8 +172,10 @@ class Roster:
             if usable:
                 vectors.append(p.imported.embedding * p.imported.n_clips)
             if not vectors:
-                raise HwmlError(f"{p.name} came from an enrolment file made with another model: pick that model, "
-                                "or enrol them again from clips")
+                raise HwmlError(
+                    f"{p.name} came from an enrolment file made with another model: pick that model, "
+                    "or enrol them again from clips"
+                )
             n = len(p.clips) + (p.imported.n_clips if usable else 0)
             out.append(Enrollment(p.name, F.normalize(torch.stack(vectors).sum(0), dim=0), n, sm.fingerprint))
         return out
@@ -198,6 +208,7 @@ class Roster:
 
 # ------------------------------------------------------------------------ identify and verify
 
+
 def identify_clip(source, roster: Roster, clip, lang: str = "en") -> dict:
     """Rank the enrolled people for a clip. {"ranked": [(name, cosine)], best first,
     "rows": [(rank, name, cosine, above threshold)], "sentence", "threshold": {...}}."""
@@ -216,10 +227,12 @@ def identify_clip(source, roster: Roster, clip, lang: str = "en") -> dict:
         verdict = t("who.id.below", lang, threshold=words)
     others = "" if len(ranked) == 1 else t("who.id.next", lang, name=ranked[1][0], score=f"{ranked[1][1]:.2f}")
     yes, no = t("who.yes", lang), t("who.no", lang)
-    return {"ranked": ranked, "threshold": info,
-            "rows": [(i + 1, n, round(s, 4), yes if s >= info["threshold"] else no)
-                     for i, (n, s) in enumerate(ranked)],
-            "sentence": t("who.id.sentence", lang, best=best, score=f"{score:.2f}", verdict=verdict, others=others)}
+    return {
+        "ranked": ranked,
+        "threshold": info,
+        "rows": [(i + 1, n, round(s, 4), yes if s >= info["threshold"] else no) for i, (n, s) in enumerate(ranked)],
+        "sentence": t("who.id.sentence", lang, best=best, score=f"{score:.2f}", verdict=verdict, others=others),
+    }
 
 
 def same_speaker(source, clip_a, clip_b, lang: str = "en") -> dict:
@@ -251,8 +264,9 @@ def voice_map(source, roster: Roster | None = None, clip=None, lang: str = "en")
         parts.append(t("who.map.known", lang, n=counts["known"]))
     elif found["known_from"] is None:
         parts.append(t("who.map.no_known", lang))
-    parts.append(t("who.map.enrolled_one" if counts["enrolled"] == 1 else "who.map.enrolled", lang,
-                   n=counts["enrolled"]))
+    parts.append(
+        t("who.map.enrolled_one" if counts["enrolled"] == 1 else "who.map.enrolled", lang, n=counts["enrolled"])
+    )
     if counts["clip"]:
         parts.append(t("who.map.clip", lang))
     share = sum(found["explained"])
@@ -264,21 +278,31 @@ def voice_map(source, roster: Roster | None = None, clip=None, lang: str = "en")
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets" / "clips"
 # (name to enrol, clip stem): the real voices shipped in assets/clips (assets/README.md credits them)
-EXAMPLE_PEOPLE = [("Woman 0036", "woman-0036"), ("Man 0482", "man-0482"), ("Girl 0006", "girl-0006"),
-                  ("George", "george"), ("Jackson", "jackson")]
+EXAMPLE_PEOPLE = [
+    ("Woman 0036", "woman-0036"),
+    ("Man 0482", "man-0482"),
+    ("Girl 0006", "girl-0006"),
+    ("George", "george"),
+    ("Jackson", "jackson"),
+]
 
 
 def example_clips(folder: Path = ASSETS) -> dict:
     """The app's gr.Examples from the shipped clips: {"enrol": [[name, clip]] (clips 1 and 2 of
     each person), "identify": [[clip]] (their unheard clip 3), "pairs": [[clip A, clip B]] (two
     same-speaker pairs, two different-speaker pairs)}; empty lists when the folder is missing."""
+
     def clip(stem: str, n: int) -> str | None:
         path = folder / f"{stem}_{n}.flac"
         return str(path) if path.is_file() else None
 
     enrol = [[name, c] for name, stem in EXAMPLE_PEOPLE for n in (1, 2) if (c := clip(stem, n))]
     identify = [[c] for _, stem in EXAMPLE_PEOPLE if (c := clip(stem, 3))]
-    wanted = [(("woman-0036", 1), ("woman-0036", 3)), (("woman-0036", 3), ("man-0482", 3)),
-              (("girl-0006", 1), ("girl-0006", 3)), (("george", 3), ("jackson", 3))]
+    wanted = [
+        (("woman-0036", 1), ("woman-0036", 3)),
+        (("woman-0036", 3), ("man-0482", 3)),
+        (("girl-0006", 1), ("girl-0006", 3)),
+        (("george", 3), ("jackson", 3)),
+    ]
     pairs = [[a, b] for (sa, na), (sb, nb) in wanted if (a := clip(sa, na)) and (b := clip(sb, nb))]
     return {"enrol": enrol, "identify": identify, "pairs": pairs}

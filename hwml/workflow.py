@@ -21,9 +21,32 @@ def run_config(run_dir: str | Path) -> dict:
 
 
 # settings that must be > 0, and fractions that must lie in [0, 1] (everything numeric must be >= 0)
-_POSITIVE = {"lr", "batch_size", "concat_nframes", "valid_every", "log_every", "max_epochs", "max_steps",
-             "max_seconds", "hidden", "layers", "channels", "kernel", "chunk_frames", "eval_frames", "eval_batch",
-             "segment_len", "d_model", "depth", "heads", "ff_dim", "conv_kernel", "infer_window", "infer_frames", "s"}
+_POSITIVE = {
+    "lr",
+    "batch_size",
+    "concat_nframes",
+    "valid_every",
+    "log_every",
+    "max_epochs",
+    "max_steps",
+    "max_seconds",
+    "hidden",
+    "layers",
+    "channels",
+    "kernel",
+    "chunk_frames",
+    "eval_frames",
+    "eval_batch",
+    "segment_len",
+    "d_model",
+    "depth",
+    "heads",
+    "ff_dim",
+    "conv_kernel",
+    "infer_window",
+    "infer_frames",
+    "s",
+}
 _FRACTIONS = {"dropout", "valid_fraction", "valid_share", "label_smoothing", "min_lr_ratio", "betas", "m", "noise_prob"}
 
 
@@ -61,8 +84,11 @@ def check_overrides(kind: str, preset: str, overrides: dict) -> None:
             raise HwmlError(f"{where}: expected {_describe(seen)}")
         if key == "betas" and len(items) != 2:
             raise HwmlError(f"{where}: expected two numbers, like [0.9, 0.999]")
-        whole = all(isinstance(v, int) and not isinstance(v, bool) for v in seen if _is_number(v)) \
-            and any(_is_number(v) for v in seen) or key == "hidden"
+        whole = (
+            all(isinstance(v, int) and not isinstance(v, bool) for v in seen if _is_number(v))
+            and any(_is_number(v) for v in seen)
+            or key == "hidden"
+        )
         for x in items:
             if x != x or x in (float("inf"), float("-inf")):
                 raise HwmlError(f"{where}: must be a finite number")
@@ -76,15 +102,37 @@ def check_overrides(kind: str, preset: str, overrides: dict) -> None:
 def _describe(examples: list) -> str:
     kinds = []
     for v in examples:
-        name = ("true/false" if isinstance(v, bool) else "a list of numbers" if isinstance(v, list)
-                else "a name" if isinstance(v, str) else "a number" if _is_number(v) else None)
+        name = (
+            "true/false"
+            if isinstance(v, bool)
+            else "a list of numbers"
+            if isinstance(v, list)
+            else "a name"
+            if isinstance(v, str)
+            else "a number"
+            if _is_number(v)
+            else None
+        )
         if name and name not in kinds:
             kinds.append(name)
     return " or ".join(kinds) or "a value"
 
 
-def train_run(kind, data, out, preset=None, overrides=None, max_steps=None, max_seconds=None,
-              seed=0, device="auto", callbacks=(), stop_event=None, resume=False, init=None) -> dict:
+def train_run(
+    kind,
+    data,
+    out,
+    preset=None,
+    overrides=None,
+    max_steps=None,
+    max_seconds=None,
+    seed=0,
+    device="auto",
+    callbacks=(),
+    stop_event=None,
+    resume=False,
+    init=None,
+) -> dict:
     """Train into `out`. `init`: a run folder to fine-tune from (hwml.finetune); the preset
     then defaults to that run's, else to "medium"."""
     from hwml.data import load_dataset
@@ -93,8 +141,10 @@ def train_run(kind, data, out, preset=None, overrides=None, max_steps=None, max_
 
     module = task_module(kind)
     if init is not None and resume:
-        raise HwmlError(f"{out}: --init starts a new run and --resume continues one: give one of them "
-                        "(a fine-tuned run resumes with --resume alone)")
+        raise HwmlError(
+            f"{out}: --init starts a new run and --resume continues one: give one of them "
+            "(a fine-tuned run resumes with --resume alone)"
+        )
     if init is not None and Path(init).resolve() == Path(out).resolve():
         raise HwmlError(f"{out}: the fine-tuned run needs its own folder (--out), not the --init run's")
     source = init if init is not None else resumed_init(out) if resume else None

@@ -73,12 +73,12 @@ def folder_bytes(path: Path) -> int:
 class RunEntry:
     """One run a session may see: its own, or a shipped checkpoint."""
 
-    key: str              # stable id for dropdowns: "shipped:<task>[/<name>]" or "run:<name>"
+    key: str  # stable id for dropdowns: "shipped:<task>[/<name>]" or "run:<name>"
     path: Path
     task: str | None
     preset: str | None
     model: str | None
-    data: str             # where its training data came from, in words
+    data: str  # where its training data came from, in words
     best_valid_acc: float | None
     steps: int | None
     finished: bool
@@ -93,8 +93,11 @@ class RunEntry:
         """The run pickers' line for this run, in `lang` (hwml.i18n)."""
         from hwml.i18n import t
 
-        acc = (f"{self.best_valid_acc:.1%}" if isinstance(self.best_valid_acc, (int, float))
-               else t("run.no_accuracy", lang))
+        acc = (
+            f"{self.best_valid_acc:.1%}"
+            if isinstance(self.best_valid_acc, (int, float))
+            else t("run.no_accuracy", lang)
+        )
         origin = t("run.shipped", lang) if self.shipped else self.path.name
         return f"{'★ ' if self.shipped else ''}{origin} · {self.preset or '?'} · {acc}"
 
@@ -114,8 +117,11 @@ def _describe_data(config: dict) -> str:
 
 def is_run_folder(path: Path) -> bool:
     """Same test as hwml.runs.is_run, without importing torch (the page lists runs at start-up)."""
-    return path.is_dir() and not path.is_symlink() and ((path / "config.json").is_file()
-                                                        or (path / "metrics.jsonl").is_file())
+    return (
+        path.is_dir()
+        and not path.is_symlink()
+        and ((path / "config.json").is_file() or (path / "metrics.jsonl").is_file())
+    )
 
 
 def _config(path: Path) -> dict:
@@ -133,10 +139,19 @@ def _entry(path: Path, key: str, shipped: bool) -> RunEntry:
         modified = max((p.stat().st_mtime for p in path.iterdir()), default=path.stat().st_mtime)
     except OSError:
         modified = 0.0
-    return RunEntry(key=key, path=path, task=config.get("task"), preset=config.get("preset"),
-                    model=(config.get("model") or {}).get("name"), data=_describe_data(config),
-                    best_valid_acc=config.get("best_valid_acc"), steps=config.get("steps"),
-                    finished=bool(config.get("finished", False)), shipped=shipped, modified=modified)
+    return RunEntry(
+        key=key,
+        path=path,
+        task=config.get("task"),
+        preset=config.get("preset"),
+        model=(config.get("model") or {}).get("name"),
+        data=_describe_data(config),
+        best_valid_acc=config.get("best_valid_acc"),
+        steps=config.get("steps"),
+        finished=bool(config.get("finished", False)),
+        shipped=shipped,
+        modified=modified,
+    )
 
 
 class BuiltinCorpus:
@@ -283,7 +298,9 @@ class Workspace:
         if not folder.is_dir():
             return []
         entries = [_entry(p, f"run:{p.name}", shipped=False) for p in folder.iterdir() if is_run_folder(p)]
-        entries = [e for e in entries if kind is None or e.task == kind or (e.task is None and e.path.name.startswith(kind))]
+        entries = [
+            e for e in entries if kind is None or e.task == kind or (e.task is None and e.path.name.startswith(kind))
+        ]
         return sorted(entries, key=lambda e: -e.modified)
 
     def visible_runs(self, session_hash: str | None, kind: str | None = None) -> list[RunEntry]:
@@ -306,7 +323,11 @@ class Workspace:
         every run of this task that has weights (the session's own, newest first, then shipped)."""
         from hwml.i18n import t
 
-        runs = [e for e in self.visible_runs(session_hash, kind) if e.task == kind and (e.path / "model.safetensors").is_file()]
+        runs = [
+            e
+            for e in self.visible_runs(session_hash, kind)
+            if e.task == kind and (e.path / "model.safetensors").is_file()
+        ]
         return [(t("run.start_from_none", lang), self.START_FROM_NONE)] + [(e.label_for(lang), e.key) for e in runs]
 
     def start_from_path(self, session_hash: str | None, kind: str, key: str | None) -> Path | None:
@@ -365,8 +386,16 @@ class Workspace:
         return removed
 
     # --- data sources -------------------------------------------------------------------------
-    def resolve_source(self, session_hash: str | None, kind: str, source: str, *, builtin_format: str | None = None,
-                       path: str | None = None, upload: str | None = None):
+    def resolve_source(
+        self,
+        session_hash: str | None,
+        kind: str,
+        source: str,
+        *,
+        builtin_format: str | None = None,
+        path: str | None = None,
+        upload: str | None = None,
+    ):
         """Check a Train panel's data choice now (fast; errors as HwmlError) and return a
         `prepare(report) -> Path` for the training thread, which does the slow part (generating
         the corpus, importing audio) and reports progress through `report(message)`."""

@@ -15,8 +15,14 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 needs_chromium = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium is not installed")
 OUT = Path(os.environ.get("HWML_TEST_OUTPUT") or Path(__file__).resolve().parent.parent / "test-output")
 TIMEOUT_MS = 90_000
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--disable-dev-shm-usage"]
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+]
 
 
 @contextlib.contextmanager
@@ -40,7 +46,9 @@ def app_page(browser, app_server, screenshot: str | None = None):
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     page = context.new_page()
     outside = []
-    page.on("request", lambda r: None if r.url.startswith((app_server.url, "data:", "blob:")) else outside.append(r.url))
+    page.on(
+        "request", lambda r: None if r.url.startswith((app_server.url, "data:", "blob:")) else outside.append(r.url)
+    )
     page.set_default_timeout(TIMEOUT_MS)
     page.goto(app_server.url)
     page.wait_for_selector("#phoneme-train-start")

@@ -48,7 +48,7 @@ class AppServer:
     runs_dir: Path
     checkpoints: Path
     log: Path
-    max_upload_mb: int   # HWML_MAX_UPLOAD_MB: small here, so a test can go past it cheaply
+    max_upload_mb: int  # HWML_MAX_UPLOAD_MB: small here, so a test can go past it cheaply
 
 
 def _free_port() -> int:
@@ -65,17 +65,26 @@ def app_server(small_corpus, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("app")
     port = _free_port()
     max_upload_mb = 20
-    env = {**os.environ, "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port),
-           "GRADIO_ANALYTICS_ENABLED": "False", "HWML_RUNS_DIR": str(tmp / "runs"),
-           "HWML_CORPUS_SIZE": "small", "HWML_CORPUS_DIR": str(small_corpus),
-           "HWML_CHECKPOINTS_DIR": str(tmp / "checkpoints"), "HWML_MAX_RUN_SECONDS": "120",
-           "HWML_ALLOW_LOCAL_PATHS": "1", "GRADIO_TEMP_DIR": str(tmp / "gradio"),
-           "HWML_MAX_UPLOAD_MB": str(max_upload_mb),
-           "GRADIO_HEARTBEAT_INTERVAL": "2"}  # a closed tab is noticed in seconds, not 15 s
+    env = {
+        **os.environ,
+        "GRADIO_SERVER_NAME": "127.0.0.1",
+        "GRADIO_SERVER_PORT": str(port),
+        "GRADIO_ANALYTICS_ENABLED": "False",
+        "HWML_RUNS_DIR": str(tmp / "runs"),
+        "HWML_CORPUS_SIZE": "small",
+        "HWML_CORPUS_DIR": str(small_corpus),
+        "HWML_CHECKPOINTS_DIR": str(tmp / "checkpoints"),
+        "HWML_MAX_RUN_SECONDS": "120",
+        "HWML_ALLOW_LOCAL_PATHS": "1",
+        "GRADIO_TEMP_DIR": str(tmp / "gradio"),
+        "HWML_MAX_UPLOAD_MB": str(max_upload_mb),
+        "GRADIO_HEARTBEAT_INTERVAL": "2",
+    }  # a closed tab is noticed in seconds, not 15 s
     log = tmp / "app.log"
     with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, str(REPO / "app.py")], cwd=tmp, env=env, stdout=out,
-                                stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [sys.executable, str(REPO / "app.py")], cwd=tmp, env=env, stdout=out, stderr=subprocess.STDOUT
+        )
     url = f"http://127.0.0.1:{port}/"
     try:
         deadline = time.monotonic() + 180
@@ -91,8 +100,9 @@ def app_server(small_corpus, tmp_path_factory):
             if time.monotonic() > deadline:
                 pytest.fail(f"app.py did not answer within 180 s:\n{log.read_text()[-3000:]}")
             time.sleep(0.5)
-        yield AppServer(url=url, runs_dir=tmp / "runs", checkpoints=tmp / "checkpoints", log=log,
-                        max_upload_mb=max_upload_mb)
+        yield AppServer(
+            url=url, runs_dir=tmp / "runs", checkpoints=tmp / "checkpoints", log=log, max_upload_mb=max_upload_mb
+        )
     finally:
         proc.terminate()
         try:

@@ -24,11 +24,28 @@ C = {p: i for i, p in enumerate(PHONES_39)}
 
 # --------------------------------------------------------------------------------------- text
 
+
 def test_words_normalise_case_punctuation_numbers_and_hyphens():
     text = "“Hello,” she said -- it's 42 well-known cafés; 1,204 BIRDS!\n(0) 'quoted'"
     assert lexicon.words(text, "x.lab") == [
-        "HELLO", "SHE", "SAID", "IT'S", "FORTY", "TWO", "WELL", "KNOWN", "CAFES", "ONE", "THOUSAND", "TWO",
-        "HUNDRED", "FOUR", "BIRDS", "ZERO", "QUOTED"]
+        "HELLO",
+        "SHE",
+        "SAID",
+        "IT'S",
+        "FORTY",
+        "TWO",
+        "WELL",
+        "KNOWN",
+        "CAFES",
+        "ONE",
+        "THOUSAND",
+        "TWO",
+        "HUNDRED",
+        "FOUR",
+        "BIRDS",
+        "ZERO",
+        "QUOTED",
+    ]
     assert lexicon.number_words(3_000_017) == ["three", "million", "seventeen"]
 
 
@@ -41,10 +58,15 @@ def test_words_refuse_what_they_cannot_spell(token):
 
 # --------------------------------------------------------------------------------------- lexicon
 
+
 def test_arpabet_folds_to_the_39_classes():
-    arpabet = ("AA AE AH AO AW AY B CH D DH EH ER EY F G HH IH IY JH K L M N NG OW OY P R S SH T TH "
-               "UH UW V W Y Z ZH").split()
-    assert {lexicon.to_phone(p + ("1" if p[0] in "AEIOU" else ""), "t") for p in arpabet} == set(PHONES_39) - {"sil", "dx"}
+    arpabet = (
+        "AA AE AH AO AW AY B CH D DH EH ER EY F G HH IH IY JH K L M N NG OW OY P R S SH T TH UH UW V W Y Z ZH"
+    ).split()
+    assert {lexicon.to_phone(p + ("1" if p[0] in "AEIOU" else ""), "t") for p in arpabet} == set(PHONES_39) - {
+        "sil",
+        "dx",
+    }
     assert lexicon.to_phone("AO1", "t") == "aa" and lexicon.to_phone("ZH", "t") == "sh"
     with pytest.raises(HwmlError, match="unknown phone 'QQ'"):
         lexicon.to_phone("QQ", "t")
@@ -77,6 +99,7 @@ def test_lexicon_file_adds_and_overrides(tmp_path):
 
 # --------------------------------------------------------------------------------------- Viterbi
 
+
 def posteriors(segments, noise=0.0, seed=0):
     """(T, 39) log-posteriors: 0.9 on each frame's phone (segments: (phone, frames)), the rest spread."""
     labels = np.concatenate([[C[p]] * n for p, n in segments])
@@ -91,16 +114,36 @@ def pron(phones: str):
 
 
 def test_viterbi_recovers_known_segments_exactly():
-    segments = [("sil", 7), ("hh", 4), ("ah", 6), ("l", 5), ("ow", 9), ("sil", 5), ("sil", 3), ("k", 4),
-                ("ae", 8), ("t", 4), ("sil", 6)]
+    segments = [
+        ("sil", 7),
+        ("hh", 4),
+        ("ah", 6),
+        ("l", 5),
+        ("ow", 9),
+        ("sil", 5),
+        ("sil", 3),
+        ("k", 4),
+        ("ae", 8),
+        ("t", 4),
+        ("sil", 6),
+    ]
     logp, labels = posteriors(segments, noise=0.5)
     graph = align.build_graph([pron("hh ah l ow"), pron("k ae t")], PHONES_39)
     a = align.align(logp, graph)
     assert a.labels.tolist() == labels.tolist()
     # one sil run for the word gap + the closure of k; word tier: HELLO, CAT
     assert [(s, e, p) for s, e, p in a.phones] == [
-        (0, 7, "sil"), (7, 11, "hh"), (11, 17, "ah"), (17, 22, "l"), (22, 31, "ow"), (31, 39, "sil"),
-        (39, 43, "k"), (43, 51, "ae"), (51, 55, "t"), (55, 61, "sil")]
+        (0, 7, "sil"),
+        (7, 11, "hh"),
+        (11, 17, "ah"),
+        (17, 22, "l"),
+        (22, 31, "ow"),
+        (31, 39, "sil"),
+        (39, 43, "k"),
+        (43, 51, "ae"),
+        (51, 55, "t"),
+        (55, 61, "sil"),
+    ]
     hello, cat = a.words
     assert hello == (7, 31, 0) and cat[1:] == (55, 1) and cat[0] in (31, 39)  # the gap or CAT's closure
 
@@ -149,6 +192,7 @@ def test_viterbi_speed():
 
 # --------------------------------------------------------------------------------------- importer
 
+
 @pytest.fixture(scope="module")
 def transcribed(tmp_path_factory):
     """8 built-in corpus utterances (8 voices, seed 1: sentences the shipped model never heard) as
@@ -170,7 +214,7 @@ def frame_agreement(dataset, items) -> float:
     by_id = {u: (int(a), int(b)) for u, a, b in zip(train.utt_ids, train.offsets[:-1], train.offsets[1:])}
     agree = total = 0
     for item in items:
-        (a, b), = [v for k, v in by_id.items() if k.endswith(item["utt"].lower().replace("+", "-"))]
+        ((a, b),) = [v for k, v in by_id.items() if k.endswith(item["utt"].lower().replace("+", "-"))]
         truth = truth_labels(item)
         assert b - a == len(truth)
         agree += int((train.labels[a:b].numpy() == truth).sum())
@@ -181,8 +225,10 @@ def frame_agreement(dataset, items) -> float:
 def test_cli_aligns_mfa_layout_in_agreement_with_exact_phone_times(transcribed, tmp_path, capsys):
     root, items = transcribed
     out = tmp_path / "aligned"
-    assert cli(["import", "phoneme", str(root / "audio"), str(out), "--lexicon", str(root / "lexicon.txt"),
-                "--textgrid"]) == 0
+    assert (
+        cli(["import", "phoneme", str(root / "audio"), str(out), "--lexicon", str(root / "lexicon.txt"), "--textgrid"])
+        == 0
+    )
     dataset = load_dataset(out)
     assert dataset.format == "libriphone" and dataset.train.n_utts == len(items)
     assert dataset.train.class_names == list(PHONES_39)
@@ -248,8 +294,13 @@ def test_kaldi_text_unknown_words_and_skip_bad(transcribed, tmp_path, capsys):
 
 
 def test_bench_alignment_quick_runs_a_round():
-    out = subprocess.run([sys.executable, str(REPO / "bench" / "bench_alignment.py"), "--quick"], check=True,
-                         capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "bench_alignment.py"), "--quick"],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     lines = [__import__("json").loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
     summary = lines[-1]
     assert summary["summary"] and len(summary["frame_agreement_by_round"]) == 2
@@ -259,14 +310,28 @@ def test_bench_alignment_quick_runs_a_round():
 def test_test_speakers_holds_out_whole_speakers_as_a_labelled_test_part(transcribed, tmp_path):
     root, items = transcribed
     out = tmp_path / "held"
-    assert cli(["import", "phoneme", str(root / "audio"), str(out), "--lexicon", str(root / "lexicon.txt"),
-                "--test-speakers", "3", "--seed", "4"]) == 0
+    assert (
+        cli(
+            [
+                "import",
+                "phoneme",
+                str(root / "audio"),
+                str(out),
+                "--lexicon",
+                str(root / "lexicon.txt"),
+                "--test-speakers",
+                "3",
+                "--seed",
+                "4",
+            ]
+        )
+        == 0
+    )
     dataset = load_dataset(out)
     speaker = lambda u: u.rsplit("_", 1)[0]  # noqa: E731  (speaker folder + "_" + file stem)
     train = {speaker(u) for u in dataset.train.utt_ids}
     test = {speaker(u) for u in dataset.test.utt_ids}
     assert len(test) == 3 and not train & test and len(train) + len(test) == len(items)
     assert dataset.test.labels is not None and len(dataset.test.labels) == len(dataset.test)
-    assert cli(["import", "phoneme", str(root / "audio"), str(tmp_path / "too_many"),
-                "--test-speakers", "8"]) == 2
+    assert cli(["import", "phoneme", str(root / "audio"), str(tmp_path / "too_many"), "--test-speakers", "8"]) == 2
     assert not (tmp_path / "too_many").exists()

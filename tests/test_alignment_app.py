@@ -130,6 +130,7 @@ def test_learn_lesson_aligns_a_built_in_sentence_against_espeak():
 
 # ------------------------------------------------------------------------------- through the app's API
 
+
 @pytest.fixture(scope="module")
 def client(app_server):
     """A gradio_client session, with the repository's phoneme checkpoint shipped for this module."""
@@ -153,8 +154,9 @@ def test_predict_endpoint_with_a_transcript_and_without(client, clips):
 
     root, items = clips
     item = items[1]
-    summary, strip, table, out_csv = client.predict("shipped:phoneme", handle_file(str(item["wav"])), item["text"],
-                                                    api_name="/phoneme_predict_audio")
+    summary, strip, table, out_csv = client.predict(
+        "shipped:phoneme", handle_file(str(item["wav"])), item["text"], api_name="/phoneme_predict_audio"
+    )
     assert "Forced alignment" in summary and strip is not None
     assert table["headers"] == SEGMENT_COLUMNS
     phones = [row[2] for row in table["data"]]
@@ -162,15 +164,17 @@ def test_predict_endpoint_with_a_transcript_and_without(client, clips):
     rows = read_csv(out_csv)
     assert list(rows[0]) == FRAME_COLUMNS and {r["aligned"] for r in rows} == set(phones)
     # an older caller (run and audio only) gets exactly what it got before
-    summary, strip, table, out_csv = client.predict("shipped:phoneme", handle_file(str(item["wav"])),
-                                                    api_name="/phoneme_predict_audio")
+    summary, strip, table, out_csv = client.predict(
+        "shipped:phoneme", handle_file(str(item["wav"])), api_name="/phoneme_predict_audio"
+    )
     assert "phone segments" in summary and table["headers"] == ["start", "end", "phone"]
     plain = read_csv(out_csv)
     assert list(plain[0]) == ["file", "frame", "time", "phone", "prob"]
     assert [r["phone"] for r in plain] == [r["phone"] for r in rows]
     with pytest.raises(AppError, match="ZORBLAX"):
-        client.predict("shipped:phoneme", handle_file(str(item["wav"])), "forty zorblax flowers",
-                       api_name="/phoneme_predict_audio")
+        client.predict(
+            "shipped:phoneme", handle_file(str(item["wav"])), "forty zorblax flowers", api_name="/phoneme_predict_audio"
+        )
 
 
 def test_learn_alignment_endpoint(client):

@@ -125,13 +125,15 @@ def test_start_from_an_earlier_run_fine_tunes_it(app_server, client, phoneme_run
     assert config["init"]["from"] == str(run_folder(app_server, phoneme_run))
     assert config["init"]["reinitialised"] == [] and config["init"]["classes_matched"] == len(config["class_names"])
     with pytest.raises(AppError, match="not one of your runs"):
-        Client(app_server.url, verbose=False).predict(*train_args("phoneme", "logreg", 10), f"run:{phoneme_run}",
-                                                      api_name="/phoneme_train")
+        Client(app_server.url, verbose=False).predict(
+            *train_args("phoneme", "logreg", 10), f"run:{phoneme_run}", api_name="/phoneme_train"
+        )
 
 
 def test_evaluate_returns_a_confusion_matrix(client, phoneme_run):
     summary, heatmap, per_class, worst, confusion_csv = client.predict(
-        f"run:{phoneme_run}", BUILTIN, "", None, "test", api_name="/phoneme_evaluate")
+        f"run:{phoneme_run}", BUILTIN, "", None, "test", api_name="/phoneme_evaluate"
+    )
     assert "Accuracy" in summary
     assert heatmap is not None and heatmap.get("type") == "matplotlib"
     assert per_class["headers"][:2] == ["class", "accuracy"] and len(per_class["data"]) > 10
@@ -148,8 +150,9 @@ def test_predict_feature_file_gives_one_row_per_frame(client, phoneme_run, tmp_p
     feats = np.random.default_rng(0).standard_normal((57, 39)).astype(np.float32)
     path = tmp_path / "utt.npy"
     np.save(path, feats)
-    summary, strip, table, out_csv = client.predict(f"run:{phoneme_run}", [handle_file(str(path))],
-                                                    api_name="/phoneme_predict_files")
+    summary, strip, table, out_csv = client.predict(
+        f"run:{phoneme_run}", [handle_file(str(path))], api_name="/phoneme_predict_files"
+    )
     assert "57 frames" in summary
     assert table["headers"] == ["start", "end", "phone"] and table["data"]
     with open(out_csv, newline="") as f:
@@ -158,8 +161,9 @@ def test_predict_feature_file_gives_one_row_per_frame(client, phoneme_run, tmp_p
 
 
 def test_predict_wav_shows_phone_strip_and_segments(client, phoneme_run, wav_file):
-    summary, strip, table, out_csv = client.predict(f"run:{phoneme_run}", handle_file(str(wav_file)),
-                                                    api_name="/phoneme_predict_audio")
+    summary, strip, table, out_csv = client.predict(
+        f"run:{phoneme_run}", handle_file(str(wav_file)), api_name="/phoneme_predict_audio"
+    )
     from PIL import Image
 
     with Image.open(strip) as picture:  # drawn by hwml.ui.strip_image and sent as a file: no figure per request
@@ -174,8 +178,9 @@ def test_predict_wav_shows_phone_strip_and_segments(client, phoneme_run, wav_fil
 def test_speaker_predict_wav_gives_top5_with_probabilities(client, wav_file):
     out = client.predict(*train_args("speaker", "simple", 20), api_name="/speaker_train")
     run = out[4]["run"]
-    summary, bars, table, out_csv = client.predict(f"run:{run}", handle_file(str(wav_file)),
-                                                   api_name="/speaker_predict_audio")
+    summary, bars, table, out_csv = client.predict(
+        f"run:{run}", handle_file(str(wav_file)), api_name="/speaker_predict_audio"
+    )
     probs = [row[2] for row in table["data"]]
     assert table["headers"] == ["rank", "speaker", "probability"] and len(probs) == 5
     # the bars are data, drawn by the browser (gr.BarPlot, axis titles in the session's language): the same
@@ -196,8 +201,7 @@ def test_user_mistakes_come_back_as_messages_and_the_session_goes_on(client, pho
     with pytest.raises(AppError, match="not one of your runs"):
         client.predict("run:../../etc", [], api_name="/phoneme_predict_files")
     with pytest.raises(AppError, match="learning rate"):
-        client.predict(BUILTIN, "libriphone", "", None, "logreg", 10, 60, -1, 0, 0, 0, "",
-                       api_name="/phoneme_train")
+        client.predict(BUILTIN, "libriphone", "", None, "logreg", 10, 60, -1, 0, 0, 0, "", api_name="/phoneme_train")
     runs = client.predict(None, api_name="/runs_list")[0]
     assert any(row[0] == phoneme_run for row in runs["data"])
 
@@ -231,13 +235,29 @@ def test_bench_app_quick_prints_its_json_lines(app_server, small_corpus):
     import sys
 
     repo = Path(__file__).resolve().parent.parent
-    proc = subprocess.run([sys.executable, str(repo / "bench" / "bench_app.py"), "--quick", "--url", app_server.url,
-                           "--corpus", str(small_corpus)], capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(repo / "bench" / "bench_app.py"),
+            "--quick",
+            "--url",
+            app_server.url,
+            "--corpus",
+            str(small_corpus),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     records = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
     names = {r["bench"] for r in records}
-    assert names == {"app_cold_start", "app_start_to_first_curve_point", "app_stop_to_run_ended",
-                     "app_audio_upload_to_prediction"}
+    assert names == {
+        "app_cold_start",
+        "app_start_to_first_curve_point",
+        "app_stop_to_run_ended",
+        "app_audio_upload_to_prediction",
+    }
     assert all(r["seconds_median"] > 0 for r in records)
 
 
@@ -271,8 +291,9 @@ def test_predict_course_test_folder_zip_gives_the_submission_csv(client, phoneme
         for path in folder.rglob("*"):
             if path.is_file():
                 zf.write(path, f"libriphone/{path.relative_to(folder)}")
-    summary, strip, preview, out_csv = client.predict(f"run:{phoneme_run}", [handle_file(str(archive))],
-                                                      api_name="/phoneme_predict_files")
+    summary, strip, preview, out_csv = client.predict(
+        f"run:{phoneme_run}", [handle_file(str(archive))], api_name="/phoneme_predict_files"
+    )
     assert "Course submission" in summary and strip is None
     with open(out_csv, newline="") as f:
         rows = list(csv.reader(f))

@@ -23,7 +23,6 @@ def one_torch_thread():
         yield
 
 
-
 def sine(freq=440.0, sr=16000, seconds=1.0, amp=0.5):
     t = np.arange(int(sr * seconds)) / sr
     return (amp * np.sin(2 * np.pi * freq * t)).astype(np.float32)
@@ -36,6 +35,7 @@ def dominant_hz(wave, sr=16000):
 
 # --- parameters -------------------------------------------------------------------------------
 
+
 def test_params_defaults_and_round_trip():
     assert (MFCC39.dim, LOGMEL40.dim) == (39, 40)
     assert MFCC39.cmvn is True and LOGMEL40.cmvn is False
@@ -45,17 +45,28 @@ def test_params_defaults_and_round_trip():
         assert hash(FeatureParams.from_dict(p.to_dict())) == hash(p)
 
 
-@pytest.mark.parametrize("bad", [
-    {"kind": "mfcc13"}, {"hop_length": 0}, {"win_length": 512, "n_fft": 400}, {"n_mfcc": 50},
-    {"f_max": 9000.0}, {"f_min": "0"}, {"cmvn": "yes"}, {"sample_rate": "16000"}, {"sample_rate": 8000},
-    {"nonsense": 1},
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"kind": "mfcc13"},
+        {"hop_length": 0},
+        {"win_length": 512, "n_fft": 400},
+        {"n_mfcc": 50},
+        {"f_max": 9000.0},
+        {"f_min": "0"},
+        {"cmvn": "yes"},
+        {"sample_rate": "16000"},
+        {"sample_rate": 8000},
+        {"nonsense": 1},
+    ],
+)
 def test_params_refuse_bad_values(bad):
     with pytest.raises(HwmlError, match="feature params"):
         FeatureParams.from_dict({"kind": "mfcc39", **bad})
 
 
 # --- features ---------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("n", [400, 401, 559, 560, 16000, 16123])
 def test_frame_count_convention(n):
@@ -76,8 +87,9 @@ def test_mfcc39_is_normalised_and_deterministic():
     assert torch.allclose(x.std(0, correction=0), torch.ones(39), atol=1e-3)
     assert torch.equal(x, audio.mfcc39(wave.clone()))
     raw = audio.mfcc39(wave, FeatureParams(kind="mfcc39", cmvn=False))
-    direct = torchaudio.transforms.MFCC(16000, 13, log_mels=True, melkwargs=dict(
-        n_fft=400, hop_length=160, n_mels=40, center=False))(wave)
+    direct = torchaudio.transforms.MFCC(
+        16000, 13, log_mels=True, melkwargs=dict(n_fft=400, hop_length=160, n_mels=40, center=False)
+    )(wave)
     assert torch.allclose(raw[:, :13], direct.T, atol=1e-4)
     assert torch.allclose(raw[:, 13:26], torchaudio.functional.compute_deltas(direct).T, atol=1e-4)
 
@@ -96,16 +108,25 @@ def test_silence_and_clipping_give_finite_features():
     assert audio.mfcc39(torch.zeros(8000)).abs().max() < 1e-6
 
 
-@pytest.mark.parametrize("wave", [torch.zeros(399), torch.zeros(2, 800), torch.tensor([0.0] * 500 + [float("nan")]),
-                                  np.array(["a"] * 500), [[0.0], [0.0, 1.0]]])
+@pytest.mark.parametrize(
+    "wave",
+    [
+        torch.zeros(399),
+        torch.zeros(2, 800),
+        torch.tensor([0.0] * 500 + [float("nan")]),
+        np.array(["a"] * 500),
+        [[0.0], [0.0, 1.0]],
+    ],
+)
 def test_features_refuse_bad_waves(wave):
     with pytest.raises(HwmlError):
         audio.featurize(wave, MFCC39)
 
 
 @settings(max_examples=40, deadline=None)
-@given(arrays(np.float32, st.integers(0, 1200), elements=st.floats(-2, 2, width=32)),
-       st.sampled_from([MFCC39, LOGMEL40]))
+@given(
+    arrays(np.float32, st.integers(0, 1200), elements=st.floats(-2, 2, width=32)), st.sampled_from([MFCC39, LOGMEL40])
+)
 def test_featurize_only_raises_hwml_errors(wave, params):
     try:
         x = audio.featurize(wave, params)
@@ -117,8 +138,12 @@ def test_featurize_only_raises_hwml_errors(wave, params):
 # --- decoding ---------------------------------------------------------------------------------
 
 FORMATS = [
-    ("WAV", "PCM_16", "wav", 1e-4), ("WAV", "PCM_24", "wav", 1e-6), ("WAV", "PCM_U8", "wav", 1e-2),
-    ("WAV", "FLOAT", "wav", 0.0), ("NIST", "PCM_16", "WAV", 1e-4), ("FLAC", "PCM_16", "flac", 1e-4),
+    ("WAV", "PCM_16", "wav", 1e-4),
+    ("WAV", "PCM_24", "wav", 1e-6),
+    ("WAV", "PCM_U8", "wav", 1e-2),
+    ("WAV", "FLOAT", "wav", 0.0),
+    ("NIST", "PCM_16", "WAV", 1e-4),
+    ("FLAC", "PCM_16", "flac", 1e-4),
     ("OGG", "VORBIS", "ogg", None),
     pytest.param("MP3", "MPEG_LAYER_III", "mp3", None, marks=pytest.mark.skipif(not CAN_MP3, reason="no MP3")),
 ]
@@ -149,8 +174,11 @@ def test_resampling_to_16k(tmp_path, sr):
 
 
 @settings(max_examples=25, deadline=None)
-@given(st.sampled_from([np.int16, np.uint8, np.int32, np.float32, np.float64]),
-       st.lists(st.integers(0, 1500), min_size=1, max_size=2), st.sampled_from([3000, 8000, 16000, 44100, 48000]))
+@given(
+    st.sampled_from([np.int16, np.uint8, np.int32, np.float32, np.float64]),
+    st.lists(st.integers(0, 1500), min_size=1, max_size=2),
+    st.sampled_from([3000, 8000, 16000, 44100, 48000]),
+)
 def test_wave_to_16k_only_raises_hwml_errors(dtype, shape, sr):
     x = np.random.default_rng(len(shape)).uniform(-1, 1, size=shape) * (100 if np.dtype(dtype).kind in "iu" else 1)
     try:
@@ -186,8 +214,10 @@ def test_wave_to_16k_takes_microphone_arrays():
     assert len(a) == len(b) == len(c) == 16000
     assert torch.allclose(a, b, atol=1e-5) and torch.allclose(a, c, atol=0.02)
     assert audio.featurize(stereo, MFCC39, sample_rate=48000).shape == (98, 39)
-    assert torch.equal(audio.featurize(stereo[::3], LOGMEL40, sample_rate=16000),
-                       audio.logmel40(torch.from_numpy(stereo[::3, 0] / 32768).float()))
+    assert torch.equal(
+        audio.featurize(stereo[::3], LOGMEL40, sample_rate=16000),
+        audio.logmel40(torch.from_numpy(stereo[::3, 0] / 32768).float()),
+    )
 
 
 def test_featurize_path_equals_wave(tmp_path):
@@ -199,6 +229,7 @@ def test_featurize_path_equals_wave(tmp_path):
 
 
 # --- bad audio --------------------------------------------------------------------------------
+
 
 def _wav_bytes(tmp_path, **kw):
     p = tmp_path / "full.wav"
@@ -219,7 +250,7 @@ def _cases(tmp_path):
         "text.wav": (b"hello, this is not audio at all\n" * 20, "not a readable audio file"),
         "header_only.wav": (good_wav[:20], "not a readable audio file"),
         "cut.wav": (good_wav[: len(good_wav) // 2], "truncated"),
-        "cut.sph": (sph.read_bytes()[:1024 + 5000], "truncated"),
+        "cut.sph": (sph.read_bytes()[: 1024 + 5000], "truncated"),
         "cut.flac": (flac.read_bytes()[: flac.stat().st_size // 2], "not a readable audio file"),
         "short.sph": (shorten, "shorten"),
     }
@@ -269,6 +300,7 @@ def test_missing_long_short_nan_and_odd_rates(tmp_path):
 
 
 # --- labels and context -----------------------------------------------------------------------
+
 
 def test_label_frames_uses_frame_centres_exactly():
     # frame centres at 16 kHz: 200, 360, 520, 680, ... ; at an 8 kHz source: 100, 180, 260, 340

@@ -34,7 +34,7 @@ def test_noise_only_adds_power_at_about_the_requested_snr_and_is_seeded():
     y = random_noise(x, mask, (10.0, 10.0), 1.0, torch.Generator().manual_seed(2))
     again = random_noise(x, mask, (10.0, 10.0), 1.0, torch.Generator().manual_seed(2))
     assert torch.equal(y, again)
-    assert (y[mask] >= x[mask] - 1e-6).all()              # log(exp(x) + noise) >= x
+    assert (y[mask] >= x[mask] - 1e-6).all()  # log(exp(x) + noise) >= x
     assert torch.equal(y[0, 25:], x[0, 25:])
     speech = x[1:].exp().mean()
     noise = (y[1:].exp() - x[1:].exp()).mean()

@@ -9,8 +9,9 @@ from pathlib import Path
 
 def test_hw4_scale_bench_quick():
     bench = Path(__file__).resolve().parents[1] / "bench" / "bench_data_scale.py"
-    out = subprocess.run([sys.executable, str(bench), "--hw4", "--quick"], check=True, capture_output=True,
-                         text=True, timeout=600)
+    out = subprocess.run(
+        [sys.executable, str(bench), "--hw4", "--quick"], check=True, capture_output=True, text=True, timeout=600
+    )
     lines = {line["phase"]: line for line in map(json.loads, out.stdout.strip().splitlines())}
     assert list(lines) == ["write", "nocache", "cold", "cached", "train"]
     assert all(lines[p]["utterances"] == 400 and lines[p]["test_utterances"] == 40 for p in ("nocache", "cached"))

@@ -60,7 +60,8 @@ def train_until_curve_is_drawn(page, kind: str) -> None:
     page.click(f"#{kind}-train-start")
     page.wait_for_function(
         f"() => {{ const lines = ({LINE_POINTS})('{kind}-loss-plot');"
-        " return lines.some(l => l.points >= 2 && l.stroke !== 'none'); }")
+        " return lines.some(l => l.points >= 2 && l.stroke !== 'none'); }"
+    )
     lines = page.evaluate(LINE_POINTS, f"{kind}-loss-plot")
     drawn = [line for line in lines if line["points"] >= 2]
     assert drawn and all(line["stroke"] not in ("none", "") for line in drawn), lines
@@ -70,8 +71,9 @@ def train_until_curve_is_drawn(page, kind: str) -> None:
 
 def stop_training(page, kind: str) -> None:
     page.click(f"#{kind}-train-stop")
-    page.wait_for_function(f"() => document.querySelector('#{kind}-train-status').innerText.includes('stopped')",
-                           timeout=30_000)
+    page.wait_for_function(
+        f"() => document.querySelector('#{kind}-train-status').innerText.includes('stopped')", timeout=30_000
+    )
     assert page.locator(f"#{kind}-train-progress [data-state]").get_attribute("data-state") == "stopped"
     page.screenshot(path=str(OUT / f"{kind}-train-stopped.png"), full_page=True)
 

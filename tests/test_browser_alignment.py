@@ -45,8 +45,7 @@ def clip(tmp_path_factory) -> dict:
     """A built-in corpus sentence (seed 1) as a WAV with its text."""
     from hwml.corpus.transcribed import write_transcribed
 
-    return write_transcribed(tmp_path_factory.mktemp("browser-align"), "small", seed=1, per_speaker=1,
-                             n_speakers=2)[-1]
+    return write_transcribed(tmp_path_factory.mktemp("browser-align"), "small", seed=1, per_speaker=1, n_speakers=2)[-1]
 
 
 def open_tab(page, name: str) -> None:
@@ -59,8 +58,9 @@ def test_predict_with_a_transcript_shows_the_alignment(page, clip):
     page.locator("#phoneme-predict-transcript textarea").fill(clip["text"])
     page.locator("#phoneme-predict-audio input[type=file]").set_input_files(str(clip["wav"]))
     page.get_by_role("button", name="Predict audio").click()
-    page.wait_for_function("() => (document.querySelector('#phoneme-predict-summary') || {}).innerText"
-                           "?.includes('Forced alignment')")
+    page.wait_for_function(
+        "() => (document.querySelector('#phoneme-predict-summary') || {}).innerText?.includes('Forced alignment')"
+    )
     page.wait_for_selector("#phoneme-predict-strip img")
     table = page.locator("#phoneme-predict-table").inner_text()
     assert all(h in table for h in ("phone", "word", "free", "agree")) and "FLOWERS" in table, table[:300]
@@ -87,6 +87,7 @@ def test_learn_tab_draws_the_viterbi_path_and_aligns_a_clip(page, clip):
     page.locator("#learn-align-own-text textarea").fill(clip["text"])
     page.click("#learn-align-own")
     page.wait_for_function(
-        "() => document.querySelector('#learn-align-summary').innerText.includes('Forced alignment')")
+        "() => document.querySelector('#learn-align-summary').innerText.includes('Forced alignment')"
+    )
     page.wait_for_selector("#learn-viterbi-plot img")
     assert "FLOWERS" in page.locator("#learn-align-table").inner_text()

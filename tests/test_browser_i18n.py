@@ -26,7 +26,9 @@ pytestmark = needs_chromium
 CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 LETTER = re.compile(r"[A-Za-z\u3400-\u9fff]")
 ENGLISH_WORD = re.compile(r"^[A-Za-z]{2,}[,.:;!?]?$")
-TOP_TABS = "() => Array.from(document.querySelectorAll('.tabs')[0].querySelectorAll(':scope > .tab-wrapper button[role=tab]'))"
+TOP_TABS = (
+    "() => Array.from(document.querySelectorAll('.tabs')[0].querySelectorAll(':scope > .tab-wrapper button[role=tab]'))"
+)
 
 
 @pytest.fixture(scope="module")
@@ -47,8 +49,9 @@ def open_page(browser, url: str, locale: str, viewport=(1400, 1000)):
 def settled(page, lang: str) -> None:
     """Wait until the page's load events drew the server's lines in `lang` (train hint and progress)."""
     hint, progress = catalogue(lang)["train.hint"], catalogue(lang)["progress.not_started"]
-    page.wait_for_function("([a, b]) => document.body.innerText.includes(a) && document.body.innerText.includes(b)",
-                           arg=[hint, progress])
+    page.wait_for_function(
+        "([a, b]) => document.body.innerText.includes(a) && document.body.innerText.includes(b)", arg=[hint, progress]
+    )
     page.wait_for_timeout(500)
 
 
@@ -110,18 +113,19 @@ def test_the_switch_changes_the_language_for_the_session(browser, app_server):
         tw, cn = catalogue("zh-TW"), catalogue("zh-CN")
         assert page.locator("#phoneme-train-start").inner_text().strip() == tw["train.start"]
         page.locator("#hwml-lang").get_by_text("简体中文").click()
-        page.wait_for_function("(t) => document.querySelector('#phoneme-train-start').innerText.trim() === t",
-                               arg=cn["train.start"])
+        page.wait_for_function(
+            "(t) => document.querySelector('#phoneme-train-start').innerText.trim() === t", arg=cn["train.start"]
+        )
         settled(page, "zh-CN")  # the server redrew its own lines in the new language
         assert page.title() == cn["app.title"]
         tabs = page.evaluate(TOP_TABS + ".map(b => b.innerText.trim())")
         assert tabs == [cn[k] for k in ("tab.phoneme", "tab.speaker", "tab.runs", "tab.learn")]
         page.evaluate(TOP_TABS + "[3].click()")
         page.get_by_text(cn["pitfall.4.heading"]).click()
-        page.locator("#learn-pitfall-4").click()   # a server-side result: the demo's headline
+        page.locator("#learn-pitfall-4").click()  # a server-side result: the demo's headline
         page.get_by_text("加上长度掩码就完全不会动").wait_for()
         page.screenshot(path=str(OUT / "i18n-switched-to-zh-CN.png"), full_page=True)
-        page.reload()                              # the choice holds for the session (this tab)
+        page.reload()  # the choice holds for the session (this tab)
         page.wait_for_selector("#phoneme-train-start")
         settled(page, "zh-CN")
     finally:
@@ -143,12 +147,16 @@ def test_projector_mode_fits_a_classroom_screen(browser, app_server):
     context, page = open_page(browser, app_server.url, "zh-TW", viewport=(1280, 720))
     try:
         settled(page, "zh-TW")
-        size = page.evaluate("() => parseFloat(getComputedStyle(document.querySelector('#phoneme-train-status')).fontSize)"
-                             " * (parseFloat(getComputedStyle(document.querySelector('gradio-app')).zoom) || 1)")
+        size = page.evaluate(
+            "() => parseFloat(getComputedStyle(document.querySelector('#phoneme-train-status')).fontSize)"
+            " * (parseFloat(getComputedStyle(document.querySelector('gradio-app')).zoom) || 1)"
+        )
         page.locator("#hwml-projector input[type=checkbox]").check()
         page.wait_for_function("() => document.body.classList.contains('hwml-projector')")
-        bigger = page.evaluate("() => parseFloat(getComputedStyle(document.querySelector('#phoneme-train-status')).fontSize)"
-                               " * (parseFloat(getComputedStyle(document.querySelector('gradio-app')).zoom) || 1)")
+        bigger = page.evaluate(
+            "() => parseFloat(getComputedStyle(document.querySelector('#phoneme-train-status')).fontSize)"
+            " * (parseFloat(getComputedStyle(document.querySelector('gradio-app')).zoom) || 1)"
+        )
         assert bigger >= 1.25 * size, (size, bigger)
         for i in range(4):
             page.evaluate(TOP_TABS + f"[{i}].click()")
@@ -168,8 +176,10 @@ def test_the_server_answers_in_the_callers_language(app_server):
     from gradio_client import Client
     from gradio_client.exceptions import AppError
 
-    for header, want in (({"Accept-Language": "zh-TW,zh;q=0.9"}, catalogue("zh-TW")["learn.sentence_error"]),
-                         ({}, catalogue("en")["learn.sentence_error"])):
+    for header, want in (
+        ({"Accept-Language": "zh-TW,zh;q=0.9"}, catalogue("zh-TW")["learn.sentence_error"]),
+        ({}, catalogue("en")["learn.sentence_error"]),
+    ):
         with pytest.raises(AppError, match=re.escape(want)):
             Client(app_server.url, verbose=False, headers=header).predict("", api_name="/learn_features")
     client = Client(app_server.url, verbose=False, headers={"Accept-Language": "zh-CN"})

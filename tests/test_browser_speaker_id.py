@@ -1,4 +1,4 @@
-""""Who is speaking?" in a real browser (Debian Chromium driven by Python Playwright, headless),
+""" "Who is speaking?" in a real browser (Debian Chromium driven by Python Playwright, headless),
 against `python app.py` (app_server fixture) with the repository's shipped speaker model as its
 checkpoint: enrol two people by clicking the example clips (assets/clips), identify a clip and see
 the ranked table, compare a pair and see the verdict against the threshold, draw the voice map;
@@ -19,8 +19,10 @@ from browser_helpers import OUT, app_page, chromium, needs_chromium  # noqa: E40
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "checkpoints" / "speaker"
-pytestmark = [needs_chromium,
-              pytest.mark.skipif(not (SHIPPED / "model.safetensors").is_file(), reason="no shipped speaker model")]
+pytestmark = [
+    needs_chromium,
+    pytest.mark.skipif(not (SHIPPED / "model.safetensors").is_file(), reason="no shipped speaker model"),
+]
 
 
 @pytest.fixture(scope="module")
@@ -47,17 +49,20 @@ def text_of(page, elem_id: str) -> str:
 
 
 def wait_text(page, elem_id: str, needle: str) -> None:
-    page.wait_for_function("([id, s]) => (document.querySelector('#' + id)?.innerText || '').includes(s)",
-                           arg=[elem_id, needle])
+    page.wait_for_function(
+        "([id, s]) => (document.querySelector('#' + id)?.innerText || '').includes(s)", arg=[elem_id, needle]
+    )
 
 
 def enrol_example(page, label: str, clip: str, expect: str) -> None:
     """Click the example row with this clip (fills name + audio), then Enrol."""
     page.locator("#speaker-who-enrol-examples").get_by_text(clip, exact=True).first.click()
-    page.wait_for_function("(n) => document.querySelector('#speaker-who-name textarea, #speaker-who-name input')"
-                           ".value === n", arg=label)
-    page.wait_for_selector("#speaker-who-audio audio, #speaker-who-audio [data-testid=waveform-controls]",
-                           state="attached")
+    page.wait_for_function(
+        "(n) => document.querySelector('#speaker-who-name textarea, #speaker-who-name input').value === n", arg=label
+    )
+    page.wait_for_selector(
+        "#speaker-who-audio audio, #speaker-who-audio [data-testid=waveform-controls]", state="attached"
+    )
     page.click("#speaker-who-enrol")
     wait_text(page, "speaker-who-status", expect)
 
@@ -84,11 +89,12 @@ def test_enrol_identify_compare_and_map(page, shipped_speaker):
     assert "Woman 0036" in people and "Man 0482" in people and "woman-0036_2.flac" in people
     page.locator("#speaker-who-people").screenshot(path=str(OUT / "speaker-who-enrolled.png"))
     page.get_by_role("button", name="Save as an enrolment file (.json)").click()
-    wait_text(page, "speaker-who-file", "speakers")        # the name shows as "speakers" + ".json"
+    wait_text(page, "speaker-who-file", "speakers")  # the name shows as "speakers" + ".json"
 
     page.locator("#speaker-who-identify-examples").get_by_text("woman-0036_3.flac", exact=True).first.click()
-    page.wait_for_selector("#speaker-who-query audio, #speaker-who-query [data-testid=waveform-controls]",
-                           state="attached")
+    page.wait_for_selector(
+        "#speaker-who-query audio, #speaker-who-query [data-testid=waveform-controls]", state="attached"
+    )
     page.click("#speaker-who-identify")
     wait_text(page, "speaker-who-sentence", "Most like:")
     page.wait_for_selector("#speaker-who-bars img")

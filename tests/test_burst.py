@@ -133,10 +133,10 @@ def test_phone_strip_image_colours_each_phone_alike_in_every_strip():
     assert img.dtype == np.uint8 and img.shape[1] == NAME_WIDTH + WIDTH + 8
     row_a, row_b = SPEC_HEIGHT + 3, SPEC_HEIGHT + STRIP_HEIGHT + 3  # near the top of each strip: no label there
     x = lambda t: NAME_WIDTH + int(t * WIDTH)  # noqa: E731
-    assert (img[row_a, x(0.55)] == img[row_b, x(0.2)]).all()      # "aa" in both strips
-    assert (img[row_a, x(0.2)] == img[row_b, x(0.8)]).all()       # "sil" in both strips
+    assert (img[row_a, x(0.55)] == img[row_b, x(0.2)]).all()  # "aa" in both strips
+    assert (img[row_a, x(0.2)] == img[row_b, x(0.8)]).all()  # "sil" in both strips
     assert not (img[row_a, x(0.2)] == img[row_a, x(0.55)]).all()  # two phones, two colours
-    assert img[:SPEC_HEIGHT, NAME_WIDTH:NAME_WIDTH + WIDTH].std() > 10  # the spectrogram is drawn
+    assert img[:SPEC_HEIGHT, NAME_WIDTH : NAME_WIDTH + WIDTH].std() > 10  # the spectrogram is drawn
     empty = phone_strips_image(np.zeros(0), np.zeros((0, 40)), [("", [])])
     assert empty.shape[0] > SPEC_HEIGHT
 
@@ -163,8 +163,10 @@ def burst_through_the_app(app_server, clips, hostile):
 
     plan = [("phoneme" if i % 2 == 0 else "speaker", clip) for i, clip in enumerate(clips)]
     plan += [("phoneme", hostile[0]), ("speaker", hostile[1])]
-    jobs = [clients[i % 4].submit(*args(kind, path), api_name=f"/{kind}_predict_audio") for i, (kind, path) in
-            enumerate(plan)]
+    jobs = [
+        clients[i % 4].submit(*args(kind, path), api_name=f"/{kind}_predict_audio")
+        for i, (kind, path) in enumerate(plan)
+    ]
     together = []
     for job, (kind, path) in zip(jobs, plan):
         if path in hostile:
@@ -172,15 +174,22 @@ def burst_through_the_app(app_server, clips, hostile):
                 job.result(timeout=120)
         else:
             together.append(Path(job.result(timeout=120)[3]).read_bytes())
-    alone = [Path(clients[0].predict(*args(kind, path), api_name=f"/{kind}_predict_audio")[3]).read_bytes()
-             for kind, path in plan[:len(clips)]]
+    alone = [
+        Path(clients[0].predict(*args(kind, path), api_name=f"/{kind}_predict_audio")[3]).read_bytes()
+        for kind, path in plan[: len(clips)]
+    ]
     norm = lambda csv: b"\n".join(line.split(b",", 1)[1] for line in csv.splitlines()[1:])  # noqa: E731
     assert [norm(c) for c in together] == [norm(c) for c in alone]  # the upload path (column 1) differs
 
 
 def test_bench_burst_quick_prints_its_json_lines():
-    out = subprocess.run([sys.executable, str(ROOT / "bench" / "bench_burst.py"), "--quick"], capture_output=True,
-                         text=True, timeout=240, cwd=ROOT)
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "bench_burst.py"), "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        cwd=ROOT,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     lines = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
     bursts = [r for r in lines if r["bench"] == "burst"]

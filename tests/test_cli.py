@@ -18,8 +18,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def hwml(*args, check=True) -> subprocess.CompletedProcess:
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run([sys.executable, "-m", "hwml", *map(str, args)], capture_output=True,
-                          text=True, env=env, cwd=ROOT, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "hwml", *map(str, args)], capture_output=True, text=True, env=env, cwd=ROOT, timeout=300
+    )
     if check and proc.returncode != 0:
         raise AssertionError(f"hwml {args} exited {proc.returncode}:\n{proc.stderr[-3000:]}")
     return proc
@@ -66,8 +67,20 @@ def test_evaluate_on_a_folder_that_is_not_a_run(small_corpus, tmp_path):
 @pytest.fixture(scope="module")
 def phoneme_run(small_corpus, tmp_path_factory):
     run = tmp_path_factory.mktemp("cli") / "phoneme-run"
-    hwml("train", "phoneme", small_corpus / "libriphone", "--out", run, "--preset", "medium",
-         "--max-steps", "40", "--set", "valid_every=20", "--quiet")
+    hwml(
+        "train",
+        "phoneme",
+        small_corpus / "libriphone",
+        "--out",
+        run,
+        "--preset",
+        "medium",
+        "--max-steps",
+        "40",
+        "--set",
+        "valid_every=20",
+        "--quiet",
+    )
     return run
 
 
@@ -119,8 +132,20 @@ def test_predict_on_a_refused_pickle_never_runs_it(phoneme_run, tmp_path):
 def test_speaker_train_evaluate_predict(small_corpus, tmp_path):
     run = tmp_path / "speaker-run"
     data = small_corpus / "speaker"
-    hwml("train", "speaker", data, "--out", run, "--preset", "simple", "--max-steps", "20",
-         "--set", "valid_every=10", "--quiet")
+    hwml(
+        "train",
+        "speaker",
+        data,
+        "--out",
+        run,
+        "--preset",
+        "simple",
+        "--max-steps",
+        "20",
+        "--set",
+        "valid_every=10",
+        "--quiet",
+    )
     result = json.loads(hwml("evaluate", run, data, "--split", "test", "--json").stdout.strip().splitlines()[-1])
     dataset = load_dataset(data)
     assert result["n"] == len(dataset.test) and 0 <= result["accuracy"] <= 1

@@ -41,6 +41,7 @@ def _speak(text: str, voice: str) -> espeak.Synthesis:
 
 # ----------------------------------------------------------------------------------- eSpeak
 
+
 def test_synthesis_gives_audio_and_ordered_phone_events():
     syn = espeak.synthesize("The quick brown fox.", "en-us")
     assert syn.sample_rate == 22050 and syn.wave.dtype == np.float32
@@ -61,9 +62,9 @@ def test_event_phones_match_espeaks_own_transcription(accent):
 def _f0(syn) -> float:
     """Pitch (Hz) of the loudest 60 ms, from the autocorrelation peak between 2.5 and 20 ms."""
     n = int(0.06 * syn.sample_rate)
-    power = np.convolve(syn.wave ** 2, np.ones(n), "valid")
-    x = syn.wave[int(power.argmax()):][:n].astype(np.float64)
-    ac = np.correlate(x, x, "full")[n - 1:]
+    power = np.convolve(syn.wave**2, np.ones(n), "valid")
+    x = syn.wave[int(power.argmax()) :][:n].astype(np.float64)
+    ac = np.correlate(x, x, "full")[n - 1 :]
     lo, hi = int(0.0025 * syn.sample_rate), int(0.02 * syn.sample_rate)
     return syn.sample_rate / (lo + int(ac[lo:hi].argmax()))
 
@@ -94,13 +95,30 @@ def test_every_speaker_voice_is_in_the_bundled_data():
 
 # -------------------------------------------------------------------------------- mapping
 
+
 def test_mapping_covers_every_phoneme_of_the_grammar_in_every_accent():
-    words = " ".join([*sentences.NAMES, *sentences.NOUNS, *sentences.PLURALS, *sentences.ADJECTIVES,
-                      *(w for pair in sentences.VERBS for w in pair), *sentences.PLACES,
-                      *sentences.TIMES, *sentences.ADVERBS, *sentences.LINKS, *sentences.REPORTS,
-                      *sentences.PRONOUNS, *sentences.MODALS, *sentences.COUNTS,
-                      *sentences.INTERJECTIONS, *sentences.WH, *sentences.DETERMINERS,
-                      *sentences.PREPOSITIONS, "did please were that is an"])
+    words = " ".join(
+        [
+            *sentences.NAMES,
+            *sentences.NOUNS,
+            *sentences.PLURALS,
+            *sentences.ADJECTIVES,
+            *(w for pair in sentences.VERBS for w in pair),
+            *sentences.PLACES,
+            *sentences.TIMES,
+            *sentences.ADVERBS,
+            *sentences.LINKS,
+            *sentences.REPORTS,
+            *sentences.PRONOUNS,
+            *sentences.MODALS,
+            *sentences.COUNTS,
+            *sentences.INTERJECTIONS,
+            *sentences.WH,
+            *sentences.DETERMINERS,
+            *sentences.PREPOSITIONS,
+            "did please were that is an",
+        ]
+    )
     for accent in ACCENTS:
         tokens = espeak.text_to_phonemes(words, accent, "|").replace(" ", "|").split("|")
         spoken = [p for s in sentences.sentences(12, accent) for p, _ in espeak.synthesize(s, accent).phones]
@@ -137,23 +155,30 @@ def test_segments_cover_the_wave_and_end_in_silence(voice):
     stops = [i for i, n in enumerate(names) if n in ("b", "t", "k")]
     assert [names[i] for i in stops][-5:] == ["t", "t", "t", "k", "t"]
     for i in (stops[0], *stops[-4:-1]):
-        assert names[i - 1] == "sil", (names[i], names[i - 2:i + 1])
+        assert names[i - 1] == "sil", (names[i], names[i - 2 : i + 1])
 
 
 def test_phone_timings_follow_the_audio():
     """A pause is silent and a vowel is loud: labels sit on the right samples."""
     syn = _speak("Oh, see.", "en-gb-x-rp")
     starts, ends, classes = labels.segments(syn, "en-gb-x-rp")
-    level = lambda c: max(float(np.sqrt(np.mean(syn.wave[s:e] ** 2)))  # noqa: E731
-                          for s, e, k in zip(starts, ends, classes) if PHONES_39[k] == c)
+    level = lambda c: max(
+        float(np.sqrt(np.mean(syn.wave[s:e] ** 2)))  # noqa: E731
+        for s, e, k in zip(starts, ends, classes)
+        if PHONES_39[k] == c
+    )
     peak = float(np.abs(syn.wave).max())
     assert level("ow") > 0.05 * peak and level("iy") > 0.05 * peak
-    silent = [float(np.abs(syn.wave[s:e]).max()) for s, e, k in zip(starts, ends, classes)
-              if k == labels.SIL and e - s > 0.05 * syn.sample_rate]
+    silent = [
+        float(np.abs(syn.wave[s:e]).max())
+        for s, e, k in zip(starts, ends, classes)
+        if k == labels.SIL and e - s > 0.05 * syn.sample_rate
+    ]
     assert silent and max(silent) < 0.02 * peak
 
 
 # ------------------------------------------------------------------------- grammar, voices
+
 
 def test_sentences_are_varied_and_reproducible():
     a = sentences.sentences(300, 0)
@@ -173,9 +198,13 @@ def test_speakers_are_many_distinct_voices():
 
 # ----------------------------------------------------------------------------- the build
 
+
 def _digest(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_same_seed_gives_byte_identical_files(tmp_path):
@@ -276,11 +305,14 @@ def test_default_root_and_rebuild_rules(tmp_path, monkeypatch):
     assert (foreign / "notes.txt").read_text() == "keep me"
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"size": "huge"}, "size must be one of"),
-    ({"seed": -1}, "seed must be"),
-    ({"seed": "3"}, "seed must be"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"size": "huge"}, "size must be one of"),
+        ({"seed": -1}, "seed must be"),
+        ({"seed": "3"}, "seed must be"),
+    ],
+)
 def test_bad_arguments_are_refused(tmp_path, kwargs, message):
     with pytest.raises(HwmlError, match=message):
         ensure_corpus(root=tmp_path / "x", **kwargs)

@@ -25,6 +25,7 @@ SPEAKERS = ["id10003", "id10001", "id10002"]  # id order deliberately not sorted
 
 # ------------------------------------------------------------------- the course's own way of writing
 
+
 def course_timit(root: Path, n=120, m=40, seed=0) -> Path:
     rng = np.random.default_rng(seed)
     root.mkdir(parents=True, exist_ok=True)
@@ -37,8 +38,10 @@ def course_timit(root: Path, n=120, m=40, seed=0) -> Path:
 def course_libriphone(root: Path, seed=0) -> Path:
     g = torch.Generator().manual_seed(seed)
     lines = []
-    for part, utts in (("train", {"19-198-0001": 12, "19-198-0000": 9, "26-495-0003": 15}),
-                       ("test", {"1272-128104-0002": 7, "1272-128104-0000": 11})):
+    for part, utts in (
+        ("train", {"19-198-0001": 12, "19-198-0000": 9, "26-495-0003": 15}),
+        ("test", {"1272-128104-0002": 7, "1272-128104-0000": 11}),
+    ):
         (root / "feat" / part).mkdir(parents=True, exist_ok=True)
         for utt, t in utts.items():
             torch.save(torch.randn(t, 39, generator=g), root / "feat" / part / f"{utt}.pt")
@@ -59,8 +62,10 @@ def course_hw4(root: Path, seed=0) -> Path:
         torch.save(torch.randn(t, 40, generator=g), root / name)
         return {"feature_path": name, "mel_len": t}
 
-    mapping = {"speaker2id": {s: i for i, s in enumerate(SPEAKERS)},
-               "id2speaker": {str(i): s for i, s in enumerate(SPEAKERS)}}
+    mapping = {
+        "speaker2id": {s: i for i, s in enumerate(SPEAKERS)},
+        "id2speaker": {str(i): s for i, s in enumerate(SPEAKERS)},
+    }
     speakers = {s: [utt(10 + 3 * j + i) for j in range(2 + i)] for i, s in enumerate(sorted(SPEAKERS))}
     (root / "mapping.json").write_text(json.dumps(mapping, indent=2))
     (root / "metadata.json").write_text(json.dumps({"n_mels": 40, "speakers": speakers}, indent=2))
@@ -77,6 +82,7 @@ def expect_error(fn, path_part: str, words: str = ""):
 
 
 # ------------------------------------------------------------------------------------ course reads
+
 
 def test_reads_course_timit11(tmp_path):
     root = course_timit(tmp_path / "timit_11")
@@ -118,8 +124,9 @@ def test_libriphone_legacy_pt_and_test_labels(tmp_path):
     root = course_libriphone(tmp_path / "l")
     for p in (root / "feat" / "test").glob("*.pt"):  # older torch.save format
         torch.save(torch.load(p, weights_only=True), p, _use_new_zipfile_serialization=False)
-    (root / "test_labels.txt").write_text("1272-128104-0000 " + " ".join(["3"] * 11) + "\n"
-                                          "1272-128104-0002 " + " ".join(["40"] * 7) + "\n")
+    (root / "test_labels.txt").write_text(
+        "1272-128104-0000 " + " ".join(["3"] * 11) + "\n1272-128104-0002 " + " ".join(["40"] * 7) + "\n"
+    )
     te = read_libriphone(root).test
     assert te.labels.tolist() == [40] * 7 + [3] * 11
 
@@ -181,6 +188,7 @@ def test_bench_quick_is_memory_mapped():
 
 # ------------------------------------------------------------------------------------- round trips
 
+
 def test_timit11_round_trip_writes_course_dtypes(tmp_path):
     src = read_timit11(course_timit(tmp_path / "a"))
     test = FrameSet(src.test.feats, torch.arange(40) % 39, None, None, src.train.class_names, 11)
@@ -191,8 +199,9 @@ def test_timit11_round_trip_writes_course_dtypes(tmp_path):
     back = read_timit11(tmp_path / "b")
     assert np.array_equal(back.train.feats, src.train.feats) and torch.equal(back.train.labels, src.train.labels)
     assert torch.equal(back.test.labels, test.labels)
-    named = FrameSet(torch.from_numpy(np.array(src.train.feats)), src.train.labels, None, None,
-                     [f"p{i}" for i in range(39)], 11)
+    named = FrameSet(
+        torch.from_numpy(np.array(src.train.feats)), src.train.labels, None, None, [f"p{i}" for i in range(39)], 11
+    )
     write_timit11(tmp_path / "b", named)  # rewrite in place: stale test files go
     back = read_timit11(tmp_path / "b")
     assert back.train.class_names == named.class_names and back.test is None
@@ -200,8 +209,13 @@ def test_timit11_round_trip_writes_course_dtypes(tmp_path):
 
 def test_libriphone_round_trip(tmp_path):
     src = read_libriphone(course_libriphone(tmp_path / "a"))
-    test = FrameSet(src.test.feats, torch.zeros(len(src.test), dtype=torch.int64), src.test.offsets,
-                    src.test.utt_ids, src.train.class_names)
+    test = FrameSet(
+        src.test.feats,
+        torch.zeros(len(src.test), dtype=torch.int64),
+        src.test.offsets,
+        src.test.utt_ids,
+        src.train.class_names,
+    )
     write_libriphone(tmp_path / "b", src.train, test)
     back = read_libriphone(tmp_path / "b")
     for a, b in ((src.train, back.train), (test, back.test)):
@@ -215,11 +229,20 @@ def test_libriphone_round_trip(tmp_path):
 def test_hw4_round_trip_and_deterministic_names(tmp_path):
     g = torch.Generator().manual_seed(3)
     lengths = [5, 9, 4, 7]
-    train = UtteranceSet(torch.randn(sum(lengths), 40, generator=g),
-                         torch.tensor([0, 5, 14, 18, 25]), ["a/1.wav", "a/2.wav", "b/1.wav", "c/9.wav"],
-                         torch.tensor([1, 1, 0, 2]), ["bob", "amy", "cyd"])
-    test = UtteranceSet(torch.randn(6, 40, generator=g), torch.tensor([0, 2, 6]), ["t1", "t2"],
-                        torch.tensor([2, -1]), ["bob", "amy", "cyd"])
+    train = UtteranceSet(
+        torch.randn(sum(lengths), 40, generator=g),
+        torch.tensor([0, 5, 14, 18, 25]),
+        ["a/1.wav", "a/2.wav", "b/1.wav", "c/9.wav"],
+        torch.tensor([1, 1, 0, 2]),
+        ["bob", "amy", "cyd"],
+    )
+    test = UtteranceSet(
+        torch.randn(6, 40, generator=g),
+        torch.tensor([0, 2, 6]),
+        ["t1", "t2"],
+        torch.tensor([2, -1]),
+        ["bob", "amy", "cyd"],
+    )
     write_hw4(tmp_path / "x", train, test)
     write_hw4(tmp_path / "y", train, test)
     names = sorted(p.name for p in (tmp_path / "x").glob("uttr-*.pt"))
@@ -237,6 +260,7 @@ def test_hw4_round_trip_and_deterministic_names(tmp_path):
 
 
 # ---------------------------------------------------------------------------------- detection, zip
+
 
 def test_detection_here_and_one_level_down(tmp_path):
     course_timit(tmp_path / "corpus" / "timit_11")
@@ -260,13 +284,16 @@ def test_loads_a_zip_of_a_course_folder(tmp_path):
             zf.write(p, f"timit_11/{p.name}")
     ds = load_dataset(tmp_path / "hw2.zip")
     assert ds.format == "timit_11" and ds.root == str(tmp_path / "hw2.zip")
-    assert np.array_equal(ds.train.feats[5:9], np.load(root / "train_11.npy")[5:9])  # temp folder gone, map still readable
+    assert np.array_equal(
+        ds.train.feats[5:9], np.load(root / "train_11.npy")[5:9]
+    )  # temp folder gone, map still readable
     with zipfile.ZipFile(tmp_path / "evil.zip", "w") as zf:
         zf.writestr("timit_11/../../x.npy", b"x")
     expect_error(lambda: load_dataset(tmp_path / "evil.zip"), "evil.zip", "outside")
 
 
 # -------------------------------------------------------------------------------------- bad input
+
 
 def save(path, array):
     np.save(path, array)
@@ -276,19 +303,42 @@ TIMIT_BAD = [
     ("missing labels", lambda r: (r / "train_label_11.npy").unlink(), "train_label_11.npy", "not found"),
     ("1-D feats", lambda r: save(r / "train_11.npy", np.zeros(429, np.float32)), "train_11.npy", "2-D"),
     ("int feats", lambda r: save(r / "train_11.npy", np.zeros((120, 429), np.int32)), "train_11.npy", "int32"),
-    ("wrong width", lambda r: save(r / "train_11.npy", np.zeros((120, 430), np.float32)), "train_11.npy", "430 columns"),
+    (
+        "wrong width",
+        lambda r: save(r / "train_11.npy", np.zeros((120, 430), np.float32)),
+        "train_11.npy",
+        "430 columns",
+    ),
     ("empty", lambda r: save(r / "train_11.npy", np.zeros((0, 429), np.float32)), "train_11.npy", "empty"),
     ("nan", lambda r: save(r / "test_11.npy", np.full((4, 429), np.nan, np.float32)), "test_11.npy", "NaN"),
     ("test width", lambda r: save(r / "test_11.npy", np.zeros((4, 39), np.float32)), "test_11.npy", "39 columns but"),
     ("length", lambda r: save(r / "train_label_11.npy", np.array(["1"] * 7, "<U2")), "train_label_11.npy", "7 labels"),
-    ("range", lambda r: save(r / "train_label_11.npy", np.array(["39"] * 120, "<U2")), "train_label_11.npy", "label 39"),
-    ("not a number", lambda r: save(r / "train_label_11.npy", np.array(["a"] * 120, "<U2")), "train_label_11.npy", "'a'"),
+    (
+        "range",
+        lambda r: save(r / "train_label_11.npy", np.array(["39"] * 120, "<U2")),
+        "train_label_11.npy",
+        "label 39",
+    ),
+    (
+        "not a number",
+        lambda r: save(r / "train_label_11.npy", np.array(["a"] * 120, "<U2")),
+        "train_label_11.npy",
+        "'a'",
+    ),
     ("float labels", lambda r: save(r / "train_label_11.npy", np.zeros(120)), "train_label_11.npy", "float64"),
-    ("object labels", lambda r: np.save(r / "train_label_11.npy", np.array([1] * 120, object), allow_pickle=True),
-     "train_label_11.npy", "object"),
+    (
+        "object labels",
+        lambda r: np.save(r / "train_label_11.npy", np.array([1] * 120, object), allow_pickle=True),
+        "train_label_11.npy",
+        "object",
+    ),
     ("dup classes", lambda r: (r / "classes.txt").write_text("a\na\n"), "classes.txt", "twice"),
-    ("orphan test labels", lambda r: ((r / "test_11.npy").unlink(), save(r / "test_label_11.npy", np.array(["1"]))),
-     "test_label_11.npy", "without"),
+    (
+        "orphan test labels",
+        lambda r: ((r / "test_11.npy").unlink(), save(r / "test_label_11.npy", np.array(["1"]))),
+        "test_label_11.npy",
+        "without",
+    ),
 ]
 
 
@@ -305,18 +355,45 @@ def _rewrite(path: Path, old: str, new: str):
 
 LIBRI_BAD = [
     ("feature file missing", lambda r: (r / "feat/train/19-198-0000.pt").unlink(), "19-198-0000.pt", "train_split.txt"),
-    ("duplicate id", lambda r: _rewrite(r / "train_split.txt", "19-198-0000", "19-198-0001"), "train_split.txt", "twice"),
+    (
+        "duplicate id",
+        lambda r: _rewrite(r / "train_split.txt", "19-198-0000", "19-198-0001"),
+        "train_split.txt",
+        "twice",
+    ),
     ("empty split", lambda r: (r / "train_split.txt").write_text("\n"), "train_split.txt", "no utterances"),
     ("path in id", lambda r: _rewrite(r / "test_split.txt", "1272-128104-0000", "../../x"), "test_split.txt", "plain"),
-    ("no labels", lambda r: _rewrite(r / "train_labels.txt", "26-495-0003", "26-495-9999"), "train_labels.txt", "26-495-0003"),
-    ("label count", lambda r: _rewrite(r / "train_labels.txt", "19-198-0000 ", "19-198-0000 1 "), "19-198-0000.pt",
-     "10"),
-    ("label range", lambda r: _rewrite(r / "train_labels.txt", "19-198-0000 ", "19-198-0000 41 "), "train_labels.txt",
-     "41"),
-    ("label text", lambda r: _rewrite(r / "train_labels.txt", "19-198-0000 ", "19-198-0000 x "), "train_labels.txt",
-     "integers"),
+    (
+        "no labels",
+        lambda r: _rewrite(r / "train_labels.txt", "26-495-0003", "26-495-9999"),
+        "train_labels.txt",
+        "26-495-0003",
+    ),
+    (
+        "label count",
+        lambda r: _rewrite(r / "train_labels.txt", "19-198-0000 ", "19-198-0000 1 "),
+        "19-198-0000.pt",
+        "10",
+    ),
+    (
+        "label range",
+        lambda r: _rewrite(r / "train_labels.txt", "19-198-0000 ", "19-198-0000 41 "),
+        "train_labels.txt",
+        "41",
+    ),
+    (
+        "label text",
+        lambda r: _rewrite(r / "train_labels.txt", "19-198-0000 ", "19-198-0000 x "),
+        "train_labels.txt",
+        "integers",
+    ),
     ("wrong width", lambda r: torch.save(torch.zeros(9, 41), r / "feat/train/19-198-0000.pt"), "19-198-0000.pt", "41"),
-    ("not a tensor", lambda r: torch.save({"x": 1}, r / "feat/test/1272-128104-0000.pt"), "1272-128104-0000.pt", "dict"),
+    (
+        "not a tensor",
+        lambda r: torch.save({"x": 1}, r / "feat/test/1272-128104-0000.pt"),
+        "1272-128104-0000.pt",
+        "dict",
+    ),
     ("binary labels", lambda r: (r / "train_labels.txt").write_bytes(b"\xff\xfe"), "train_labels.txt", "UTF-8"),
 ]
 
@@ -340,27 +417,63 @@ def _first(doc):
 
 HW4_BAD = [
     ("mel_len", lambda r: _edit_json(r / "metadata.json", lambda d: _first(d).update(mel_len=99)), "uttr-", "mel_len"),
-    ("huge mel_len", lambda r: _edit_json(r / "metadata.json", lambda d: _first(d).update(mel_len=10**15)),
-     "uttr-", "more than the file holds"),
-    ("csv NUL", lambda r: (r / "test_labels.csv").write_bytes(b"Id,Category\n\x00x,\"y"), "test_labels.csv", ""),
-    ("unknown speaker", lambda r: _edit_json(r / "metadata.json", lambda d: d["speakers"].update(id9=[])),
-     "metadata.json", "'id9'"),
-    ("int-like keys", lambda r: _edit_json(r / "mapping.json", lambda d: d.update(id2speaker={"1": "a", "2": "b"})),
-     "mapping.json", "keys"),
-    ("disagree", lambda r: _edit_json(r / "mapping.json", lambda d: d["speaker2id"].update(id10001=2)),
-     "mapping.json", "disagree"),
-    ("duplicate path", lambda r: _edit_json(r / "testdata.json", lambda d: d["utterances"].append(d["utterances"][0])),
-     "testdata.json", "twice"),
+    (
+        "huge mel_len",
+        lambda r: _edit_json(r / "metadata.json", lambda d: _first(d).update(mel_len=10**15)),
+        "uttr-",
+        "more than the file holds",
+    ),
+    ("csv NUL", lambda r: (r / "test_labels.csv").write_bytes(b'Id,Category\n\x00x,"y'), "test_labels.csv", ""),
+    (
+        "unknown speaker",
+        lambda r: _edit_json(r / "metadata.json", lambda d: d["speakers"].update(id9=[])),
+        "metadata.json",
+        "'id9'",
+    ),
+    (
+        "int-like keys",
+        lambda r: _edit_json(r / "mapping.json", lambda d: d.update(id2speaker={"1": "a", "2": "b"})),
+        "mapping.json",
+        "keys",
+    ),
+    (
+        "disagree",
+        lambda r: _edit_json(r / "mapping.json", lambda d: d["speaker2id"].update(id10001=2)),
+        "mapping.json",
+        "disagree",
+    ),
+    (
+        "duplicate path",
+        lambda r: _edit_json(r / "testdata.json", lambda d: d["utterances"].append(d["utterances"][0])),
+        "testdata.json",
+        "twice",
+    ),
     ("missing file", lambda r: next(r.glob("uttr-*.pt")).unlink(), "uttr-", "not found"),
-    ("width", lambda r: [_edit_json(r / f, lambda d: d.update(n_mels=80)) for f in ("metadata.json", "testdata.json")],
-     "uttr-", "expected 80"),
+    (
+        "width",
+        lambda r: [_edit_json(r / f, lambda d: d.update(n_mels=80)) for f in ("metadata.json", "testdata.json")],
+        "uttr-",
+        "expected 80",
+    ),
     ("n_mels differ", lambda r: _edit_json(r / "testdata.json", lambda d: d.update(n_mels=80)), "testdata.json", "80"),
-    ("no utterances", lambda r: _edit_json(r / "metadata.json", lambda d: d.update(speakers={})),
-     "metadata.json", "no utterances"),
-    ("bad entry", lambda r: _edit_json(r / "metadata.json", lambda d: _first(d).update(mel_len="12")),
-     "metadata.json", "integer mel_len"),
-    ("escaping path", lambda r: _edit_json(r / "testdata.json", lambda d: d["utterances"][0].update(feature_path="../x.pt")),
-     "testdata.json", "plain"),
+    (
+        "no utterances",
+        lambda r: _edit_json(r / "metadata.json", lambda d: d.update(speakers={})),
+        "metadata.json",
+        "no utterances",
+    ),
+    (
+        "bad entry",
+        lambda r: _edit_json(r / "metadata.json", lambda d: _first(d).update(mel_len="12")),
+        "metadata.json",
+        "integer mel_len",
+    ),
+    (
+        "escaping path",
+        lambda r: _edit_json(r / "testdata.json", lambda d: d["utterances"][0].update(feature_path="../x.pt")),
+        "testdata.json",
+        "plain",
+    ),
     ("broken json", lambda r: (r / "mapping.json").write_text("{"), "mapping.json", "JSON"),
     ("csv header", lambda r: (r / "test_labels.csv").write_text("Id,Speaker\n"), "test_labels.csv", "header"),
 ]
@@ -378,22 +491,38 @@ def test_hw4_bad_input(tmp_path, what, breaker, name, words):
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-3, 100) | st.text(max_size=8),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
-    max_leaves=12)
+    max_leaves=12,
+)
 
 
 @pytest.fixture(scope="module")
 def course_folders(tmp_path_factory):
     base = tmp_path_factory.mktemp("fuzz")
-    return {"timit_11": course_timit(base / "t", n=20, m=5), "libriphone": course_libriphone(base / "l"),
-            "hw4": course_hw4(base / "h")}
+    return {
+        "timit_11": course_timit(base / "t", n=20, m=5),
+        "libriphone": course_libriphone(base / "l"),
+        "hw4": course_hw4(base / "h"),
+    }
 
 
 @settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(target=st.sampled_from(["t/train_label_11.npy", "t/train_11.npy", "t/classes.txt", "l/train_labels.txt",
-                               "l/test_split.txt", "h/mapping.json", "h/metadata.json", "h/testdata.json",
-                               "h/test_labels.csv"]),
-       data=st.binary(max_size=300) | json_values.map(lambda v: json.dumps(v).encode()),
-       keep=st.booleans())
+@given(
+    target=st.sampled_from(
+        [
+            "t/train_label_11.npy",
+            "t/train_11.npy",
+            "t/classes.txt",
+            "l/train_labels.txt",
+            "l/test_split.txt",
+            "h/mapping.json",
+            "h/metadata.json",
+            "h/testdata.json",
+            "h/test_labels.csv",
+        ]
+    ),
+    data=st.binary(max_size=300) | json_values.map(lambda v: json.dumps(v).encode()),
+    keep=st.booleans(),
+)
 def test_readers_raise_only_hwmlerror(course_folders, target, data, keep):
     path = course_folders["timit_11"].parent / target
     original = path.read_bytes() if path.exists() else None

@@ -34,8 +34,10 @@ class ToyTask:
         self.settings = {"batch_size": 32, "lr": lr, "dropout": 0.1}
 
     def model_spec(self):
-        return {"name": "mlp", "kwargs": {"in_dim": 8, "n_classes": 3, "hidden": [16],
-                                          "dropout": self.settings["dropout"]}}
+        return {
+            "name": "mlp",
+            "kwargs": {"in_dim": 8, "n_classes": 3, "hidden": [16], "dropout": self.settings["dropout"]},
+        }
 
     def train_batch(self, gen, device):
         if self.delay:
@@ -46,7 +48,7 @@ class ToyTask:
     def valid_batches(self, device):
         for a in range(0, self.n_valid, 64):
             b = min(a + 64, self.n_valid)
-            yield (self.x[1000 + a:1000 + b],), self.valid_y[a:b]
+            yield (self.x[1000 + a : 1000 + b],), self.valid_y[a:b]
 
     def loss(self, model, batch):
         logits = model(*batch[0])
@@ -89,8 +91,11 @@ def test_step_events_come_at_a_bounded_interval(tmp_path):
 
 def test_stop_event_cancels_within_a_second(tmp_path):
     stop, result = threading.Event(), {}
-    worker = threading.Thread(target=lambda: result.update(train(
-        ToyTask(delay=0.02), {"max_steps": 100_000, "valid_every": 25}, tmp_path, stop_event=stop)))
+    worker = threading.Thread(
+        target=lambda: result.update(
+            train(ToyTask(delay=0.02), {"max_steps": 100_000, "valid_every": 25}, tmp_path, stop_event=stop)
+        )
+    )
     worker.start()
     time.sleep(1.0)
     stop.set()
@@ -98,7 +103,7 @@ def test_stop_event_cancels_within_a_second(tmp_path):
     worker.join(timeout=10)
     assert time.perf_counter() - t0 < 1.0
     assert result["reason"] == "stopped" and 0 < result["step"] < 100_000
-    model, config = load_run(tmp_path)        # the best weights so far were saved
+    model, config = load_run(tmp_path)  # the best weights so far were saved
     assert config["finished"] is False and config["steps"] == result["step"]
 
 
@@ -148,7 +153,7 @@ def test_a_kill_between_the_resume_files_resumes_from_the_tensors_own_step(tmp_p
         train(ToyTask(), settings, tmp_path / "killed")
     monkeypatch.undo()
     run = tmp_path / "killed"
-    assert json.loads((run / "resume.json").read_text())["step"] == 40   # the stale half of the pair
+    assert json.loads((run / "resume.json").read_text())["step"] == 40  # the stale half of the pair
     train(ToyTask(), settings, run, resume=True)
     assert [e["step"] for e in events(run, "start")] == [0, 60]
     a, b = (without_timing(events(tmp_path / d, "valid")) for d in ("straight", "killed"))
@@ -169,7 +174,7 @@ def test_resume_files_name_one_checkpoint(tmp_path):
             header = f.metadata()
         assert header["checkpoint"] == meta["checkpoint"] and header["step"] == str(meta["step"]) == "30"
         ids.add(meta["checkpoint"])
-    assert len(ids) == 2   # a fresh id per checkpoint
+    assert len(ids) == 2  # a fresh id per checkpoint
 
 
 def test_unreadable_resume_counters_are_a_clear_error(tmp_path):
@@ -184,9 +189,13 @@ def test_unreadable_resume_counters_are_a_clear_error(tmp_path):
 def test_temp_files_of_a_killed_write_are_removed_when_the_run_restarts(tmp_path):
     train(ToyTask(), {"max_steps": 10, "valid_every": 10}, tmp_path)
     # what safeio.atomic_path leaves behind when SIGKILL lands before its rename
-    leftovers = [".model.safetensors.k2j4x1.tmp.safetensors", ".resume.safetensors.9qz0ab.tmp.safetensors",
-                 ".config.json.a8b7c6.tmp.json", ".resume.json.zz11yy.tmp.json",
-                 ".tmpM0HXgr"]  # safetensors' own temp file, renamed to the name above when complete
+    leftovers = [
+        ".model.safetensors.k2j4x1.tmp.safetensors",
+        ".resume.safetensors.9qz0ab.tmp.safetensors",
+        ".config.json.a8b7c6.tmp.json",
+        ".resume.json.zz11yy.tmp.json",
+        ".tmpM0HXgr",
+    ]  # safetensors' own temp file, renamed to the name above when complete
     for name in leftovers:
         (tmp_path / name).write_bytes(b"half a file")
     (tmp_path / ".notes.txt.tmp").write_text("not ours")
@@ -218,8 +227,9 @@ def test_a_tie_in_accuracy_goes_to_the_lower_validation_loss(tmp_path):
     assert len(at_top) > 1  # the toy task's validation accuracy saturates
     best = min(at_top, key=lambda v: v["valid_loss"])
     assert out["best_step"] == best["step"] > at_top[0]["step"]
-    assert [v["improved"] for v in at_top] == [v["valid_loss"] < min([w["valid_loss"] for w in at_top[:i]] or [math.inf])
-                                               for i, v in enumerate(at_top)]
+    assert [v["improved"] for v in at_top] == [
+        v["valid_loss"] < min([w["valid_loss"] for w in at_top[:i]] or [math.inf]) for i, v in enumerate(at_top)
+    ]
 
 
 def test_saved_weights_are_the_best_not_the_last(tmp_path):
@@ -273,7 +283,7 @@ def test_checkpoint_writes_are_atomic(tmp_path, monkeypatch):
 
 
 def test_read_metrics_skips_a_torn_last_line(tmp_path):
-    (tmp_path / "metrics.jsonl").write_text(json.dumps({"event": "start", "step": 0}) + "\n{\"event\": \"st")
+    (tmp_path / "metrics.jsonl").write_text(json.dumps({"event": "start", "step": 0}) + '\n{"event": "st')
     assert read_metrics(tmp_path) == [{"event": "start", "step": 0}]
 
 
@@ -292,8 +302,11 @@ def test_none_settings_keep_the_presets_value(tmp_path):
 
 
 def test_max_seconds_stops_and_anneals_by_time(tmp_path):
-    out = train(ToyTask(delay=0.01), {"max_seconds": 0.5, "max_steps": 10**6, "valid_every": 10**6,
-                                      "log_every_s": 0.1}, tmp_path)
+    out = train(
+        ToyTask(delay=0.01),
+        {"max_seconds": 0.5, "max_steps": 10**6, "valid_every": 10**6, "log_every_s": 0.1},
+        tmp_path,
+    )
     assert out["reason"] == "max_seconds"
     lrs = [e["lr"] for e in events(tmp_path, "step")]
     assert lrs[-1] < lrs[0]

@@ -72,16 +72,26 @@ def test_labels_are_matched_by_name_not_index(run):
     assert again["accuracy"] == base["accuracy"] and again["per_class"] == base["per_class"]
     keep = data.test.labels != NAMES.index("z")
     sub = FrameSet(data.test.feats[keep], data.test.labels[keep], None, None, NAMES, 1)
-    subset = reordered(sub, ["t", "aa", "b", "sil"])   # 'z' is absent from this folder altogether
-    part = evaluate_run(run_dir, Dataset("phoneme", "timit_11", "sub", data.train, FrameSet(
-        subset.feats, subset.labels, None, None, subset.class_names, 1)), split="test")
+    subset = reordered(sub, ["t", "aa", "b", "sil"])  # 'z' is absent from this folder altogether
+    part = evaluate_run(
+        run_dir,
+        Dataset(
+            "phoneme",
+            "timit_11",
+            "sub",
+            data.train,
+            FrameSet(subset.feats, subset.labels, None, None, subset.class_names, 1),
+        ),
+        split="test",
+    )
     assert part["n"] == int(keep.sum()) and "z" not in part["per_class"]
 
 
 def test_unknown_class_names_are_an_error(run):
     run_dir, data = run
-    stranger = FrameSet(data.test.feats, data.test.labels, data.test.offsets, data.test.utt_ids,
-                        ["aa", "b", "sil", "t", "zh"], 1)
+    stranger = FrameSet(
+        data.test.feats, data.test.labels, data.test.offsets, data.test.utt_ids, ["aa", "b", "sil", "t", "zh"], 1
+    )
     with pytest.raises(HwmlError, match="zh"):
         evaluate_run(run_dir, Dataset("phoneme", "libriphone", "odd", data.train, stranger), split="test")
 
@@ -90,13 +100,19 @@ def test_splits(run):
     run_dir, data = run
     valid = evaluate_run(run_dir, data, split="valid")
     from hwml.runs import read_config
+
     config = read_config(run_dir)
     assert valid["n"] == config["data"]["n_valid_frames"]
     assert valid["accuracy"] == pytest.approx(config["best_valid_acc"])
     everything = evaluate_run(run_dir, data, split="all")
     assert everything["n"] == len(data.train) + len(data.test)
-    unlabelled = Dataset("phoneme", "libriphone", "nolabels", data.train,
-                         FrameSet(data.test.feats, None, data.test.offsets, data.test.utt_ids, NAMES, 1))
+    unlabelled = Dataset(
+        "phoneme",
+        "libriphone",
+        "nolabels",
+        data.train,
+        FrameSet(data.test.feats, None, data.test.offsets, data.test.utt_ids, NAMES, 1),
+    )
     with pytest.raises(HwmlError, match="no labels"):
         evaluate_run(run_dir, unlabelled, split="test")
     with pytest.raises(HwmlError, match="unknown split"):

@@ -72,7 +72,7 @@ def test_class_rows_follow_the_names_and_a_new_class_gets_a_fresh_row(kind, phon
     base = phoneme_base if kind == "phoneme" else speaker_base
     trained, config = load_run(base)
     old = list(config["class_names"])
-    names = list(reversed(old[:10])) + ["new-class"]     # another order, fewer classes, one unknown
+    names = list(reversed(old[:10])) + ["new-class"]  # another order, fewer classes, one unknown
     model, new_config = fresh_model(base, names)
     fresh = {k: v.clone() for k, v in model.state_dict().items()}
     info = InitFrom(base, kind).load(model, new_config)
@@ -84,18 +84,33 @@ def test_class_rows_follow_the_names_and_a_new_class_gets_a_fresh_row(kind, phon
     for i, name in enumerate(names[:-1]):
         assert torch.equal(rows[i], init_rows[old.index(name)]), name
     assert torch.equal(rows[-1], fresh_rows[-1]), "the new class's row must stay freshly initialised"
-    if kind == "speaker":   # the init run's input statistics come along (spec and buffers agree)
+    if kind == "speaker":  # the init run's input statistics come along (spec and buffers agree)
         stats = InitFrom(base, kind).model_spec(new_config["model"])["kwargs"]["input_mean"]
         assert torch.allclose(model.state_dict()["input_norm.mean"], torch.tensor(stats))
 
 
 def test_a_layer_of_another_shape_is_reinitialised_and_listed(phoneme_base, small_corpus, tmp_path, capsys):
     out = tmp_path / "ft"
-    rc, stdout, err = run(["train", "phoneme", str(small_corpus / "libriphone"), "--out", str(out), "--init",
-                           str(phoneme_base), "--set", "hidden=[32,16]", "--max-steps", "2", "--quiet"], capsys)
+    rc, stdout, err = run(
+        [
+            "train",
+            "phoneme",
+            str(small_corpus / "libriphone"),
+            "--out",
+            str(out),
+            "--init",
+            str(phoneme_base),
+            "--set",
+            "hidden=[32,16]",
+            "--max-steps",
+            "2",
+            "--quiet",
+        ],
+        capsys,
+    )
     assert rc == 0, err
     config = json.loads((out / "config.json").read_text())
-    assert config["model"]["kwargs"]["hidden"] == [32, 16]      # the user's override wins over the init's
+    assert config["model"]["kwargs"]["hidden"] == [32, 16]  # the user's override wins over the init's
     old = load_run(phoneme_base)[0].state_dict()
     new = load_run(out)[0].state_dict()
     differ = [k for k in new if k not in old or old[k].shape != new[k].shape]
@@ -109,15 +124,24 @@ def test_finetune_settings_apply_unless_the_user_sets_them(phoneme_base, small_c
     train_run("phoneme", data, tmp_path / "a", init=phoneme_base, max_steps=2)
     config = json.loads((tmp_path / "a" / "config.json").read_text())
     medium = PHONEME_PRESETS["medium"]
-    assert config["preset"] == "medium"                       # the init run's preset
-    assert config["settings"]["hidden"] == [32, 32]           # the init run's architecture, not the preset's
+    assert config["preset"] == "medium"  # the init run's preset
+    assert config["settings"]["hidden"] == [32, 32]  # the init run's architecture, not the preset's
     assert config["settings"]["lr"] == pytest.approx(medium["lr"] * 0.3)
     assert config["settings"]["warmup_steps"] == min(medium["warmup_steps"], MAX_WARMUP_STEPS)
-    assert config["init"]["finetune_settings"] == {"lr": config["settings"]["lr"],
-                                                   "warmup_steps": config["settings"]["warmup_steps"]}
+    assert config["init"]["finetune_settings"] == {
+        "lr": config["settings"]["lr"],
+        "warmup_steps": config["settings"]["warmup_steps"],
+    }
 
-    train_run("phoneme", data, tmp_path / "b", init=phoneme_base, max_steps=2, preset="strong",
-              overrides={"lr": 0.01, "warmup_steps": 5})
+    train_run(
+        "phoneme",
+        data,
+        tmp_path / "b",
+        init=phoneme_base,
+        max_steps=2,
+        preset="strong",
+        overrides={"lr": 0.01, "warmup_steps": 5},
+    )
     config = json.loads((tmp_path / "b" / "config.json").read_text())
     assert config["preset"] == "strong" and config["settings"]["hidden"] == [32, 32]
     assert (config["settings"]["lr"], config["settings"]["warmup_steps"]) == (0.01, 5)
@@ -129,8 +153,9 @@ def test_mistakes_are_one_line_errors(phoneme_base, speaker_base, small_corpus, 
     rc, _, err = run(["train", "phoneme", data, "--out", str(tmp_path / "x"), "--init", str(speaker_base)], capsys)
     assert rc == 2 and "speaker run cannot start phoneme training" in err and "config.json" in err
     assert "Traceback" not in err
-    rc, _, err = run(["train", "phoneme", data, "--out", str(tmp_path / "x"), "--init", str(phoneme_base),
-                      "--resume"], capsys)
+    rc, _, err = run(
+        ["train", "phoneme", data, "--out", str(tmp_path / "x"), "--init", str(phoneme_base), "--resume"], capsys
+    )
     assert rc == 2 and "--resume" in err
     rc, _, err = run(["train", "phoneme", data, "--out", str(phoneme_base), "--init", str(phoneme_base)], capsys)
     assert rc == 2 and "own folder" in err
@@ -155,10 +180,10 @@ def test_a_short_finetune_completes_loads_and_resumes(kind, phoneme_base, speake
     assert rc == 0, err
     summary = json.loads(stdout.strip().splitlines()[-1])
     assert summary["step"] == 3 and summary["init"]["from"] == str(base)
-    assert f"fine-tuning from {base}" in err                  # the human line above the progress bar
+    assert f"fine-tuning from {base}" in err  # the human line above the progress bar
     model, config = load_run(out)
     assert config["init"]["classes_matched"] == len(config["class_names"])
-    assert config["model"]["kwargs"] == {**load_run(base)[1]["model"]["kwargs"]}   # same architecture and stats
+    assert config["model"]["kwargs"] == {**load_run(base)[1]["model"]["kwargs"]}  # same architecture and stats
     rc, stdout, err = run(["train", kind, data, "--out", str(out), "--max-steps", "5", "--resume", "--quiet"], capsys)
     assert rc == 0, err
     assert json.loads(stdout.strip().splitlines()[-1])["step"] == 5

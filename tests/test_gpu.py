@@ -21,11 +21,12 @@ from hwml.train.engine import train
 
 from test_distributed import REPO, data, free_port, torchrun_cmd  # noqa: F401  (data: the fixture)
 
-pytestmark = [pytest.mark.gpu,
-              pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
+pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
 
-SMALL = {"phoneme": ("medium", {"hidden": [64, 64]}),
-         "speaker": ("boss", {"batch_size": 8, "segment_len": 32, "d_model": 32, "heads": 2, "ff_dim": 64})}
+SMALL = {
+    "phoneme": ("medium", {"hidden": [64, 64]}),
+    "speaker": ("boss", {"batch_size": 8, "segment_len": 32, "d_model": 32, "heads": 2, "ff_dim": 64}),
+}
 
 
 @pytest.mark.parametrize("kind", ["phoneme", "speaker"])
@@ -38,7 +39,7 @@ def test_training_on_cuda_learns_and_the_run_loads_on_the_cpu(data, kind, precis
     assert events[0]["device"].startswith("cuda")
     losses = [e["loss"] for e in events if e["event"] == "step"]
     assert all(math.isfinite(x) for x in losses) and sum(losses[-5:]) < sum(losses[:5])
-    model, config = load_run(tmp_path)          # weights saved from the GPU load on the CPU
+    model, config = load_run(tmp_path)  # weights saved from the GPU load on the CPU
     assert next(model.parameters()).device.type == "cpu" and end["best_valid_acc"] is not None
 
 
@@ -52,7 +53,7 @@ def test_bf16_and_fp32_agree_on_the_first_losses(data, tmp_path):
         task = task_module("phoneme").make_task(dataset, preset, {**small, "valid_every": 100}, 0)
         train(task, {"max_steps": 10, "device": "cuda", "precision": precision, "log_every": 1}, tmp_path / precision)
         curves[precision] = [e["loss"] for e in read_metrics(tmp_path / precision) if e["event"] == "step"]
-    assert curves["bf16"] != curves["fp32"]            # autocast really ran
+    assert curves["bf16"] != curves["fp32"]  # autocast really ran
     assert all(abs(a - b) < 0.05 * b for a, b in zip(curves["bf16"][:5], curves["fp32"][:5]))
 
 
@@ -61,10 +62,29 @@ def test_ddp_on_every_visible_gpu_uses_nccl(data, tmp_path):
     n = torch.cuda.device_count()
     preset, small = SMALL["speaker"]
     sets = [a for k, v in {**small, "valid_every": 10}.items() for a in ("--set", f"{k}={json.dumps(v)}")]
-    out = subprocess.run(torchrun_cmd(n, "train", "speaker", str(data["speaker"]), "--out", str(tmp_path),
-                                      "--preset", preset, "--max-steps", "20", "--device", "cuda", "--quiet", *sets),
-                         cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True,
-                         timeout=300)
+    out = subprocess.run(
+        torchrun_cmd(
+            n,
+            "train",
+            "speaker",
+            str(data["speaker"]),
+            "--out",
+            str(tmp_path),
+            "--preset",
+            preset,
+            "--max-steps",
+            "20",
+            "--device",
+            "cuda",
+            "--quiet",
+            *sets,
+        ),
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     config = load_run(tmp_path)[1]
     assert config["world_size"] == n and "nccl" in config["distributed"]["backend"]

@@ -39,8 +39,12 @@ def code_strings():
             elif isinstance(node, ast.Call):
                 name = node.func.id if isinstance(node.func, ast.Name) else getattr(node.func, "attr", None)
                 pos = KEY_FUNCTIONS.get(name)
-                if pos is not None and len(node.args) > pos and isinstance(node.args[pos], ast.Constant) \
-                        and isinstance(node.args[pos].value, str):
+                if (
+                    pos is not None
+                    and len(node.args) > pos
+                    and isinstance(node.args[pos], ast.Constant)
+                    and isinstance(node.args[pos].value, str)
+                ):
                     called.append((path.name, node.args[pos].value))
     return constants, patterns, called
 
@@ -64,8 +68,14 @@ def test_every_key_the_code_names_is_in_the_catalogue():
     assert not missing, missing
     # keys kept in lists and dicts (table headers, choices): any key-shaped string of a catalogue namespace
     files = ("json", "txt", "csv", "pt", "npy", "png", "flac", "wav", "safetensors", "zip", "py", "md")
-    stray = sorted(s for s in constants if KEY.match(s) and s.split(".")[0] in namespaces - {"common"}
-                   and s.rsplit(".", 1)[-1] not in files and s not in en)
+    stray = sorted(
+        s
+        for s in constants
+        if KEY.match(s)
+        and s.split(".")[0] in namespaces - {"common"}
+        and s.rsplit(".", 1)[-1] not in files
+        and s not in en
+    )
     assert not stray, stray
 
 
@@ -81,14 +91,30 @@ def test_a_key_missing_from_a_catalogue_fails_loudly():
 
 
 # Words and characters that betray the other variant (glossary.json says which word each uses).
-MAINLAND_IN_TW = ["數據", "程序", "幀", "說話人", "文件夾", "音頻", "默認", "內存", "信息", "視頻", "質量", "菜單", "鏈接"]
+MAINLAND_IN_TW = [
+    "數據",
+    "程序",
+    "幀",
+    "說話人",
+    "文件夾",
+    "音頻",
+    "默認",
+    "內存",
+    "信息",
+    "視頻",
+    "質量",
+    "菜單",
+    "鏈接",
+]
 TAIWAN_IN_CN = ["资料", "程式", "音框", "语者", "档案", "预设值", "记忆体", "讯息", "伺服器", "视窗", "萤幕", "滑鼠"]
 SIMPLIFIED_ONLY = set("这个们说数据帧为对于时间还进样设击类验测练预输变应话识别语机学习")
 TRADITIONAL_ONLY = set("這個們說數據幀為對於時間還進樣設擊類驗測練預輸變應話識別語機學習")
 
 
-@pytest.mark.parametrize("lang,foreign_words,foreign_chars", [("zh-TW", MAINLAND_IN_TW, SIMPLIFIED_ONLY),
-                                                              ("zh-CN", TAIWAN_IN_CN, TRADITIONAL_ONLY)])
+@pytest.mark.parametrize(
+    "lang,foreign_words,foreign_chars",
+    [("zh-TW", MAINLAND_IN_TW, SIMPLIFIED_ONLY), ("zh-CN", TAIWAN_IN_CN, TRADITIONAL_ONLY)],
+)
 def test_each_chinese_catalogue_keeps_to_its_own_variant(lang, foreign_words, foreign_chars):
     for key, text in catalogue(lang).items():
         assert not [w for w in foreign_words if w in text], (lang, key, text)
@@ -104,8 +130,13 @@ def test_catalogues_use_the_glossary_terms():
         if forms["zh-TW"] != forms["zh-CN"]:
             for other in forms["zh-CN"].split("／"):
                 assert not any(other in v for v in tw.values()) or other in forms["zh-TW"], (term, other)
-    for key, want in (("eval.heatmap", "混淆矩陣"), ("tab.phoneme", "音素分類"), ("tab.speaker", "語者辨識"),
-                      ("unit.frames", "音框"), ("fig.mel_bin", "梅爾")):
+    for key, want in (
+        ("eval.heatmap", "混淆矩陣"),
+        ("tab.phoneme", "音素分類"),
+        ("tab.speaker", "語者辨識"),
+        ("unit.frames", "音框"),
+        ("fig.mel_bin", "梅爾"),
+    ):
         assert want in tw[key], key
     for key, want in (("eval.heatmap", "混淆矩阵"), ("tab.speaker", "说话人"), ("unit.frames", "帧")):
         assert want in cn[key], key
@@ -119,7 +150,7 @@ def test_language_choice_from_tags_and_headers():
     assert normalise("zh-Hant-HK") == "zh-TW" and normalise("zh_TW") == "zh-TW" and normalise("zh-Hans") == "zh-CN"
     assert normalise("fr") == "en" and normalise(None) == "en"
     assert from_accept_language("zh-TW,zh;q=0.9,en-US;q=0.8") == "zh-TW"
-    assert from_accept_language("fr-FR,zh-CN;q=0.8,en;q=0.9") == "en"      # highest q wins among ours
+    assert from_accept_language("fr-FR,zh-CN;q=0.8,en;q=0.9") == "en"  # highest q wins among ours
     assert from_accept_language("de-DE,zh;q=0.5") == "zh-CN"
     assert from_accept_language("") == "en" and from_accept_language(None) == "en"
 
@@ -175,7 +206,7 @@ def test_figures_draw_chinese_with_the_bundled_font(monkeypatch):
         chars = "".join(sorted({c for text in catalogue(lang).values() for c in text if not c.isspace()}))
         fig, ax = plt.subplots(figsize=(4, 3))
         for i in range(0, len(chars), 60):
-            ax.text(0, i, chars[i:i + 60])
+            ax.text(0, i, chars[i : i + 60])
         with warnings.catch_warnings():
             warnings.simplefilter("error")
             fig.canvas.draw()

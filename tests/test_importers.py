@@ -23,7 +23,6 @@ SEGMENTS_16K = [("h#", 2400), ("ae", 8000), ("q", 8800), ("pau", 10400), ("ix", 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-
 def utterance(seed: int, sr: int):
     """A 1 s 'utterance': noise in silences, tones in phones; .phn lines at the file's own rate."""
     rng = np.random.default_rng(seed)
@@ -80,8 +79,13 @@ def test_read_phn_folds_and_drops_q(tmp_path):
     starts, ends, labels = read_phn(p)
     assert starts == [0, 100, 200, 300] and ends == [100, 200, 300, 400]
     assert labels == [PHONES_39.index("sil"), -1, PHONES_39.index("ih"), PHONES_39.index("sh")]
-    for text, problem in [("0 100\n", "expected 'start end phone'"), ("0 100 xx\n", "unknown TIMIT phone"),
-                          ("100 50 aa\n", "bad segment"), ("\n", "no phone segments"), ("a b c\n", "expected")]:
+    for text, problem in [
+        ("0 100\n", "expected 'start end phone'"),
+        ("0 100 xx\n", "unknown TIMIT phone"),
+        ("100 50 aa\n", "bad segment"),
+        ("\n", "no phone segments"),
+        ("a b c\n", "expected"),
+    ]:
         p.write_text(text)
         with pytest.raises(HwmlError, match=problem):
             read_phn(p)
@@ -151,6 +155,7 @@ def test_import_phoneme_refuses_empty_and_mismatched_sources(tmp_path, timit):
 
 # --- speakers ---------------------------------------------------------------------------------
 
+
 def write_tone(path: Path, freq: float, seconds: float, sr: int = 16000, seed: int = 0):
     """A tone plus seeded noise, so that no two segments anywhere have the same features."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -179,8 +184,11 @@ def read_hw4_dir(root: Path):
     from hwml.safeio import load_tensor_file
 
     meta = json.loads((root / "metadata.json").read_text())
-    train = {u["feature_path"]: (spk, load_tensor_file(root / u["feature_path"]))
-             for spk, utts in meta["speakers"].items() for u in utts}
+    train = {
+        u["feature_path"]: (spk, load_tensor_file(root / u["feature_path"]))
+        for spk, utts in meta["speakers"].items()
+        for u in utts
+    }
     test = {}
     if (root / "testdata.json").exists():
         labels = dict(line.split(",") for line in (root / "test_labels.csv").read_text().splitlines()[1:])
@@ -197,15 +205,18 @@ def test_import_speaker_folders_segments_and_recording_split(librispeech, tmp_pa
     meta, train, test = read_hw4_dir(tmp_path / "out")
     assert meta["n_mels"] == 40 and sorted(meta["speakers"]) == ["103", "19", "alice"]
     assert len(train) == summary["train_utterances"] and len(test) == summary["test_utterances"]
-    written = {x.numpy().tobytes(): (split, spk) for split, part in (("train", train), ("test", test))
-               for spk, x in part.values()}
+    written = {
+        x.numpy().tobytes(): (split, spk)
+        for split, part in (("train", train), ("test", test))
+        for spk, x in part.values()
+    }
     assert len(written) == len(train) + len(test)
     found = {"train": set(), "test": set()}
     for rel, speaker in recs.items():
         wave = audio.load_audio(root / rel)
-        pieces = [wave[i * 16000:(i + 1) * 16000] for i in range(len(wave) // 16000)]
+        pieces = [wave[i * 16000 : (i + 1) * 16000] for i in range(len(wave) // 16000)]
         if len(wave) % 16000 >= 8000:  # a tail of at least half a segment is kept
-            pieces.append(wave[len(pieces) * 16000:])
+            pieces.append(wave[len(pieces) * 16000 :])
         where = {written.pop(audio.logmel40(piece).numpy().tobytes()) for piece in pieces}
         assert len(where) == 1, f"{rel}: segments in both splits or of another speaker: {where}"
         split, spk = where.pop()
@@ -216,7 +227,9 @@ def test_import_speaker_folders_segments_and_recording_split(librispeech, tmp_pa
     assert len(found["test"]) == 6
     again = import_speaker(root, tmp_path / "again", segment_seconds=1.0, test_fraction=0.4, seed=3, progress=False)
     assert again["test_utterances"] == summary["test_utterances"]
-    assert sorted(p.name for p in (tmp_path / "again").glob("uttr-*.pt")) == sorted(p.name for p in (tmp_path / "out").glob("uttr-*.pt"))
+    assert sorted(p.name for p in (tmp_path / "again").glob("uttr-*.pt")) == sorted(
+        p.name for p in (tmp_path / "out").glob("uttr-*.pt")
+    )
 
 
 def test_import_speaker_whole_recordings_and_bad_files(librispeech, tmp_path):

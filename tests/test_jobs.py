@@ -21,8 +21,20 @@ from hwml.jobs import JobLimits, JobRegistry, TrainingSlots
 from hwml.workspace import BuiltinCorpus, Workspace
 
 
-def fake_train_run(kind, data, out, preset="medium", overrides=None, max_steps=None, max_seconds=None, seed=0,
-                   device="auto", callbacks=(), stop_event=None, resume=False):
+def fake_train_run(
+    kind,
+    data,
+    out,
+    preset="medium",
+    overrides=None,
+    max_steps=None,
+    max_seconds=None,
+    seed=0,
+    device="auto",
+    callbacks=(),
+    stop_event=None,
+    resume=False,
+):
     """Engine-shaped events every 20 ms; ends at max_steps, max_seconds or the stop flag."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -41,8 +53,18 @@ def fake_train_run(kind, data, out, preset="medium", overrides=None, max_steps=N
         time.sleep(0.02)
         step += 1
         for cb in callbacks:
-            cb({"event": "step", "step": step, "loss": 1.0 / step, "acc": 0.5, "units_per_s": 100.0,
-                "elapsed": time.monotonic() - t0, "progress": step / (max_steps or 10**9), "max_steps": max_steps})
+            cb(
+                {
+                    "event": "step",
+                    "step": step,
+                    "loss": 1.0 / step,
+                    "acc": 0.5,
+                    "units_per_s": 100.0,
+                    "elapsed": time.monotonic() - t0,
+                    "progress": step / (max_steps or 10**9),
+                    "max_steps": max_steps,
+                }
+            )
     end = {"event": "end", "step": step, "reason": reason, "best_valid_acc": 0.5, "elapsed": time.monotonic() - t0}
     for cb in callbacks:
         cb(end)
@@ -56,8 +78,12 @@ def fake_training(monkeypatch):
 
 @pytest.fixture
 def workspace(tmp_path) -> Workspace:
-    return Workspace(tmp_path / "runs", tmp_path / "checkpoints", disk_budget_bytes=10**9,
-                     corpus=BuiltinCorpus(root=tmp_path / "unused"))
+    return Workspace(
+        tmp_path / "runs",
+        tmp_path / "checkpoints",
+        disk_budget_bytes=10**9,
+        corpus=BuiltinCorpus(root=tmp_path / "unused"),
+    )
 
 
 def submit(registry, workspace, session="a", kind="phoneme", **kw):
@@ -172,8 +198,17 @@ def test_failed_preparation_reports_the_error(workspace):
         raise HwmlError("corpus: cannot build it")
 
     run_dir = workspace.new_run_dir("a", "phoneme", "simple")
-    job = registry.submit("a", "phoneme", run_dir=run_dir, prepare=bad, preset="simple", overrides={},
-                          max_steps=5, max_seconds=None, seed=0)
+    job = registry.submit(
+        "a",
+        "phoneme",
+        run_dir=run_dir,
+        prepare=bad,
+        preset="simple",
+        overrides={},
+        max_steps=5,
+        max_seconds=None,
+        seed=0,
+    )
     views = list(job.stream(interval=0.05))
     assert views[-1].state == "failed" and views[-1].error == "corpus: cannot build it"
     assert registry.slots.busy == 0
@@ -204,6 +239,7 @@ def test_slots_serve_first_come_first_served():
 
 
 # --------------------------------------------------------------------------------- workspace
+
 
 def make_run(folder: Path, task="phoneme", size=0):
     folder.mkdir(parents=True)

@@ -19,8 +19,9 @@ def _frames(names, ids, seed):
     lengths = [5 + i for i in range(len(ids))]
     offsets = torch.cat([torch.zeros(1, dtype=torch.long), torch.cumsum(torch.tensor(lengths), 0)])
     n = int(offsets[-1])
-    return FrameSet(torch.randn(n, 39, generator=gen), torch.randint(len(names), (n,), generator=gen),
-                    offsets, ids, names)
+    return FrameSet(
+        torch.randn(n, 39, generator=gen), torch.randint(len(names), (n,), generator=gen), offsets, ids, names
+    )
 
 
 def test_libriphone_merge_keeps_every_frame_with_its_class_name(tmp_path):
@@ -44,8 +45,13 @@ def test_hw4_merge_unions_speakers_by_name(tmp_path):
     def utts(names, labels, seed):
         gen = torch.Generator().manual_seed(seed)
         offsets = torch.arange(len(labels) + 1) * 6
-        return UtteranceSet(torch.randn(int(offsets[-1]), 40, generator=gen), offsets,
-                            [f"u{seed}{i}" for i in range(len(labels))], torch.tensor(labels), names)
+        return UtteranceSet(
+            torch.randn(int(offsets[-1]), 40, generator=gen),
+            offsets,
+            [f"u{seed}{i}" for i in range(len(labels))],
+            torch.tensor(labels),
+            names,
+        )
 
     write_hw4(tmp_path / "a", utts(["ann", "bob"], [0, 1, 1], 0))
     write_hw4(tmp_path / "b", utts(["cid", "ann"], [0, 1], 1))
@@ -57,8 +63,10 @@ def test_hw4_merge_unions_speakers_by_name(tmp_path):
 
 def test_bad_merges_are_one_line_errors_and_write_nothing(tmp_path):
     write_libriphone(tmp_path / "a", _frames(["sil", "aa"], ["s_u1"], 0))
-    write_hw4(tmp_path / "h", UtteranceSet(torch.randn(12, 40), torch.tensor([0, 6, 12]), ["p", "q"],
-                                           torch.tensor([0, 1]), ["ann", "bob"]))
+    write_hw4(
+        tmp_path / "h",
+        UtteranceSet(torch.randn(12, 40), torch.tensor([0, 6, 12]), ["p", "q"], torch.tensor([0, 1]), ["ann", "bob"]),
+    )
     with pytest.raises(HwmlError, match="must be libriphone"):
         merge_folders([str(tmp_path / "a"), str(tmp_path / "h")], tmp_path / "m")
     with pytest.raises(HwmlError, match="at least two"):
@@ -66,7 +74,10 @@ def test_bad_merges_are_one_line_errors_and_write_nothing(tmp_path):
     with pytest.raises(HwmlError, match="must differ"):
         merge_folders([f"x={tmp_path / 'a'}", f"x={tmp_path / 'a'}"], tmp_path / "m")
     assert not (tmp_path / "m").exists()
-    proc = subprocess.run([sys.executable, "-m", "hwml", "merge", str(tmp_path / "m"), str(tmp_path / "a"),
-                           f"bad/name={tmp_path / 'a'}"], capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "hwml", "merge", str(tmp_path / "m"), str(tmp_path / "a"), f"bad/name={tmp_path / 'a'}"],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "bad/name" in proc.stderr
     assert not (tmp_path / "m").exists()

@@ -14,14 +14,19 @@ def utterances(n=120, seed=0) -> UtteranceSet:
     gen = torch.Generator().manual_seed(seed)
     lengths = torch.randint(5, 40, (n,), generator=gen)
     offsets = torch.cat([torch.zeros(1, dtype=torch.long), torch.cumsum(lengths, 0)])
-    return UtteranceSet(torch.randn(int(offsets[-1]), 40, generator=gen), offsets, [f"u{seed}-{i}" for i in range(n)],
-                        torch.arange(n) % 6, [f"s{i}" for i in range(6)])
+    return UtteranceSet(
+        torch.randn(int(offsets[-1]), 40, generator=gen),
+        offsets,
+        [f"u{seed}-{i}" for i in range(n)],
+        torch.arange(n) % 6,
+        [f"s{i}" for i in range(6)],
+    )
 
 
 @pytest.fixture
 def folder(tmp_path, monkeypatch):
-    monkeypatch.setattr(common, "PARALLEL_MIN_FILES", 10)   # the pool for a small folder
-    monkeypatch.setattr(common, "CHUNK_FILES", 16)          # several chunks, one short
+    monkeypatch.setattr(common, "PARALLEL_MIN_FILES", 10)  # the pool for a small folder
+    monkeypatch.setattr(common, "CHUNK_FILES", 16)  # several chunks, one short
     write_hw4(tmp_path / "hw4", utterances(), utterances(30, seed=1))
     return tmp_path / "hw4"
 
@@ -33,7 +38,7 @@ def test_processes_load_what_one_process_loads(folder, monkeypatch):
     pools, real = [], common._load_parallel
     monkeypatch.setattr(common, "_load_parallel", lambda *a: pools.append(a[5]) or real(*a))
     two = read_hw4(folder, cache=False)
-    assert pools == [2, 2]   # train and test each went through a pool of 2 processes
+    assert pools == [2, 2]  # train and test each went through a pool of 2 processes
     assert torch.equal(one.train.feats, two.train.feats) and torch.equal(one.test.feats, two.test.feats)
     assert torch.equal(one.train.offsets, two.train.offsets)
     assert torch.equal(one.train.feats, write_ordered(folder))

@@ -18,8 +18,11 @@ from hwml.errors import HwmlError
 from hwml.runs import load_run
 from hwml.train.engine import train
 
-SMALL = {"medium": {"hidden": [32, 32]}, "strong": {"hidden": [32, 32]},
-         "boss": {"hidden": 16, "channels": 16, "layers": 1, "chunk_frames": 40}}
+SMALL = {
+    "medium": {"hidden": [32, 32]},
+    "strong": {"hidden": [32, 32]},
+    "boss": {"hidden": 16, "channels": 16, "layers": 1, "chunk_frames": 40},
+}
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -86,15 +89,22 @@ def test_simple_is_the_course_sample_returning_logits(folders, tmp_path):
     dataset = load_dataset(folders["timit_11"])
     task = phoneme.make_task(dataset, "simple", {}, seed=0)
     s = task.settings
-    assert (s["optimizer"], s["lr"], s["batch_size"], s["weight_decay"], s["schedule"]) == ("adam", 1e-4, 64, 0.0, "constant")
+    assert (s["optimizer"], s["lr"], s["batch_size"], s["weight_decay"], s["schedule"]) == (
+        "adam",
+        1e-4,
+        64,
+        0.0,
+        "constant",
+    )
     torch.manual_seed(0)
     from hwml.models import build_model
+
     model = build_model(task.model_spec())
     shapes = [tuple(m.weight.shape) for m in model.modules() if isinstance(m, torch.nn.Linear)]
     assert shapes == [(1024, 429), (512, 1024), (128, 512), (39, 128)]
     assert not any(isinstance(m, (torch.nn.BatchNorm1d, torch.nn.Dropout)) for m in model.modules())
     out = model(torch.randn(5, 429))
-    assert not torch.allclose(out.exp().sum(1), torch.ones(5), atol=1e-3)   # not log-probabilities
+    assert not torch.allclose(out.exp().sum(1), torch.ones(5), atol=1e-3)  # not log-probabilities
     assert not torch.allclose(out.logsumexp(1), torch.zeros(5), atol=1e-3)
 
 
@@ -125,7 +135,9 @@ def test_timit_split_is_recorded_as_blocks(folders):
 def test_context_batches_match_per_utterance_stacking(folders):
     dataset = load_dataset(folders["libriphone"])
     frames = dataset.train
-    reference = torch.cat([stack_context(frames.feats[a:b], 9) for a, b in zip(frames.offsets[:-1], frames.offsets[1:])])
+    reference = torch.cat(
+        [stack_context(frames.feats[a:b], 9) for a, b in zip(frames.offsets[:-1], frames.offsets[1:])]
+    )
     rows = torch.tensor([0, 1, 5, len(frames) - 1, int(frames.offsets[3]), int(frames.offsets[3]) - 1])
     assert torch.equal(phoneme.stacked_inputs(frames, rows, 9), reference[rows])
 
@@ -134,20 +146,23 @@ def test_memmap_batches_are_gathered_without_copying_the_file(folders):
     dataset = load_dataset(folders["timit_11"])
     assert isinstance(dataset.train.feats, np.memmap)
     rows = torch.tensor([3, 1, 7])
-    assert torch.equal(phoneme.gather_rows(dataset.train.feats, rows), torch.from_numpy(np.array(dataset.train.feats[[3, 1, 7]])))
+    assert torch.equal(
+        phoneme.gather_rows(dataset.train.feats, rows), torch.from_numpy(np.array(dataset.train.feats[[3, 1, 7]]))
+    )
 
 
 def test_one_seed_drives_split_and_batches(folders):
     """PITFALLS 10: one seed, one generator: the same seed draws the same batches."""
     dataset = load_dataset(folders["libriphone"])
     draw = lambda seed: phoneme.make_task(dataset, "boss", SMALL["boss"], seed=seed).train_batch(
-        torch.Generator().manual_seed(seed), "cpu")
+        torch.Generator().manual_seed(seed), "cpu"
+    )
     (xa, la), ya = draw(5)
     (xb, lb), yb = draw(5)
     (xc, _), yc = draw(6)
     assert torch.equal(xa, xb) and torch.equal(ya, yb) and torch.equal(la, lb)
     assert not torch.equal(ya, yc)
-    assert bool((ya[torch.arange(ya.shape[1])[None, :] >= la[:, None]] == -1).all())   # padding ignored
+    assert bool((ya[torch.arange(ya.shape[1])[None, :] >= la[:, None]] == -1).all())  # padding ignored
 
 
 def test_gaussian_is_the_closed_form_linear_discriminant(folders, tmp_path):
@@ -178,8 +193,11 @@ def test_boss_predicts_whole_utterances_the_same_alone_or_batched(folders, tmp_p
     model, config = load_run(tmp_path)
     together = phoneme.predict_logits(model, config, dataset.test)
     a, b = int(dataset.test.offsets[2]), int(dataset.test.offsets[3])
-    alone = phoneme.predict_logits(model, config, FrameSet(dataset.test.feats[a:b], None, torch.tensor([0, b - a]),
-                                                           ["u"], dataset.test.class_names))
+    alone = phoneme.predict_logits(
+        model,
+        config,
+        FrameSet(dataset.test.feats[a:b], None, torch.tensor([0, b - a]), ["u"], dataset.test.class_names),
+    )
     assert torch.allclose(together[a:b], alone, atol=1e-5)
 
 
@@ -208,7 +226,7 @@ def test_predict_course_test_split_writes_the_submission(folders, fmt, tmp_path)
     assert [r[0] for r in rows[1:]] == [str(i) for i in range(len(dataset.test))]
     model, config = load_run(tmp_path / "run")
     expected = phoneme.predict_logits(model, config, dataset.test).argmax(1).tolist()
-    assert [int(r[1]) for r in rows[1:]] == expected     # course label strings are the class numbers
+    assert [int(r[1]) for r in rows[1:]] == expected  # course label strings are the class numbers
 
 
 def test_predict_feature_and_audio_files(folders, tmp_path):
@@ -228,12 +246,14 @@ def test_predict_feature_and_audio_files(folders, tmp_path):
     by_file = {}
     for r in rows[1:]:
         by_file.setdefault(r[0], []).append(r[3])
-    assert by_file["raw.npy"] == by_file["stacked.pt"]        # same frames, stacked here or there
+    assert by_file["raw.npy"] == by_file["stacked.pt"]  # same frames, stacked here or there
     segs = read_csv(tmp_path / "pred.segments.csv")
     assert segs[0] == ["file", "start", "end", "phone"]
     audio = [r for r in segs[1:] if r[0] == "tone.wav"]
-    assert float(audio[0][1]) == 0.0 and math.isclose(float(audio[-1][2]), (n_audio - 1) * 0.01 + 0.0125 + 0.005, abs_tol=1e-3)
-    assert all(math.isclose(float(a[2]), float(b[1])) for a, b in zip(audio, audio[1:]))   # contiguous
+    assert float(audio[0][1]) == 0.0 and math.isclose(
+        float(audio[-1][2]), (n_audio - 1) * 0.01 + 0.0125 + 0.005, abs_tol=1e-3
+    )
+    assert all(math.isclose(float(a[2]), float(b[1])) for a, b in zip(audio, audio[1:]))  # contiguous
     assert sum(len(f["segments"]) for f in out["files"]) == len(segs) - 1
     with pytest.raises(HwmlError, match="columns"):
         np.save(tmp_path / "bad.npy", np.zeros((4, 40), np.float32))
@@ -242,6 +262,7 @@ def test_predict_feature_and_audio_files(folders, tmp_path):
 
 def test_segments_merge_runs_of_equal_labels():
     from hwml.audio import MFCC39
+
     segs = phoneme.segments(["a", "a", "b", "b", "b", "a"], MFCC39)
     assert [s[2] for s in segs] == ["a", "b", "a"]
     assert segs[0][0] == 0.0 and segs[1][0] == pytest.approx(0.0275) and segs[-1][1] == pytest.approx(0.0675)
@@ -250,6 +271,7 @@ def test_segments_merge_runs_of_equal_labels():
 def load_bench(name):
     import importlib.util
     from pathlib import Path
+
     path = Path(__file__).resolve().parents[1] / "bench" / f"{name}.py"
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)

@@ -13,8 +13,18 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hwml.errors import HwmlError
-from hwml.safeio import (atomic_path, atomic_write_bytes, atomic_write_text, load_npy, load_tensor_file,
-                         read_json, safe_extract_zip, save_npy_atomic, save_pt_atomic, write_json_atomic)
+from hwml.safeio import (
+    atomic_path,
+    atomic_write_bytes,
+    atomic_write_text,
+    load_npy,
+    load_tensor_file,
+    read_json,
+    safe_extract_zip,
+    save_npy_atomic,
+    save_pt_atomic,
+    write_json_atomic,
+)
 
 
 def one_line_error(excinfo, name: str) -> str:
@@ -24,6 +34,7 @@ def one_line_error(excinfo, name: str) -> str:
 
 
 # ------------------------------------------------------------------------------- load_tensor_file
+
 
 def test_loads_plain_pt_and_npy(tmp_path):
     x = torch.randn(7, 39, generator=torch.Generator().manual_seed(0))
@@ -76,13 +87,16 @@ def test_pickle_payload_never_runs(tmp_path):
     assert not marker.exists()
 
 
-@pytest.mark.parametrize("obj, words", [
-    ({"a": torch.zeros(2, 2)}, "dict"),
-    ([torch.zeros(2, 2)], "list"),
-    (3, "int"),
-    (torch.zeros(2, 2).to_sparse(), "sparse"),
-    (torch.zeros(2, 2, dtype=torch.complex64), "complex"),
-])
+@pytest.mark.parametrize(
+    "obj, words",
+    [
+        ({"a": torch.zeros(2, 2)}, "dict"),
+        ([torch.zeros(2, 2)], "list"),
+        (3, "int"),
+        (torch.zeros(2, 2).to_sparse(), "sparse"),
+        (torch.zeros(2, 2, dtype=torch.complex64), "complex"),
+    ],
+)
 @pytest.mark.filterwarnings("ignore:Validating sparse tensor invariants")
 def test_refuses_anything_but_a_plain_tensor(tmp_path, obj, words):
     torch.save(obj, tmp_path / "x.pt")
@@ -90,17 +104,20 @@ def test_refuses_anything_but_a_plain_tensor(tmp_path, obj, words):
         load_tensor_file(tmp_path / "x.pt")
 
 
-@pytest.mark.parametrize("array, words", [
-    (np.zeros(5, np.float32), "2-D"),
-    (np.zeros((2, 3, 4), np.float32), "2-D"),
-    (np.zeros((0, 39), np.float32), "empty"),
-    (np.zeros((3, 39), np.int64), "int64"),
-    (np.zeros((3, 39), bool), "bool"),
-    (np.zeros((3, 39), np.complex64), "complex64"),
-    (np.pad(np.array([[np.nan]], np.float32), ((0, 1), (0, 38))), "NaN"),
-    (np.pad(np.array([[-np.inf]], np.float32), ((1, 0), (5, 33))), "NaN or infinite"),
-    (np.zeros((3, 41), np.float32), "41 feature columns, expected 39"),
-])
+@pytest.mark.parametrize(
+    "array, words",
+    [
+        (np.zeros(5, np.float32), "2-D"),
+        (np.zeros((2, 3, 4), np.float32), "2-D"),
+        (np.zeros((0, 39), np.float32), "empty"),
+        (np.zeros((3, 39), np.int64), "int64"),
+        (np.zeros((3, 39), bool), "bool"),
+        (np.zeros((3, 39), np.complex64), "complex64"),
+        (np.pad(np.array([[np.nan]], np.float32), ((0, 1), (0, 38))), "NaN"),
+        (np.pad(np.array([[-np.inf]], np.float32), ((1, 0), (5, 33))), "NaN or infinite"),
+        (np.zeros((3, 41), np.float32), "41 feature columns, expected 39"),
+    ],
+)
 def test_bad_matrices(tmp_path, array, words):
     for suffix in (".npy", ".pt"):
         path = tmp_path / f"m{suffix}"
@@ -152,8 +169,11 @@ def test_load_npy_mmap_modes(tmp_path):
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(data=st.binary(max_size=600), suffix=st.sampled_from([".pt", ".npy"]),
-       prefix=st.sampled_from([b"", b"\x93NUMPY\x01\x00", b"PK\x03\x04", b"\x80\x02"]))
+@given(
+    data=st.binary(max_size=600),
+    suffix=st.sampled_from([".pt", ".npy"]),
+    prefix=st.sampled_from([b"", b"\x93NUMPY\x01\x00", b"PK\x03\x04", b"\x80\x02"]),
+)
 def test_no_bytes_raise_anything_but_hwmlerror(tmp_path, data, suffix, prefix):
     path = tmp_path / f"fuzz{suffix}"
     path.write_bytes(prefix + data)
@@ -179,6 +199,7 @@ def test_damaged_real_files_raise_only_hwmlerror(tmp_path, cut, flip):
 
 
 # ---------------------------------------------------------------------------------- atomic writes
+
 
 def test_atomic_writers_round_trip(tmp_path):
     write_json_atomic(tmp_path / "a" / "c.json", {"k": [1, 2], "name": "é"})
@@ -225,6 +246,7 @@ def test_atomic_path_keeps_suffix_for_format_sniffing_writers(tmp_path):
 
 # ------------------------------------------------------------------------------------------- zips
 
+
 def make_zip(path, members, *, compression=zipfile.ZIP_DEFLATED):
     with zipfile.ZipFile(path, "w", compression) as zf:
         for m in members:
@@ -236,8 +258,10 @@ def make_zip(path, members, *, compression=zipfile.ZIP_DEFLATED):
 
 
 def test_extracts_and_returns_lone_top_folder(tmp_path):
-    z = make_zip(tmp_path / "d.zip", [("timit_11/train_11.npy", b"a"), ("timit_11/sub/x.txt", b"b"),
-                                      ("__MACOSX/timit_11/._train_11.npy", b"junk")])
+    z = make_zip(
+        tmp_path / "d.zip",
+        [("timit_11/train_11.npy", b"a"), ("timit_11/sub/x.txt", b"b"), ("__MACOSX/timit_11/._train_11.npy", b"junk")],
+    )
     top = safe_extract_zip(z, tmp_path / "out")
     assert top == tmp_path / "out" / "timit_11"
     assert (top / "train_11.npy").read_bytes() == b"a" and (top / "sub" / "x.txt").read_bytes() == b"b"
@@ -250,20 +274,24 @@ def symlink_member():
     return info
 
 
-@pytest.mark.parametrize("members, kwargs, words", [
-    ([("d/../../evil.txt", b"x")], {}, r"outside"),
-    ([("/etc/evil.txt", b"x")], {}, "absolute"),
-    ([("C:/evil.txt", b"x")], {}, "absolute"),
-    ([("d\\..\\evil.txt", b"x")], {}, "outside"),
-    ([symlink_member()], {}, "symbolic link"),
-    ([("d/inner.zip", b"PK\x03\x04")], {}, "nested archive"),
-    ([("d/bomb.npy", b"\0" * (4 * 2**20))], {}, "zip bomb"),
-    ([("d/a", b"1" * 1000), ("d/b", b"2" * 1000)], {"max_bytes": 1500}, "over the"),
-    ([(f"d/{i}", b"x") for i in range(5)], {"max_files": 4}, "5 files, over the limit of 4"),
-    ([("d/a", b"1"), ("d/a", b"2")], {}, "twice"),
-])
+@pytest.mark.parametrize(
+    "members, kwargs, words",
+    [
+        ([("d/../../evil.txt", b"x")], {}, r"outside"),
+        ([("/etc/evil.txt", b"x")], {}, "absolute"),
+        ([("C:/evil.txt", b"x")], {}, "absolute"),
+        ([("d\\..\\evil.txt", b"x")], {}, "outside"),
+        ([symlink_member()], {}, "symbolic link"),
+        ([("d/inner.zip", b"PK\x03\x04")], {}, "nested archive"),
+        ([("d/bomb.npy", b"\0" * (4 * 2**20))], {}, "zip bomb"),
+        ([("d/a", b"1" * 1000), ("d/b", b"2" * 1000)], {"max_bytes": 1500}, "over the"),
+        ([(f"d/{i}", b"x") for i in range(5)], {"max_files": 4}, "5 files, over the limit of 4"),
+        ([("d/a", b"1"), ("d/a", b"2")], {}, "twice"),
+    ],
+)
 def test_refused_zips_write_nothing(tmp_path, members, kwargs, words):
     import warnings
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # zipfile warns about the duplicate name
         z = make_zip(tmp_path / "bad.zip", members)

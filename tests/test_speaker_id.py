@@ -24,16 +24,37 @@ from hwml.verification import calibrate, eer_threshold, verification_trials
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-TINY = ["--preset", "boss", "--max-steps", "30", "--quiet", "--seed", "0",
-        *[f"--set={kv}" for kv in ("d_model=16", "heads=2", "ff_dim=32", "depth=1", "emb_dim=16",
-                                   "batch_size=8", "segment_len=64", "warmup_steps=2", "valid_every=10",
-                                   "valid_fraction=0.4")]]  # some speakers validate twice
+TINY = [
+    "--preset",
+    "boss",
+    "--max-steps",
+    "30",
+    "--quiet",
+    "--seed",
+    "0",
+    *[
+        f"--set={kv}"
+        for kv in (
+            "d_model=16",
+            "heads=2",
+            "ff_dim=32",
+            "depth=1",
+            "emb_dim=16",
+            "batch_size=8",
+            "segment_len=64",
+            "warmup_steps=2",
+            "valid_every=10",
+            "valid_fraction=0.4",
+        )
+    ],
+]  # some speakers validate twice
 
 
 def hwml(*args, check=True) -> subprocess.CompletedProcess:
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, "-m", "hwml", *map(str, args)], capture_output=True, text=True,
-                          env=env, cwd=ROOT, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "hwml", *map(str, args)], capture_output=True, text=True, env=env, cwd=ROOT, timeout=300
+    )
     if check and proc.returncode != 0:
         raise AssertionError(f"hwml {args} exited {proc.returncode}:\n{proc.stderr[-3000:]}")
     return proc
@@ -71,6 +92,7 @@ def assert_user_error(proc, *words) -> None:
 
 # -------------------------------------------------------------------------- EER and threshold
 
+
 def test_eer_and_threshold_on_known_scores():
     same = torch.tensor([1, 1, 1, 1, 0, 0, 0, 0], dtype=torch.bool)
     scores = torch.tensor([0.9, 0.8, 0.7, 0.4, 0.6, 0.5, 0.3, 0.2])
@@ -78,9 +100,9 @@ def test_eer_and_threshold_on_known_scores():
     # accepting >= 0.55 rejects 1 of 4 same (0.4) and accepts 1 of 4 different (0.6)
     assert eer == pytest.approx(0.25) and t == pytest.approx(0.55)
     eer, t = eer_threshold(torch.tensor([0.9, 0.7, 0.3, -0.1]), torch.tensor([1, 1, 0, 0]).bool())
-    assert eer == 0.0 and t == pytest.approx(0.5)            # halfway between the classes
+    assert eer == 0.0 and t == pytest.approx(0.5)  # halfway between the classes
     eer, t = eer_threshold(torch.tensor([0.1, 0.2, 0.8, 0.9]), torch.tensor([1, 1, 0, 0]).bool())
-    assert eer == pytest.approx(1.0)                          # scores upside down
+    assert eer == pytest.approx(1.0)  # scores upside down
     # ties cannot be split by a threshold: 4 trials all at 0.5 give 50 %, never a cut inside the tie
     eer, t = eer_threshold(torch.full((4,), 0.5), torch.tensor([1, 0, 1, 0]).bool())
     assert eer == pytest.approx(0.5) and abs(t - 0.5) > 1e-7
@@ -98,13 +120,14 @@ def test_trials_all_pairs_or_a_seeded_capped_sample():
     few, few_same = verification_trials(emb, labels, max_trials=300, seed=3)
     again, _ = verification_trials(emb, labels, max_trials=300, seed=3)
     assert len(few) == 300 and int(few_same.sum()) == 150 and torch.equal(few, again)
-    labels[:5] = -1                                           # unlabelled rows take no part
+    labels[:5] = -1  # unlabelled rows take no part
     assert len(verification_trials(emb, labels)[0]) == 55 * 54 // 2
-    assert calibrate(emb, torch.arange(60)) is None            # nobody twice: no same-speaker trial
+    assert calibrate(emb, torch.arange(60)) is None  # nobody twice: no same-speaker trial
 
 
 class MeanEmbedder(torch.nn.Module):
     """A stand-in speaker model: the embedding is the masked mean of the frames."""
+
     emb_dim = 40
 
     def __init__(self):
@@ -123,8 +146,13 @@ def voices(n_speakers: int, per: int, seed: int = 0):
     profiles = torch.randn(n_speakers, 40, generator=gen)
     feats = [profiles[s] + 2.0 * torch.randn(150, 40, generator=gen) for s in range(n_speakers) for _ in range(per)]
     offsets = torch.arange(len(feats) + 1) * 150
-    return UtteranceSet(torch.cat(feats), offsets, [str(i) for i in range(len(feats))],
-                        torch.arange(n_speakers).repeat_interleave(per), [f"s{i}" for i in range(n_speakers)])
+    return UtteranceSet(
+        torch.cat(feats),
+        offsets,
+        [str(i) for i in range(len(feats))],
+        torch.arange(n_speakers).repeat_interleave(per),
+        [f"s{i}" for i in range(n_speakers)],
+    )
 
 
 def test_calibration_uses_whole_utterances_or_halves_when_too_few_pairs():
@@ -134,13 +162,14 @@ def test_calibration_uses_whole_utterances_or_halves_when_too_few_pairs():
     many = voices(10, 8)
     found = calibrate_threshold(model, many, torch.arange(len(many)), None, seed=0)
     assert found["method"] == "utterances" and found["n_same"] == 10 * 28 and found["eer"] < 0.05
-    once = voices(20, 1, seed=1)                        # every speaker validated once: no same pair
+    once = voices(20, 1, seed=1)  # every speaker validated once: no same pair
     found = calibrate_threshold(model, once, torch.arange(20), None, seed=0)
     assert found["method"] == "halves" and found["n_same"] == 20 and found["n_trials"] == 40 * 39 // 2
     assert 0 < found["threshold"] < 1
 
 
 # ------------------------------------------------------------------------------ a tiny run
+
 
 @pytest.fixture(scope="module")
 def run(small_corpus, tmp_path_factory):
@@ -175,9 +204,9 @@ def test_training_calibrates_the_threshold_into_config(run):
     found = config["verification"]
     assert -1 <= found["threshold"] <= 1 and 0 <= found["eer"] <= 1
     assert found["n_same"] > 0 and found["n_trials"] > found["n_same"]
-    assert found["method"] == "halves"   # 14 speakers validated twice: too few pairs, halves instead
+    assert found["method"] == "halves"  # 14 speakers validated twice: too few pairs, halves instead
     resume = json.loads((run / "resume.json").read_text())
-    assert resume["best_info"] == {"verification": found}     # kept for --resume
+    assert resume["best_info"] == {"verification": found}  # kept for --resume
 
 
 def test_enroll_identify_verify_end_to_end(run, people, tmp_path):
@@ -202,8 +231,9 @@ def test_enroll_identify_verify_end_to_end(run, people, tmp_path):
     same = cli("verify", run, one, one).stdout.strip().splitlines()
     found = json.loads((run / "config.json").read_text())["verification"]
     assert same[-1] == f"score 1.00 threshold {found['threshold']:.2f}: same speaker"
-    result = json.loads(cli("verify", run, one, root / "DIR" / names[1] / "deep" / "b.npy", "--json")
-                        .stdout.strip().splitlines()[-1])
+    result = json.loads(
+        cli("verify", run, one, root / "DIR" / names[1] / "deep" / "b.npy", "--json").stdout.strip().splitlines()[-1]
+    )
     assert set(result) >= {"score", "threshold", "same", "calibrated"} and result["calibrated"] is True
     assert result["same"] == (result["score"] >= result["threshold"])
 
@@ -219,6 +249,7 @@ def test_verify_without_calibration_says_so(run, people, tmp_path):
     assert "uncalibrated" in proc.stdout and proc.stdout.strip().splitlines()[-1].endswith("same speaker")
     result = json.loads(cli("verify", old, clip, clip, "--json").stdout.strip().splitlines()[-1])
     from hwml.speaker_id import DEFAULT_THRESHOLD
+
     assert result["calibrated"] is False and result["threshold"] == DEFAULT_THRESHOLD
 
 
@@ -243,29 +274,34 @@ def test_bad_inputs_exit_2_and_write_nothing(run, people, tmp_path):
     stale["speakers"][0]["model_id"] = "0123456789abcdef"
     (tmp_path / "stale.json").write_text(json.dumps(stale))
     ids = tmp_path / "ids.csv"
-    assert_user_error(cli("identify", run, tmp_path / "stale.json", root / "query", "--out", ids, check=False),
-                      "another model")
+    assert_user_error(
+        cli("identify", run, tmp_path / "stale.json", root / "query", "--out", ids, check=False), "another model"
+    )
     (tmp_path / "junk.json").write_text("{not json")
-    assert_user_error(cli("identify", run, tmp_path / "junk.json", root / "query", "--out", ids, check=False),
-                      "junk.json")
+    assert_user_error(
+        cli("identify", run, tmp_path / "junk.json", root / "query", "--out", ids, check=False), "junk.json"
+    )
     assert_user_error(cli("identify", run, good, tmp_path / "missing.pt", "--out", ids, check=False), "missing.pt")
     (tmp_path / "emptyq").mkdir()
     assert_user_error(cli("identify", run, good, tmp_path / "emptyq", "--out", ids, check=False), "emptyq")
-    assert_user_error(cli("identify", run, good, empty / names[0] / "broken.wav", "--out", ids, check=False),
-                      "broken.wav")
+    assert_user_error(
+        cli("identify", run, good, empty / names[0] / "broken.wav", "--out", ids, check=False), "broken.wav"
+    )
     assert not ids.exists()
-    assert_user_error(cli("verify", run, root / "DIR" / names[0] / "a.pt", tmp_path / "gone.wav", check=False),
-                      "gone.wav")
+    assert_user_error(
+        cli("verify", run, root / "DIR" / names[0] / "a.pt", tmp_path / "gone.wav", check=False), "gone.wav"
+    )
 
 
 # --------------------------------------------------------------------------- the Python API
+
 
 def test_api_for_the_app(run, people):
     from hwml.speaker_id import embedding_map, enroll_many, identify, open_model, verify
 
     root, names = people
     model = open_model(run)
-    assert open_model(run) is model                          # loaded and hashed once
+    assert open_model(run) is model  # loaded and hashed once
     clips = {n: [root / "DIR" / n / "a.pt", root / "DIR" / n / "deep" / "b.npy"] for n in names}
     enrolled = enroll_many(model, clips)
     assert [e.name for e in enrolled] == names and all(e.n_clips == 2 for e in enrolled)
@@ -273,22 +309,29 @@ def test_api_for_the_app(run, people):
     ranked = identify(run, enrolled, first)
     assert len(ranked) == 3 and ranked[0][1] >= ranked[1][1] >= ranked[2][1]
     wave = (16000, (np.random.default_rng(0).standard_normal(16000) * 0.1).astype(np.float32))
-    result = verify(model, wave, wave)                        # a microphone recording, twice
+    result = verify(model, wave, wave)  # a microphone recording, twice
     assert result["same"] and result["score"] == pytest.approx(1.0, abs=1e-5)
     picture = embedding_map(model, enrolled, {"query": first})
     kinds = [p["kind"] for p in picture["points"]]
     n_known = len(json.loads((run / "config.json").read_text())["class_names"])
     assert kinds == ["known"] * n_known + ["enrolled"] * 3 + ["clip"]
     assert picture["known_from"] == "amsoftmax class weights" and 0 < sum(picture["explained"]) <= 1 + 1e-6
-    assert embedding_map(model, enrolled, {"query": first}) == picture   # deterministic
+    assert embedding_map(model, enrolled, {"query": first}) == picture  # deterministic
     with pytest.raises(HwmlError):
         enroll_many(model, {"a": clips[names[0]], " a ": clips[names[1]]})
 
 
 # --------------------------------------------------------------------------- import order
 
-CORE = {"hwml.evaluate", "hwml.workflow", "hwml.speaker", "hwml.speaker_id", "hwml.tasks",
-        "hwml.verification", "hwml.phoneme"}
+CORE = {
+    "hwml.evaluate",
+    "hwml.workflow",
+    "hwml.speaker",
+    "hwml.speaker_id",
+    "hwml.tasks",
+    "hwml.verification",
+    "hwml.phoneme",
+}
 
 
 def import_graph() -> dict[str, set[str]]:
@@ -339,8 +382,9 @@ for order in itertools.permutations(["hwml.evaluate", "hwml.workflow", "hwml.spe
 
 def test_imports_work_in_any_order_and_speaker_stays_low():
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, "-c", IMPORT_ORDERS], env=env, cwd=ROOT, capture_output=True,
-                          text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", IMPORT_ORDERS], env=env, cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     lines = proc.stdout.splitlines()
     assert lines[0] == "[]" and len(lines) == 7 and all(line.endswith(" ok") for line in lines[1:])
@@ -348,10 +392,22 @@ def test_imports_work_in_any_order_and_speaker_stays_low():
 
 # ------------------------------------------------------------------------------ benchmark
 
+
 def test_open_set_benchmark_quick(small_corpus):
-    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "bench_speaker_open_set.py"), "--quick",
-                           "--data", str(small_corpus / "speaker")], capture_output=True, text=True, cwd=ROOT,
-                          env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "bench_speaker_open_set.py"),
+            "--quick",
+            "--data",
+            str(small_corpus / "speaker"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
     methods = {line["method"]: line for line in lines if "method" in line}

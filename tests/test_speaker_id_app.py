@@ -24,9 +24,30 @@ from hwml.errors import HwmlError
 
 ROOT = Path(__file__).resolve().parents[1]
 CLIPS = ROOT / "assets" / "clips"
-TINY = ["--preset", "boss", "--max-steps", "40", "--quiet", "--seed", "0",
-        *[f"--set={kv}" for kv in ("d_model=16", "heads=2", "ff_dim=32", "depth=1", "emb_dim=16", "batch_size=8",
-                                   "segment_len=64", "warmup_steps=2", "valid_every=10", "valid_fraction=0.4")]]
+TINY = [
+    "--preset",
+    "boss",
+    "--max-steps",
+    "40",
+    "--quiet",
+    "--seed",
+    "0",
+    *[
+        f"--set={kv}"
+        for kv in (
+            "d_model=16",
+            "heads=2",
+            "ff_dim=32",
+            "depth=1",
+            "emb_dim=16",
+            "batch_size=8",
+            "segment_len=64",
+            "warmup_steps=2",
+            "valid_every=10",
+            "valid_fraction=0.4",
+        )
+    ],
+]
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
@@ -35,8 +56,13 @@ def tiny_run(small_corpus, tmp_path_factory) -> Path:
     """A tiny boss run (calibrated threshold in config.json) trained through the CLI."""
     out = tmp_path_factory.mktemp("who") / "run"
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, "-m", "hwml", "train", "speaker", str(small_corpus / "speaker"),
-                           "--out", str(out), *TINY], capture_output=True, text=True, env=env, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "hwml", "train", "speaker", str(small_corpus / "speaker"), "--out", str(out), *TINY],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "verification" in json.loads((out / "config.json").read_text())
     return out
@@ -49,6 +75,7 @@ def clip(stem: str, n: int) -> str:
 
 
 # ------------------------------------------------------------------------------ in-process
+
 
 def test_example_clips_ship_small_and_credited():
     found = who.example_clips()
@@ -85,13 +112,13 @@ def test_roster_enrols_again_for_another_model_and_keeps_files_to_their_model(ti
     model_a = open_model(tiny_run)
     config = read_config(tiny_run)
     torch.manual_seed(1)
-    model_b = open_model((build_model(config["model"]), config))       # same shape, other weights
+    model_b = open_model((build_model(config["model"]), config))  # same shape, other weights
     roster = who.Roster().add(model_a, "Ann", [clip("woman-0036", 1)]).add(model_a, " Ann ", [clip("woman-0036", 2)])
     roster = roster.add(model_a, "Bob", [clip("man-0482", 1)])
     assert roster.rows()[0][:2] == ("Ann", 2) and roster.names == ["Ann", "Bob"]
     with pytest.raises(HwmlError, match="already enrolled"):
         roster.add(model_a, "Bob", [clip("man-0482", 1)])
-    for model in (model_a, model_b):                                  # another model: enrolled again from clips
+    for model in (model_a, model_b):  # another model: enrolled again from clips
         found = who.identify_clip(model, roster, clip("man-0482", 1))
         assert found["ranked"][0][0] == "Bob" and found["ranked"][0][1] == pytest.approx(1.0, abs=1e-5)
         assert found["sentence"].startswith("Most like: Bob (1.00).")
@@ -118,6 +145,7 @@ def test_sentences_say_the_threshold_and_whether_it_is_calibrated():
 
 # --------------------------------------------------------------------------- through the app
 
+
 @pytest.fixture(scope="module")
 def client(app_server):
     from gradio_client import Client
@@ -139,8 +167,12 @@ def models(app_server, client, tiny_run):
     del config["verification"]
     (old / "config.json").write_text(json.dumps(config))
     config = json.loads((shipped / "config.json").read_text())
-    yield {"shipped": "shipped:speaker", "old": "run:speaker-old", "n_known": len(config["class_names"]),
-           "threshold": config["verification"]["threshold"]}
+    yield {
+        "shipped": "shipped:speaker",
+        "old": "run:speaker-old",
+        "n_known": len(config["class_names"]),
+        "threshold": config["verification"]["threshold"],
+    }
     shutil.rmtree(shipped, ignore_errors=True)
     shutil.rmtree(old, ignore_errors=True)
 
@@ -152,14 +184,17 @@ def test_enrol_identify_compare_and_map_through_the_api(client, models, tmp_path
     info = client.predict(shipped, api_name="/speaker_who_model")
     assert f"threshold {models['threshold']:.2f} (calibrated" in info
 
-    people, status, *_ = client.predict(shipped, "Ann", handle_file(clip("woman-0036", 1)), [],
-                                        api_name="/speaker_who_enrol")
+    people, status, *_ = client.predict(
+        shipped, "Ann", handle_file(clip("woman-0036", 1)), [], api_name="/speaker_who_enrol"
+    )
     assert "Enrolled **Ann** (1 clip)" in status
-    people, status, pick, audio, files = client.predict(shipped, "Ann", None, [handle_file(clip("woman-0036", 2))],
-                                                        api_name="/speaker_who_enrol")
+    people, status, pick, audio, files = client.predict(
+        shipped, "Ann", None, [handle_file(clip("woman-0036", 2))], api_name="/speaker_who_enrol"
+    )
     assert "(2 clips)" in status and audio is None
-    people, status, *_ = client.predict(shipped, "Bob", handle_file(clip("man-0482", 1)), [],
-                                        api_name="/speaker_who_enrol")
+    people, status, *_ = client.predict(
+        shipped, "Bob", handle_file(clip("man-0482", 1)), [], api_name="/speaker_who_enrol"
+    )
     assert people["headers"] == ["name", "clips", "from"]
     assert [row[:2] for row in people["data"]] == [["Ann", 2], ["Bob", 1]]
     assert "woman-0036_1.flac, woman-0036_2.flac" == people["data"][0][2]
@@ -174,12 +209,14 @@ def test_enrol_identify_compare_and_map_through_the_api(client, models, tmp_path
         assert sentence.startswith(f"Most like: {first} ({rows[0][2]:.2f}).") and "calibrated" in sentence
         assert bars["type"] == "matplotlib"
 
-    verdict, scale = client.predict(shipped, handle_file(clip("man-0482", 1)), handle_file(clip("man-0482", 1)),
-                                    api_name="/speaker_who_same")
+    verdict, scale = client.predict(
+        shipped, handle_file(clip("man-0482", 1)), handle_file(clip("man-0482", 1)), api_name="/speaker_who_same"
+    )
     assert verdict.startswith(f"Same speaker: score 1.00 ≥ threshold {models['threshold']:.2f} (calibrated")
     assert scale["type"] == "matplotlib"
-    verdict, _ = client.predict(models["old"], handle_file(clip("woman-0036", 3)), handle_file(clip("george", 3)),
-                                api_name="/speaker_who_same")
+    verdict, _ = client.predict(
+        models["old"], handle_file(clip("woman-0036", 3)), handle_file(clip("george", 3)), api_name="/speaker_who_same"
+    )
     assert "threshold 0.50 (uncalibrated default)" in verdict
     assert verdict.startswith(("Same speaker: score", "Different speakers: score"))
     assert "not calibrated" in client.predict(models["old"], api_name="/speaker_who_model")
@@ -208,7 +245,7 @@ def test_mistakes_come_back_as_messages(app_server, models):
     from gradio_client import Client, handle_file
     from gradio_client.exceptions import AppError
 
-    fresh = Client(app_server.url, verbose=False)          # a new session: nobody enrolled
+    fresh = Client(app_server.url, verbose=False)  # a new session: nobody enrolled
     with pytest.raises(AppError, match="nobody is enrolled yet"):
         fresh.predict(models["shipped"], handle_file(clip("george", 1)), api_name="/speaker_who_identify")
     with pytest.raises(AppError, match="give the person a name"):
@@ -218,8 +255,9 @@ def test_mistakes_come_back_as_messages(app_server, models):
     with pytest.raises(AppError, match="give two clips"):
         fresh.predict(models["shipped"], handle_file(clip("george", 1)), None, api_name="/speaker_who_same")
     with pytest.raises(AppError, match="not one of your runs"):
-        fresh.predict(models["old"], handle_file(clip("george", 1)), handle_file(clip("george", 2)),
-                      api_name="/speaker_who_same")                # another session's run
+        fresh.predict(
+            models["old"], handle_file(clip("george", 1)), handle_file(clip("george", 2)), api_name="/speaker_who_same"
+        )  # another session's run
     junk = app_server.checkpoints.parent / "junk.json"
     junk.write_text("{not json")
     with pytest.raises(AppError, match="junk.json"):

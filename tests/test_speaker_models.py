@@ -7,8 +7,13 @@ import torch
 from conformer import ConformerBlock
 
 from hwml.models import build_model
-from hwml.models.speaker import (AMSoftmaxHead, AttentiveStatsPool, SelfAttentivePool,
-                                 SpeakerClassifier, masked_batch_norm)
+from hwml.models.speaker import (
+    AMSoftmaxHead,
+    AttentiveStatsPool,
+    SelfAttentivePool,
+    SpeakerClassifier,
+    masked_batch_norm,
+)
 
 SMALL = dict(n_classes=5, d_model=16, heads=2, ff_dim=32, depth=2, conv_kernel=7, dropout=0.1)
 COMBOS = list(itertools.product(("transformer", "conformer"), ("mean", "sap", "asp")))
@@ -107,8 +112,9 @@ def test_sap_asp_shapes_and_gradients():
         out = pool(x, mask)
         assert out.shape == (3, width)
         out.square().sum().backward()
-        assert all(p.grad is not None and torch.isfinite(p.grad).all() and p.grad.abs().sum() > 0
-                   for p in pool.parameters())
+        assert all(
+            p.grad is not None and torch.isfinite(p.grad).all() and p.grad.abs().sum() > 0 for p in pool.parameters()
+        )
         assert torch.all(x.grad[0, 4:] == 0), "padded frames must get no gradient"
         x.grad = None
     w = SelfAttentivePool(8).weights(x.detach(), mask)
@@ -155,8 +161,10 @@ def test_am_softmax_margin_only_in_training():
 @pytest.mark.parametrize("encoder,pooling", COMBOS)
 def test_initialisation_is_explicit_and_seeded(encoder, pooling):
     """PITFALLS 2: nothing uninitialised; the same seed builds the same weights."""
-    spec = {"name": "speaker_classifier",
-            "kwargs": {**SMALL, "encoder": encoder, "pooling": pooling, "head": "amsoftmax", "emb_dim": 8}}
+    spec = {
+        "name": "speaker_classifier",
+        "kwargs": {**SMALL, "encoder": encoder, "pooling": pooling, "head": "amsoftmax", "emb_dim": 8},
+    }
     states = []
     for _ in range(2):
         garbage = torch.empty(1 << 16).fill_(float("nan"))  # leave NaNs in freed memory

@@ -18,16 +18,37 @@ from hwml.data import load_dataset, write_hw4
 from hwml.data.types import UtteranceSet
 from hwml.errors import HwmlError
 from hwml.runs import load_run
-from hwml.speaker import (PRESETS, as_utterances, cosine_similarity, embed, make_task, predict_files,
-                          predict_logits, random_crops, resolve_settings, spec_augment,
-                          split_by_utterance, validation_spacing,
-                          window_batches, VALID_FRAME_COST)
+from hwml.speaker import (
+    PRESETS,
+    as_utterances,
+    cosine_similarity,
+    embed,
+    make_task,
+    predict_files,
+    predict_logits,
+    random_crops,
+    resolve_settings,
+    spec_augment,
+    split_by_utterance,
+    validation_spacing,
+    window_batches,
+    VALID_FRAME_COST,
+)
 from hwml.speaker_id import enroll, identify, load_enrollments, save_enrollments
 from hwml.train.engine import train
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = {"d_model": 16, "heads": 2, "ff_dim": 32, "depth": 1, "batch_size": 8, "segment_len": 32,
-        "warmup_steps": 2, "valid_every": 5, "emb_dim": 0}
+TINY = {
+    "d_model": 16,
+    "heads": 2,
+    "ff_dim": 32,
+    "depth": 1,
+    "batch_size": 8,
+    "segment_len": 32,
+    "warmup_steps": 2,
+    "valid_every": 5,
+    "emb_dim": 0,
+}
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -46,8 +67,9 @@ def synthetic(n_speakers=4, per=10, seed=0, lo=12, hi=90, offset=0):
             labels.append(s)
     offsets = torch.cat([torch.zeros(1, dtype=torch.long), torch.cumsum(torch.tensor(lengths), 0)])
     ids = [f"utt-{seed}-{i}" for i in range(len(lengths))]
-    return UtteranceSet(torch.cat(feats), offsets, ids, torch.tensor(labels),
-                        [f"spk{offset + i:02d}" for i in range(n_speakers)])
+    return UtteranceSet(
+        torch.cat(feats), offsets, ids, torch.tensor(labels), [f"spk{offset + i:02d}" for i in range(n_speakers)]
+    )
 
 
 @pytest.fixture(scope="module")
@@ -70,6 +92,7 @@ def trained(hw4, tmp_path_factory):
 
 
 # --------------------------------------------------------------------------- split and batches
+
 
 def test_split_is_per_speaker_seeded_and_disjoint():
     labels = torch.tensor([0] * 10 + [1] * 3 + [2] * 1 + [3] * 2 + [-1] * 2)
@@ -98,7 +121,7 @@ def test_crops_are_one_gather_with_a_length_mask():
     assert torch.all(x[~mask] == 0), "padding is zeros and masked, never -20 treated as speech"
     for i in range(len(utts)):  # each crop is a contiguous piece of its own utterance
         u, n = utts.utterance(i), int(mask[i].sum())
-        starts = [s for s in range(len(u) - n + 1) if torch.equal(u[s:s + n], x[i, :n])]
+        starts = [s for s in range(len(u) - n + 1) if torch.equal(u[s : s + n], x[i, :n])]
         assert starts, i
     x2, _ = random_crops(utts, idx, 32, torch.Generator().manual_seed(0))
     x3, _ = random_crops(utts, idx, 32, torch.Generator().manual_seed(1))
@@ -132,7 +155,7 @@ def test_window_batches_cover_every_utterance_with_its_windows():
     assert sorted(seen) == list(range(len(utts)))
     for i, windows in seen.items():  # windows tile the whole utterance, ends included
         u = utts.utterance(i)
-        assert torch.equal(windows[0], u[: len(windows[0])]) and torch.equal(windows[-1], u[-len(windows[-1]):])
+        assert torch.equal(windows[0], u[: len(windows[0])]) and torch.equal(windows[-1], u[-len(windows[-1]) :])
         expect = 1 if len(u) <= 64 else (len(u) - 64 + 31) // 32 + 1
         assert len(windows) == expect
 
@@ -165,11 +188,11 @@ def test_validation_scores_each_valid_utterance_whole_against_its_own_label(trai
 
 # -------------------------------------------------------------------------------- settings
 
+
 def test_settings_checked_and_coerced():
     s = resolve_settings("boss", {"d_model": 64.0, "m": 0, "norm_first": "true", "max_seconds": 5})
     assert s["d_model"] == 64 and isinstance(s["m"], float) and s["norm_first"] is True
-    for bad in ({"pooling": "max"}, {"nope": 1}, {"d_model": "wide"}, {"d_model": 30, "heads": 4},
-                {"segment_len": 0}):
+    for bad in ({"pooling": "max"}, {"nope": 1}, {"d_model": "wide"}, {"d_model": 30, "heads": 4}, {"segment_len": 0}):
         with pytest.raises(HwmlError):
             resolve_settings("simple", bad)
     with pytest.raises(HwmlError):
@@ -186,18 +209,29 @@ def test_validation_is_spaced_out_where_it_would_dominate_the_run(hw4):
     assert validation_spacing(resolve_settings("simple", {}), course) == 2000  # the course's spacing
     assert validation_spacing(resolve_settings("boss", {"valid_share": 0}), course) == 100
     # make_task applies it: tiny crops and batches make this small validation set "big"
-    task = make_task(load_dataset(hw4), "boss", {**TINY, "segment_len": 1, "batch_size": 1,
-                                                 "valid_share": 0.5}, seed=0)
+    task = make_task(load_dataset(hw4), "boss", {**TINY, "segment_len": 1, "batch_size": 1, "valid_share": 0.5}, seed=0)
     frames = int(task.utts.lengths[task.valid_idx].sum())
     assert task.settings["valid_every"] == validation_spacing({**task.settings, "valid_every": 5}, frames) > 5
 
 
 def test_simple_preset_is_the_course_recipe():
     s = resolve_settings("simple", {})
-    assert (s["encoder"], s["d_model"], s["depth"], s["heads"], s["ff_dim"], s["pooling"]) == \
-        ("transformer", 80, 1, 2, 256, "mean")
-    assert (s["head"], s["head_hidden"], s["optimizer"], s["lr"], s["warmup_steps"], s["schedule"]) == \
-        ("softmax", 80, "adamw", 1e-3, 1000, "cosine")
+    assert (s["encoder"], s["d_model"], s["depth"], s["heads"], s["ff_dim"], s["pooling"]) == (
+        "transformer",
+        80,
+        1,
+        2,
+        256,
+        "mean",
+    )
+    assert (s["head"], s["head_hidden"], s["optimizer"], s["lr"], s["warmup_steps"], s["schedule"]) == (
+        "softmax",
+        80,
+        "adamw",
+        1e-3,
+        1000,
+        "cosine",
+    )
     assert (s["segment_len"], s["batch_size"], s["input_norm"]) == (128, 16, "none")
     boss = resolve_settings("boss", {})
     assert (boss["encoder"], boss["head"]) == ("conformer", "amsoftmax") and boss["pooling"] in ("sap", "asp")
@@ -205,6 +239,7 @@ def test_simple_preset_is_the_course_recipe():
 
 
 # ------------------------------------------------------------------------- training (engine)
+
 
 @pytest.mark.parametrize("preset", list(PRESETS))
 def test_every_preset_trains_a_few_steps(hw4, tmp_path, preset):
@@ -254,8 +289,13 @@ def test_evaluate_valid_rebuilds_the_runs_validation_split(trained, hw4, tmp_pat
     assert torch.equal(valid.utterance(0), utts.utterance(utts.utt_ids.index(valid.utt_ids[0])))
     result = evaluate_run(run, hw4, split="valid")
     assert result["accuracy"] == pytest.approx(end["best_valid_acc"])
-    cli = subprocess.run([sys.executable, "-m", "hwml", "evaluate", str(run), str(hw4), "--split", "valid",
-                          "--json"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    cli = subprocess.run(
+        [sys.executable, "-m", "hwml", "evaluate", str(run), str(hw4), "--split", "valid", "--json"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert cli.returncode == 0, cli.stderr
     assert json.loads(cli.stdout)["accuracy"] == pytest.approx(end["best_valid_acc"])
     other = tmp_path / "other"
@@ -287,8 +327,13 @@ def test_resume_continues_exactly(hw4, tmp_path):
 
     train(task(), engine, tmp_path / "straight")
     stop = threading.Event()
-    train(task(), engine, tmp_path / "resumed", stop_event=stop,
-          callbacks=[lambda e: e.get("step", 0) >= 3 and stop.set()])
+    train(
+        task(),
+        engine,
+        tmp_path / "resumed",
+        stop_event=stop,
+        callbacks=[lambda e: e.get("step", 0) >= 3 and stop.set()],
+    )
     assert json.loads((tmp_path / "resumed" / "resume.json").read_text())["step"] == 3
     train(task(), engine, tmp_path / "resumed", resume=True)
     a, b = (load_file(str(tmp_path / n / "resume.safetensors")) for n in ("straight", "resumed"))
@@ -297,6 +342,7 @@ def test_resume_continues_exactly(hw4, tmp_path):
 
 
 # -------------------------------------------------------------------------------- predict
+
 
 def test_predict_course_test_split(trained, hw4, tmp_path):
     out = tmp_path / "preds.csv"
@@ -339,6 +385,7 @@ def test_predict_feature_and_audio_files(trained, tmp_path):
 
 # ------------------------------------------------------------------------ embeddings, enrolment
 
+
 def test_embeddings_are_unit_vectors_and_cosine(trained):
     model, config = load_run(trained[0])
     utts = synthetic(per=2, seed=5)
@@ -376,12 +423,25 @@ def test_enrolment_recognises_new_speakers_without_retraining(trained, tmp_path)
 
 # ------------------------------------------------------------------------------- benchmarks
 
+
 def test_benchmarks_quick():
     """The speaker benchmarks run (--quick, concurrently) and print JSON lines."""
-    benches = ["bench_speaker_throughput.py", "bench_speaker_latency.py", "bench_speaker_time_to_acc.py",
-               "bench_speaker_validation.py"]
-    procs = [subprocess.Popen([sys.executable, str(ROOT / "bench" / b), "--quick"], cwd=ROOT,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for b in benches]
+    benches = [
+        "bench_speaker_throughput.py",
+        "bench_speaker_latency.py",
+        "bench_speaker_time_to_acc.py",
+        "bench_speaker_validation.py",
+    ]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(ROOT / "bench" / b), "--quick"],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for b in benches
+    ]
     for bench, proc in zip(benches, procs):
         out, err = proc.communicate(timeout=600)
         assert proc.returncode == 0, f"{bench}: {err[-2000:]}"

@@ -101,8 +101,14 @@ def plan_utterance(speaker: Speaker, index: int, k: int, seed: int) -> Plan:
 
 def speak(plan: Plan, engine: espeak.Engine) -> espeak.Synthesis:
     style = plan.style
-    return engine.synthesize(plan.text, plan.speaker.voice, rate=style.rate, pitch=style.pitch,
-                             pitch_range=style.pitch_range, word_gap=style.word_gap)
+    return engine.synthesize(
+        plan.text,
+        plan.speaker.voice,
+        rate=style.rate,
+        pitch=style.pitch,
+        pitch_range=style.pitch_range,
+        word_gap=style.word_gap,
+    )
 
 
 def render(plan: Plan, syn: espeak.Synthesis) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -131,23 +137,35 @@ def finish_utterance(plan: Plan, syn: espeak.Synthesis) -> Utterance:
     frame_labels = audio.label_frames(len(mfcc), starts, ends, labels, sr)
     if len(logmel) != len(mfcc) or bool((frame_labels < 0).any()):
         raise RuntimeError(f"utterance {plan.speaker.name}/{plan.k}: frames and labels disagree")
-    return Utterance(f"{plan.speaker.name}-{plan.k:03d}", plan.index, plan.k, plan.text, mfcc,
-                     logmel, frame_labels, len(wave) / sr)
+    return Utterance(
+        f"{plan.speaker.name}-{plan.k:03d}", plan.index, plan.k, plan.text, mfcc, logmel, frame_labels, len(wave) / sr
+    )
 
 
 def _frames(utts: list[Utterance], context: int = 1) -> FrameSet:
     feats = [audio.stack_context(u.mfcc, context) if context > 1 else u.mfcc for u in utts]
     lengths = torch.tensor([len(u.mfcc) for u in utts])
     offsets = torch.cat([torch.zeros(1, dtype=torch.int64), lengths.cumsum(0)])
-    return FrameSet(torch.cat(feats), torch.cat([u.labels for u in utts]), offsets,
-                    [u.utt_id for u in utts], list(PHONES_39), stacked=context)
+    return FrameSet(
+        torch.cat(feats),
+        torch.cat([u.labels for u in utts]),
+        offsets,
+        [u.utt_id for u in utts],
+        list(PHONES_39),
+        stacked=context,
+    )
 
 
 def _utterance_set(utts: list[Utterance], names: list[str]) -> UtteranceSet:
     lengths = torch.tensor([len(u.logmel) for u in utts])
     offsets = torch.cat([torch.zeros(1, dtype=torch.int64), lengths.cumsum(0)])
-    return UtteranceSet(torch.cat([u.logmel for u in utts]), offsets, [u.utt_id for u in utts],
-                        torch.tensor([u.speaker for u in utts]), names)
+    return UtteranceSet(
+        torch.cat([u.logmel for u in utts]),
+        offsets,
+        [u.utt_id for u in utts],
+        torch.tensor([u.speaker for u in utts]),
+        names,
+    )
 
 
 def class_counts(labels: torch.Tensor) -> dict[str, int]:
@@ -192,11 +210,16 @@ def _build(out: Path, size: CorpusSize, seed: int, progress: Progress | None) ->
     write_hw4(out / "speaker", _utterance_set(spk_train, names), _utterance_set(spk_test, names))
     train_counts = class_counts(torch.cat([u.labels for u in phone_train]))
     info = {
-        "version": VERSION, "seed": seed, "size": asdict(size),
+        "version": VERSION,
+        "seed": seed,
+        "size": asdict(size),
         "seconds_audio": round(sum(u.seconds for u in utts), 2),
-        "utterances": len(utts), "frames": int(sum(len(u.labels) for u in utts)),
-        "speakers": [{**asdict(s), "name": s.name, "phoneme_split": "test" if i in held_out else "train"}
-                     for i, s in enumerate(voices)],
+        "utterances": len(utts),
+        "frames": int(sum(len(u.labels) for u in utts)),
+        "speakers": [
+            {**asdict(s), "name": s.name, "phoneme_split": "test" if i in held_out else "train"}
+            for i, s in enumerate(voices)
+        ],
         "phoneme_train_class_frames": train_counts,
         "timit_11_rows": {"train": len(timit_train), "test": len(timit_test)},
     }
@@ -227,8 +250,7 @@ def _remove_stale_builds(root: Path, max_age_s: float = 3600.0) -> None:
                 shutil.rmtree(stale, ignore_errors=True)
 
 
-def ensure_corpus(root=None, size: str = "default", seed: int = 0,
-                  progress: Progress | None = None) -> Path:
+def ensure_corpus(root=None, size: str = "default", seed: int = 0, progress: Progress | None = None) -> Path:
     """The built-in corpus folder (timit_11/, libriphone/, speaker/), built on first use.
 
     root: where it lives (default: $HWML_CACHE or ~/.cache/hwml, then corpus/<size>-<seed>-v<N>).

@@ -52,8 +52,7 @@ class _Event(ctypes.Structure):
 
 
 # int SynthCallback(short *wav, int numsamples, espeak_EVENT *events); return 0 = continue
-_SynthCallback = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int,
-                                  ctypes.POINTER(_Event))
+_SynthCallback = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.POINTER(_Event))
 
 
 @dataclass(frozen=True)
@@ -116,14 +115,22 @@ class Engine:
         lib.espeak_Initialize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
         lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
         lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
-        lib.espeak_Synth.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int,
-                                     ctypes.c_uint, ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p]
+        lib.espeak_Synth.argtypes = [
+            ctypes.c_void_p,
+            ctypes.c_size_t,
+            ctypes.c_uint,
+            ctypes.c_int,
+            ctypes.c_uint,
+            ctypes.c_uint,
+            ctypes.c_void_p,
+            ctypes.c_void_p,
+        ]
         lib.espeak_TextToPhonemes.restype = ctypes.c_char_p
-        lib.espeak_TextToPhonemes.argtypes = [ctypes.POINTER(ctypes.c_char_p), ctypes.c_int,
-                                              ctypes.c_int]
+        lib.espeak_TextToPhonemes.argtypes = [ctypes.POINTER(ctypes.c_char_p), ctypes.c_int, ctypes.c_int]
         # 1000 ms buffers: fewer Python callbacks (the event list grows with the buffer)
-        rate = lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 1000, str(data_path()).encode(),
-                                     _INITIALIZE_PHONEME_EVENTS)
+        rate = lib.espeak_Initialize(
+            _AUDIO_OUTPUT_SYNCHRONOUS, 1000, str(data_path()).encode(), _INITIALIZE_PHONEME_EVENTS
+        )
         if rate <= 0:
             raise HwmlError(f"eSpeak NG failed to initialise with data at {data_path()}")
         lib.espeak_ng_SetRandSeed.argtypes = [ctypes.c_long]
@@ -165,8 +172,16 @@ class Engine:
                 raise HwmlError(f"eSpeak NG has no voice {voice!r}")
             self.voice = voice
 
-    def synthesize(self, text: str, voice: str = "en-us", *, rate: int = 175, pitch: int = 50,
-                   pitch_range: int = 50, word_gap: int = 0) -> Synthesis:
+    def synthesize(
+        self,
+        text: str,
+        voice: str = "en-us",
+        *,
+        rate: int = 175,
+        pitch: int = 50,
+        pitch_range: int = 50,
+        word_gap: int = 0,
+    ) -> Synthesis:
         """Speak `text` with an eSpeak voice name ("en-us", "en-gb-scotland+m3", ...).
 
         rate: words per minute (80..450); pitch and pitch_range: 0..100 (50 = the voice's
@@ -174,13 +189,11 @@ class Engine:
         """
         with self.lock:
             self._ready(voice)
-            for param, value in ((_RATE, rate), (_PITCH, pitch), (_RANGE, pitch_range),
-                                 (_WORDGAP, word_gap)):
+            for param, value in ((_RATE, rate), (_PITCH, pitch), (_RANGE, pitch_range), (_WORDGAP, word_gap)):
                 self.lib.espeak_SetParameter(param, int(value), 0)
             self.chunks, self.events = [], []
             data = text.encode() + b"\0"
-            err = self.lib.espeak_Synth(data, len(data), 0, _POS_CHARACTER, 0, _CHARS_UTF8, None,
-                                        None)
+            err = self.lib.espeak_Synth(data, len(data), 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None)
             if err != _EE_OK:
                 raise HwmlError(f"eSpeak NG could not synthesise {text!r} (error {err})")
             samples = np.concatenate(self.chunks) if self.chunks else np.zeros(0, np.int16)
@@ -222,5 +235,4 @@ def voice_variants() -> list[str]:
 
 def english_languages() -> list[str]:
     """English language voices in the bundled data, lower-cased (en, en-us, en-029, ...)."""
-    return sorted(p.name.lower() for p in (data_path() / "lang" / "gmw").iterdir()
-                  if p.name.lower().startswith("en"))
+    return sorted(p.name.lower() for p in (data_path() / "lang" / "gmw").iterdir() if p.name.lower().startswith("en"))

@@ -59,17 +59,67 @@ from hwml.phones import PHONES_39
 SIL = PHONES_39.index("sil")
 
 _BASE = {
-    "i:": "iy", "i": "iy",
-    "I": "ih", "I2": "ih", "I#": "ih", "i@": "ih", "i@3": "ih",
-    "E": "eh", "e@": "eh", "eI": "ey", "a": "ae", "aa": "ae",
-    "A:": "aa", "A@": "aa", "0": "aa", "O:": "aa", "O2": "aa", "O@": "aa", "o@": "aa",
-    "V": "ah", "@": "ah", "@2": "ah", "@5": "ah", "@-": "ah", "a#": "ah",
-    "3:": "er", "3": "er", "IR": "er", "VR": "er",
-    "U": "uh", "U@": "uh", "u:": "uw", "oU": "ow",
-    "aI": "ay", "aI2": "ay", "aI@": "ay", "aI3": "ay", "aU": "aw", "aU@": "aw", "OI": "oy",
-    "t#": "dx", "t2": "t", "t[": "t", "d[": "d", "?": "sil",
-    "T": "th", "D": "dh", "S": "sh", "Z": "sh", "h": "hh", "x": "hh", "tS": "ch", "dZ": "jh",
-    "N": "ng", "n-": "n", "m-": "m", "@L": "l", "l/": "l", "r-": "r", "w#": "w", "j": "y",
+    "i:": "iy",
+    "i": "iy",
+    "I": "ih",
+    "I2": "ih",
+    "I#": "ih",
+    "i@": "ih",
+    "i@3": "ih",
+    "E": "eh",
+    "e@": "eh",
+    "eI": "ey",
+    "a": "ae",
+    "aa": "ae",
+    "A:": "aa",
+    "A@": "aa",
+    "0": "aa",
+    "O:": "aa",
+    "O2": "aa",
+    "O@": "aa",
+    "o@": "aa",
+    "V": "ah",
+    "@": "ah",
+    "@2": "ah",
+    "@5": "ah",
+    "@-": "ah",
+    "a#": "ah",
+    "3:": "er",
+    "3": "er",
+    "IR": "er",
+    "VR": "er",
+    "U": "uh",
+    "U@": "uh",
+    "u:": "uw",
+    "oU": "ow",
+    "aI": "ay",
+    "aI2": "ay",
+    "aI@": "ay",
+    "aI3": "ay",
+    "aU": "aw",
+    "aU@": "aw",
+    "OI": "oy",
+    "t#": "dx",
+    "t2": "t",
+    "t[": "t",
+    "d[": "d",
+    "?": "sil",
+    "T": "th",
+    "D": "dh",
+    "S": "sh",
+    "Z": "sh",
+    "h": "hh",
+    "x": "hh",
+    "tS": "ch",
+    "dZ": "jh",
+    "N": "ng",
+    "n-": "n",
+    "m-": "m",
+    "@L": "l",
+    "l/": "l",
+    "r-": "r",
+    "w#": "w",
+    "j": "y",
     **{c: c for c in "p b t d k g f v s z m n l r w".split()},
 }
 _NON_RHOTIC = ("en", "en-gb-x-rp", "en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-029", "en-us-nyc")
@@ -80,8 +130,15 @@ _ACCENT = {
     "en-gb-x-rp": {"3": "ah", "aa": "aa", "U@": "aa"},
     "en-029": {"3": "ah", "o@": "ow"},
     "en-gb-scotland": {"o@": "ow", "U@": "uw"},
-    "en-us": {"A@": ("aa", "r"), "O@": ("aa", "r"), "o@": ("aa", "r"), "e@": ("eh", "r"),
-              "i@3": ("ih", "r"), "U@": ("uh", "r"), "aI3": ("ay", "er")},
+    "en-us": {
+        "A@": ("aa", "r"),
+        "O@": ("aa", "r"),
+        "o@": ("aa", "r"),
+        "e@": ("eh", "r"),
+        "i@3": ("ih", "r"),
+        "U@": ("uh", "r"),
+        "aI3": ("ay", "er"),
+    },
 }
 VOWEL_PART = 0.6  # share of a split r-coloured vowel that is the vowel
 VOICED_STOPS = frozenset(PHONES_39.index(c) for c in ("b", "d", "g", "jh"))
@@ -112,7 +169,7 @@ def _release(segment: np.ndarray, step: int) -> int | None:
     levels = _frame_levels(np.diff(segment), step)
     lookback = 8  # 20 ms: more than one pitch period of the voice bar
     for i in range(6, len(levels) - 1):  # the bar lasts at least 15 ms
-        if min(levels[i], levels[i + 1]) > 1.8 * levels[max(0, i - lookback):i].max():
+        if min(levels[i], levels[i + 1]) > 1.8 * levels[max(0, i - lookback) : i].max():
             return i * step
     return None
 
@@ -138,7 +195,7 @@ def segments(syn: Synthesis, accent: str) -> tuple[np.ndarray, np.ndarray, np.nd
         if len(classes) == 1 and per_sample[start] in VOICED_STOPS and end - start > 0.03 * syn.sample_rate:
             release = _release(syn.wave[start:end], round(STEP_S * syn.sample_rate))
             if release is not None:
-                per_sample[start:start + release] = SIL
+                per_sample[start : start + release] = SIL
     step = round(STEP_S * syn.sample_rate)
     _mark_silence(per_sample, syn.wave, step, round(MIN_SILENCE_S / STEP_S))
     starts, ends, classes = _runs(per_sample)
@@ -164,4 +221,4 @@ def _mark_silence(per_sample: np.ndarray, wave: np.ndarray, step: int, min_frame
     edges = np.flatnonzero(np.diff(np.concatenate([[0], quiet.astype(np.int8), [0]])))
     for first, stop in zip(edges[::2], edges[1::2]):
         if stop - first >= min_frames:
-            per_sample[first * step:stop * step] = SIL
+            per_sample[first * step : stop * step] = SIL

@@ -28,8 +28,9 @@ from hwml.safeio import atomic_write_bytes, atomic_write_text
 LEXICON = {"TEAPOTS": "T IY1 P AA2 T S", "THIMBLES": "TH IH1 M B AH0 L Z"}  # not in cmudict
 
 
-def write_transcribed(out, size: str = "small", seed: int = 0, per_speaker: int | None = None,
-                      n_speakers: int | None = None) -> list[dict]:
+def write_transcribed(
+    out, size: str = "small", seed: int = 0, per_speaker: int | None = None, n_speakers: int | None = None
+) -> list[dict]:
     """Write the first `per_speaker` utterances of the first `n_speakers` voices of a corpus size.
 
     Returns one dict per utterance: utt, speaker, text, wav, lab, phn (paths). The same
@@ -56,7 +57,10 @@ def write_transcribed(out, size: str = "small", seed: int = 0, per_speaker: int 
                 sf.write(buf, wave, syn.sample_rate, format="WAV", subtype="FLOAT")
                 atomic_write_bytes(wav, buf.getvalue(), fsync=False)
                 atomic_write_text(lab, plan.text + "\n", fsync=False)
-                atomic_write_text(phn, "".join(f"{s} {e} {PHONES_39[c]}\n" for s, e, c in zip(starts, ends, labels)),
-                                  fsync=False)
-                written.append({"utt": utt, "speaker": voice.name, "text": plan.text, "wav": wav, "lab": lab, "phn": phn})
+                atomic_write_text(
+                    phn, "".join(f"{s} {e} {PHONES_39[c]}\n" for s, e, c in zip(starts, ends, labels)), fsync=False
+                )
+                written.append(
+                    {"utt": utt, "speaker": voice.name, "text": plan.text, "wav": wav, "lab": lab, "phn": phn}
+                )
     return written

@@ -18,16 +18,56 @@ from dataclasses import dataclass
 
 # accent -> speakers in the default corpus (72 in all)
 ACCENT_SPEAKERS = {
-    "en-us": 18, "en-us-nyc": 9, "en": 9, "en-gb-x-rp": 9, "en-gb-scotland": 9,
-    "en-029": 6, "en-gb-x-gbclan": 6, "en-gb-x-gbcwmd": 6,
+    "en-us": 18,
+    "en-us-nyc": 9,
+    "en": 9,
+    "en-gb-x-rp": 9,
+    "en-gb-scotland": 9,
+    "en-029": 6,
+    "en-gb-x-gbclan": 6,
+    "en-gb-x-gbcwmd": 6,
 }
 # variants in espeakng-loader's data with a natural-sounding voice (whisper, robot, croak and
 # the like are left out: a phone or speaker classifier should not learn from sound effects)
 VARIANTS = (
-    "m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8", "f1", "f2", "f3", "f4", "f5",
-    "klatt", "klatt2", "klatt3", "klatt4", "Andy", "Annie", "aunty", "belinda", "david",
-    "edward", "john", "linda", "michel", "paul", "robert", "steph", "travis", "victor", "iven",
-    "ian", "quincy", "rob", "grandpa", "grandma", "Andrea",
+    "m1",
+    "m2",
+    "m3",
+    "m4",
+    "m5",
+    "m6",
+    "m7",
+    "m8",
+    "f1",
+    "f2",
+    "f3",
+    "f4",
+    "f5",
+    "klatt",
+    "klatt2",
+    "klatt3",
+    "klatt4",
+    "Andy",
+    "Annie",
+    "aunty",
+    "belinda",
+    "david",
+    "edward",
+    "john",
+    "linda",
+    "michel",
+    "paul",
+    "robert",
+    "steph",
+    "travis",
+    "victor",
+    "iven",
+    "ian",
+    "quincy",
+    "rob",
+    "grandpa",
+    "grandma",
+    "Andrea",
 )
 
 
@@ -83,8 +123,15 @@ def _make_speakers() -> tuple[Speaker, ...]:
         while (accent, VARIANTS[k]) in used:  # one voice variant per accent at most once
             k = (k + 1) % len(VARIANTS)
         used.add((accent, VARIANTS[k]))
-        speakers.append(Speaker(accent, VARIANTS[k], pitch=rng.randrange(30, 71),
-                                pitch_range=rng.randrange(30, 81), rate=rng.randrange(145, 196, 5)))
+        speakers.append(
+            Speaker(
+                accent,
+                VARIANTS[k],
+                pitch=rng.randrange(30, 71),
+                pitch_range=rng.randrange(30, 81),
+                rate=rng.randrange(145, 196, 5),
+            )
+        )
     return tuple(speakers)
 
 

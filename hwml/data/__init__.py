@@ -15,14 +15,28 @@ from hwml.data.types import Dataset, FrameSet, UtteranceSet
 from hwml.errors import HwmlError
 from hwml.safeio import safe_extract_zip
 
-__all__ = ["Dataset", "FrameSet", "UtteranceSet", "FORMAT_KIND", "detect_format", "find_dataset",
-           "load_dataset", "read_hw4", "read_libriphone", "read_timit11", "write_hw4",
-           "write_libriphone", "write_timit11"]
+__all__ = [
+    "Dataset",
+    "FrameSet",
+    "UtteranceSet",
+    "FORMAT_KIND",
+    "detect_format",
+    "find_dataset",
+    "load_dataset",
+    "read_hw4",
+    "read_libriphone",
+    "read_timit11",
+    "write_hw4",
+    "write_libriphone",
+    "write_timit11",
+]
 
 FORMAT_KIND = {"timit_11": "phoneme", "libriphone": "phoneme", "hw4": "speaker"}
 READERS = {"timit_11": read_timit11, "libriphone": read_libriphone, "hw4": read_hw4}
-EXPECTED = ("expected train_11.npy + train_label_11.npy (HW2 timit_11), feat/ + train_split.txt + "
-            "train_labels.txt (HW2 libriphone) or mapping.json + metadata.json + uttr-*.pt (HW4 Dataset)")
+EXPECTED = (
+    "expected train_11.npy + train_label_11.npy (HW2 timit_11), feat/ + train_split.txt + "
+    "train_labels.txt (HW2 libriphone) or mapping.json + metadata.json + uttr-*.pt (HW4 Dataset)"
+)
 
 
 def _format_here(folder: Path) -> str | None:
@@ -57,7 +71,7 @@ def find_dataset(path, *, kind: str | None = None) -> tuple[str, Path]:
 
 
 def detect_format(path, *, kind: str | None = None) -> str:
-    """"timit_11", "libriphone" or "hw4", from the files in `path` or one level down."""
+    """ "timit_11", "libriphone" or "hw4", from the files in `path` or one level down."""
     return find_dataset(path, kind=kind)[0]
 
 

@@ -71,9 +71,15 @@ def offsets_from_lengths(lengths) -> torch.Tensor:
     return offsets
 
 
-def load_frames(paths: list[Path], *, width: int | None = None, lengths: list[int] | None = None,
-                lengths_from: str = "", out: torch.Tensor | None = None,
-                workers: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def load_frames(
+    paths: list[Path],
+    *,
+    width: int | None = None,
+    lengths: list[int] | None = None,
+    lengths_from: str = "",
+    out: torch.Tensor | None = None,
+    workers: int | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-utterance (T, width) files -> one (sum T, width) float32 tensor + (U+1,) offsets.
 
     With `lengths` known up front (labels, mel_len) the result is preallocated (or `out`, e.g. a
@@ -104,8 +110,8 @@ def load_frames(paths: list[Path], *, width: int | None = None, lengths: list[in
     return feats, offsets_from_lengths(lengths)
 
 
-PARALLEL_MIN_FILES = 2000   # fewer files load faster in this process than a pool starts
-CHUNK_FILES = 500           # files per job: ~40 MB of course-size features through the pipe
+PARALLEL_MIN_FILES = 2000  # fewer files load faster in this process than a pool starts
+CHUNK_FILES = 500  # files per job: ~40 MB of course-size features through the pipe
 
 
 def load_workers() -> int:
@@ -128,7 +134,7 @@ def _load_into(out: torch.Tensor, paths, lengths: list[int], width: int, lengths
         x = load_tensor_file(path, width=width)
         if len(x) != n:
             raise HwmlError(f"{path}: has {len(x)} frames but {lengths_from} says {n}")
-        out[start:start + n] = x
+        out[start : start + n] = x
         start += n
     return out
 
@@ -168,9 +174,9 @@ def _load_parallel(paths, lengths, width, lengths_from, feats: torch.Tensor, wor
         for a, b, chunk in zip(chunks.bounds[:-1], chunks.bounds[1:], loader):
             if isinstance(chunk, str):
                 raise HwmlError(chunk)
-            feats[starts[a]:starts[b]] = chunk
+            feats[starts[a] : starts[b]] = chunk
             del chunk
             progress.update(b - a)
     finally:
-        del loader   # stops the workers, also after an error
+        del loader  # stops the workers, also after an error
     progress.close()

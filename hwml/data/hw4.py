@@ -41,15 +41,18 @@ def _is_int(x) -> bool:
 
 def _read_mapping(path: Path) -> tuple[list[str], dict[str, int]]:
     mapping = read_json(path)
-    if not isinstance(mapping, dict) or not isinstance(mapping.get("id2speaker"), dict) \
-            or not isinstance(mapping.get("speaker2id"), dict):
-        raise HwmlError(f"{path}: expected {{\"speaker2id\": {{...}}, \"id2speaker\": {{...}}}}")
+    if (
+        not isinstance(mapping, dict)
+        or not isinstance(mapping.get("id2speaker"), dict)
+        or not isinstance(mapping.get("speaker2id"), dict)
+    ):
+        raise HwmlError(f'{path}: expected {{"speaker2id": {{...}}, "id2speaker": {{...}}}}')
     id2speaker, speaker2id = mapping["id2speaker"], mapping["speaker2id"]
     n = len(id2speaker)
     if n == 0:
         raise HwmlError(f"{path}: id2speaker lists no speakers")
     if set(id2speaker) != {str(i) for i in range(n)}:
-        raise HwmlError(f"{path}: id2speaker keys must be the strings \"0\"..\"{n - 1}\"")
+        raise HwmlError(f'{path}: id2speaker keys must be the strings "0".."{n - 1}"')
     names = [id2speaker[str(i)] for i in range(n)]
     if not all(isinstance(s, str) and s for s in names):
         raise HwmlError(f"{path}: speaker names must be non-empty strings")
@@ -114,8 +117,9 @@ def _cache_folder(root: Path) -> Path:
 _SOURCES = ("mel_len in metadata.json", "mel_len in testdata.json")
 
 
-def _load_parts(root: Path, parts: list[list[tuple[str, int]]], n_mels: int | None,
-                cache: bool, need_train: bool = True) -> list[tuple[torch.Tensor, torch.Tensor] | None]:
+def _load_parts(
+    root: Path, parts: list[list[tuple[str, int]]], n_mels: int | None, cache: bool, need_train: bool = True
+) -> list[tuple[torch.Tensor, torch.Tensor] | None]:
     """Each part's (feats, offsets), through the on-disk cache when asked and possible.
 
     need_train=False (prediction on the test part): the training features are read only if a
@@ -125,13 +129,17 @@ def _load_parts(root: Path, parts: list[list[tuple[str, int]]], n_mels: int | No
         cached = _load_cached(root, parts, n_mels, build=need_train)
         if cached is not None:
             return cached
-    return [load_frames([root / f for f, _ in p], width=n_mels, lengths=[n for _, n in p], lengths_from=src)
-            if need_train or i > 0 else None
-            for i, (p, src) in enumerate(zip(parts, _SOURCES))]
+    return [
+        load_frames([root / f for f, _ in p], width=n_mels, lengths=[n for _, n in p], lengths_from=src)
+        if need_train or i > 0
+        else None
+        for i, (p, src) in enumerate(zip(parts, _SOURCES))
+    ]
 
 
-def _load_cached(root: Path, parts, n_mels: int | None,
-                 build: bool = True) -> list[tuple[torch.Tensor, torch.Tensor]] | None:
+def _load_cached(
+    root: Path, parts, n_mels: int | None, build: bool = True
+) -> list[tuple[torch.Tensor, torch.Tensor]] | None:
     """Feats mapped copy-on-write from the cache, (re)built when any file changed (unless not
     `build`); None when the cache cannot be written (read-only home, too little disk: a full
     disk under a memory map would kill the process, so the space is reserved up front)."""
@@ -167,8 +175,13 @@ def _load_cached(root: Path, parts, n_mels: int | None,
                 tmp.unlink(missing_ok=True)
                 return None
             try:
-                load_frames([root / f for f, _ in p], width=n_mels, lengths=[n for _, n in p],
-                            lengths_from=_SOURCES[i], out=torch.from_numpy(mm))
+                load_frames(
+                    [root / f for f, _ in p],
+                    width=n_mels,
+                    lengths=[n for _, n in p],
+                    lengths_from=_SOURCES[i],
+                    out=torch.from_numpy(mm),
+                )
                 mm.flush()
                 del mm
                 os.replace(tmp, folder / f"part{i}.npy")
@@ -195,7 +208,7 @@ def read_hw4(root, *, mmap: bool = True, cache: bool | None = None, need_train: 
     meta_path = root / "metadata.json"
     meta = read_json(meta_path)
     if not isinstance(meta, dict) or not isinstance(meta.get("speakers"), dict):
-        raise HwmlError(f"{meta_path}: expected {{\"n_mels\": 40, \"speakers\": {{...}}}}")
+        raise HwmlError(f'{meta_path}: expected {{"n_mels": 40, "speakers": {{...}}}}')
     n_mels = _n_mels(meta, meta_path)
     train, labels = [], []
     for speaker, entries in meta["speakers"].items():
@@ -211,7 +224,7 @@ def read_hw4(root, *, mmap: bool = True, cache: bool | None = None, need_train: 
     if test_path.exists():
         doc = read_json(test_path)
         if not isinstance(doc, dict):
-            raise HwmlError(f"{test_path}: expected {{\"n_mels\": 40, \"utterances\": [...]}}")
+            raise HwmlError(f'{test_path}: expected {{"n_mels": 40, "utterances": [...]}}')
         test_mels = _n_mels(doc, test_path)
         if None not in (n_mels, test_mels) and test_mels != n_mels:
             raise HwmlError(f"{test_path}: n_mels {test_mels} differs from metadata.json's {n_mels}")
@@ -237,8 +250,9 @@ def read_hw4(root, *, mmap: bool = True, cache: bool | None = None, need_train: 
     with single_thread():  # per file: small checks on which two busy cores' threads only wait
         loaded = _load_parts(root, parts, n_mels, cache, need_train=need_train or len(parts) == 1)
     ids = [[f for f, _ in p] for p in parts]
-    train_set = None if loaded[0] is None else \
-        UtteranceSet(*loaded[0], ids[0], torch.tensor(labels, dtype=torch.int64), names)
+    train_set = (
+        None if loaded[0] is None else UtteranceSet(*loaded[0], ids[0], torch.tensor(labels, dtype=torch.int64), names)
+    )
     test_set = None
     if len(parts) == 2:
         test_labels = None
@@ -253,8 +267,10 @@ def feature_paths(utt_ids: list[str] | None, n: int) -> list[str]:
     (deterministic), or random when there are no ids."""
     if utt_ids is None:
         return [f"uttr-{uuid.uuid4().hex}.pt" for _ in range(n)]
-    return [u if _COURSE_NAME.fullmatch(u) else
-            f"uttr-{hashlib.blake2b(u.encode(), digest_size=16).hexdigest()}.pt" for u in utt_ids]
+    return [
+        u if _COURSE_NAME.fullmatch(u) else f"uttr-{hashlib.blake2b(u.encode(), digest_size=16).hexdigest()}.pt"
+        for u in utt_ids
+    ]
 
 
 def _write_feats(root: Path, utts: UtteranceSet, paths: list[str]) -> list[dict]:
@@ -288,8 +304,10 @@ def write_hw4(root, train: UtteranceSet, test: UtteranceSet | None = None) -> Pa
     speakers: dict[str, list[dict]] = {s: [] for s in names}
     for entry, label in zip(_write_feats(root, train, train_paths), train.labels.tolist()):
         speakers[names[label]].append(entry)
-    write_json_atomic(root / "mapping.json", {"speaker2id": {s: i for i, s in enumerate(names)},
-                                              "id2speaker": {str(i): s for i, s in enumerate(names)}})
+    write_json_atomic(
+        root / "mapping.json",
+        {"speaker2id": {s: i for i, s in enumerate(names)}, "id2speaker": {str(i): s for i, s in enumerate(names)}},
+    )
     if test is not None:
         if int(test.feats.shape[1]) != n_mels:
             raise ValueError("write_hw4: train and test n_mels differ")
@@ -297,7 +315,8 @@ def write_hw4(root, train: UtteranceSet, test: UtteranceSet | None = None) -> Pa
         if test.labels is not None:
             rows = io.StringIO()
             csv.writer(rows, lineterminator="\n").writerows(
-                [("Id", "Category")] + [(p, names[y]) for p, y in zip(test_paths, test.labels.tolist()) if y >= 0])
+                [("Id", "Category")] + [(p, names[y]) for p, y in zip(test_paths, test.labels.tolist()) if y >= 0]
+            )
             atomic_write_text(root / TEST_LABELS, rows.getvalue())
         write_json_atomic(root / "testdata.json", {"n_mels": n_mels, "utterances": entries})
     write_json_atomic(root / "metadata.json", {"n_mels": n_mels, "speakers": {s: u for s, u in speakers.items() if u}})

@@ -59,8 +59,7 @@ def _merge_part(parts: list[tuple[str, object]], union: list[str], fmt: str):
     labelled = {part.labels is not None for _, part in parts}
     if len(labelled) > 1:
         raise HwmlError("merge: some test parts are labelled and some are not; merge labelled sets only")
-    labels = (None if labelled == {False} else
-              torch.cat([_relabel(p.labels, p.class_names, union) for _, p in parts]))
+    labels = None if labelled == {False} else torch.cat([_relabel(p.labels, p.class_names, union) for _, p in parts])
     ids = [prefix + u for prefix, p in parts for u in p.utt_ids]
     feats = torch.cat([torch.as_tensor(p.feats) for _, p in parts])
     offsets = _cat_offsets([p for _, p in parts])
@@ -75,8 +74,10 @@ def merge_datasets(sources: list[tuple[str, Dataset]], out) -> dict:
         raise HwmlError("merge: give at least two data folders")
     formats = {ds.format for _, ds in sources}
     if len(formats) != 1 or (fmt := formats.pop()) not in WRITERS:
-        raise HwmlError(f"merge: all folders must be libriphone (HW2) or all HW4; got "
-                        f"{', '.join(sorted({ds.format for _, ds in sources}))}")
+        raise HwmlError(
+            f"merge: all folders must be libriphone (HW2) or all HW4; got "
+            f"{', '.join(sorted({ds.format for _, ds in sources}))}"
+        )
     names = [name for name, _ in sources]
     if len(set(names)) != len(names):
         raise HwmlError(f"merge: source names must differ, got {', '.join(names)}")
@@ -85,9 +86,14 @@ def merge_datasets(sources: list[tuple[str, Dataset]], out) -> dict:
     train = _merge_part([(_prefix(n), ds.train) for n, ds in sources], union, fmt)
     test = _merge_part([(_prefix(n), ds.test) for n, ds in sources], union, fmt)
     write_folder_atomic(out, lambda root: WRITERS[fmt](root, train, test))
-    return {"format": fmt, "out": str(out), "sources": {n: ds.root for n, ds in sources},
-            "classes": len(union), "train_utterances": len(train.utt_ids),
-            "test_utterances": len(test.utt_ids) if test is not None else 0}
+    return {
+        "format": fmt,
+        "out": str(out),
+        "sources": {n: ds.root for n, ds in sources},
+        "classes": len(union),
+        "train_utterances": len(train.utt_ids),
+        "test_utterances": len(test.utt_ids) if test is not None else 0,
+    }
 
 
 def merge_folders(specs: list[str], out) -> dict:

@@ -28,8 +28,10 @@ def _all_finite(path: Path, feats: np.ndarray) -> bool:
     """NaN/inf anywhere? A float64 sum is finite iff every float32 term is, and costs no temp array."""
     rows = max(1, _CHUNK_BYTES // (feats.shape[1] * 4))
     if not isinstance(feats, np.memmap):
-        return all(np.isfinite(np.add.reduce(feats[i : i + rows], axis=None, dtype=np.float64))
-                   for i in range(0, len(feats), rows))
+        return all(
+            np.isfinite(np.add.reduce(feats[i : i + rows], axis=None, dtype=np.float64))
+            for i in range(0, len(feats), rows)
+        )
     buf = np.empty((rows, feats.shape[1]), dtype=np.float32)
     with open(path, "rb") as f:
         f.seek(feats.offset)
@@ -51,8 +53,10 @@ def _read_feats(path: Path, mmap: bool) -> np.ndarray:
     if len(feats) == 0:
         raise HwmlError(f"{path}: empty, no frames")
     if feats.shape[1] == 0 or feats.shape[1] % BASE_DIM or (feats.shape[1] // BASE_DIM) % 2 == 0:
-        raise HwmlError(f"{path}: has {feats.shape[1]} columns, expected {BASE_DIM} x an odd number of "
-                        f"frames ({11 * BASE_DIM} in the course)")
+        raise HwmlError(
+            f"{path}: has {feats.shape[1]} columns, expected {BASE_DIM} x an odd number of "
+            f"frames ({11 * BASE_DIM} in the course)"
+        )
     if feats.dtype != np.float32 or not feats.dtype.isnative or not feats.flags.c_contiguous:
         feats = np.ascontiguousarray(feats, dtype=np.float32)  # rare (never the course files): a copy
     if not _all_finite(path, feats):
@@ -85,8 +89,9 @@ def read_timit11(root, *, mmap: bool = True) -> Dataset:
     names = read_class_names(root, N_CLASSES)
     feats = _read_feats(root / TRAIN, mmap)
     stacked = feats.shape[1] // BASE_DIM
-    train = FrameSet(feats, _read_labels(root / TRAIN_LABELS, len(feats), TRAIN, len(names)),
-                     None, None, names, stacked)
+    train = FrameSet(
+        feats, _read_labels(root / TRAIN_LABELS, len(feats), TRAIN, len(names)), None, None, names, stacked
+    )
     test = None
     if (root / TEST).exists():
         test_feats = _read_feats(root / TEST, mmap)

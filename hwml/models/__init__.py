@@ -20,11 +20,13 @@ MODEL_MODULES = ("hwml.models.phoneme", "hwml.models.speaker")
 
 def register(name: str):
     """Class decorator: make the model buildable as {"name": name, "kwargs": {...}}."""
+
     def add(cls):
         if MODELS.get(name, cls) is not cls:
             raise ValueError(f"model name {name!r} registered twice")
         MODELS[name] = cls
         return cls
+
     return add
 
 

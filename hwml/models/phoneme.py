@@ -30,7 +30,7 @@ def init_linear(layer: nn.Linear, kind: str = "kaiming") -> None:
     elif kind == "kaiming":
         nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")
         nn.init.zeros_(layer.bias)
-    elif kind == "small":   # output layers: start near uniform predictions
+    elif kind == "small":  # output layers: start near uniform predictions
         nn.init.normal_(layer.weight, std=0.01)
         nn.init.zeros_(layer.bias)
     else:
@@ -77,7 +77,7 @@ class Linear(nn.Module):
         within = scatter.double() - (means.T * counts) @ means
         cov = within / max(float(n) - n_classes, 1.0)
         cov += torch.eye(cov.shape[0], dtype=cov.dtype) * shrinkage * cov.diagonal().mean().clamp(min=1e-12)
-        prec_means = torch.linalg.solve(cov, means.T).T                     # (C, D) = mu_c S^-1
+        prec_means = torch.linalg.solve(cov, means.T).T  # (C, D) = mu_c S^-1
         bias = -0.5 * (prec_means * means).sum(1) + torch.log(counts.clamp(min=1) / n)
         bias[~seen] = -1e4
         self.out.weight.copy_(prec_means.to(self.out.weight.dtype))
@@ -92,8 +92,16 @@ class MLP(nn.Module):
     input_norm=False, init="torch": exactly its layers, activations and initial weights.
     """
 
-    def __init__(self, in_dim: int, n_classes: int, hidden=(1024, 512, 128), norm: str = "batch",
-                 dropout: float = 0.0, input_norm: bool = True, init: str = "kaiming"):
+    def __init__(
+        self,
+        in_dim: int,
+        n_classes: int,
+        hidden=(1024, 512, 128),
+        norm: str = "batch",
+        dropout: float = 0.0,
+        input_norm: bool = True,
+        init: str = "kaiming",
+    ):
         super().__init__()
         if norm not in ("none", "batch", "layer"):
             raise ValueError(f"unknown norm {norm!r}: use none, batch or layer")
@@ -133,8 +141,18 @@ class BiRNN(nn.Module):
     exactly what it sees when its utterance is run alone.
     """
 
-    def __init__(self, in_dim: int, n_classes: int, hidden: int = 256, layers: int = 3, kernel: int = 5,
-                 channels: int = 256, dropout: float = 0.2, cell: str = "gru", subsample: int = 1):
+    def __init__(
+        self,
+        in_dim: int,
+        n_classes: int,
+        hidden: int = 256,
+        layers: int = 3,
+        kernel: int = 5,
+        channels: int = 256,
+        dropout: float = 0.2,
+        cell: str = "gru",
+        subsample: int = 1,
+    ):
         super().__init__()
         if cell not in ("gru", "lstm"):
             raise ValueError(f"unknown cell {cell!r}: use gru or lstm")
@@ -145,8 +163,14 @@ class BiRNN(nn.Module):
         self.conv = nn.Conv1d(in_dim, channels, kernel, padding=kernel // 2, padding_mode="replicate")
         self.drop = nn.Dropout(dropout)
         rnn = nn.GRU if cell == "gru" else nn.LSTM
-        self.rnn = rnn(channels, hidden, num_layers=layers, batch_first=True, bidirectional=True,
-                       dropout=dropout if layers > 1 else 0.0)
+        self.rnn = rnn(
+            channels,
+            hidden,
+            num_layers=layers,
+            batch_first=True,
+            bidirectional=True,
+            dropout=dropout if layers > 1 else 0.0,
+        )
         self.out = nn.Linear(2 * hidden + (channels if subsample > 1 else 0), n_classes)
         init_norm(self.norm)
         nn.init.kaiming_normal_(self.conv.weight, nonlinearity="relu")
@@ -159,8 +183,8 @@ class BiRNN(nn.Module):
                     nn.init.orthogonal_(block)
             else:
                 nn.init.zeros_(p)
-                if cell == "lstm" and name.startswith("bias_ih"):   # forget gate open: remember by default
-                    p.data[hidden:2 * hidden] = 1.0
+                if cell == "lstm" and name.startswith("bias_ih"):  # forget gate open: remember by default
+                    p.data[hidden : 2 * hidden] = 1.0
         init_linear(self.out, "small")
 
     def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
@@ -168,10 +192,10 @@ class BiRNN(nn.Module):
         lengths = torch.full((B,), T, dtype=torch.long) if lengths is None else lengths
         lengths = lengths.to(x.device)
         pos = torch.minimum(torch.arange(T, device=x.device)[None, :], (lengths - 1).clamp(min=0)[:, None])
-        last = lambda h: h.gather(1, pos[:, :, None].expand(-1, -1, h.shape[2]))   # noqa: E731  padding = last real frame
+        last = lambda h: h.gather(1, pos[:, :, None].expand(-1, -1, h.shape[2]))  # noqa: E731  padding = last real frame
         mask = torch.arange(T, device=x.device)[None, :] < lengths[:, None]
         h = torch.zeros_like(x)
-        h[mask] = self.norm(x[mask])               # statistics over real frames only
+        h[mask] = self.norm(x[mask])  # statistics over real frames only
         feats = self.drop(last(torch.relu(self.conv(last(h).transpose(1, 2))).transpose(1, 2)))
         h, steps = feats, lengths
         if self.subsample > 1:
@@ -180,7 +204,7 @@ class BiRNN(nn.Module):
         if bool((steps == h.shape[1]).all()):
             h, _ = self.rnn(h)
         else:
-            h_steps = h.shape[1]   # the input's padded length, even when no row fills it (a DDP slice)
+            h_steps = h.shape[1]  # the input's padded length, even when no row fills it (a DDP slice)
             packed = nn.utils.rnn.pack_padded_sequence(h, steps.cpu(), batch_first=True, enforce_sorted=False)
             h, _ = self.rnn(packed)
             h, _ = nn.utils.rnn.pad_packed_sequence(h, batch_first=True, total_length=h_steps)

@@ -57,7 +57,8 @@ class MaskedConformerBlock(ConformerBlock):
         super().__init__(**kwargs)
         net = self.conv.net
         assert isinstance(net[4], DepthWiseConv1d) and isinstance(net[5], nn.BatchNorm1d), (
-            "unexpected conformer package layout; hwml is written against conformer==0.3.2")
+            "unexpected conformer package layout; hwml is written against conformer==0.3.2"
+        )
 
     def conv_masked(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         norm, to_bct, pointwise_in, glu, depthwise, bn, swish, pointwise_out, to_btc, drop = self.conv.net
@@ -78,13 +79,12 @@ class MaskedConformerBlock(ConformerBlock):
 class TransformerEncoder(nn.Module):
     """Stack of `nn.TransformerEncoderLayer` (batch_first) with a key padding mask."""
 
-    def __init__(self, d_model: int, depth: int, heads: int, ff_dim: int, dropout: float,
-                 norm_first: bool):
+    def __init__(self, d_model: int, depth: int, heads: int, ff_dim: int, dropout: float, norm_first: bool):
         super().__init__()
         self.layers = nn.ModuleList(
-            nn.TransformerEncoderLayer(d_model, heads, ff_dim, dropout, batch_first=True,
-                                       norm_first=norm_first)
-            for _ in range(depth))
+            nn.TransformerEncoderLayer(d_model, heads, ff_dim, dropout, batch_first=True, norm_first=norm_first)
+            for _ in range(depth)
+        )
         self.final_norm = nn.LayerNorm(d_model) if norm_first else nn.Identity()
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -97,14 +97,21 @@ class TransformerEncoder(nn.Module):
 class ConformerEncoder(nn.Module):
     """Stack of masked Conformer blocks (Gulati et al. 2020), head size d_model / heads."""
 
-    def __init__(self, d_model: int, depth: int, heads: int, ff_mult: int, dropout: float,
-                 conv_kernel: int):
+    def __init__(self, d_model: int, depth: int, heads: int, ff_mult: int, dropout: float, conv_kernel: int):
         super().__init__()
         self.blocks = nn.ModuleList(
-            MaskedConformerBlock(dim=d_model, dim_head=d_model // heads, heads=heads,
-                                 ff_mult=ff_mult, conv_kernel_size=conv_kernel,
-                                 attn_dropout=dropout, ff_dropout=dropout, conv_dropout=dropout)
-            for _ in range(depth))
+            MaskedConformerBlock(
+                dim=d_model,
+                dim_head=d_model // heads,
+                heads=heads,
+                ff_mult=ff_mult,
+                conv_kernel_size=conv_kernel,
+                attn_dropout=dropout,
+                ff_dropout=dropout,
+                conv_dropout=dropout,
+            )
+            for _ in range(depth)
+        )
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         x = x * mask.unsqueeze(-1).to(x.dtype)
@@ -139,7 +146,7 @@ class SelfAttentivePool(nn.Module):
         self.context = nn.Parameter(torch.empty(dim))
         nn.init.xavier_uniform_(self.proj.weight)
         nn.init.zeros_(self.proj.bias)
-        nn.init.normal_(self.context, std=dim ** -0.5)
+        nn.init.normal_(self.context, std=dim**-0.5)
 
     def weights(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         return masked_softmax(torch.tanh(self.proj(x)) @ self.context, mask)
@@ -184,8 +191,11 @@ class SoftmaxHead(nn.Module):
 
     def __init__(self, dim: int, n_classes: int, hidden: int):
         super().__init__()
-        self.net = (nn.Sequential(nn.Linear(dim, hidden), nn.ReLU(), nn.Linear(hidden, n_classes))
-                    if hidden else nn.Linear(dim, n_classes))
+        self.net = (
+            nn.Sequential(nn.Linear(dim, hidden), nn.ReLU(), nn.Linear(hidden, n_classes))
+            if hidden
+            else nn.Linear(dim, n_classes)
+        )
 
     def forward(self, emb: torch.Tensor) -> torch.Tensor:
         return self.net(emb)
@@ -247,17 +257,32 @@ class SpeakerClassifier(nn.Module):
     ff_dim rounded to a multiple of d_model (the package's ff_mult).
     """
 
-    def __init__(self, n_classes: int, n_mels: int = 40, d_model: int = 80,
-                 encoder: str = "transformer", depth: int = 1, heads: int = 2, ff_dim: int = 256,
-                 dropout: float = 0.1, norm_first: bool = False, conv_kernel: int = 31,
-                 pooling: str = "mean", head: str = "softmax", head_hidden: int = 0,
-                 emb_dim: int = 0, s: float = 30.0, m: float = 0.2, input_norm: str = "none",
-                 input_mean: list | None = None, input_std: list | None = None, subsample: int = 1):
+    def __init__(
+        self,
+        n_classes: int,
+        n_mels: int = 40,
+        d_model: int = 80,
+        encoder: str = "transformer",
+        depth: int = 1,
+        heads: int = 2,
+        ff_dim: int = 256,
+        dropout: float = 0.1,
+        norm_first: bool = False,
+        conv_kernel: int = 31,
+        pooling: str = "mean",
+        head: str = "softmax",
+        head_hidden: int = 0,
+        emb_dim: int = 0,
+        s: float = 30.0,
+        m: float = 0.2,
+        input_norm: str = "none",
+        input_mean: list | None = None,
+        input_std: list | None = None,
+        subsample: int = 1,
+    ):
         super().__init__()
-        if (encoder not in ENCODERS or pooling not in POOLINGS or head not in HEADS
-                or input_norm not in INPUT_NORMS):
-            raise ValueError(f"unknown encoder/pooling/head/input_norm: "
-                             f"{encoder}/{pooling}/{head}/{input_norm}")
+        if encoder not in ENCODERS or pooling not in POOLINGS or head not in HEADS or input_norm not in INPUT_NORMS:
+            raise ValueError(f"unknown encoder/pooling/head/input_norm: {encoder}/{pooling}/{head}/{input_norm}")
         if d_model % heads:
             raise ValueError(f"d_model={d_model} is not divisible by heads={heads}")
         self.n_classes = n_classes
@@ -267,8 +292,7 @@ class SpeakerClassifier(nn.Module):
         if encoder == "transformer":
             self.encoder = TransformerEncoder(d_model, depth, heads, ff_dim, dropout, norm_first)
         else:
-            self.encoder = ConformerEncoder(d_model, depth, heads, max(1, ff_dim // d_model),
-                                            dropout, conv_kernel)
+            self.encoder = ConformerEncoder(d_model, depth, heads, max(1, ff_dim // d_model), dropout, conv_kernel)
         if pooling == "mean":
             self.pool = MeanPool()
         else:
@@ -276,8 +300,9 @@ class SpeakerClassifier(nn.Module):
         pooled = 2 * d_model if pooling == "asp" else d_model
         self.project = nn.Linear(pooled, emb_dim) if emb_dim else nn.Identity()
         dim = emb_dim or pooled
-        self.head = (AMSoftmaxHead(dim, n_classes, s, m) if head == "amsoftmax"
-                     else SoftmaxHead(dim, n_classes, head_hidden))
+        self.head = (
+            AMSoftmaxHead(dim, n_classes, s, m) if head == "amsoftmax" else SoftmaxHead(dim, n_classes, head_hidden)
+        )
         self.emb_dim = dim
 
     def embed(self, feats: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:

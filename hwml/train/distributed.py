@@ -107,8 +107,10 @@ def setup(device: torch.device) -> Group:
     rank_, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
     if device.type == "cuda":
         if local >= torch.cuda.device_count():
-            raise HwmlError(f"rank {rank_}: local rank {local} has no GPU ({torch.cuda.device_count()} visible): "
-                            "use --nproc-per-node <= the number of GPUs")
+            raise HwmlError(
+                f"rank {rank_}: local rank {local} has no GPU ({torch.cuda.device_count()} visible): "
+                "use --nproc-per-node <= the number of GPUs"
+            )
         device = torch.device("cuda", local)
         torch.cuda.set_device(device)
         backend = "cpu:gloo,cuda:nccl"
@@ -116,8 +118,9 @@ def setup(device: torch.device) -> Group:
         backend = "gloo"
     owns = not dist.is_initialized()
     if owns:
-        dist.init_process_group(backend=backend, timeout=TIMEOUT,
-                                **({"device_id": device} if device.type == "cuda" else {}))
+        dist.init_process_group(
+            backend=backend, timeout=TIMEOUT, **({"device_id": device} if device.type == "cuda" else {})
+        )
     return Group(rank_, world, local, device, owns)
 
 

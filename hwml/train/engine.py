@@ -27,20 +27,21 @@ from hwml.models import build_model
 from hwml.train import distributed as ddp
 from hwml.runs import RESUME_JSON, RESUME_TENSORS, load_resume, remove_partial_writes, save_checkpoint, save_resume
 
-Batch = tuple[tuple[Tensor, ...], Tensor]   # (model inputs, targets); targets < 0 are ignored
+Batch = tuple[tuple[Tensor, ...], Tensor]  # (model inputs, targets); targets < 0 are ignored
 
 
 class Task(Protocol):
-    kind: str                   # "phoneme" | "speaker"
-    unit: str                   # "frames" | "utterances": what units_per_s counts
-    settings: dict              # the preset merged with the user's overrides (engine keys too)
-    steps_per_epoch: int        # one pass over the training split, in batches
+    kind: str  # "phoneme" | "speaker"
+    unit: str  # "frames" | "utterances": what units_per_s counts
+    settings: dict  # the preset merged with the user's overrides (engine keys too)
+    steps_per_epoch: int  # one pass over the training split, in batches
 
-    def model_spec(self) -> dict: ...                               # for build_model
+    def model_spec(self) -> dict: ...  # for build_model
     def train_batch(self, gen: torch.Generator, device) -> Batch: ...
-    def valid_batches(self, device) -> Iterable[Batch]: ...     # unless the task has `validate`
-    def loss(self, model: nn.Module, batch: Batch) -> tuple[Tensor, Tensor]: ...   # (loss, logits)
-    def run_config(self) -> dict: ...                               # into config.json
+    def valid_batches(self, device) -> Iterable[Batch]: ...  # unless the task has `validate`
+    def loss(self, model: nn.Module, batch: Batch) -> tuple[Tensor, Tensor]: ...  # (loss, logits)
+    def run_config(self) -> dict: ...  # into config.json
+
     # Optional: `fit(model, device)` fits a closed-form model (the Gaussian classifier) in one
     # pass instead of gradient steps; validation, checkpoint and events stay the same.
     # Optional: `validate(model, device, stop)` -> (loss, acc, n) | None replaces the engine's
@@ -53,26 +54,26 @@ class Task(Protocol):
 
 DEFAULTS = {
     "seed": 0,
-    "device": "auto",            # auto | cpu | cuda (bf16 autocast on cuda)
-    "precision": "bf16",         # cuda: bf16 (autocast) | fp32 (bench/bench_gpu.py compares them); cpu: fp32
-    "optimizer": "adamw",        # adamw | adam
+    "device": "auto",  # auto | cpu | cuda (bf16 autocast on cuda)
+    "precision": "bf16",  # cuda: bf16 (autocast) | fp32 (bench/bench_gpu.py compares them); cpu: fp32
+    "optimizer": "adamw",  # adamw | adam
     "lr": 1e-3,
-    "weight_decay": 0.01,        # on weight matrices only, never on biases or norms
+    "weight_decay": 0.01,  # on weight matrices only, never on biases or norms
     "betas": [0.9, 0.999],
-    "schedule": "cosine",        # cosine | constant
+    "schedule": "cosine",  # cosine | constant
     "warmup_steps": 0,
-    "min_lr_ratio": 0.05,        # cosine floor, as a fraction of lr
-    "grad_clip": 0.0,            # max global grad norm; 0 = off
-    "max_steps": None,           # None: max_epochs * task.steps_per_epoch
+    "min_lr_ratio": 0.05,  # cosine floor, as a fraction of lr
+    "grad_clip": 0.0,  # max global grad norm; 0 = off
+    "max_steps": None,  # None: max_epochs * task.steps_per_epoch
     "max_epochs": 10,
     "max_seconds": None,
-    "clock": "wall",             # wall | cpu: what max_seconds and elapsed measure. cpu = this
-                                 # process's CPU seconds (all threads): fair budgets on a busy machine
-    "valid_every": 500,          # steps; and always once at the end
-    "patience": 10,              # validations without improvement before stopping; 0 = off
-    "log_every": 100,            # a step event at least every N steps ...
-    "log_every_s": 0.5,          # ... and at least every S seconds (0 = step count only)
-    "lr_scaling": "sqrt",        # torchrun: lr x sqrt|linear|none of world_size (hwml/train/distributed.py)
+    "clock": "wall",  # wall | cpu: what max_seconds and elapsed measure. cpu = this
+    # process's CPU seconds (all threads): fair budgets on a busy machine
+    "valid_every": 500,  # steps; and always once at the end
+    "patience": 10,  # validations without improvement before stopping; 0 = off
+    "log_every": 100,  # a step event at least every N steps ...
+    "log_every_s": 0.5,  # ... and at least every S seconds (0 = step count only)
+    "lr_scaling": "sqrt",  # torchrun: lr x sqrt|linear|none of world_size (hwml/train/distributed.py)
 }
 
 
@@ -104,8 +105,7 @@ def make_optimizer(model: nn.Module, s: dict) -> torch.optim.Optimizer:
     params = [p for p in model.parameters() if p.requires_grad]
     decay = [p for p in params if p.dim() >= 2]
     rest = [p for p in params if p.dim() < 2]
-    groups = [{"params": decay, "weight_decay": s["weight_decay"]},
-              {"params": rest, "weight_decay": 0.0}]
+    groups = [{"params": decay, "weight_decay": s["weight_decay"]}, {"params": rest, "weight_decay": 0.0}]
     kind = s["optimizer"].lower()
     if kind not in ("adamw", "adam"):
         raise HwmlError(f"unknown optimizer {s['optimizer']!r}: use adamw or adam")
@@ -127,8 +127,9 @@ def clone_state(model: nn.Module) -> dict[str, Tensor]:
 
 
 @torch.no_grad()
-def validate(task: Task, model: nn.Module, device, stop=lambda: False,
-             group: ddp.Group = ddp.SINGLE, precision: str = "bf16") -> tuple[float, float, int] | None:
+def validate(
+    task: Task, model: nn.Module, device, stop=lambda: False, group: ddp.Group = ddp.SINGLE, precision: str = "bf16"
+) -> tuple[float, float, int] | None:
     """(mean loss, accuracy, units) over the validation split, or None without one.
 
     Under torchrun each rank scores every world_size-th batch (`valid_batches(device, part=
@@ -165,8 +166,15 @@ def autocast(device: torch.device, precision: str = "bf16"):
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda" and precision == "bf16")
 
 
-def train(task: Task, settings: dict, run_dir, callbacks: Iterable[Callable[[dict], None]] = (),
-          stop_event=None, resume: bool = False, init=None) -> dict:
+def train(
+    task: Task,
+    settings: dict,
+    run_dir,
+    callbacks: Iterable[Callable[[dict], None]] = (),
+    stop_event=None,
+    resume: bool = False,
+    init=None,
+) -> dict:
     """Train task's model into run_dir and return the summary (the last event).
 
     Stops at max_steps, max_seconds, early stopping, or when stop_event is set (checked every
@@ -176,7 +184,7 @@ def train(task: Task, settings: dict, run_dir, callbacks: Iterable[Callable[[dic
     hwml.finetune.InitFrom) starts from a trained run: `init.model_spec(spec)` adjusts the model
     spec, `init.load(model, config)` copies its weights and returns the record kept in config.json.
     """
-    settings = {k: v for k, v in settings.items() if v is not None}   # None: keep the preset's
+    settings = {k: v for k, v in settings.items() if v is not None}  # None: keep the preset's
     unknown = set(settings) - set(DEFAULTS) - set(task.settings)
     if unknown:
         raise HwmlError(f"unknown setting(s): {', '.join(sorted(unknown))}")
@@ -184,9 +192,9 @@ def train(task: Task, settings: dict, run_dir, callbacks: Iterable[Callable[[dic
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     device = resolve_device(s["device"])
-    group = ddp.setup(device)   # torchrun: this process's rank (SINGLE without torchrun)
+    group = ddp.setup(device)  # torchrun: this process's rank (SINGLE without torchrun)
     device = group.device if group.active else device
-    main = group.main           # only rank 0 writes the run folder and calls the callbacks
+    main = group.main  # only rank 0 writes the run folder and calls the callbacks
     steps_per_epoch = max(1, math.ceil(task.steps_per_epoch / group.world))  # a step is world x batch_size
     batch_size = task.settings.get("batch_size")
     lr_scale = ddp.lr_scale(group, s["lr_scaling"])
@@ -199,15 +207,26 @@ def train(task: Task, settings: dict, run_dir, callbacks: Iterable[Callable[[dic
     torch.manual_seed(s["seed"])
     spec = task.model_spec() if init is None else init.model_spec(task.model_spec())
     model = build_model(spec).to(device)
-    config = {"task": task.kind, **task.run_config(), "model": spec, "settings": s,
-              "n_params": sum(p.numel() for p in model.parameters()), "world_size": group.world}
+    config = {
+        "task": task.kind,
+        **task.run_config(),
+        "model": spec,
+        "settings": s,
+        "n_params": sum(p.numel() for p in model.parameters()),
+        "world_size": group.world,
+    }
     if group.active:
-        config["distributed"] = {"world_size": group.world, "backend": dist_backend(), "batch_size_per_process": batch_size,
-                                 "global_batch": batch_size and batch_size * group.world, "lr_scaling": s["lr_scaling"],
-                                 "lr_effective": scaled["lr"]}
+        config["distributed"] = {
+            "world_size": group.world,
+            "backend": dist_backend(),
+            "batch_size_per_process": batch_size,
+            "global_batch": batch_size and batch_size * group.world,
+            "lr_scaling": s["lr_scaling"],
+            "lr_effective": scaled["lr"],
+        }
     if main:
-        remove_partial_writes(run_dir)   # temp files of a killed predecessor's checkpoint writes
-    if init is not None:   # before the optimiser's first step; a resume then overwrites the weights
+        remove_partial_writes(run_dir)  # temp files of a killed predecessor's checkpoint writes
+    if init is not None:  # before the optimiser's first step; a resume then overwrites the weights
         config["init"] = init.load(model, config)
     optimizer = make_optimizer(model, s)
     gen = torch.Generator().manual_seed(s["seed"])
@@ -217,8 +236,9 @@ def train(task: Task, settings: dict, run_dir, callbacks: Iterable[Callable[[dic
         if not (run_dir / RESUME_TENSORS).exists():
             raise HwmlError(f"{run_dir}: no resume state to continue from")
         state = load_resume(run_dir, model, optimizer, gen)
-        step, spent, best_acc, best_step, bad_valids, last_valid = (state[k] for k in (
-            "step", "elapsed", "best_valid_acc", "best_step", "bad_valids", "last_valid"))
+        step, spent, best_acc, best_step, bad_valids, last_valid = (
+            state[k] for k in ("step", "elapsed", "best_valid_acc", "best_step", "bad_valids", "last_valid")
+        )
         best_state = state["best_state"]
         best_loss = state.get("best_valid_loss")  # None before the first validation (or in older states)
         best_loss = math.inf if best_loss is None else best_loss
@@ -226,12 +246,14 @@ def train(task: Task, settings: dict, run_dir, callbacks: Iterable[Callable[[dic
     elif main:
         for name in ("metrics.jsonl", RESUME_JSON, RESUME_TENSORS):
             (run_dir / name).unlink(missing_ok=True)
-    if group.rank > 0:   # other dropout masks than rank 0's (whose stream is the single-process one)
+    if group.rank > 0:  # other dropout masks than rank 0's (whose stream is the single-process one)
         torch.manual_seed(s["seed"] * 1_000_003 + group.rank * 7_919 + step)
-    net = ddp.wrap(model, group)   # what the training steps run; validation and checkpoints use model
+    net = ddp.wrap(model, group)  # what the training steps run; validation and checkpoints use model
 
     metrics = run_dir / "metrics.jsonl"
-    if main and resume and metrics.exists():  # a kill mid-write leaves half a line: drop it, or the next event is glued on
+    if (
+        main and resume and metrics.exists()
+    ):  # a kill mid-write leaves half a line: drop it, or the next event is glued on
         with open(metrics, "r+b") as f:
             tail = f.read()
             if tail and not tail.endswith(b"\n"):
@@ -251,11 +273,28 @@ def train(task: Task, settings: dict, run_dir, callbacks: Iterable[Callable[[dic
         if not main:
             return
         weights = best_state if best_state is not None else clone_state(model)
-        save_checkpoint(run_dir, weights, {**config, **best_info, "best_valid_acc": best_acc if best_acc >= 0 else None,
-                                           "best_step": best_step, "steps": step, "finished": final})
-        meta = {"step": step, "elapsed": elapsed(), "best_valid_acc": best_acc, "best_step": best_step,
-                "best_valid_loss": None if math.isinf(best_loss) else best_loss, "bad_valids": bad_valids, "last_valid": last_valid,
-                "best_info": best_info}
+        save_checkpoint(
+            run_dir,
+            weights,
+            {
+                **config,
+                **best_info,
+                "best_valid_acc": best_acc if best_acc >= 0 else None,
+                "best_step": best_step,
+                "steps": step,
+                "finished": final,
+            },
+        )
+        meta = {
+            "step": step,
+            "elapsed": elapsed(),
+            "best_valid_acc": best_acc,
+            "best_step": best_step,
+            "best_valid_loss": None if math.isinf(best_loss) else best_loss,
+            "bad_valids": bad_valids,
+            "last_valid": last_valid,
+            "best_info": best_info,
+        }
         save_resume(run_dir, model, optimizer, gen, meta, best_state)
 
     if s["precision"] not in ("bf16", "fp32"):
@@ -265,10 +304,11 @@ def train(task: Task, settings: dict, run_dir, callbacks: Iterable[Callable[[dic
     clock = time.perf_counter if s["clock"] == "wall" else time.process_time
     t0 = clock() - spent
     elapsed = lambda: clock() - t0
-    progress = lambda now=None: max(step / max_steps, (elapsed() if now is None else now) / max_seconds
-                                    if max_seconds else 0.0)
+    progress = lambda now=None: max(
+        step / max_steps, (elapsed() if now is None else now) / max_seconds if max_seconds else 0.0
+    )
     never = lambda: False
-    valid_stop = never if group.active else stopped   # several ranks: stops are agreed at a step
+    valid_stop = never if group.active else stopped  # several ranks: stops are agreed at a step
 
     def run_validation() -> bool:
         """Validate, keep the best weights; True when patience is used up.
@@ -284,7 +324,7 @@ def train(task: Task, settings: dict, run_dir, callbacks: Iterable[Callable[[dic
             result = task.validate(model, device, valid_stop, shard=group)
         else:
             result = task.validate(model, device, valid_stop)
-        if valid_stop():        # cancelled half-way: no partial result, no checkpoint from it
+        if valid_stop():  # cancelled half-way: no partial result, no checkpoint from it
             return False
         last_valid = step
         if result is None:
@@ -297,16 +337,40 @@ def train(task: Task, settings: dict, run_dir, callbacks: Iterable[Callable[[dic
                 best_info = dict(task.best_info(model) or {})
         else:
             bad_valids += 1
-        emit({"event": "valid", "step": step, "elapsed": round(elapsed(), 3), "valid_loss": vloss,
-              "valid_acc": vacc, "valid_n": n, "best_valid_acc": best_acc, "best_step": best_step,
-              "improved": improved, "max_steps": max_steps})
+        emit(
+            {
+                "event": "valid",
+                "step": step,
+                "elapsed": round(elapsed(), 3),
+                "valid_loss": vloss,
+                "valid_acc": vacc,
+                "valid_n": n,
+                "best_valid_acc": best_acc,
+                "best_step": best_step,
+                "improved": improved,
+                "max_steps": max_steps,
+            }
+        )
         checkpoint()
         return bool(s["patience"]) and bad_valids >= s["patience"]
 
-    emit({"event": "start", "step": step, "max_steps": max_steps, "max_seconds": max_seconds,
-          "device": str(device), "task": task.kind, "world_size": group.world, "preset": config.get("preset"), "unit": task.unit,
-          "n_params": config["n_params"], "resumed": resume, "elapsed": round(spent, 3),
-          **({"init": config["init"]} if "init" in config else {})})
+    emit(
+        {
+            "event": "start",
+            "step": step,
+            "max_steps": max_steps,
+            "max_seconds": max_seconds,
+            "device": str(device),
+            "task": task.kind,
+            "world_size": group.world,
+            "preset": config.get("preset"),
+            "unit": task.unit,
+            "n_params": config["n_params"],
+            "resumed": resume,
+            "elapsed": round(spent, 3),
+            **({"init": config["init"]} if "init" in config else {}),
+        }
+    )
 
     # --- closed-form models (the Gaussian classifier): one fitting pass, then as usual
     if hasattr(task, "fit"):
@@ -321,7 +385,7 @@ def train(task: Task, settings: dict, run_dir, callbacks: Iterable[Callable[[dic
     reason = "max_steps"
     loss_sum, correct, count, last_log_t = 0.0, 0, 0, elapsed()
     while step < max_steps:
-        if group.active:   # one all-reduce: every rank stops at the same step and reads one clock
+        if group.active:  # one all-reduce: every rank stops at the same step and reads one clock
             now, stop_now = group.agree(elapsed(), stopped())
         else:
             now, stop_now = None, stopped()
@@ -334,8 +398,7 @@ def train(task: Task, settings: dict, run_dir, callbacks: Iterable[Callable[[dic
         lr = lr_at(step, progress(now), scaled)
         for param_group in optimizer.param_groups:
             param_group["lr"] = lr
-        batch = (ddp.draw_global(task, gen, device, group, batch_size) if group.active
-                 else task.train_batch(gen, device))
+        batch = ddp.draw_global(task, gen, device, group, batch_size) if group.active else task.train_batch(gen, device)
         with autocast(device, s["precision"]):
             loss, logits = task.loss(net, batch)
         optimizer.zero_grad(set_to_none=True)
@@ -353,16 +416,28 @@ def train(task: Task, settings: dict, run_dir, callbacks: Iterable[Callable[[dic
         correct = correct + (logits.detach().reshape(targets.numel(), -1).argmax(-1)[keep] == targets[keep]).sum()
         count = count + n
         now = elapsed() if now is None else now
-        if step % s["log_every"] == 0 or (s["log_every_s"] and now - last_log_t >= s["log_every_s"]) \
-                or step == max_steps:
-            if group.active:   # the global batch's loss and accuracy
+        if (
+            step % s["log_every"] == 0
+            or (s["log_every_s"] and now - last_log_t >= s["log_every_s"])
+            or step == max_steps
+        ):
+            if group.active:  # the global batch's loss and accuracy
                 loss_sum, correct, count = group.sum([float(loss_sum), float(correct), float(count)])
             n_units = int(count)
-            emit({"event": "step", "step": step, "epoch": round(step / steps_per_epoch, 4),
-                  "elapsed": round(now, 3), "loss": float(loss_sum) / max(n_units, 1),
-                  "acc": float(correct) / max(n_units, 1), "lr": lr,
-                  "units_per_s": n_units / max(now - last_log_t, 1e-9), "max_steps": max_steps,
-                  "progress": round(min(progress(), 1.0), 4)})
+            emit(
+                {
+                    "event": "step",
+                    "step": step,
+                    "epoch": round(step / steps_per_epoch, 4),
+                    "elapsed": round(now, 3),
+                    "loss": float(loss_sum) / max(n_units, 1),
+                    "acc": float(correct) / max(n_units, 1),
+                    "lr": lr,
+                    "units_per_s": n_units / max(now - last_log_t, 1e-9),
+                    "max_steps": max_steps,
+                    "progress": round(min(progress(), 1.0), 4),
+                }
+            )
             loss_sum, correct, count, last_log_t = 0.0, 0, 0, now
         if step % s["valid_every"] == 0 and step < max_steps:
             if run_validation():
@@ -375,9 +450,17 @@ def train(task: Task, settings: dict, run_dir, callbacks: Iterable[Callable[[dic
         run_validation()
     spent = elapsed()
     checkpoint(final=reason != "stopped")
-    log_end = {"event": "end", "step": step, "elapsed": round(spent, 3), "reason": reason,
-               "best_valid_acc": best_acc if best_acc >= 0 else None, "best_step": best_step,
-               "max_steps": max_steps, "run_dir": str(run_dir), **({"init": config["init"]} if "init" in config else {})}
+    log_end = {
+        "event": "end",
+        "step": step,
+        "elapsed": round(spent, 3),
+        "reason": reason,
+        "best_valid_acc": best_acc if best_acc >= 0 else None,
+        "best_step": best_step,
+        "max_steps": max_steps,
+        "run_dir": str(run_dir),
+        **({"init": config["init"]} if "init" in config else {}),
+    }
     emit(log_end)
     if log is not None:
         log.close()

@@ -23,8 +23,9 @@ TITLE = "hwml: NTU ML HW2 phonemes & HW4 speakers"
 def theme() -> gr.themes.Base:
     """The default look with system fonts: the stock theme would fetch web fonts, and a Space
     or a classroom may have no network."""
-    return gr.themes.Default(font=["ui-sans-serif", "system-ui", "sans-serif"],
-                             font_mono=["ui-monospace", "SFMono-Regular", "monospace"])
+    return gr.themes.Default(
+        font=["ui-sans-serif", "system-ui", "sans-serif"], font_mono=["ui-monospace", "SFMono-Regular", "monospace"]
+    )
 
 
 _warm = threading.Lock()
@@ -99,8 +100,10 @@ def build_app(ctx: AppContext | None = None) -> tuple[gr.Blocks, AppContext]:
             def refresh(a, b, request: gr.Request, kind=kind):
                 session = session_of(request)
                 lang = lang_of(request)
-                return (run_dropdown_update(ctx, session, kind, a, lang),
-                        run_dropdown_update(ctx, session, kind, b, lang))
+                return (
+                    run_dropdown_update(ctx, session, kind, a, lang),
+                    run_dropdown_update(ctx, session, kind, b, lang),
+                )
 
             for trigger in (parts["eval_tab"].select, parts["predict_tab"].select):
                 trigger(refresh, pickers, pickers, api_visibility="private", queue=False)
@@ -115,8 +118,9 @@ def build_app(ctx: AppContext | None = None) -> tuple[gr.Blocks, AppContext]:
         for trigger in (demo.load, learn_tab_block.select):
             trigger(refresh_learn, learn.align_run, learn.align_run, api_visibility="private", queue=False)
         who.keep_runs_current(demo, who_tab, speaker["train"])
-        runs_tab_block.select(runs.list_runs, runs.pick, [runs.table, runs.pick, runs.delete_pick],
-                              api_visibility="private")
+        runs_tab_block.select(
+            runs.list_runs, runs.pick, [runs.table, runs.pick, runs.delete_pick], api_visibility="private"
+        )
 
         for parts in (phoneme, speaker):
             train = parts["train"]

@@ -20,8 +20,9 @@ PER_CLASS_KEYS = ["col.class", "col.accuracy", "col.count"]
 WORST_KEYS = ["col.true", "col.predicted", "col.count", "col.fraction"]
 
 
-def evaluation_view(run_dir: Path, result: dict, task: str, lang: str = "en"
-                    ) -> tuple[str, object, pd.DataFrame, pd.DataFrame]:
+def evaluation_view(
+    run_dir: Path, result: dict, task: str, lang: str = "en"
+) -> tuple[str, object, pd.DataFrame, pd.DataFrame]:
     """(summary markdown, heatmap figure, per-class table, worst confusions) of an evaluated run."""
     from hwml.evaluate import confusion_figure, plot_data, read_confusion
     from hwml.ui.figures import localise_confusion
@@ -29,15 +30,18 @@ def evaluation_view(run_dir: Path, result: dict, task: str, lang: str = "en"
     names, counts = read_confusion(run_dir)
     unit = t("unit.frames" if task == "phoneme" else "unit.utterances", lang)
     split = t(f"split.{result.get('split')}", lang) if result.get("split") in SPLITS else result.get("split", "?")
-    data = Path(str(result.get('data', ''))).name
+    data = Path(str(result.get("data", ""))).name
     title = t("eval.title", lang, data=data, split=split, acc=f"{result['accuracy']:.3f}")
-    per_class = pd.DataFrame([(name, round(v["acc"], 4), v["count"]) for name, v in result["per_class"].items()],
-                             columns=["class", "accuracy", "count"]).sort_values("accuracy", kind="stable")
+    per_class = pd.DataFrame(
+        [(name, round(v["acc"], 4), v["count"]) for name, v in result["per_class"].items()],
+        columns=["class", "accuracy", "count"],
+    ).sort_values("accuracy", kind="stable")
     per_class.columns = [t("col.class", lang), t("col.accuracy", lang), unit]
     worst = pd.DataFrame(result["worst_confusions"], columns=["true", "predicted", "count", "fraction"]).round(4)
     worst.columns = [t(k, lang) for k in WORST_KEYS]
-    summary = t("eval.summary", lang, acc=f"{result['accuracy']:.2%}", n=f"{result['n']:,}", unit=unit, split=split,
-                data=data)
+    summary = t(
+        "eval.summary", lang, acc=f"{result['accuracy']:.2%}", n=f"{result['n']:,}", unit=unit, split=split, data=data
+    )
     figure = localise_confusion(confusion_figure(plot_data(counts, names), title), lang)
     return summary, figure, per_class, worst
 
@@ -53,28 +57,51 @@ class EvaluatePanel:
                 self.run = run_picker(ctx, kind, elem_id=f"{kind}-eval-run")
                 self.source = gr.Radio(source_choices(sources), value=SOURCE_BUILTIN, label=L("eval.data"))
                 self.path = gr.Textbox(label=L("ui.folder_path"), visible=False)
-                self.upload = gr.File(label=L("eval.zip"), file_types=[".zip"], visible=False,
-                                      type="filepath")
-                self.split = gr.Radio([(L(f"split.{s}"), s) for s in SPLITS], value="test", label=L("eval.split"),
-                                      info=L("eval.split_info"))
+                self.upload = gr.File(label=L("eval.zip"), file_types=[".zip"], visible=False, type="filepath")
+                self.split = gr.Radio(
+                    [(L(f"split.{s}"), s) for s in SPLITS],
+                    value="test",
+                    label=L("eval.split"),
+                    info=L("eval.split_info"),
+                )
                 self.button = gr.Button(L("eval.button"), variant="primary", elem_id=f"{kind}-eval-button")
                 gr.Markdown(NO_RUNS_NOTE)
             with gr.Column(scale=2):
                 self.summary = gr.Markdown(elem_id=f"{kind}-eval-summary")
                 self.heatmap = gr.Plot(label=L("eval.heatmap"), elem_id=f"{kind}-eval-heatmap")
                 with gr.Row():
-                    self.per_class = ctx.localized.table(gr.Dataframe(
-                        headers=["class", "accuracy", "count"], label=L("eval.per_class"), interactive=False,
-                        max_height=360), PER_CLASS_KEYS)
-                    self.worst = ctx.localized.table(gr.Dataframe(
-                        headers=["true", "predicted", "count", "fraction"], label=L("eval.worst"), interactive=False,
-                        max_height=360), WORST_KEYS)
+                    self.per_class = ctx.localized.table(
+                        gr.Dataframe(
+                            headers=["class", "accuracy", "count"],
+                            label=L("eval.per_class"),
+                            interactive=False,
+                            max_height=360,
+                        ),
+                        PER_CLASS_KEYS,
+                    )
+                    self.worst = ctx.localized.table(
+                        gr.Dataframe(
+                            headers=["true", "predicted", "count", "fraction"],
+                            label=L("eval.worst"),
+                            interactive=False,
+                            max_height=360,
+                        ),
+                        WORST_KEYS,
+                    )
                 self.csv = gr.File(label="confusion.csv", interactive=False)
-        self.source.change(lambda s: (gr.update(visible=s == SOURCE_PATH), gr.update(visible=s == SOURCE_ZIP)),
-                           self.source, [self.path, self.upload], api_visibility="private", queue=False)
-        self.button.click(self.evaluate, [self.run, self.source, self.path, self.upload, self.split],
-                          [self.summary, self.heatmap, self.per_class, self.worst, self.csv],
-                          api_name=f"{kind}_evaluate")
+        self.source.change(
+            lambda s: (gr.update(visible=s == SOURCE_PATH), gr.update(visible=s == SOURCE_ZIP)),
+            self.source,
+            [self.path, self.upload],
+            api_visibility="private",
+            queue=False,
+        )
+        self.button.click(
+            self.evaluate,
+            [self.run, self.source, self.path, self.upload, self.split],
+            [self.summary, self.heatmap, self.per_class, self.worst, self.csv],
+            api_name=f"{kind}_evaluate",
+        )
 
     @user_errors
     def evaluate(self, run_key, source, path, upload, split, request: gr.Request):

@@ -23,8 +23,10 @@ from hwml.i18n import t  # noqa: E402
 FONT_DIR = Path(__file__).resolve().parents[2] / "assets" / "fonts"
 # Debian's fonts-wqy-microhei (.ci/run and the Space's packages.txt install it): every CJK glyph,
 # for text the catalogues do not hold (a Chinese name typed into "Who is speaking?").
-SYSTEM_CJK = ["/usr/share/fonts/truetype/wqy/wqy-microhei.ttc",
-              "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc"]
+SYSTEM_CJK = [
+    "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc",
+    "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",
+]
 
 
 def use_cjk_font() -> list[str]:
@@ -63,16 +65,29 @@ def phone_strips(times, logmel, strips, title: str = "", words=None, width: floa
     ends = [float(segs[-1][1]) for _, segs in strips if segs]
     end = max(ends) if ends else (float(times[-1]) if len(times) else 1.0)
     rows = ([(t("fig.words", lang), words, True)] if words is not None else []) + [
-        (t(f"fig.strip.{n}", lang) if n in ("aligned", "free") else n, segs, False) for n, segs in strips]
+        (t(f"fig.strip.{n}", lang) if n in ("aligned", "free") else n, segs, False) for n, segs in strips
+    ]
     named = any(name for name, _, _ in rows)
     heights = [3] + [0.8 if is_words else 1 for _, _, is_words in rows]
     height = 2.4 + 0.8 * len(rows)
-    fig, axes = plt.subplots(len(heights), 1, figsize=(width, height), dpi=80, sharex=True,
-                             gridspec_kw={"height_ratios": heights, "hspace": 0.05})
+    fig, axes = plt.subplots(
+        len(heights),
+        1,
+        figsize=(width, height),
+        dpi=80,
+        sharex=True,
+        gridspec_kw={"height_ratios": heights, "hspace": 0.05},
+    )
     ax_spec = axes[0]
     if len(times):
-        ax_spec.imshow(logmel.T, origin="lower", aspect="auto", cmap="magma", interpolation="nearest",
-                       extent=(0.0, end, 0, logmel.shape[1]))
+        ax_spec.imshow(
+            logmel.T,
+            origin="lower",
+            aspect="auto",
+            cmap="magma",
+            interpolation="nearest",
+            extent=(0.0, end, 0, logmel.shape[1]),
+        )
     ax_spec.set_ylabel(t("fig.mel_bin", lang))
     # on the right: Gradio's plot label covers the top left corner
     ax_spec.set_title(title or t("fig.strip_title", lang), fontsize=10, loc="right")
@@ -84,12 +99,19 @@ def phone_strips(times, logmel, strips, title: str = "", words=None, width: floa
         rgb = np.ones((max(1, int(round(end / step))), 4))
         for k, (start, stop, label) in enumerate(segs):
             shade = (0.86, 0.9, 0.97, 1.0) if k % 2 else (0.97, 0.92, 0.84, 1.0)
-            rgb[int(round(start / step)):int(round(stop / step))] = shade if is_words else colour[label]
+            rgb[int(round(start / step)) : int(round(stop / step))] = shade if is_words else colour[label]
         ax.imshow(rgb[None, :, :3], aspect="auto", interpolation="nearest", extent=(0.0, end, 0, 1))
         for start, stop, label in segs:
             if stop - start >= (0.02 * len(label) if is_words else 0.04):
-                ax.text((start + stop) / 2, 0.5, label.lower() if is_words else label, ha="center", va="center",
-                        fontsize=8, style="italic" if is_words else "normal")
+                ax.text(
+                    (start + stop) / 2,
+                    0.5,
+                    label.lower() if is_words else label,
+                    ha="center",
+                    va="center",
+                    fontsize=8,
+                    style="italic" if is_words else "normal",
+                )
         ax.set_yticks([])
         if name:
             ax.set_ylabel(name, rotation=0, ha="right", va="center", fontsize=9)
@@ -99,8 +121,18 @@ def phone_strips(times, logmel, strips, title: str = "", words=None, width: floa
     return _done(fig)
 
 
-def viterbi_path(times, logp, phones, word_of_unit, words, path, title: str = "", floor: float = -12.0,
-                 width: float = 14, lang: str = "en"):
+def viterbi_path(
+    times,
+    logp,
+    phones,
+    word_of_unit,
+    words,
+    path,
+    title: str = "",
+    floor: float = -12.0,
+    width: float = 14,
+    lang: str = "en",
+):
     """The Viterbi picture: one row per unit of the alignment graph (top to bottom, in order),
     time left to right, colour = the model's log-posterior of the row's phone at that frame, the
     best path drawn over it. Rows the path skips (optional silences, unused variants) are
@@ -117,8 +149,16 @@ def viterbi_path(times, logp, phones, word_of_unit, words, path, title: str = ""
     t0, t1 = float(times[0]) - hop / 2 if T else 0.0, float(times[-1]) + hop / 2 if T else 1.0
     height = max(3.5, 0.17 * U + 1.4)
     fig, ax = plt.subplots(figsize=(width, height), dpi=80)
-    im = ax.imshow(np.clip(logp, floor, 0), aspect="auto", origin="upper", cmap="viridis", interpolation="nearest",
-                   extent=(t0, t1, U - 0.5, -0.5), vmin=floor, vmax=0)
+    im = ax.imshow(
+        np.clip(logp, floor, 0),
+        aspect="auto",
+        origin="upper",
+        cmap="viridis",
+        interpolation="nearest",
+        extent=(t0, t1, U - 0.5, -0.5),
+        vmin=floor,
+        vmax=0,
+    )
     ax.step(times, path, where="mid", color="#ff2d2d", lw=1.8, label=t("fig.best_path", lang))
     visited = set(path.tolist())
     ax.set_yticks(np.arange(U), phones, fontsize=8)
@@ -131,8 +171,16 @@ def viterbi_path(times, logp, phones, word_of_unit, words, path, title: str = ""
             continue
         ax.axhline(rows[0] - 0.5, color="white", lw=0.5, alpha=0.6)
         ax.axhline(rows[-1] + 0.5, color="white", lw=0.5, alpha=0.6)
-        ax.annotate(word.lower(), xy=(1.0, (rows[0] + rows[-1]) / 2), xycoords=("axes fraction", "data"),
-                    xytext=(4, 0), textcoords="offset points", va="center", fontsize=9, style="italic")
+        ax.annotate(
+            word.lower(),
+            xy=(1.0, (rows[0] + rows[-1]) / 2),
+            xycoords=("axes fraction", "data"),
+            xytext=(4, 0),
+            textcoords="offset points",
+            va="center",
+            fontsize=9,
+            style="italic",
+        )
     ax.set_xlabel(t("fig.time", lang))
     ax.set_ylabel(t("fig.viterbi_rows", lang))
     ax.set_title(title or t("fig.viterbi_title", lang), fontsize=10, loc="right")
@@ -149,8 +197,9 @@ def feature_views(views, phones=None, lang: str = "en"):
     times = views.times
     end = float(times[-1] + 0.0125) if len(times) else 1.0
     fig, axes = plt.subplots(3, 1, figsize=(11, 7), sharex=True)
-    axes[0].imshow(views.power_db, origin="lower", aspect="auto", cmap="magma",
-                   extent=(0, end, 0, views.freqs_hz[-1] / 1000))
+    axes[0].imshow(
+        views.power_db, origin="lower", aspect="auto", cmap="magma", extent=(0, end, 0, views.freqs_hz[-1] / 1000)
+    )
     axes[0].set_ylabel("kHz")
     axes[0].set_title(t("fig.power_title", lang), fontsize=10)
     axes[1].imshow(views.logmel.T, origin="lower", aspect="auto", cmap="magma", extent=(0, end, 0, 40))
@@ -163,8 +212,9 @@ def feature_views(views, phones=None, lang: str = "en"):
         for _name, start, _stop in phones:
             axes[0].axvline(start, color="white", lw=0.4, alpha=0.5)
         for name, start, stop in phones:
-            axes[0].text((start + stop) / 2, views.freqs_hz[-1] / 1000 * 0.92, name, color="white",
-                         ha="center", fontsize=7)
+            axes[0].text(
+                (start + stop) / 2, views.freqs_hz[-1] / 1000 * 0.92, name, color="white", ha="center", fontsize=7
+            )
     axes[2].set_xlabel(t("fig.time", lang))
     axes[2].set_xlim(0, end)
     fig.tight_layout()
@@ -180,9 +230,14 @@ def cosine_bars(names: list[str], scores: list[float], threshold: float, title: 
     ax.barh(y, scores, color=colors)
     ax.set_yticks(y, names, fontsize=9)
     ax.axvline(threshold, color="#dc2626", ls="--", lw=1)
-    ax.text(threshold, y.max() + 0.6 if len(y) else 0.6, " " + t("fig.threshold", lang, value=f"{threshold:.2f}"),
-            color="#dc2626",
-            fontsize=8, va="bottom")
+    ax.text(
+        threshold,
+        y.max() + 0.6 if len(y) else 0.6,
+        " " + t("fig.threshold", lang, value=f"{threshold:.2f}"),
+        color="#dc2626",
+        fontsize=8,
+        va="bottom",
+    )
     low = min(0.0, min(scores, default=0.0) - 0.05)
     ax.set_xlim(low, 1.08)
     ax.set_ylim(-0.6, (y.max() if len(y) else 0) + 1.1)
@@ -219,23 +274,54 @@ def voice_map(points: list[dict], explained: list[float], title: str = "", lang:
     fig, ax = plt.subplots(figsize=(8, 6))
     known = [p for p in points if p["kind"] == "known"]
     if known:
-        ax.scatter([p["x"] for p in known], [p["y"] for p in known], s=18, color="#9ca3af",
-                   label=t("fig.trained_speakers", lang))
+        ax.scatter(
+            [p["x"] for p in known],
+            [p["y"] for p in known],
+            s=18,
+            color="#9ca3af",
+            label=t("fig.trained_speakers", lang),
+        )
         if len(known) <= 30:
             for p in known:
-                ax.annotate(p["name"], (p["x"], p["y"]), fontsize=6, color="#6b7280", xytext=(2, 2),
-                            textcoords="offset points")
+                ax.annotate(
+                    p["name"], (p["x"], p["y"]), fontsize=6, color="#6b7280", xytext=(2, 2), textcoords="offset points"
+                )
     palette = ["#2563eb", "#f97316", "#16a34a", "#dc2626", "#9333ea", "#0891b2", "#ca8a04", "#db2777"]
     enrolled = [p for p in points if p["kind"] == "enrolled"]
     for i, p in enumerate(enrolled):
         color = palette[i % len(palette)]
-        ax.scatter([p["x"]], [p["y"]], s=110, color=color, edgecolors="black", linewidths=0.8, zorder=3,
-                   label=p["name"] if i < 12 else None)
-        ax.annotate(p["name"], (p["x"], p["y"]), fontsize=10, weight="bold", color=color, xytext=(6, 4),
-                    textcoords="offset points", zorder=4)
+        ax.scatter(
+            [p["x"]],
+            [p["y"]],
+            s=110,
+            color=color,
+            edgecolors="black",
+            linewidths=0.8,
+            zorder=3,
+            label=p["name"] if i < 12 else None,
+        )
+        ax.annotate(
+            p["name"],
+            (p["x"], p["y"]),
+            fontsize=10,
+            weight="bold",
+            color=color,
+            xytext=(6, 4),
+            textcoords="offset points",
+            zorder=4,
+        )
     for p in (p for p in points if p["kind"] == "clip"):
-        ax.scatter([p["x"]], [p["y"]], s=260, marker="*", color="#facc15", edgecolors="black", linewidths=0.8,
-                   zorder=5, label=p["name"])
+        ax.scatter(
+            [p["x"]],
+            [p["y"]],
+            s=260,
+            marker="*",
+            color="#facc15",
+            edgecolors="black",
+            linewidths=0.8,
+            zorder=5,
+            label=p["name"],
+        )
     if points:
         ax.legend(loc="best", fontsize=8, framealpha=0.85)
     ax.set_xlabel(t("fig.direction", lang, n=1, share=f"{explained[0]:.0%}"))
@@ -267,8 +353,9 @@ def localise_confusion(fig, lang: str = "en"):
     ax.set_ylabel(t("fig.true", lang))
     m = re.search(r" \((\d+) most confused of (\d+) classes\)$", ax.get_title())
     if m:
-        ax.set_title(ax.get_title()[:m.start()] + t("fig.most_confused", lang, shown=m.group(1), total=m.group(2)),
-                     fontsize=10)
+        ax.set_title(
+            ax.get_title()[: m.start()] + t("fig.most_confused", lang, shown=m.group(1), total=m.group(2)), fontsize=10
+        )
     if len(fig.axes) > 1:
         fig.axes[1].set_ylabel(t("fig.fraction_true", lang))
     return fig

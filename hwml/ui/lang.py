@@ -123,10 +123,19 @@ PROJECTOR = """
 
 def language_switch() -> tuple[gr.Radio, gr.Checkbox]:
     """The visible switch (one radio, language names in their own script) and projector mode."""
-    radio = gr.Radio([(LANG_NAMES[lang], lang) for lang in LANGS], value="en", label=L("app.language"),
-                     show_label=False, elem_id="hwml-lang", scale=0, min_width=280, container=False)
-    projector = gr.Checkbox(False, label=L("app.projector"), elem_id="hwml-projector", scale=0, min_width=200,
-                            container=False)
+    radio = gr.Radio(
+        [(LANG_NAMES[lang], lang) for lang in LANGS],
+        value="en",
+        label=L("app.language"),
+        show_label=False,
+        elem_id="hwml-lang",
+        scale=0,
+        min_width=280,
+        container=False,
+    )
+    projector = gr.Checkbox(
+        False, label=L("app.projector"), elem_id="hwml-projector", scale=0, min_width=200, container=False
+    )
     return radio, projector
 
 
@@ -143,8 +152,9 @@ def wire_language(demo: gr.Blocks, radio: gr.Radio, projector: gr.Checkbox, refr
         lang = remember(lang, request)
         return refresh(lang, request)
 
-    demo.load(on_load, [radio, projector], [radio, projector, *outputs], js=ON_LOAD, api_visibility="private",
-              queue=False)
+    demo.load(
+        on_load, [radio, projector], [radio, projector, *outputs], js=ON_LOAD, api_visibility="private", queue=False
+    )
     radio.input(on_switch, radio, outputs, js=SET_LOCALE, api_visibility="private", queue=False)
     projector.input(None, projector, None, js=PROJECTOR, api_visibility="private", queue=False)
     demo.unload(forget)

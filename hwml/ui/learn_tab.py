@@ -18,8 +18,14 @@ PRESET_COLUMNS = ["preset", "why", "settings (vs simple)"]
 PRESET_KEYS = ["col.preset", "col.why", "col.settings"]
 COMPARE_KEYS = ["col.preset", "col.kind", "col.valid_acc", "col.steps", "col.seconds"]
 FORMAT_KEYS = ["col.folder", "col.file", "col.holds", "col.peek"]
-ALIGN_COLUMNS = {"start": "col.start", "end": "col.end", "word": "col.word", "aligned": "col.aligned",
-                 "eSpeak": "col.espeak", "agree": "col.agree"}
+ALIGN_COLUMNS = {
+    "start": "col.start",
+    "end": "col.end",
+    "word": "col.word",
+    "aligned": "col.aligned",
+    "eSpeak": "col.espeak",
+    "agree": "col.agree",
+}
 
 
 class LearnTab:
@@ -30,64 +36,102 @@ class LearnTab:
         table = ctx.localized.table
         gr.Markdown(L("learn.formats"))
         self.formats_button = gr.Button(L("learn.formats_button"), elem_id="learn-formats")
-        self.formats = table(gr.Dataframe(headers=["folder", "file", "holds", "peek"], interactive=False, max_height=360,
-                                          label=L("learn.formats_table")), FORMAT_KEYS)
+        self.formats = table(
+            gr.Dataframe(
+                headers=["folder", "file", "holds", "peek"],
+                interactive=False,
+                max_height=360,
+                label=L("learn.formats_table"),
+            ),
+            FORMAT_KEYS,
+        )
         self.formats_button.click(self.show_formats, None, self.formats, api_name="learn_formats")
 
         gr.Markdown(L("learn.features"))
         with gr.Row():
             self.sentence = gr.Textbox(EXAMPLE_SENTENCE, label=L("learn.sentence"), scale=4)
-            self.features_button = gr.Button(L("learn.features_button"), variant="primary", scale=1,
-                                             elem_id="learn-features")
+            self.features_button = gr.Button(
+                L("learn.features_button"), variant="primary", scale=1, elem_id="learn-features"
+            )
         self.utterance = gr.Audio(label=L("learn.utterance"), interactive=False)
         self.wave_plot = gr.Plot(label=L("learn.waveform"))
         self.features_plot = gr.Plot(label=L("learn.features_plot"), elem_id="learn-features-plot")
-        self.features_button.click(self.show_features, self.sentence,
-                                   [self.utterance, self.wave_plot, self.features_plot], api_name="learn_features")
+        self.features_button.click(
+            self.show_features,
+            self.sentence,
+            [self.utterance, self.wave_plot, self.features_plot],
+            api_name="learn_features",
+        )
 
         gr.Markdown(L("learn.align"))
         with gr.Row(equal_height=True):
             with gr.Column(scale=3):
                 self.align_run = run_picker(ctx, "phoneme", elem_id="learn-align-run")
             self.align_example = gr.Slider(1, ALIGN_EXAMPLES, value=1, step=1, label=L("learn.align_example"), scale=2)
-            self.align_button = gr.Button(L("learn.align_button"), variant="primary", scale=2,
-                                          elem_id="learn-align")
+            self.align_button = gr.Button(L("learn.align_button"), variant="primary", scale=2, elem_id="learn-align")
         self.align_summary = gr.Markdown(elem_id="learn-align-summary")
         self.align_audio = gr.Audio(label=L("learn.align_audio"), interactive=False)
         self.viterbi_plot = gr.Plot(label=L("learn.viterbi_plot"), elem_id="learn-viterbi-plot")
         self.align_strips = gr.Plot(label=L("learn.align_strips"), elem_id="learn-align-strips")
-        self.align_table = gr.Dataframe(label=L("learn.align_table"), interactive=False, max_height=320,
-                                        elem_id="learn-align-table")
+        self.align_table = gr.Dataframe(
+            label=L("learn.align_table"), interactive=False, max_height=320, elem_id="learn-align-table"
+        )
         align_outputs = [self.align_summary, self.align_audio, self.viterbi_plot, self.align_strips, self.align_table]
-        self.align_button.click(self.show_alignment, [self.align_run, self.align_example], align_outputs,
-                                api_name="learn_alignment")
+        self.align_button.click(
+            self.show_alignment, [self.align_run, self.align_example], align_outputs, api_name="learn_alignment"
+        )
         gr.Markdown(L("learn.align_own"))
         with gr.Row():
-            self.own_audio = gr.Audio(type="filepath", sources=["upload", "microphone"], label=L("learn.own_audio"),
-                                      elem_id="learn-align-own-audio")
+            self.own_audio = gr.Audio(
+                type="filepath",
+                sources=["upload", "microphone"],
+                label=L("learn.own_audio"),
+                elem_id="learn-align-own-audio",
+            )
             with gr.Column():
-                self.own_text = gr.Textbox(label=L("predict.transcript"), elem_id="learn-align-own-text",
-                                           placeholder=L("learn.own_text_placeholder"))
+                self.own_text = gr.Textbox(
+                    label=L("predict.transcript"),
+                    elem_id="learn-align-own-text",
+                    placeholder=L("learn.own_text_placeholder"),
+                )
                 self.own_button = gr.Button(L("learn.own_button"), elem_id="learn-align-own")
-        self.own_button.click(self.align_own, [self.align_run, self.own_audio, self.own_text], align_outputs,
-                              api_name="learn_align_own")
+        self.own_button.click(
+            self.align_own, [self.align_run, self.own_audio, self.own_text], align_outputs, api_name="learn_align_own"
+        )
 
         gr.Markdown(L("learn.presets"))
         self.presets_button = gr.Button(L("learn.presets_button"), elem_id="learn-presets")
         with gr.Row():
-            self.phoneme_presets = table(gr.Dataframe(headers=PRESET_COLUMNS, label=L("learn.phoneme_presets"),
-                                                      interactive=False, wrap=True), PRESET_KEYS)
-            self.speaker_presets = table(gr.Dataframe(headers=PRESET_COLUMNS, label=L("learn.speaker_presets"),
-                                                      interactive=False, wrap=True), PRESET_KEYS)
-        self.presets_button.click(self.show_presets, None, [self.phoneme_presets, self.speaker_presets],
-                                  api_name="learn_presets")
+            self.phoneme_presets = table(
+                gr.Dataframe(headers=PRESET_COLUMNS, label=L("learn.phoneme_presets"), interactive=False, wrap=True),
+                PRESET_KEYS,
+            )
+            self.speaker_presets = table(
+                gr.Dataframe(headers=PRESET_COLUMNS, label=L("learn.speaker_presets"), interactive=False, wrap=True),
+                PRESET_KEYS,
+            )
+        self.presets_button.click(
+            self.show_presets, None, [self.phoneme_presets, self.speaker_presets], api_name="learn_presets"
+        )
 
         gr.Markdown(L("learn.compare"))
         self.compare_button = gr.Button(L("learn.compare_button"), elem_id="learn-compare")
-        self.compare = table(gr.Dataframe(headers=["preset", "kind", "valid accuracy", "steps", "seconds"],
-                                          interactive=False, label=L("learn.compare_table")), COMPARE_KEYS)
-        self.compare_button.click(self.run_comparison, None, self.compare, api_name="learn_compare",
-                                  concurrency_limit=ctx.jobs.limits.max_training, concurrency_id=TRAINING_QUEUE)
+        self.compare = table(
+            gr.Dataframe(
+                headers=["preset", "kind", "valid accuracy", "steps", "seconds"],
+                interactive=False,
+                label=L("learn.compare_table"),
+            ),
+            COMPARE_KEYS,
+        )
+        self.compare_button.click(
+            self.run_comparison,
+            None,
+            self.compare,
+            api_name="learn_compare",
+            concurrency_limit=ctx.jobs.limits.max_training,
+            concurrency_id=TRAINING_QUEUE,
+        )
 
         gr.Markdown(L("learn.pitfalls"))
         for pitfall in PITFALLS:
@@ -131,8 +175,11 @@ class LearnTab:
             raise ui_error(request, "learn.sentence_error")
         utt = example_utterance(sentence)
         views = feature_views(utt.wave)
-        return ((utt.sample_rate, utt.wave.numpy()), figures.waveform(utt.wave.numpy(), utt.sample_rate, lang),
-                figures.feature_views(views, utt.phones, lang))
+        return (
+            (utt.sample_rate, utt.wave.numpy()),
+            figures.waveform(utt.wave.numpy(), utt.sample_rate, lang),
+            figures.feature_views(views, utt.phones, lang),
+        )
 
     @user_errors
     def show_alignment(self, run_key, example, request: gr.Request):
@@ -145,13 +192,27 @@ class LearnTab:
         entry = task_run(self.ctx, session_of(request), run_key, "phoneme")
         lesson = alignment_example(entry.path, int(example or 1))
         r = lesson.result
-        strips = figures.phone_strips(r.logmel_times, r.logmel, [("aligned", r.phones), ("free", r.free_segments),
-                                                                 ("eSpeak", lesson.truth_segments)],
-                                      words=r.word_segments, title=f"“{lesson.text}”", width=14, lang=lang)
+        strips = figures.phone_strips(
+            r.logmel_times,
+            r.logmel,
+            [("aligned", r.phones), ("free", r.free_segments), ("eSpeak", lesson.truth_segments)],
+            words=r.word_segments,
+            title=f"“{lesson.text}”",
+            width=14,
+            lang=lang,
+        )
         chain = " · ".join(f"*{w.lower()}*: {pron_text(p)}" for w, p in zip(r.words, r.prons))
-        text = t("learn.align_result", lang, text=lesson.text, voice=lesson.voice, run=entry.path.name, chain=chain,
-                 aligned=f"{lesson.aligned_vs_truth:.0%}", free=f"{lesson.free_vs_truth:.0%}",
-                 bounds=f"{lesson.boundaries_within_20ms:.0%}")
+        text = t(
+            "learn.align_result",
+            lang,
+            text=lesson.text,
+            voice=lesson.voice,
+            run=entry.path.name,
+            chain=chain,
+            aligned=f"{lesson.aligned_vs_truth:.0%}",
+            free=f"{lesson.free_vs_truth:.0%}",
+            bounds=f"{lesson.boundaries_within_20ms:.0%}",
+        )
         rows = pd.DataFrame(lesson.rows).rename(columns={k: t(v, lang) for k, v in ALIGN_COLUMNS.items()})
         return (text, (lesson.sample_rate, lesson.wave), self._viterbi_figure(r, lang), strips, rows)
 
@@ -166,15 +227,28 @@ class LearnTab:
         lang = lang_of(request)
         entry = task_run(self.ctx, session_of(request), run_key, "phoneme")
         r = align_audio(entry.path, audio, transcript)
-        fig = figures.phone_strips(r.logmel_times, r.logmel, [("aligned", r.phones), ("free", r.free_segments)],
-                                   words=r.word_segments, width=14, lang=lang,
-                                   title=t("learn.own_title", lang, file=r.file, seconds=f"{r.seconds:.2f}"))
+        fig = figures.phone_strips(
+            r.logmel_times,
+            r.logmel,
+            [("aligned", r.phones), ("free", r.free_segments)],
+            words=r.word_segments,
+            width=14,
+            lang=lang,
+            title=t("learn.own_title", lang, file=r.file, seconds=f"{r.seconds:.2f}"),
+        )
         table = pd.DataFrame(r.segment_rows(), columns=SEGMENT_COLUMNS)
         if lang != "en":
             table.columns = [t(f"col.segment.{c}", lang) for c in SEGMENT_COLUMNS]
         n_phones = sum(p != "sil" for _, _, p in r.phones)
-        text = t("learn.own_summary", lang, words=len(r.words), phones=n_phones, frames=len(r.aligned),
-                 agree=f"{r.agreement:.0%}", run=entry.path.name)
+        text = t(
+            "learn.own_summary",
+            lang,
+            words=len(r.words),
+            phones=n_phones,
+            frames=len(r.aligned),
+            agree=f"{r.agreement:.0%}",
+            run=entry.path.name,
+        )
         return text, audio, self._viterbi_figure(r, lang), fig, table
 
     @staticmethod
@@ -182,9 +256,16 @@ class LearnTab:
         from hwml.ui import figures
 
         v = r.viterbi
-        return figures.viterbi_path(r.times, v.logp, v.phones, v.words, r.words, v.path,
-                                    title=t("learn.viterbi_title", lang, words=" ".join(r.words).lower(),
-                                            n=v.min_frames), lang=lang)
+        return figures.viterbi_path(
+            r.times,
+            v.logp,
+            v.phones,
+            v.words,
+            r.words,
+            v.path,
+            title=t("learn.viterbi_title", lang, words=" ".join(r.words).lower(), n=v.min_frames),
+            lang=lang,
+        )
 
     @user_errors
     def run_comparison(self, request: gr.Request):
@@ -193,8 +274,9 @@ class LearnTab:
         data = self.ctx.workspace.corpus.path() / "libriphone"
         scratch = self.ctx.workspace.root / "scratch"
         scratch.mkdir(parents=True, exist_ok=True)
-        return pd.DataFrame(compare_models(data, max_steps=1000, max_seconds=10, out_root=scratch,
-                                           lang=lang_of(request)))
+        return pd.DataFrame(
+            compare_models(data, max_steps=1000, max_seconds=10, out_root=scratch, lang=lang_of(request))
+        )
 
     def _pitfall_handler(self, number: int):
         @user_errors
@@ -208,5 +290,6 @@ class LearnTab:
                 dataset = load_dataset(self.ctx.workspace.corpus.path() / "libriphone")
             result = run_pitfall_demo(number, dataset, lang_of(request))
             return result.headline, gr.update(value=pd.DataFrame(result.rows), visible=True)
+
         show.__name__ = f"pitfall_{number}"
         return show

@@ -29,7 +29,6 @@ def logo_html() -> str:
     return f'<img src="data:image/svg+xml;base64,{data}" alt="hwml" class="hwml-logo">'
 
 
-
 class AppBlocks(gr.Blocks):
     """gr.Blocks whose launch() defaults to hwml's translations (gr.I18n) and favicon, so every
     launcher (app.py, a test, a notebook) gets the page in the visitor's language."""

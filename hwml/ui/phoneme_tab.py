@@ -41,11 +41,16 @@ class PhonemePredictPanel(PredictPanel):
 
     def add_audio_inputs(self):
         with gr.Row():
-            self.transcript = gr.Textbox("", label=L("predict.transcript"), scale=4,
-                                         elem_id="phoneme-predict-transcript",
-                                         placeholder=L("predict.transcript_placeholder"))
-            self.audio_button = gr.Button(L("predict.audio_button"), scale=1, min_width=110,
-                                          elem_id="phoneme-predict-audio-button")
+            self.transcript = gr.Textbox(
+                "",
+                label=L("predict.transcript"),
+                scale=4,
+                elem_id="phoneme-predict-transcript",
+                placeholder=L("predict.transcript_placeholder"),
+            )
+            self.audio_button = gr.Button(
+                L("predict.audio_button"), scale=1, min_width=110, elem_id="phoneme-predict-audio-button"
+            )
         return [self.transcript]
 
     def wire_extras(self):
@@ -67,8 +72,13 @@ class PhonemePredictPanel(PredictPanel):
                 write_frames_csv(result, out)
             with timing.stage("figure"):
                 fig, table, text = alignment_view(result, out.with_suffix(".jpg"))
-        text += t("predict.phoneme.align_tail", current_lang(), run=entry.path.name, free=",".join(FRAME_COLUMNS[:5]),
-                  labels=",".join(FRAME_COLUMNS[5:]))
+        text += t(
+            "predict.phoneme.align_tail",
+            current_lang(),
+            run=entry.path.name,
+            free=",".join(FRAME_COLUMNS[:5]),
+            labels=",".join(FRAME_COLUMNS[5:]),
+        )
         return text, fig, table, str(out)
 
     def predict_audio_again(self, run_key, audio, transcript, request: gr.Request):
@@ -89,21 +99,37 @@ class PhonemePredictPanel(PredictPanel):
         times = frame_times(len(spec), FeatureParams(kind="logmel40")).numpy()
         fig = save_jpeg(phone_strips_image(times, spec.numpy(), [("", segs)]), Path(summary["out"]).with_suffix(".jpg"))
         table = pd.DataFrame(segs, columns=["start", "end", "phone"])
-        text = t("predict.phoneme.audio_summary", current_lang(), frames=summary["files"][0]["frames"], n=len(segs),
-                 run=entry.path.name)
+        text = t(
+            "predict.phoneme.audio_summary",
+            current_lang(),
+            frames=summary["files"][0]["frames"],
+            n=len(segs),
+            run=entry.path.name,
+        )
         return text, fig, table, summary["out"]
 
     def show_files(self, entry, summary):
         """Feature files (segments of the first) or a course test folder (the submission CSV)."""
         if summary.get("kind") == "submission":
             preview = pd.read_csv(summary["out"], nrows=200, dtype=str)
-            text = t("predict.phoneme.submission", current_lang(), rows=f"{summary['rows']:,}",
-                     format=summary.get("format", ""), run=entry.path.name)
+            text = t(
+                "predict.phoneme.submission",
+                current_lang(),
+                rows=f"{summary['rows']:,}",
+                format=summary.get("format", ""),
+                run=entry.path.name,
+            )
             return text, None, preview, summary["out"]
         first = summary["files"][0]
         table = pd.DataFrame(first["segments"], columns=["start", "end", "phone"])
-        text = t("predict.phoneme.files_summary", current_lang(), n=len(summary["files"]), rows=f"{summary['rows']:,}",
-                 file=Path(first["file"]).name, run=entry.path.name)
+        text = t(
+            "predict.phoneme.files_summary",
+            current_lang(),
+            n=len(summary["files"]),
+            rows=f"{summary['rows']:,}",
+            file=Path(first["file"]).name,
+            run=entry.path.name,
+        )
         return text, None, table, summary["out"]
 
 
@@ -116,10 +142,20 @@ def alignment_view(result, image: Path):
 
     lang = current_lang()
     strips = [(t("fig.strip.aligned", lang), result.phones), (t("fig.strip.free", lang), result.free_segments)]
-    fig = save_jpeg(phone_strips_image(result.logmel_times, result.logmel, strips, words=result.word_segments,
-                                       words_label=t("fig.words", lang)), image)
+    fig = save_jpeg(
+        phone_strips_image(
+            result.logmel_times, result.logmel, strips, words=result.word_segments, words_label=t("fig.words", lang)
+        ),
+        image,
+    )
     table = pd.DataFrame(result.segment_rows(), columns=SEGMENT_COLUMNS)
     n_phones = sum(p != "sil" for _, _, p in result.phones)
-    text = t("predict.phoneme.alignment", current_lang(), words=len(result.words), phones=n_phones,
-             frames=len(result.aligned), agree=f"{result.agreement:.0%}")
+    text = t(
+        "predict.phoneme.alignment",
+        current_lang(),
+        words=len(result.words),
+        phones=n_phones,
+        frames=len(result.aligned),
+        agree=f"{result.agreement:.0%}",
+    )
     return fig, table, text

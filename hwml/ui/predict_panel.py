@@ -22,10 +22,10 @@ PREDICT_QUEUE = "predict"  # one Gradio concurrency group for every prediction e
 
 
 class PredictPanel:
-    kind: str                   # "phoneme" | "speaker"
-    files_label: str            # the feature-file upload's label
+    kind: str  # "phoneme" | "speaker"
+    files_label: str  # the feature-file upload's label
     figure_label: str
-    figure_id: str              # elem_id suffix of the figure: "{kind}-predict-{figure_id}"
+    figure_id: str  # elem_id suffix of the figure: "{kind}-predict-{figure_id}"
     table_headers: list[str]
     table_header_keys: list[str]  # the headers' catalogue keys (hwml.i18n): the table is redrawn per language
     table_label: str
@@ -36,29 +36,47 @@ class PredictPanel:
         with gr.Row():
             with gr.Column(scale=1, min_width=300):
                 self.run = run_picker(ctx, kind, elem_id=f"{kind}-predict-run")
-                self.audio = gr.Audio(type="filepath", sources=["upload", "microphone"],
-                                      label=L("predict.audio"),
-                                      elem_id=f"{kind}-predict-audio")
+                self.audio = gr.Audio(
+                    type="filepath",
+                    sources=["upload", "microphone"],
+                    label=L("predict.audio"),
+                    elem_id=f"{kind}-predict-audio",
+                )
                 self.audio_inputs = self.add_audio_inputs()
-                self.files = gr.File(label=self.files_label, file_count="multiple", file_types=[".npy", ".pt", ".zip"],
-                                     type="filepath")
+                self.files = gr.File(
+                    label=self.files_label, file_count="multiple", file_types=[".npy", ".pt", ".zip"], type="filepath"
+                )
                 self.files_button = gr.Button(L("predict.files_button"), variant="primary")
                 gr.Markdown(NO_RUNS_NOTE)
             with gr.Column(scale=2):
                 self.summary = gr.Markdown(elem_id=f"{kind}-predict-summary")
                 self.figure = self.make_figure(elem_id=f"{kind}-predict-{self.figure_id}")
-                self.table = ctx.localized.table(gr.Dataframe(
-                    headers=self.table_headers, label=self.table_label, interactive=False, max_height=320,
-                    elem_id=f"{kind}-predict-table"), self.table_header_keys)
+                self.table = ctx.localized.table(
+                    gr.Dataframe(
+                        headers=self.table_headers,
+                        label=self.table_label,
+                        interactive=False,
+                        max_height=320,
+                        elem_id=f"{kind}-predict-table",
+                    ),
+                    self.table_header_keys,
+                )
                 self.csv = gr.File(label="CSV", interactive=False, elem_id=f"{kind}-predict-csv")
         self.add_extras()
         self.outputs = outputs = [self.summary, self.figure, self.table, self.csv]
         # every prediction of the app shares one pool of workers, sized to the machine (see JobLimits)
         queue = {"concurrency_id": PREDICT_QUEUE, "concurrency_limit": ctx.jobs.limits.predict_workers}
-        self.audio.change(self.predict_audio, [self.run, self.audio, *self.audio_inputs], outputs,
-                          api_name=f"{kind}_predict_audio", trigger_mode="always_last", **queue)
-        self.files_button.click(self.predict_files, [self.run, self.files], outputs, api_name=f"{kind}_predict_files",
-                                **queue)
+        self.audio.change(
+            self.predict_audio,
+            [self.run, self.audio, *self.audio_inputs],
+            outputs,
+            api_name=f"{kind}_predict_audio",
+            trigger_mode="always_last",
+            **queue,
+        )
+        self.files_button.click(
+            self.predict_files, [self.run, self.files], outputs, api_name=f"{kind}_predict_files", **queue
+        )
         self.wire_extras()
 
     def make_figure(self, elem_id: str):

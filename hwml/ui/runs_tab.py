@@ -10,18 +10,43 @@ import pandas as pd
 
 from hwml.i18n import t
 from hwml.ui.lang import L, lang_of
-from hwml.ui.widgets import (AppContext, curve_frames, empty_curves, series_colors, session_of, ui_error,
-                             user_errors, with_all_series)
+from hwml.ui.widgets import (
+    AppContext,
+    curve_frames,
+    empty_curves,
+    series_colors,
+    session_of,
+    ui_error,
+    user_errors,
+    with_all_series,
+)
 
-METRICS = {"valid accuracy": ("acc", "valid"), "train accuracy": ("acc", "train"),
-           "valid loss": ("loss", "valid"), "train loss": ("loss", "train")}
+METRICS = {
+    "valid accuracy": ("acc", "valid"),
+    "train accuracy": ("acc", "train"),
+    "valid loss": ("loss", "valid"),
+    "train loss": ("loss", "train"),
+}
 SLOTS = tuple(f"run {i}" for i in range(1, 9))
 SLOT_COLORS = series_colors(SLOTS)
 COLUMNS = ["run", "task", "preset", "model", "data", "best valid acc", "steps", "finished", "shipped"]
-METRIC_KEYS = {"valid accuracy": "metric.valid_acc", "train accuracy": "metric.train_acc",
-               "valid loss": "metric.valid_loss", "train loss": "metric.train_loss"}
-COLUMN_KEYS = ["runs.col.run", "runs.col.task", "runs.col.preset", "runs.col.model", "runs.col.data",
-               "runs.col.best", "runs.col.steps", "runs.col.finished", "runs.col.shipped"]
+METRIC_KEYS = {
+    "valid accuracy": "metric.valid_acc",
+    "train accuracy": "metric.train_acc",
+    "valid loss": "metric.valid_loss",
+    "train loss": "metric.train_loss",
+}
+COLUMN_KEYS = [
+    "runs.col.run",
+    "runs.col.task",
+    "runs.col.preset",
+    "runs.col.model",
+    "runs.col.data",
+    "runs.col.best",
+    "runs.col.steps",
+    "runs.col.finished",
+    "runs.col.shipped",
+]
 
 
 def runs_table(entries, lang: str = "en") -> pd.DataFrame:
@@ -31,9 +56,20 @@ def runs_table(entries, lang: str = "en") -> pd.DataFrame:
     def task(kind):
         return t(f"task.{kind}", lang) if kind in ("phoneme", "speaker") and lang != "en" else kind
 
-    rows = [(e.path.name if not e.shipped else f"★ {e.key}", task(e.task), e.preset, e.model, e.data,
-             None if e.best_valid_acc is None else round(float(e.best_valid_acc), 4), e.steps, yes_no(e.finished),
-             yes_no(e.shipped)) for e in entries]
+    rows = [
+        (
+            e.path.name if not e.shipped else f"★ {e.key}",
+            task(e.task),
+            e.preset,
+            e.model,
+            e.data,
+            None if e.best_valid_acc is None else round(float(e.best_valid_acc), 4),
+            e.steps,
+            yes_no(e.finished),
+            yes_no(e.shipped),
+        )
+        for e in entries
+    ]
     return pd.DataFrame(rows, columns=COLUMNS if lang == "en" else [t(k, lang) for k in COLUMN_KEYS])
 
 
@@ -46,14 +82,26 @@ class RunsTab:
         self.table = gr.Dataframe(runs_table([]), interactive=False, elem_id="runs-table", max_height=360)
         ctx.localized.add(self.table, lambda lang: runs_table([], lang))
         with gr.Row():
-            self.pick = gr.Dropdown([], multiselect=True, allow_custom_value=True, label=L("runs.overlay"), scale=3,
-                                    elem_id="runs-pick")
-            self.metric = gr.Radio([(L(METRIC_KEYS[m]), m) for m in METRICS], value="valid accuracy",
-                                   label=L("runs.curve"), scale=1)
-        self.plot = gr.LinePlot(with_all_series(empty_curves(), SLOTS), x="step", y="value", color="series",
-                                color_map=SLOT_COLORS, colors_in_legend=[], height=320, title=L("runs.compared"),
-                                elem_id="runs-plot")
-        ctx.localized.add(self.plot, lambda lang: gr.update(x_title=t("plot.step", lang), y_title=t("runs.value", lang)))
+            self.pick = gr.Dropdown(
+                [], multiselect=True, allow_custom_value=True, label=L("runs.overlay"), scale=3, elem_id="runs-pick"
+            )
+            self.metric = gr.Radio(
+                [(L(METRIC_KEYS[m]), m) for m in METRICS], value="valid accuracy", label=L("runs.curve"), scale=1
+            )
+        self.plot = gr.LinePlot(
+            with_all_series(empty_curves(), SLOTS),
+            x="step",
+            y="value",
+            color="series",
+            color_map=SLOT_COLORS,
+            colors_in_legend=[],
+            height=320,
+            title=L("runs.compared"),
+            elem_id="runs-plot",
+        )
+        ctx.localized.add(
+            self.plot, lambda lang: gr.update(x_title=t("plot.step", lang), y_title=t("runs.value", lang))
+        )
         self.legend = gr.HTML(elem_id="runs-legend")
         with gr.Row():
             self.delete_pick = gr.Dropdown([], label=L("runs.delete_pick"), allow_custom_value=True, scale=3)
@@ -64,7 +112,8 @@ class RunsTab:
         self.pick.change(self.overlay, [self.pick, self.metric], [self.plot, self.legend], api_name="runs_overlay")
         self.metric.change(self.overlay, [self.pick, self.metric], [self.plot, self.legend], api_visibility="private")
         self.delete_button.click(self.delete, self.delete_pick, [self.message], api_name="runs_delete").then(
-            self.list_runs, self.pick, listing, api_visibility="private")
+            self.list_runs, self.pick, listing, api_visibility="private"
+        )
 
     def list_runs(self, picked, request: gr.Request):
         entries = self.ctx.workspace.visible_runs(session_of(request))
@@ -72,8 +121,11 @@ class RunsTab:
         keys = [e.key for e in entries]
         choices = [(e.label_for(lang) + f" ({e.task})", e.key) for e in entries]
         own = [(e.label_for(lang), e.key) for e in entries if not e.shipped]
-        return (runs_table(entries, lang), gr.update(choices=choices, value=[k for k in (picked or []) if k in keys]),
-                gr.update(choices=own, value=own[0][1] if own else None))
+        return (
+            runs_table(entries, lang),
+            gr.update(choices=choices, value=[k for k in (picked or []) if k in keys]),
+            gr.update(choices=own, value=own[0][1] if own else None),
+        )
 
     @user_errors
     def overlay(self, picked, metric, request: gr.Request):
@@ -95,8 +147,10 @@ class RunsTab:
             frames.append(frame)
             name = entry.key if entry.shipped else entry.path.name
             shown = slot.replace("run", t("runs.slot", lang_of(request)), 1)
-            legend.append(f"<span style='color:{SLOT_COLORS[slot]}'>&#9632;</span> {html.escape(shown)}: "
-                          f"{html.escape(name)} ({html.escape(entry.preset or '?')})")
+            legend.append(
+                f"<span style='color:{SLOT_COLORS[slot]}'>&#9632;</span> {html.escape(shown)}: "
+                f"{html.escape(name)} ({html.escape(entry.preset or '?')})"
+            )
         data = pd.concat(frames, ignore_index=True) if frames else empty_curves()
         return with_all_series(data, SLOTS), "<br>".join(legend)
 

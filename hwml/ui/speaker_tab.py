@@ -44,7 +44,9 @@ def top_k_bars(top: pd.DataFrame) -> gr.BarPlot:
     """The bar plot's data, axis titles in the session's language: the browser draws it, the
     server sends five numbers."""
     lang = current_lang()
-    return gr.BarPlot(top[["speaker", "probability"]], x_title=t("col.speaker", lang), y_title=t("col.probability", lang))
+    return gr.BarPlot(
+        top[["speaker", "probability"]], x_title=t("col.speaker", lang), y_title=t("col.probability", lang)
+    )
 
 
 class SpeakerPredictPanel(PredictPanel):
@@ -56,8 +58,16 @@ class SpeakerPredictPanel(PredictPanel):
 
     def make_figure(self, elem_id: str):
         """Drawn in the browser: a class pressing Predict together costs the server no figures."""
-        return gr.BarPlot(x="speaker", y="probability", sort="-y", y_lim=[0, 1], label=self.figure_label,
-                          elem_id=elem_id, height=240, x_label_angle=0)
+        return gr.BarPlot(
+            x="speaker",
+            y="probability",
+            sort="-y",
+            y_lim=[0, 1],
+            label=self.figure_label,
+            elem_id=elem_id,
+            height=240,
+            x_label_angle=0,
+        )
 
     def add_audio_inputs(self) -> list:
         """Under the audio: what this run's classes are (no inputs of its own)."""
@@ -82,8 +92,13 @@ class SpeakerPredictPanel(PredictPanel):
     def show_audio(self, entry, audio, summary):
         row = pd.read_csv(summary["out"], dtype=str).iloc[0]
         top = top_k_table(row)
-        text = t("predict.speaker.audio_summary", current_lang(), speaker=row["Category"],
-                 p=f"{top['probability'].iloc[0]:.1%}", run=entry.path.name)
+        text = t(
+            "predict.speaker.audio_summary",
+            current_lang(),
+            speaker=row["Category"],
+            p=f"{top['probability'].iloc[0]:.1%}",
+            run=entry.path.name,
+        )
         return text, top_k_bars(top), top, summary["out"]
 
     def show_files(self, entry, summary):
@@ -93,8 +108,13 @@ class SpeakerPredictPanel(PredictPanel):
             return text, None, table.head(200), summary["out"]
         table["Id"] = table["Id"].map(lambda p: Path(p).name)
         top = top_k_table(table.iloc[0])
-        text = t("predict.speaker.files_summary", current_lang(), n=len(table), first=table["Category"].iloc[0],
-                 run=entry.path.name)
+        text = t(
+            "predict.speaker.files_summary",
+            current_lang(),
+            n=len(table),
+            first=table["Category"].iloc[0],
+            run=entry.path.name,
+        )
         return text, top_k_bars(top), table, summary["out"]
 
 
@@ -129,8 +149,9 @@ def example_label(clip: str, lang: str) -> str:
     return t("who.example_label", lang, person=who_, n=n)
 
 
-def localized_headers(ctx: AppContext, examples: gr.Examples, header_keys: list[str], clips=None,
-                      pair_keys=None) -> None:
+def localized_headers(
+    ctx: AppContext, examples: gr.Examples, header_keys: list[str], clips=None, pair_keys=None
+) -> None:
     """gr.Examples shows its inputs' labels as column headers (and its example labels) as plain
     text, which the browser does not translate: they are set per language from the server. On a
     Chinese page each example is shown by a translated label (`clips`: the clip each example row
@@ -162,40 +183,61 @@ class WhoIsSpeaking:
         self.roster = gr.State(who.Roster())
         with gr.Row():
             shipped = shipped_choices(ctx, KIND)
-            self.run = gr.Dropdown(shipped, value=shipped[0][1] if shipped else None, label=L("who.model"),
-                                   info=L("who.model_info"),
-                                   allow_custom_value=True, scale=2, elem_id="speaker-who-run")
+            self.run = gr.Dropdown(
+                shipped,
+                value=shipped[0][1] if shipped else None,
+                label=L("who.model"),
+                info=L("who.model_info"),
+                allow_custom_value=True,
+                scale=2,
+                elem_id="speaker-who-run",
+            )
             self.model_info = gr.Markdown(elem_id="speaker-who-model")
 
         gr.Markdown(L("who.h.enrol"))
         with gr.Row():
             with gr.Column(scale=1, min_width=320):
-                self.name = gr.Textbox(label=L("who.name"), placeholder=L("who.name_placeholder"),
-                                       elem_id="speaker-who-name")
+                self.name = gr.Textbox(
+                    label=L("who.name"), placeholder=L("who.name_placeholder"), elem_id="speaker-who-name"
+                )
                 self.audio = gr.Audio(label=L("who.audio"), elem_id="speaker-who-audio", **AUDIO)
-                self.files = gr.File(label=L("who.files"),
-                                     file_count="multiple", type="filepath", elem_id="speaker-who-files")
+                self.files = gr.File(
+                    label=L("who.files"), file_count="multiple", type="filepath", elem_id="speaker-who-files"
+                )
                 self.enrol_button = gr.Button(L("who.enrol"), variant="primary", elem_id="speaker-who-enrol")
                 if examples["enrol"]:
-                    enrol_examples = gr.Examples(examples["enrol"], [self.name, self.audio],
-                                                 label=L("who.enrol_examples"), examples_per_page=10,
-                                                 elem_id="speaker-who-enrol-examples")
-                    localized_headers(ctx, enrol_examples, ["who.name", "who.audio"],
-                                      [row[1] for row in examples["enrol"]])
+                    enrol_examples = gr.Examples(
+                        examples["enrol"],
+                        [self.name, self.audio],
+                        label=L("who.enrol_examples"),
+                        examples_per_page=10,
+                        elem_id="speaker-who-enrol-examples",
+                    )
+                    localized_headers(
+                        ctx, enrol_examples, ["who.name", "who.audio"], [row[1] for row in examples["enrol"]]
+                    )
             with gr.Column(scale=1, min_width=320):
                 self.status = gr.Markdown(L("who.nobody_yet"), elem_id="speaker-who-status")
-                self.people = ctx.localized.table(gr.Dataframe(
-                    headers=PEOPLE_HEADERS, label=L("who.people"), interactive=False, wrap=True,
-                    elem_id="speaker-who-people"), PEOPLE_KEYS)
+                self.people = ctx.localized.table(
+                    gr.Dataframe(
+                        headers=PEOPLE_HEADERS,
+                        label=L("who.people"),
+                        interactive=False,
+                        wrap=True,
+                        elem_id="speaker-who-people",
+                    ),
+                    PEOPLE_KEYS,
+                )
                 with gr.Row():
-                    self.remove_pick = gr.Dropdown([], label=L("who.person"), scale=2, elem_id="speaker-who-remove-pick")
+                    self.remove_pick = gr.Dropdown(
+                        [], label=L("who.person"), scale=2, elem_id="speaker-who-remove-pick"
+                    )
                     self.remove_button = gr.Button(L("who.remove"), scale=1, min_width=80)
                     self.clear_button = gr.Button(L("who.remove_all"), scale=1, min_width=80)
                 with gr.Row():
                     self.save_button = gr.Button(L("who.save"), scale=1)
                     self.load_button = gr.UploadButton(L("who.load"), file_types=[".json"], scale=1)
-                self.saved = gr.File(label=L("who.saved"),
-                                     interactive=False, visible=False, elem_id="speaker-who-file")
+                self.saved = gr.File(label=L("who.saved"), interactive=False, visible=False, elem_id="speaker-who-file")
 
         gr.Markdown(L("who.h.identify"))
         with gr.Row():
@@ -203,15 +245,25 @@ class WhoIsSpeaking:
                 self.query = gr.Audio(label=L("who.query"), elem_id="speaker-who-query", **AUDIO)
                 self.identify_button = gr.Button(L("who.identify"), variant="primary", elem_id="speaker-who-identify")
                 if examples["identify"]:
-                    identify_examples = gr.Examples(examples["identify"], [self.query],
-                                                    label=L("who.identify_examples"),
-                                                    elem_id="speaker-who-identify-examples")
+                    identify_examples = gr.Examples(
+                        examples["identify"],
+                        [self.query],
+                        label=L("who.identify_examples"),
+                        elem_id="speaker-who-identify-examples",
+                    )
                     localized_headers(ctx, identify_examples, ["who.query"], [row[0] for row in examples["identify"]])
             with gr.Column(scale=1, min_width=320):
                 self.sentence = gr.Markdown(elem_id="speaker-who-sentence")
-                self.ranking = ctx.localized.table(gr.Dataframe(
-                    headers=RANK_HEADERS, label=L("who.ranking"), interactive=False, max_height=260,
-                    elem_id="speaker-who-ranking"), RANK_KEYS)
+                self.ranking = ctx.localized.table(
+                    gr.Dataframe(
+                        headers=RANK_HEADERS,
+                        label=L("who.ranking"),
+                        interactive=False,
+                        max_height=260,
+                        elem_id="speaker-who-ranking",
+                    ),
+                    RANK_KEYS,
+                )
                 self.bars = gr.Plot(label=L("who.bars"), elem_id="speaker-who-bars")
 
         gr.Markdown(L("who.h.same"))
@@ -223,9 +275,13 @@ class WhoIsSpeaking:
                 self.same_button = gr.Button(L("who.compare"), variant="primary", elem_id="speaker-who-same")
                 if examples["pairs"]:
                     n = len(examples["pairs"])
-                    pairs = gr.Examples(examples["pairs"], [self.clip_a, self.clip_b], label=L("who.pair_examples"),
-                                        example_labels=[t(k) for k in PAIR_KEYS][:n],
-                                        elem_id="speaker-who-pair-examples")
+                    pairs = gr.Examples(
+                        examples["pairs"],
+                        [self.clip_a, self.clip_b],
+                        label=L("who.pair_examples"),
+                        example_labels=[t(k) for k in PAIR_KEYS][:n],
+                        elem_id="speaker-who-pair-examples",
+                    )
                     localized_headers(ctx, pairs, ["who.clip_a", "who.clip_b"], pair_keys=PAIR_KEYS[:n])
             with gr.Column(scale=1, min_width=320):
                 self.verdict = gr.Markdown(elem_id="speaker-who-verdict")
@@ -244,31 +300,49 @@ class WhoIsSpeaking:
     def wire(self) -> None:
         people_out = [self.roster, self.people, self.status, self.remove_pick]
         self.run.change(self.describe_model, self.run, self.model_info, api_name="speaker_who_model")
-        self.enrol_button.click(self.enrol, [self.run, self.name, self.audio, self.files, self.roster],
-                                [*people_out, self.audio, self.files], api_name="speaker_who_enrol")
-        self.remove_button.click(self.remove, [self.remove_pick, self.roster], people_out,
-                                 api_name="speaker_who_remove")
+        self.enrol_button.click(
+            self.enrol,
+            [self.run, self.name, self.audio, self.files, self.roster],
+            [*people_out, self.audio, self.files],
+            api_name="speaker_who_enrol",
+        )
+        self.remove_button.click(
+            self.remove, [self.remove_pick, self.roster], people_out, api_name="speaker_who_remove"
+        )
         self.clear_button.click(self.clear, None, people_out, api_name="speaker_who_clear")
         self.save_button.click(self.save, [self.run, self.roster], self.saved, api_name="speaker_who_save").success(
-            lambda: gr.update(visible=True), None, self.saved, api_visibility="private", queue=False)
-        self.load_button.upload(self.load, [self.run, self.load_button, self.roster], people_out,
-                                api_name="speaker_who_load")
-        self.identify_button.click(self.identify, [self.run, self.query, self.roster],
-                                   [self.sentence, self.ranking, self.bars], api_name="speaker_who_identify")
-        self.same_button.click(self.same, [self.run, self.clip_a, self.clip_b], [self.verdict, self.scale],
-                               api_name="speaker_who_same")
-        self.map_button.click(self.voice_map, [self.run, self.roster, self.query, self.with_query],
-                              [self.map, self.caption], api_name="speaker_who_map")
+            lambda: gr.update(visible=True), None, self.saved, api_visibility="private", queue=False
+        )
+        self.load_button.upload(
+            self.load, [self.run, self.load_button, self.roster], people_out, api_name="speaker_who_load"
+        )
+        self.identify_button.click(
+            self.identify,
+            [self.run, self.query, self.roster],
+            [self.sentence, self.ranking, self.bars],
+            api_name="speaker_who_identify",
+        )
+        self.same_button.click(
+            self.same, [self.run, self.clip_a, self.clip_b], [self.verdict, self.scale], api_name="speaker_who_same"
+        )
+        self.map_button.click(
+            self.voice_map,
+            [self.run, self.roster, self.query, self.with_query],
+            [self.map, self.caption],
+            api_name="speaker_who_map",
+        )
 
     def keep_runs_current(self, demo: gr.Blocks, tab: gr.Tab, train) -> None:
         """Refresh the model chooser on page load, when the sub-tab opens (and describe the model
         then: its first use needs it loaded anyway) and after a training run."""
+
         def refresh(current, request: gr.Request):
             return who_run_update(self.ctx, session_of(request), current, lang_of(request))
 
         demo.load(refresh, self.run, self.run, api_visibility="private", queue=False)
         tab.select(refresh, self.run, self.run, api_visibility="private", queue=False).then(
-            self.describe_model, self.run, self.model_info, api_visibility="private")  # loads the model, too
+            self.describe_model, self.run, self.model_info, api_visibility="private"
+        )  # loads the model, too
         for event in (train.start_event, train.stop_event):
             event.then(refresh, self.run, self.run, api_visibility="private", queue=False)
 
@@ -292,17 +366,23 @@ class WhoIsSpeaking:
         clips = [c for c in [audio, *(files or [])] if c]
         roster = (roster or who.Roster()).add(self._model(run_key, request), name, clips)
         person = next(p for p in roster.people if p.name == " ".join(str(name).split()))
-        status = t("who.enrolled", lang, name=person.name, n=person.n_clips,
-                   clips=t("who.clip_word" if person.n_clips == 1 else "who.clips_word", lang),
-                   people=t("who.person_count" if len(roster) == 1 else "who.people_count", lang, n=len(roster)))
+        status = t(
+            "who.enrolled",
+            lang,
+            name=person.name,
+            n=person.n_clips,
+            clips=t("who.clip_word" if person.n_clips == 1 else "who.clips_word", lang),
+            people=t("who.person_count" if len(roster) == 1 else "who.people_count", lang, n=len(roster)),
+        )
         return (*self._people(roster, status, lang), None, None)
 
     @user_errors
     def remove(self, name, roster, request: gr.Request):
         lang = lang_of(request)
         roster = (roster or who.Roster()).remove(name)
-        return self._people(roster, t("who.removed", lang, name=name) if len(roster) else t("who.nobody_now", lang),
-                            lang)
+        return self._people(
+            roster, t("who.removed", lang, name=name) if len(roster) else t("who.nobody_now", lang), lang
+        )
 
     def clear(self, request: gr.Request):
         lang = lang_of(request)
@@ -328,8 +408,13 @@ class WhoIsSpeaking:
         lang = lang_of(request)
         found = who.identify_clip(self._model(run_key, request), roster or who.Roster(), clip, lang)
         names, scores = zip(*found["ranked"])
-        bars = figures.cosine_bars(list(names), list(scores), found["threshold"]["threshold"],
-                                   title=t("who.bars_title", lang, file=Path(clip).name), lang=lang)
+        bars = figures.cosine_bars(
+            list(names),
+            list(scores),
+            found["threshold"]["threshold"],
+            title=t("who.bars_title", lang, file=Path(clip).name),
+            lang=lang,
+        )
         columns = RANK_HEADERS if lang == "en" else [t(k, lang) for k in RANK_KEYS]
         return found["sentence"], pd.DataFrame(found["rows"], columns=columns), bars
 

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
-WIDTH = 1000          # pixels of the time axis
-SPEC_HEIGHT = 160     # pixels of the spectrogram
+WIDTH = 1000  # pixels of the time axis
+SPEC_HEIGHT = 160  # pixels of the spectrogram
 STRIP_HEIGHT = 30
 WORDS_HEIGHT = 24
-NAME_WIDTH = 70       # left margin for the strips' names
+NAME_WIDTH = 70  # left margin for the strips' names
 AXIS_HEIGHT = 22
 WORD_SHADES = ((247, 235, 214), (219, 230, 247))
 
@@ -61,7 +61,7 @@ def _spectrogram(logmel: np.ndarray, width: int) -> np.ndarray:
     """(SPEC_HEIGHT, width, 3): low mel bins at the bottom, each frame stretched to its columns."""
     x = np.asarray(logmel, dtype=np.float32)
     lo, hi = np.percentile(x, 1), np.percentile(x, 99.5)
-    level = np.clip((x - lo) / max(hi - lo, 1e-6) * 255, 0, 255).astype(np.uint8)   # (T, n_mels)
+    level = np.clip((x - lo) / max(hi - lo, 1e-6) * 255, 0, 255).astype(np.uint8)  # (T, n_mels)
     cols = np.minimum((np.arange(width) * len(x)) // width, len(x) - 1)
     rows = np.minimum(((SPEC_HEIGHT - 1 - np.arange(SPEC_HEIGHT)) * x.shape[1]) // SPEC_HEIGHT, x.shape[1] - 1)
     return _magma()[level[cols][:, rows].T]
@@ -86,16 +86,16 @@ def phone_strips_image(times, logmel, strips, words=None, words_label: str = "wo
     height = SPEC_HEIGHT + sum(WORDS_HEIGHT if w else STRIP_HEIGHT for _, _, w in rows) + AXIS_HEIGHT
     canvas = np.full((height, left + WIDTH + 8, 3), 255, dtype=np.uint8)
     if len(logmel):
-        canvas[:SPEC_HEIGHT, left:left + WIDTH] = _spectrogram(logmel, WIDTH)
+        canvas[:SPEC_HEIGHT, left : left + WIDTH] = _spectrogram(logmel, WIDTH)
     phones = sorted({s[2] for _, segs in strips for s in segs})
     colour = {p: _palette()[i % 20] for i, p in enumerate(phones)}
-    px = lambda t: left + int(round(min(max(t, 0.0), end) / end * WIDTH))   # noqa: E731
+    px = lambda t: left + int(round(min(max(t, 0.0), end) / end * WIDTH))  # noqa: E731
     labels, y = [], SPEC_HEIGHT
     for name, segs, is_words in rows:
         h = WORDS_HEIGHT if is_words else STRIP_HEIGHT
         for k, (start, stop, label) in enumerate(segs or []):
             a, b = px(start), px(stop)
-            canvas[y + 1:y + h, a:max(b, a + 1)] = WORD_SHADES[k % 2] if is_words else colour[label]
+            canvas[y + 1 : y + h, a : max(b, a + 1)] = WORD_SHADES[k % 2] if is_words else colour[label]
             if b - a >= (6 * len(label) + 2):
                 labels.append(((a + b) / 2, y + h / 2, label.lower() if is_words else label, is_words))
         if name:
@@ -112,8 +112,9 @@ def phone_strips_image(times, logmel, strips, words=None, words_label: str = "wo
     for i in range(int(end / step) + 1):
         x = px(i * step)
         draw.line([(x, y), (x, y + 4)], fill=(0, 0, 0))
-        draw.text((x, y + 5), f"{i * step:g} s" if i == 0 else f"{i * step:g}", fill=(0, 0, 0), font=_font(11),
-                  anchor="mt")
+        draw.text(
+            (x, y + 5), f"{i * step:g} s" if i == 0 else f"{i * step:g}", fill=(0, 0, 0), font=_font(11), anchor="mt"
+        )
     return np.asarray(image)
 
 

@@ -15,17 +15,39 @@ import gradio as gr
 from hwml.errors import HwmlError
 from hwml.i18n import t
 from hwml.jobs import JobView
-from hwml.workspace import (BUILTIN_FOLDERS, SOURCE_AUDIO, SOURCE_BUILTIN, SOURCE_PATH, SOURCE_ZIP, SOURCES,
-                            local_paths_allowed)
+from hwml.workspace import (
+    BUILTIN_FOLDERS,
+    SOURCE_AUDIO,
+    SOURCE_BUILTIN,
+    SOURCE_PATH,
+    SOURCE_ZIP,
+    SOURCES,
+    local_paths_allowed,
+)
 from hwml.ui.lang import L, lang_of
-from hwml.ui.widgets import (AppContext, curve_frames, empty_curves, latest_event, progress_html, series_colors,
-                             session_of, status_markdown, ui_error, user_errors, with_all_series)
+from hwml.ui.widgets import (
+    AppContext,
+    curve_frames,
+    empty_curves,
+    latest_event,
+    progress_html,
+    series_colors,
+    session_of,
+    status_markdown,
+    ui_error,
+    user_errors,
+    with_all_series,
+)
 
 LOSS_SERIES = ("train loss", "valid loss")
 ACC_SERIES = ("train acc", "valid acc")
 TRAINING_QUEUE = "training"  # one Gradio concurrency group for every training event of the app
-SOURCE_KEYS = {SOURCE_BUILTIN: "source.builtin", SOURCE_PATH: "source.path", SOURCE_ZIP: "source.zip",
-               SOURCE_AUDIO: "source.audio"}  # the Data radio's labels; its values stay the English names
+SOURCE_KEYS = {
+    SOURCE_BUILTIN: "source.builtin",
+    SOURCE_PATH: "source.path",
+    SOURCE_ZIP: "source.zip",
+    SOURCE_AUDIO: "source.audio",
+}  # the Data radio's labels; its values stay the English names
 
 
 def source_choices(sources) -> list:
@@ -80,30 +102,53 @@ class TrainPanel:
         with gr.Row():
             with gr.Column(scale=1, min_width=300):
                 self.source = gr.Radio(source_choices(sources), value=SOURCE_BUILTIN, label=L("train.data"))
-                self.builtin_format = gr.Dropdown(formats, value=formats[0], label=L("train.builtin_format"),
-                                                  visible=len(formats) > 1, info=L("train.builtin_format_info"))
+                self.builtin_format = gr.Dropdown(
+                    formats,
+                    value=formats[0],
+                    label=L("train.builtin_format"),
+                    visible=len(formats) > 1,
+                    info=L("train.builtin_format_info"),
+                )
                 self.corpus_status = gr.Markdown(ctx.workspace.corpus.status())
                 ctx.localized.add(self.corpus_status, lambda lang: ctx.workspace.corpus.status(lang))
                 self.corpus_timer = gr.Timer(2.0, active=not ctx.workspace.corpus.ready)
-                self.path = gr.Textbox(label=L("ui.folder_path"), visible=False,
-                                       placeholder="/data/timit_11 or /data/libriphone" if kind == "phoneme"
-                                       else "/data/Dataset")
-                self.upload = gr.File(label=L("train.zip"), file_types=[".zip"], visible=False,
-                                      type="filepath")
+                self.path = gr.Textbox(
+                    label=L("ui.folder_path"),
+                    visible=False,
+                    placeholder="/data/timit_11 or /data/libriphone" if kind == "phoneme" else "/data/Dataset",
+                )
+                self.upload = gr.File(label=L("train.zip"), file_types=[".zip"], visible=False, type="filepath")
                 self.preset = gr.Dropdown(presets, value=default_preset, label=L("train.preset"))
-                self.start_from = gr.Dropdown(ctx.workspace.start_from_choices(None, kind),
-                                              value=ctx.workspace.START_FROM_NONE, label=L("train.start_from"),
-                                              allow_custom_value=True, elem_id=f"{kind}-train-start-from",
-                                              info=L("train.start_from_info"))
-                ctx.localized.add(self.start_from, lambda lang, request: gr.update(
-                    choices=ctx.workspace.start_from_choices(session_of(request), kind, lang),
-                    value=ctx.workspace.START_FROM_NONE), with_request=True)
+                self.start_from = gr.Dropdown(
+                    ctx.workspace.start_from_choices(None, kind),
+                    value=ctx.workspace.START_FROM_NONE,
+                    label=L("train.start_from"),
+                    allow_custom_value=True,
+                    elem_id=f"{kind}-train-start-from",
+                    info=L("train.start_from_info"),
+                )
+                ctx.localized.add(
+                    self.start_from,
+                    lambda lang, request: gr.update(
+                        choices=ctx.workspace.start_from_choices(session_of(request), kind, lang),
+                        value=ctx.workspace.START_FROM_NONE,
+                    ),
+                    with_request=True,
+                )
                 with gr.Row():
                     self.max_steps = gr.Number(label=L("train.max_steps"), value=300, precision=0, minimum=1)
-                    self.max_seconds = gr.Number(label=L("train.max_seconds"), value=120, minimum=1,
-                                                 info=f"≤ {ctx.jobs.limits.max_run_seconds:g} s")
-                ctx.localized.add(self.max_seconds, lambda lang: gr.update(info=t(
-                    "train.max_seconds_info", lang, limit=f"{ctx.jobs.limits.max_run_seconds:g}")))
+                    self.max_seconds = gr.Number(
+                        label=L("train.max_seconds"),
+                        value=120,
+                        minimum=1,
+                        info=f"≤ {ctx.jobs.limits.max_run_seconds:g} s",
+                    )
+                ctx.localized.add(
+                    self.max_seconds,
+                    lambda lang: gr.update(
+                        info=t("train.max_seconds_info", lang, limit=f"{ctx.jobs.limits.max_run_seconds:g}")
+                    ),
+                )
                 with gr.Row():
                     self.lr = gr.Number(label=L("train.lr"), value=0)
                     self.batch_size = gr.Number(label=L("train.batch_size"), value=0, precision=0)
@@ -119,16 +164,31 @@ class TrainPanel:
                 self.progress = gr.HTML(progress_html(None), elem_id=f"{kind}-train-progress")
                 ctx.localized.add(self.progress, lambda lang: progress_html(None, lang))
                 with gr.Row():
-                    self.loss_plot = gr.LinePlot(with_all_series(empty_curves(), LOSS_SERIES), x="step", y="value",
-                                                 color="series",
-                                                 title=L("plot.loss"), y_title="loss", height=260,
-                                                 color_map=series_colors(LOSS_SERIES), colors_in_legend=[],
-                                                 elem_id=f"{kind}-loss-plot")
-                    self.acc_plot = gr.LinePlot(with_all_series(empty_curves(), ACC_SERIES), x="step", y="value",
-                                                color="series",
-                                                title=L("plot.accuracy"), y_title="accuracy", y_lim=[0, 1],
-                                                height=260, color_map=series_colors(ACC_SERIES), colors_in_legend=[],
-                                                elem_id=f"{kind}-acc-plot")
+                    self.loss_plot = gr.LinePlot(
+                        with_all_series(empty_curves(), LOSS_SERIES),
+                        x="step",
+                        y="value",
+                        color="series",
+                        title=L("plot.loss"),
+                        y_title="loss",
+                        height=260,
+                        color_map=series_colors(LOSS_SERIES),
+                        colors_in_legend=[],
+                        elem_id=f"{kind}-loss-plot",
+                    )
+                    self.acc_plot = gr.LinePlot(
+                        with_all_series(empty_curves(), ACC_SERIES),
+                        x="step",
+                        y="value",
+                        color="series",
+                        title=L("plot.accuracy"),
+                        y_title="accuracy",
+                        y_lim=[0, 1],
+                        height=260,
+                        color_map=series_colors(ACC_SERIES),
+                        colors_in_legend=[],
+                        elem_id=f"{kind}-acc-plot",
+                    )
                 ctx.localized.add(self.loss_plot, lambda lang: plot_titles(lang, "plot.loss"))
                 ctx.localized.add(self.acc_plot, lambda lang: plot_titles(lang, "plot.accuracy"))
                 gr.HTML(L("curve.legend"), elem_classes=["hwml-legend"], container=False, padding=False)
@@ -139,23 +199,58 @@ class TrainPanel:
 
     # --- events -----------------------------------------------------------------------------
     def _wire(self) -> None:
-        self.source.change(self._source_visibility, self.source, [self.builtin_format, self.path, self.upload,
-                                                                 self.corpus_status], api_visibility="private",
-                           queue=False)
-        self.corpus_timer.tick(self._corpus_tick, None, [self.corpus_status, self.corpus_timer],
-                               api_visibility="private", queue=False, show_progress="hidden")
-        inputs = [self.source, self.builtin_format, self.path, self.upload, self.preset, self.max_steps,
-                  self.max_seconds, self.lr, self.batch_size, self.seed, self.valid_every, self.extra,
-                  self.start_from]
+        self.source.change(
+            self._source_visibility,
+            self.source,
+            [self.builtin_format, self.path, self.upload, self.corpus_status],
+            api_visibility="private",
+            queue=False,
+        )
+        self.corpus_timer.tick(
+            self._corpus_tick,
+            None,
+            [self.corpus_status, self.corpus_timer],
+            api_visibility="private",
+            queue=False,
+            show_progress="hidden",
+        )
+        inputs = [
+            self.source,
+            self.builtin_format,
+            self.path,
+            self.upload,
+            self.preset,
+            self.max_steps,
+            self.max_seconds,
+            self.lr,
+            self.batch_size,
+            self.seed,
+            self.valid_every,
+            self.extra,
+            self.start_from,
+        ]
         self.start_event = self.start.click(
-            self.train, inputs, self.outputs, api_name=f"{self.kind}_train",
-            concurrency_limit=self.ctx.jobs.limits.max_training, concurrency_id=TRAINING_QUEUE,
-            show_progress="full", show_progress_on=[self.status], trigger_mode="once")
-        self.start_from.focus(self.start_from_choices, self.start_from, self.start_from,
-                              api_visibility="private", queue=False, show_progress="hidden")
-        self.stop_event = self.stop.click(self.request_stop, None, None, cancels=[self.start_event],
-                                          api_name=f"{self.kind}_stop").then(
-            self.final_view, None, self.outputs, api_visibility="undocumented", show_progress="hidden")
+            self.train,
+            inputs,
+            self.outputs,
+            api_name=f"{self.kind}_train",
+            concurrency_limit=self.ctx.jobs.limits.max_training,
+            concurrency_id=TRAINING_QUEUE,
+            show_progress="full",
+            show_progress_on=[self.status],
+            trigger_mode="once",
+        )
+        self.start_from.focus(
+            self.start_from_choices,
+            self.start_from,
+            self.start_from,
+            api_visibility="private",
+            queue=False,
+            show_progress="hidden",
+        )
+        self.stop_event = self.stop.click(
+            self.request_stop, None, None, cancels=[self.start_event], api_name=f"{self.kind}_stop"
+        ).then(self.final_view, None, self.outputs, api_visibility="undocumented", show_progress="hidden")
 
     def preset_choices(self, current):
         """The task module's presets (in the panel's order, new ones last): read on page load, so
@@ -179,10 +274,12 @@ class TrainPanel:
 
     def _source_visibility(self, source: str, request: gr.Request):
         builtin = source == SOURCE_BUILTIN
-        return (gr.update(visible=builtin and len(BUILTIN_FOLDERS[self.kind]) > 1),
-                gr.update(visible=source in (SOURCE_PATH, SOURCE_AUDIO) and local_paths_allowed()),
-                gr.update(visible=source in (SOURCE_ZIP, SOURCE_AUDIO)),
-                gr.update(value=self.ctx.workspace.corpus.status(lang_of(request)), visible=builtin))
+        return (
+            gr.update(visible=builtin and len(BUILTIN_FOLDERS[self.kind]) > 1),
+            gr.update(visible=source in (SOURCE_PATH, SOURCE_AUDIO) and local_paths_allowed()),
+            gr.update(visible=source in (SOURCE_ZIP, SOURCE_AUDIO)),
+            gr.update(value=self.ctx.workspace.corpus.status(lang_of(request)), visible=builtin),
+        )
 
     def _overrides(self, lr, batch_size, valid_every, extra) -> dict:  # messages: the package's (shared with the CLI)
         overrides = parse_settings(extra)
@@ -196,25 +293,55 @@ class TrainPanel:
 
     def _render(self, view: JobView, lang: str = "en"):
         loss, acc = curve_frames(view.events)
-        return (status_markdown(view, lang), progress_html(view, lang), with_all_series(loss, LOSS_SERIES),
-                with_all_series(acc, ACC_SERIES), latest_event(view))
+        return (
+            status_markdown(view, lang),
+            progress_html(view, lang),
+            with_all_series(loss, LOSS_SERIES),
+            with_all_series(acc, ACC_SERIES),
+            latest_event(view),
+        )
 
     @user_errors
-    def train(self, source, builtin_format, path, upload, preset, max_steps, max_seconds, lr, batch_size, seed,
-              valid_every, extra, start_from=None, request: gr.Request = None):
+    def train(
+        self,
+        source,
+        builtin_format,
+        path,
+        upload,
+        preset,
+        max_steps,
+        max_seconds,
+        lr,
+        batch_size,
+        seed,
+        valid_every,
+        extra,
+        start_from=None,
+        request: gr.Request = None,
+    ):
         """Start a run for this session and stream its curves until it ends."""
         session = session_of(request)
         ws, jobs = self.ctx.workspace, self.ctx.jobs
-        prepare = ws.resolve_source(session, self.kind, source, builtin_format=builtin_format, path=path,
-                                    upload=upload)
+        prepare = ws.resolve_source(session, self.kind, source, builtin_format=builtin_format, path=path, upload=upload)
         overrides = self._overrides(lr, batch_size, valid_every, extra)
         steps = _number(max_steps, "max steps", integer=True)
         seconds = _number(max_seconds, "max seconds")
         seed = int(seed or 0)
         init = ws.start_from_path(session, self.kind, start_from)
         run_dir = ws.new_run_dir(session, self.kind, preset)
-        job = jobs.submit(session, self.kind, run_dir=run_dir, prepare=prepare, preset=preset, overrides=overrides,
-                          max_steps=steps, max_seconds=seconds, seed=seed, on_finish=self._after_run, init=init)
+        job = jobs.submit(
+            session,
+            self.kind,
+            run_dir=run_dir,
+            prepare=prepare,
+            preset=preset,
+            overrides=overrides,
+            max_steps=steps,
+            max_seconds=seconds,
+            seed=seed,
+            on_finish=self._after_run,
+            init=init,
+        )
         view = None
         lang = lang_of(request)
         for view in job.stream(interval=0.5):
@@ -240,7 +367,12 @@ class TrainPanel:
         job = self.ctx.jobs.get(session_of(request), self.kind)
         lang = lang_of(request)
         if job is None:
-            return (t("train.stopped_nothing", lang), progress_html(None, lang),
-                    with_all_series(empty_curves(), LOSS_SERIES), with_all_series(empty_curves(), ACC_SERIES), {})
+            return (
+                t("train.stopped_nothing", lang),
+                progress_html(None, lang),
+                with_all_series(empty_curves(), LOSS_SERIES),
+                with_all_series(empty_curves(), ACC_SERIES),
+                {},
+            )
         job.join(timeout=5.0)
         return self._render(job.poll(), lang)

@@ -57,12 +57,14 @@ def shown_error(exc: HwmlError, args=(), kwargs=None) -> str:
 def user_errors(fn):
     """Show an HwmlError as a visible message (gr.Error), not a red traceback; the session goes on."""
     if inspect.isgeneratorfunction(fn):
+
         @functools.wraps(fn)
         def gen_wrapper(*args, **kwargs):
             try:
                 yield from fn(*args, **kwargs)
             except HwmlError as exc:
                 raise gr.Error(shown_error(exc, args, kwargs), print_exception=False) from None
+
         return gen_wrapper
 
     @functools.wraps(fn)
@@ -75,10 +77,12 @@ def user_errors(fn):
             raise gr.Error(shown_error(exc, args, kwargs), print_exception=False) from None
         finally:
             reset_language(token)
+
     return wrapper
 
 
 # --------------------------------------------------------------------------------------- runs
+
 
 def run_choices(ctx: AppContext, session: str, kind: str | None, lang: str = "en") -> list[tuple[str, str]]:
     """(label, key) of every run this session may pick for a task: its own first, then shipped."""
@@ -90,8 +94,7 @@ def shipped_choices(ctx: AppContext, kind: str | None, lang: str = "en") -> list
     return [(e.label_for(lang), e.key) for e in ctx.workspace.shipped_runs(kind)]
 
 
-def run_dropdown_update(ctx: AppContext, session: str, kind: str | None, keep: str | None = None,
-                        lang: str = "en"):
+def run_dropdown_update(ctx: AppContext, session: str, kind: str | None, keep: str | None = None, lang: str = "en"):
     """Refresh a run dropdown's choices, keeping the current pick when it still exists."""
     choices = run_choices(ctx, session, kind, lang)
     keys = [k for _, k in choices]
@@ -102,16 +105,18 @@ def run_dropdown_update(ctx: AppContext, session: str, kind: str | None, keep: s
 def run_picker(ctx: AppContext, kind: str | None, elem_id: str) -> gr.Dropdown:
     """A run dropdown (shipped runs until the session is known) with a refresh button beside it."""
     with gr.Row():
-        run = gr.Dropdown(shipped_choices(ctx, kind), label=L("ui.run"), allow_custom_value=True, scale=4,
-                          elem_id=elem_id)
+        run = gr.Dropdown(
+            shipped_choices(ctx, kind), label=L("ui.run"), allow_custom_value=True, scale=4, elem_id=elem_id
+        )
         refresh = gr.Button("↻", scale=1, min_width=40)
 
     def refresh_runs(current, request: gr.Request):
         return run_dropdown_update(ctx, session_of(request), kind, current, lang_of(request))
 
     refresh.click(refresh_runs, run, run, api_visibility="private", queue=False)
-    ctx.localized.add(run, lambda lang, request: run_dropdown_update(ctx, session_of(request), kind, None, lang),
-                      with_request=True)
+    ctx.localized.add(
+        run, lambda lang, request: run_dropdown_update(ctx, session_of(request), kind, None, lang), with_request=True
+    )
     return run
 
 
@@ -132,12 +137,24 @@ LOSS_COLUMNS = ("step", "value", "series")
 
 
 TRAIN_COLORS = {"train loss": "#2563eb", "valid loss": "#f97316", "train acc": "#2563eb", "valid acc": "#f97316"}
+
+
 def series_colors(names) -> dict[str, str]:
     """A colour for each series name. Gradio's LinePlot keeps the colour domain of its first
     draw, so a plot is given every series it will ever show up front: these colours, and a
     placeholder point each (with_all_series)."""
-    palette = ["#2563eb", "#f97316", "#16a34a", "#dc2626", "#9333ea", "#0891b2", "#ca8a04", "#db2777",
-               "#4b5563", "#65a30d"]
+    palette = [
+        "#2563eb",
+        "#f97316",
+        "#16a34a",
+        "#dc2626",
+        "#9333ea",
+        "#0891b2",
+        "#ca8a04",
+        "#db2777",
+        "#4b5563",
+        "#65a30d",
+    ]
     return {name: TRAIN_COLORS.get(name, palette[i % len(palette)]) for i, name in enumerate(dict.fromkeys(names))}
 
 
@@ -165,33 +182,43 @@ def curve_frames(events: list[dict], run: str | None = None) -> tuple[pd.DataFra
         elif kind == "valid" and e.get("valid_loss") is not None:
             loss_rows.append((e["step"], float(e["valid_loss"]), names["valid loss"]))
             acc_rows.append((e["step"], float(e["valid_acc"]), names["valid acc"]))
-    return (pd.DataFrame(loss_rows, columns=list(LOSS_COLUMNS)),
-            pd.DataFrame(acc_rows, columns=list(LOSS_COLUMNS)))
+    return (pd.DataFrame(loss_rows, columns=list(LOSS_COLUMNS)), pd.DataFrame(acc_rows, columns=list(LOSS_COLUMNS)))
 
 
 def empty_curves() -> pd.DataFrame:
-    return pd.DataFrame({"step": pd.Series(dtype="int64"), "value": pd.Series(dtype="float64"),
-                         "series": pd.Series(dtype="object")})
+    return pd.DataFrame(
+        {"step": pd.Series(dtype="int64"), "value": pd.Series(dtype="float64"), "series": pd.Series(dtype="object")}
+    )
 
 
 def progress_html(view: JobView | None, lang: str = "en") -> str:
     """A progress bar with step count, throughput and ETA."""
     if view is None:
-        return "<div class='hwml-progress'><div class='hwml-bar'><div style='width:0%'></div></div>" \
-               f"<span>{html.escape(t('progress.not_started', lang))}</span></div>"
+        return (
+            "<div class='hwml-progress'><div class='hwml-bar'><div style='width:0%'></div></div>"
+            f"<span>{html.escape(t('progress.not_started', lang))}</span></div>"
+        )
     pct = max(0.0, min(1.0, view.fraction)) * 100
     parts = [t("progress.step", lang, step=view.step) + (f" / {view.max_steps}" if view.max_steps else "")]
     if view.units_per_s:
-        parts.append(t("progress.rate", lang, rate=f"{view.units_per_s:,.0f}",
-                       unit=t(f"unit.{view.unit}", lang) if view.unit in ("frames", "utterances") else view.unit))
+        parts.append(
+            t(
+                "progress.rate",
+                lang,
+                rate=f"{view.units_per_s:,.0f}",
+                unit=t(f"unit.{view.unit}", lang) if view.unit in ("frames", "utterances") else view.unit,
+            )
+        )
     parts.append(t("progress.elapsed", lang, time=format_duration(view.elapsed_s)))
     if view.eta_s is not None:
         parts.append(t("progress.eta", lang, time=format_duration(view.eta_s)))
     if view.best_valid_acc is not None:
         parts.append(t("progress.best", lang, acc=f"{view.best_valid_acc:.1%}"))
-    return (f"<div class='hwml-progress' data-state='{html.escape(view.state)}' data-step='{view.step}'>"
-            f"<div class='hwml-bar'><div style='width:{pct:.1f}%'></div></div>"
-            f"<span>{pct:.0f}% · {' · '.join(parts)}</span></div>")
+    return (
+        f"<div class='hwml-progress' data-state='{html.escape(view.state)}' data-step='{view.step}'>"
+        f"<div class='hwml-bar'><div style='width:{pct:.1f}%'></div></div>"
+        f"<span>{pct:.0f}% · {' · '.join(parts)}</span></div>"
+    )
 
 
 STATES = ("queued", "preparing", "running", "finished", "stopped", "failed")
@@ -213,16 +240,22 @@ def job_message(message: str, lang: str) -> str:
         return message
     import re
 
-    known = {"waiting for a training slot": "job.waiting", "preparing the data": "job.preparing",
-             "training": "job.training"}
+    known = {
+        "waiting for a training slot": "job.waiting",
+        "preparing the data": "job.preparing",
+        "training": "job.training",
+    }
     if message in known:
         return t(known[message], lang)
     if m := re.fullmatch(r"waiting for a training slot: number (\d+) in the queue", message):
         return t("job.queue", lang, n=m.group(1))
     if m := re.fullmatch(r"done after (\d+) steps?: (.*?)(?:; best validation accuracy ([\d.]+%))?", message):
-        reasons = {"reached the step limit": "job.reason.max_steps", "reached the time limit": "job.reason.max_seconds",
-                   "stopped early (no more validation gains)": "job.reason.early_stop",
-                   "stopped by you": "job.reason.stopped"}
+        reasons = {
+            "reached the step limit": "job.reason.max_steps",
+            "reached the time limit": "job.reason.max_seconds",
+            "stopped early (no more validation gains)": "job.reason.early_stop",
+            "stopped by you": "job.reason.stopped",
+        }
         why = t(reasons[m.group(2)], lang) if m.group(2) in reasons else m.group(2)
         best = t("job.best", lang, acc=m.group(3)) if m.group(3) else ""
         return t("job.done", lang, steps=m.group(1), why=why, best=best)
@@ -232,8 +265,14 @@ def job_message(message: str, lang: str) -> str:
 def latest_event(view: JobView) -> dict:
     """The newest engine event plus where the run stands (what the API's JSON output carries)."""
     event = dict(view.events[-1]) if view.events else {}
-    return {"state": view.state, "run": view.run_dir.rsplit("/", 1)[-1], "step": view.step,
-            "queue_position": view.position, "message": view.message, "event": event}
+    return {
+        "state": view.state,
+        "run": view.run_dir.rsplit("/", 1)[-1],
+        "step": view.step,
+        "queue_position": view.position,
+        "message": view.message,
+        "event": event,
+    }
 
 
 CSS = stylesheet()  # assets/style.css

@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from robust_helpers import (PHONEME_SETTINGS, SPEAKER_OVERRIDES, parse_sets, write_phoneme_folder,
-                            write_speaker_folder)
+from robust_helpers import PHONEME_SETTINGS, SPEAKER_OVERRIDES, parse_sets, write_phoneme_folder, write_speaker_folder
 
 
 @pytest.fixture(autouse=True)
@@ -35,11 +34,13 @@ def _tiny_run(tmp_path_factory, kind: str, data: Path, **settings) -> Path:
 
 @pytest.fixture(scope="session")
 def phoneme_run(tmp_path_factory, phoneme_data) -> Path:
-    return _tiny_run(tmp_path_factory, "phoneme", phoneme_data, preset="medium",
-                     overrides=parse_sets(PHONEME_SETTINGS), max_steps=20)
+    return _tiny_run(
+        tmp_path_factory, "phoneme", phoneme_data, preset="medium", overrides=parse_sets(PHONEME_SETTINGS), max_steps=20
+    )
 
 
 @pytest.fixture(scope="session")
 def speaker_run(tmp_path_factory, speaker_data) -> Path:
-    return _tiny_run(tmp_path_factory, "speaker", speaker_data, preset="simple", overrides=dict(SPEAKER_OVERRIDES),
-                     max_steps=10)
+    return _tiny_run(
+        tmp_path_factory, "speaker", speaker_data, preset="simple", overrides=dict(SPEAKER_OVERRIDES), max_steps=10
+    )

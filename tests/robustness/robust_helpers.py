@@ -16,10 +16,28 @@ from hwml.data import FrameSet, UtteranceSet, write_hw4, write_libriphone
 REPO = Path(__file__).resolve().parents[2]
 SPEAKERS = ["spkA", "spkB", "spkC"]
 # Small models, so every fixture run trains in a second or two on 2 shared cores.
-PHONEME_SETTINGS = ["--preset", "medium", "--set", "hidden=[32]", "--set", "batch_size=64",
-                    "--set", "concat_nframes=3", "--set", "warmup_steps=0"]
-SPEAKER_OVERRIDES = {"d_model": 16, "ff_dim": 32, "heads": 2, "head_hidden": 16, "segment_len": 32,
-                     "batch_size": 8, "warmup_steps": 0, "valid_every": 5}
+PHONEME_SETTINGS = [
+    "--preset",
+    "medium",
+    "--set",
+    "hidden=[32]",
+    "--set",
+    "batch_size=64",
+    "--set",
+    "concat_nframes=3",
+    "--set",
+    "warmup_steps=0",
+]
+SPEAKER_OVERRIDES = {
+    "d_model": 16,
+    "ff_dim": 32,
+    "heads": 2,
+    "head_hidden": 16,
+    "segment_len": 32,
+    "batch_size": 8,
+    "warmup_steps": 0,
+    "valid_every": 5,
+}
 
 
 def parse_sets(argv: list[str]) -> dict:
@@ -60,6 +78,7 @@ def write_speaker_folder(root: Path, seed: int = 0, n_train: int = 24, n_test: i
 
 # ------------------------------------------------------------------------------------------ CLI
 
+
 def cli(capsys, *argv) -> tuple[int, str, str]:
     """`python -m hwml ARGV` in this process: (exit code, stdout, stderr)."""
     from hwml.cli import main
@@ -75,10 +94,22 @@ def cli(capsys, *argv) -> tuple[int, str, str]:
 
 def cli_proc(*argv, env: dict | None = None, timeout: float = 120, **kw) -> subprocess.CompletedProcess:
     """`python -m hwml ARGV` as a real process."""
-    full_env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "GRADIO_ANALYTICS_ENABLED": "False",
-                **(env or {})}
-    return subprocess.run([sys.executable, "-m", "hwml", *map(str, argv)], capture_output=True, text=True,
-                          env=full_env, timeout=timeout, cwd=kw.pop("cwd", REPO), **kw)
+    full_env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "OMP_NUM_THREADS": "1",
+        "GRADIO_ANALYTICS_ENABLED": "False",
+        **(env or {}),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "hwml", *map(str, argv)],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=timeout,
+        cwd=kw.pop("cwd", REPO),
+        **kw,
+    )
 
 
 def assert_refused(code: int, err: str, name, *words: str) -> str:

@@ -65,7 +65,7 @@ def broken_files(root, valid_files) -> dict[str, tuple]:
         "header_only.wav": (wav[:44], "truncated"),
         "truncated.wav": (wav[: len(wav) // 2], "truncated"),
         "truncated.mp3": (valid_files["mpeg.mp3"].read_bytes()[:600], "truncated"),
-        "truncated.sph": (valid_files["sphere.sph"].read_bytes()[:1024 + 3000], "truncated"),
+        "truncated.sph": (valid_files["sphere.sph"].read_bytes()[: 1024 + 3000], "truncated"),
     }
     out = {}
     for name, (data, words) in cases.items():
@@ -121,8 +121,9 @@ def test_cli_predict_on_valid_audio(tmp_path, capsys, valid_files, phoneme_run, 
     assert all(abs(sum(float(r[f"p{k}"]) for k in (1, 2, 3)) - 1) < 1e-3 for r in rows)
 
 
-def test_cli_predict_refuses_broken_audio_and_keeps_working(tmp_path, capsys, valid_files, phoneme_run,
-                                                            speaker_run, monkeypatch):
+def test_cli_predict_refuses_broken_audio_and_keeps_working(
+    tmp_path, capsys, valid_files, phoneme_run, speaker_run, monkeypatch
+):
     monkeypatch.setattr(audio, "MAX_SECONDS", 2.0)
     good = valid_files["48k_stereo.wav"]
     for name, (path, words) in broken_files(tmp_path, valid_files).items():

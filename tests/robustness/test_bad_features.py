@@ -98,6 +98,7 @@ def test_a_run_refuses_the_other_tasks_width(tmp_path, capsys, phoneme_run, spea
 
 # ------------------------------------------------------------------------------------- label files
 
+
 def _edit_lines(path, fn):
     lines = path.read_text().splitlines()
     path.write_text("\n".join(fn(lines)) + "\n")
@@ -122,38 +123,82 @@ def _first_utt(doc):
 
 
 PHONEME_BREAKERS = {
-    "label_out_of_range": ("train_labels.txt", lambda d: _edit_lines(
-        d / "train_labels.txt", lambda ls: [ls[0] + " 41", *ls[1:]]), "out of range"),
-    "negative_label": ("train_labels.txt", lambda d: _edit_lines(
-        d / "train_labels.txt", lambda ls: [ls[0].rsplit(" ", 1)[0] + " -1", *ls[1:]]), "out of range"),
-    "fewer_labels_than_frames": ("train_labels.txt", lambda d: _edit_lines(
-        d / "train_labels.txt", lambda ls: [ls[0].rsplit(" ", 1)[0], *ls[1:]]), "frames"),
-    "duplicate_utterance_in_split": ("train_split.txt", lambda d: _edit_lines(
-        d / "train_split.txt", lambda ls: [*ls, ls[0]]), "twice"),
-    "duplicate_utterance_in_labels": ("train_labels.txt", lambda d: _edit_lines(
-        d / "train_labels.txt", lambda ls: [*ls, ls[0]]), "twice"),
-    "label_not_a_number": ("train_labels.txt", lambda d: _edit_lines(
-        d / "train_labels.txt", lambda ls: [ls[0] + " x", *ls[1:]]), "integers"),
+    "label_out_of_range": (
+        "train_labels.txt",
+        lambda d: _edit_lines(d / "train_labels.txt", lambda ls: [ls[0] + " 41", *ls[1:]]),
+        "out of range",
+    ),
+    "negative_label": (
+        "train_labels.txt",
+        lambda d: _edit_lines(d / "train_labels.txt", lambda ls: [ls[0].rsplit(" ", 1)[0] + " -1", *ls[1:]]),
+        "out of range",
+    ),
+    "fewer_labels_than_frames": (
+        "train_labels.txt",
+        lambda d: _edit_lines(d / "train_labels.txt", lambda ls: [ls[0].rsplit(" ", 1)[0], *ls[1:]]),
+        "frames",
+    ),
+    "duplicate_utterance_in_split": (
+        "train_split.txt",
+        lambda d: _edit_lines(d / "train_split.txt", lambda ls: [*ls, ls[0]]),
+        "twice",
+    ),
+    "duplicate_utterance_in_labels": (
+        "train_labels.txt",
+        lambda d: _edit_lines(d / "train_labels.txt", lambda ls: [*ls, ls[0]]),
+        "twice",
+    ),
+    "label_not_a_number": (
+        "train_labels.txt",
+        lambda d: _edit_lines(d / "train_labels.txt", lambda ls: [ls[0] + " x", *ls[1:]]),
+        "integers",
+    ),
     "test_in_train_too": ("test_split.txt", lambda d: _also_in_test(d), "also in"),
-    "held_out_label_out_of_range": ("test_labels.txt", lambda d: _edit_lines(
-        d / "test_labels.txt", lambda ls: [ls[0] + " 99", *ls[1:]]), "out of range"),
+    "held_out_label_out_of_range": (
+        "test_labels.txt",
+        lambda d: _edit_lines(d / "test_labels.txt", lambda ls: [ls[0] + " 99", *ls[1:]]),
+        "out of range",
+    ),
 }
 
 SPEAKER_BREAKERS = {
-    "duplicate_feature_path": ("metadata.json", lambda d: _json(
-        d / "metadata.json", lambda doc: doc["speakers"]["spkB"].append(dict(_first_utt(doc)))), "listed twice"),
-    "unknown_speaker_in_metadata": ("metadata.json", lambda d: _json(
-        d / "metadata.json", lambda doc: doc["speakers"].update(spkZ=doc["speakers"].pop("spkC"))), "spkZ"),
-    "mel_len_mismatch": ("mel_len", lambda d: _json(
-        d / "metadata.json", lambda doc: _first_utt(doc).update(mel_len=_first_utt(doc)["mel_len"] - 1)), "frames"),
-    "unknown_speaker_in_test_labels": ("test_labels.csv", lambda d: _edit_lines(
-        d / "test_labels.csv", lambda ls: [ls[0], ls[1].split(",")[0] + ",spkNobody", *ls[2:]]), "unknown speaker"),
-    "test_label_twice": ("test_labels.csv", lambda d: _edit_lines(
-        d / "test_labels.csv", lambda ls: [*ls, ls[1]]), "twice"),
-    "mapping_disagrees": ("mapping.json", lambda d: _json(
-        d / "mapping.json", lambda doc: doc["speaker2id"].update(spkA=2)), "disagree"),
-    "n_mels_39": ("uttr-", lambda d: [_json(d / f, lambda doc: doc.update(n_mels=39))
-                                      for f in ("metadata.json", "testdata.json")], "expected 39"),
+    "duplicate_feature_path": (
+        "metadata.json",
+        lambda d: _json(d / "metadata.json", lambda doc: doc["speakers"]["spkB"].append(dict(_first_utt(doc)))),
+        "listed twice",
+    ),
+    "unknown_speaker_in_metadata": (
+        "metadata.json",
+        lambda d: _json(d / "metadata.json", lambda doc: doc["speakers"].update(spkZ=doc["speakers"].pop("spkC"))),
+        "spkZ",
+    ),
+    "mel_len_mismatch": (
+        "mel_len",
+        lambda d: _json(
+            d / "metadata.json", lambda doc: _first_utt(doc).update(mel_len=_first_utt(doc)["mel_len"] - 1)
+        ),
+        "frames",
+    ),
+    "unknown_speaker_in_test_labels": (
+        "test_labels.csv",
+        lambda d: _edit_lines(d / "test_labels.csv", lambda ls: [ls[0], ls[1].split(",")[0] + ",spkNobody", *ls[2:]]),
+        "unknown speaker",
+    ),
+    "test_label_twice": (
+        "test_labels.csv",
+        lambda d: _edit_lines(d / "test_labels.csv", lambda ls: [*ls, ls[1]]),
+        "twice",
+    ),
+    "mapping_disagrees": (
+        "mapping.json",
+        lambda d: _json(d / "mapping.json", lambda doc: doc["speaker2id"].update(spkA=2)),
+        "disagree",
+    ),
+    "n_mels_39": (
+        "uttr-",
+        lambda d: [_json(d / f, lambda doc: doc.update(n_mels=39)) for f in ("metadata.json", "testdata.json")],
+        "expected 39",
+    ),
 }
 
 
@@ -169,8 +214,11 @@ def test_bad_labels(tmp_path, capsys, request, kind, case):
     with pytest.raises(HwmlError) as e:
         load_dataset(data)
     assert_error(e, name, words)
-    argv = ("evaluate", request.getfixturevalue(f"{kind}_run"), data) if name.startswith("test") \
+    argv = (
+        ("evaluate", request.getfixturevalue(f"{kind}_run"), data)
+        if name.startswith("test")
         else ("train", kind, data, "--out", tmp_path / "run", "--max-steps", 1)
+    )
     code, _, err = cli(capsys, *argv)
     assert_refused(code, err, name, words)
 
@@ -179,18 +227,29 @@ def test_timit11_label_problems(tmp_path, capsys):
     root = tmp_path / "timit_11"
     root.mkdir()
     np.save(root / "train_11.npy", RNG.standard_normal((6, 429)).astype(np.float32))
-    for labels, words in ((["0", "1", "2", "3", "4", "39"], "out of range"),
-                          (["0", "1", "2"], "has 3 labels"),
-                          (["0", "1", "2", "3", "4", "ab"], "not a class number")):
+    for labels, words in (
+        (["0", "1", "2", "3", "4", "39"], "out of range"),
+        (["0", "1", "2"], "has 3 labels"),
+        (["0", "1", "2", "3", "4", "ab"], "not a class number"),
+    ):
         np.save(root / "train_label_11.npy", np.array(labels, dtype="<U2"))
         code, _, err = cli(capsys, "train", "phoneme", root, "--out", tmp_path / "run", "--max-steps", 1)
         assert_refused(code, err, "train_label_11.npy", words)
 
 
-@pytest.mark.parametrize("setting, words", [("lr=abc", "expected a number"), ("lr=-1", "positive"),
-                                            ("hidden=3", "list of numbers"), ("batch_size=0", "positive"),
-                                            ("batch_size=2.5", "whole number"), ("dropout=1.5", "between 0 and 1"),
-                                            ("betas=[0.9]", "two numbers"), ("lr=NaN", "finite")])
+@pytest.mark.parametrize(
+    "setting, words",
+    [
+        ("lr=abc", "expected a number"),
+        ("lr=-1", "positive"),
+        ("hidden=3", "list of numbers"),
+        ("batch_size=0", "positive"),
+        ("batch_size=2.5", "whole number"),
+        ("dropout=1.5", "between 0 and 1"),
+        ("betas=[0.9]", "two numbers"),
+        ("lr=NaN", "finite"),
+    ],
+)
 def test_bad_settings_are_refused_before_training(tmp_path, capsys, phoneme_data, setting, words):
     code, _, err = cli(capsys, "train", "phoneme", phoneme_data, "--out", tmp_path / "run", "--set", setting)
     assert_refused(code, err, f"setting {setting.split('=')[0]}=", words)

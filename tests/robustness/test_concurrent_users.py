@@ -83,8 +83,11 @@ def test_burst_of_predictions_while_training(app_server, url, tmp_path):
     b_views, b_stamps = [], {}
     b_job = b.submit(*train_args("medium", 100_000, valid_every=25, max_seconds=110), api_name="/phoneme_train")
     threading.Thread(target=watch, args=(b_job, b_views, b_stamps), daemon=True).start()
-    wait_until(lambda: b_views and b_views[-1]["state"] == "running" and b_views[-1]["step"] > 0, 90,
-               "the training run to start")
+    wait_until(
+        lambda: b_views and b_views[-1]["state"] == "running" and b_views[-1]["step"] > 0,
+        90,
+        "the training run to start",
+    )
     b_dir = run_folder(app_server, b_views[-1]["run"])
 
     rng = np.random.default_rng(7)
@@ -99,8 +102,9 @@ def test_burst_of_predictions_while_training(app_server, url, tmp_path):
     def one(i: int) -> tuple[float, bool, str]:
         t0 = time.perf_counter()
         try:
-            summary, _, _, out_csv = a.predict(f"run:{run['run']}", [handle_file(str(files[i]))],
-                                               api_name="/phoneme_predict_files")
+            summary, _, _, out_csv = a.predict(
+                f"run:{run['run']}", [handle_file(str(files[i]))], api_name="/phoneme_predict_files"
+            )
             ok = Path(out_csv).read_text() == expected[i] and f"{20 + 7 * i} frames" in summary
             return time.perf_counter() - t0, ok, ""
         except Exception as e:  # counted as an error, reported below
@@ -121,9 +125,16 @@ def test_burst_of_predictions_while_training(app_server, url, tmp_path):
     errors = [r[2] or "wrong answer" for r in results if not r[1]]
     p50 = statistics.median(latencies)
     p95 = latencies[min(len(latencies) - 1, int(round(0.95 * (len(latencies) - 1))))]
-    figures = {"requests": N_REQUESTS, "concurrency": CONCURRENCY, "errors": len(errors),
-               "p50_s": round(p50, 3), "p95_s": round(p95, 3), "max_s": round(latencies[-1], 3),
-               "wall_s": round(wall, 2), "training_steps_during_burst": steps_after - steps_before}
+    figures = {
+        "requests": N_REQUESTS,
+        "concurrency": CONCURRENCY,
+        "errors": len(errors),
+        "p50_s": round(p50, 3),
+        "p95_s": round(p95, 3),
+        "max_s": round(latencies[-1], 3),
+        "wall_s": round(wall, 2),
+        "training_steps_during_burst": steps_after - steps_before,
+    }
     print("\nLOAD TEST " + json.dumps(figures))
     assert not errors, errors[:3]
     assert b_state == "running" and steps_after > steps_before, "training did not progress during the burst"
@@ -187,8 +198,21 @@ def test_hostile_uploads_are_messages_and_the_session_goes_on(app_server, url, t
             client.predict(f"run:{run}", [handle_file(str(path))], api_name="/phoneme_predict_files")
         assert "Traceback" not in str(e.value)
     with pytest.raises(AppError, match="outside the folder"):
-        client.predict("Course folder (zip upload)", "libriphone", "", handle_file(str(bomb)), "logreg", 5, 10, 0, 0,
-                       0, 0, "", api_name="/phoneme_train")
+        client.predict(
+            "Course folder (zip upload)",
+            "libriphone",
+            "",
+            handle_file(str(bomb)),
+            "logreg",
+            5,
+            10,
+            0,
+            0,
+            0,
+            0,
+            "",
+            api_name="/phoneme_train",
+        )
     not_audio = tmp_path / "speech.wav"
     not_audio.write_text("this is not audio\n" * 40)
     empty = tmp_path / "empty.wav"

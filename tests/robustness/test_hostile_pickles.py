@@ -115,12 +115,14 @@ def test_real_process_refuses_an_evil_pt(tmp_path, phoneme_run, marker):
 
 # ----------------------------------------------------------------------------- inside data folders
 
+
 def _plant(victim: Path, marker: Path) -> None:
     torch.save({"x": torch.zeros(5, 39), "evil": ExecPayload(marker)}, victim)
 
 
-def test_dataset_folders_with_a_pickle_inside_are_refused(tmp_path, capsys, phoneme_data, speaker_data,
-                                                          phoneme_run, marker):
+def test_dataset_folders_with_a_pickle_inside_are_refused(
+    tmp_path, capsys, phoneme_data, speaker_data, phoneme_run, marker
+):
     lp = shutil.copytree(phoneme_data, tmp_path / "lp")
     victim_lp = sorted((lp / "feat" / "test").glob("*.pt"))[1]
     _plant(victim_lp, marker)
@@ -170,6 +172,7 @@ def test_timit11_labels_as_pickled_objects_are_refused(tmp_path, capsys, marker)
 
 # -------------------------------------------------------------------------------------- run folders
 
+
 @pytest.mark.parametrize("tamper", ["weights_are_a_pickle", "pickle_instead_of_safetensors"])
 def test_checkpoints_load_only_from_safetensors(tmp_path, capsys, phoneme_run, marker, tamper):
     run = shutil.copytree(phoneme_run, tmp_path / "run")
@@ -195,14 +198,37 @@ def test_checkpoints_load_only_from_safetensors(tmp_path, capsys, phoneme_run, m
 def test_resume_state_as_a_pickle_is_refused(tmp_path, capsys, phoneme_run, phoneme_data, marker):
     run = shutil.copytree(phoneme_run, tmp_path / "run")
     torch.save({"model.w": torch.zeros(2), "evil": ShellPayload(marker)}, run / "resume.safetensors")
-    code, _, err = cli(capsys, "train", "phoneme", phoneme_data, "--out", run, "--resume", "--max-steps", 30,
-                       "--quiet", "--set", "hidden=[32]", "--set", "concat_nframes=3")
+    code, _, err = cli(
+        capsys,
+        "train",
+        "phoneme",
+        phoneme_data,
+        "--out",
+        run,
+        "--resume",
+        "--max-steps",
+        30,
+        "--quiet",
+        "--set",
+        "hidden=[32]",
+        "--set",
+        "concat_nframes=3",
+    )
     assert_refused(code, err, run / "resume.safetensors")
 
 
-@pytest.mark.parametrize("config", ['[1, 2, 3]', '{"task": "phoneme"}', '{"task": "phoneme", "model": "x"}',
-                                    '{"task": "phoneme", "model": {"name": "os.system", "kwargs": {}}}',
-                                    '{"task": "../../etc", "model": {}}', 'not json', ''])
+@pytest.mark.parametrize(
+    "config",
+    [
+        "[1, 2, 3]",
+        '{"task": "phoneme"}',
+        '{"task": "phoneme", "model": "x"}',
+        '{"task": "phoneme", "model": {"name": "os.system", "kwargs": {}}}',
+        '{"task": "../../etc", "model": {}}',
+        "not json",
+        "",
+    ],
+)
 def test_tampered_run_config_is_a_clear_error(tmp_path, capsys, phoneme_run, config):
     run = shutil.copytree(phoneme_run, tmp_path / "run")
     (run / "config.json").write_text(config)

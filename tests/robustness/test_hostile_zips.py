@@ -35,9 +35,11 @@ def timit_members(n: int = 8) -> list[tuple[str, bytes]]:
         np.save(buf, a)
         return buf.getvalue()
 
-    return [("timit_11/train_11.npy", npy(rng.standard_normal((n, 429)).astype(np.float32))),
-            ("timit_11/train_label_11.npy", npy(np.array([str(i % 39) for i in range(n)], dtype="<U2"))),
-            ("timit_11/test_11.npy", npy(rng.standard_normal((3, 429)).astype(np.float32)))]
+    return [
+        ("timit_11/train_11.npy", npy(rng.standard_normal((n, 429)).astype(np.float32))),
+        ("timit_11/train_label_11.npy", npy(np.array([str(i % 39) for i in range(n)], dtype="<U2"))),
+        ("timit_11/test_11.npy", npy(rng.standard_normal((3, 429)).astype(np.float32))),
+    ]
 
 
 def build_zip(path: Path, members, compression=zipfile.ZIP_DEFLATED) -> Path:
@@ -105,8 +107,10 @@ def hostile_zips(root: Path) -> dict[str, tuple[Path, str]]:
         "backslash_dotdot": ([*good, ("timit_11\\..\\..\\" + ESCAPE, b"pwned")], "outside"),
         "absolute": ([*good, (str(outside / ESCAPE), b"pwned")], "absolute"),
         "windows_drive": ([*good, ("C:/" + ESCAPE, b"pwned")], "absolute"),
-        "symlink": ([(symlink_info("timit_11/link"), str(outside).encode()), *good,
-                     ("timit_11/link/" + ESCAPE, b"pwned")], "symbolic link"),
+        "symlink": (
+            [(symlink_info("timit_11/link"), str(outside).encode()), *good, ("timit_11/link/" + ESCAPE, b"pwned")],
+            "symbolic link",
+        ),
         "nested_zip": ([*good, ("timit_11/inner.zip", build_zip(z / "inner.zip", good).read_bytes())], "nested"),
         "nested_tar_gz": ([*good, ("timit_11/more.tar.gz", b"\x1f\x8b" + b"\0" * 64)], "nested"),
         "ratio_bomb": ([*good, ("timit_11/zeros.bin", bytes(64 * 2**20))], "zip bomb"),
@@ -138,10 +142,13 @@ def test_a_good_zip_loads_and_leaves_nothing_behind(sandbox):
     assert not list((sandbox / "tmp").iterdir())
 
 
-@pytest.mark.parametrize("limit, value, members, words", [
-    ("MAX_ZIP_FILES", 20, [(f"timit_11/extra/{i}.txt", b"x") for i in range(30)], "over the limit of 20"),
-    ("MAX_ZIP_BYTES", 2**20, [("timit_11/noise.bin", np.random.default_rng(0).bytes(2**21))], "over the 1.0 MiB"),
-])
+@pytest.mark.parametrize(
+    "limit, value, members, words",
+    [
+        ("MAX_ZIP_FILES", 20, [(f"timit_11/extra/{i}.txt", b"x") for i in range(30)], "over the limit of 20"),
+        ("MAX_ZIP_BYTES", 2**20, [("timit_11/noise.bin", np.random.default_rng(0).bytes(2**21))], "over the 1.0 MiB"),
+    ],
+)
 def test_file_count_and_size_limits(sandbox, monkeypatch, limit, value, members, words):
     archive = build_zip(sandbox / "zips" / "big.zip", [*timit_members(), *members])
     assert load_dataset(archive).format == "timit_11"  # fine under the default limits
@@ -157,14 +164,22 @@ def test_cli_refuses_hostile_zips_and_keeps_working(sandbox, capsys, phoneme_run
     zips = hostile_zips(sandbox)
     for name in ("dotdot", "symlink", "ratio_bomb", "lying_header"):
         archive, words = zips[name]
-        for argv in (("train", "phoneme", archive, "--out", sandbox / "run", "--max-steps", 1),
-                     ("predict", phoneme_run, archive, "--out", sandbox / "p.csv")):
+        for argv in (
+            ("train", "phoneme", archive, "--out", sandbox / "run", "--max-steps", 1),
+            ("predict", phoneme_run, archive, "--out", sandbox / "p.csv"),
+        ):
             code, _, err = cli(capsys, *argv)
             assert_refused(code, err, archive, words)
     assert not (sandbox / "run").exists() and not (sandbox / "p.csv").exists()
     # the same process then predicts the test split of a good zip
-    good = build_zip(sandbox / "zips" / "good.zip", [(f"libriphone/{p.relative_to(phoneme_data)}", p.read_bytes())
-                                                     for p in sorted(phoneme_data.rglob("*")) if p.is_file()])
+    good = build_zip(
+        sandbox / "zips" / "good.zip",
+        [
+            (f"libriphone/{p.relative_to(phoneme_data)}", p.read_bytes())
+            for p in sorted(phoneme_data.rglob("*"))
+            if p.is_file()
+        ],
+    )
     code, out, err = cli(capsys, "predict", phoneme_run, good, "--out", sandbox / "p.csv")
     assert code == 0, err
     assert (sandbox / "p.csv").read_text().startswith("Id,Class\n0,")

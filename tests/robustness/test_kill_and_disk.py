@@ -139,12 +139,19 @@ def test_resume_after_a_torn_metrics_line(tmp_path):
 
 # ------------------------------------------------------------------------------------ full disk
 
+
 @contextlib.contextmanager
 def tiny_filesystem(folder: Path, size: str):
     """A real size-limited tmpfs (needs root); None where it cannot be mounted."""
     folder.mkdir(parents=True)
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
-                             capture_output=True).returncode == 0 if shutil.which("mount") else False
+    mounted = (
+        subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)], capture_output=True
+        ).returncode
+        == 0
+        if shutil.which("mount")
+        else False
+    )
     try:
         yield folder if mounted else None
     finally:
@@ -174,13 +181,22 @@ def test_disk_full_during_a_save_keeps_the_previous_checkpoint(tmp_path, monkeyp
                 if fs is not None:
                     fill_disk(fs)
                 else:  # no mount rights (not root): every later write fails as a full disk would
+
                     def no_space(*a, **k):
                         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
                     monkeypatch.setattr(os, "replace", no_space)
 
         with pytest.raises(HwmlError) as e:
-            train_run("phoneme", data, run, preset="medium", overrides=overrides, max_steps=40,
-                      callbacks=[fill_after_first_checkpoint])
+            train_run(
+                "phoneme",
+                data,
+                run,
+                preset="medium",
+                overrides=overrides,
+                max_steps=40,
+                callbacks=[fill_after_first_checkpoint],
+            )
         msg = str(e.value)
         assert "\n" not in msg and str(run) in msg and "No space left on device" in msg, msg
         monkeypatch.undo()
@@ -189,8 +205,9 @@ def test_disk_full_during_a_save_keeps_the_previous_checkpoint(tmp_path, monkeyp
         load_run(run)
         (run.parent / "filler").unlink(missing_ok=True)
         kept_step = json.loads(kept["resume.json"])["step"]
-        summary = train_run("phoneme", data, run, preset="medium", overrides=overrides, max_steps=kept_step + 4,
-                            resume=True)
+        summary = train_run(
+            "phoneme", data, run, preset="medium", overrides=overrides, max_steps=kept_step + 4, resume=True
+        )
         assert summary["step"] == kept_step + 4
         assert [e["step"] for e in read_metrics(run) if e["event"] == "start"][-1] == kept_step
 
@@ -205,6 +222,7 @@ def test_disk_full_through_the_cli_is_exit_2(tmp_path, capsys):
 
 
 # ------------------------------------------------------------------------------- read-only folder
+
 
 @contextlib.contextmanager
 def read_only(folder: Path, proc: subprocess.Popen):
@@ -221,8 +239,9 @@ def read_only(folder: Path, proc: subprocess.Popen):
     proc.send_signal(signal.SIGSTOP)
     try:
         bind = subprocess.run(["mount", "--bind", str(folder), str(folder)], capture_output=True, text=True)
-        ro = bind.returncode == 0 and subprocess.run(["mount", "-o", "remount,bind,ro", str(folder)],
-                                                     capture_output=True, text=True)
+        ro = bind.returncode == 0 and subprocess.run(
+            ["mount", "-o", "remount,bind,ro", str(folder)], capture_output=True, text=True
+        )
     finally:
         proc.send_signal(signal.SIGCONT)
     try:
@@ -241,8 +260,13 @@ def test_read_only_run_folder_during_a_save(tmp_path, capsys):
     and a clear message, and the checkpoint that was there is kept, loadable and resumable."""
     data = write_phoneme_folder(tmp_path / "data")
     run = tmp_path / "run"
-    proc = subprocess.Popen(train_cmd(data, run, "--max-steps", "100000"), env=child_env(),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        train_cmd(data, run, "--max-steps", "100000"),
+        env=child_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         wait_for(lambda: events_in(run) > 0 and (run / "metrics.jsonl").read_bytes().count(b'"valid"') >= 2, proc)
         with read_only(run, proc):
