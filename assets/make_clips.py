@@ -41,7 +41,7 @@ def main() -> None:
     import numpy as np
     import soundfile as sf
 
-    from hwml.audio import load_audio
+    from hwml.audio.decode import load_audio
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shared", type=Path, default=ROOT.parent / "shared" / "data")

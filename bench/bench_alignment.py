@@ -30,7 +30,10 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from hwml import align, audio  # noqa: E402
+from hwml import align  # noqa: E402
+from hwml.audio.decode import read_audio
+from hwml.audio.features import featurize
+from hwml.audio.frames import label_frames
 from hwml.corpus.transcribed import write_transcribed  # noqa: E402
 from hwml.importers import import_phoneme, read_phn  # noqa: E402
 from hwml.phones import PHONES_39  # noqa: E402
@@ -43,10 +46,10 @@ class Truth:
     """eSpeak's phone segments of one utterance: frame labels, boundary times, phone sequence."""
 
     def __init__(self, wav: Path, phn: Path):
-        _, sr = audio.read_audio(wav)
-        self.feats = audio.featurize(wav)
+        _, sr = read_audio(wav)
+        self.feats = featurize(wav)
         starts, ends, labels = read_phn(phn)
-        self.labels = audio.label_frames(len(self.feats), starts, ends, labels, sr).numpy()
+        self.labels = label_frames(len(self.feats), starts, ends, labels, sr).numpy()
         change = [i for i in range(1, len(labels)) if labels[i] != labels[i - 1]]
         self.boundaries = np.array([starts[i] / sr for i in change])
         self.sequence = [PHONES_39[labels[i]] for i in [0, *change]]

@@ -324,8 +324,9 @@ def model_batching(clips: list[Path]) -> None:
     import torch
 
     from hwml import phoneme, speaker
-    from hwml.audio import FeatureParams, single_thread
+    from hwml.audio.params import FeatureParams
     from hwml.data.types import FrameSet
+    from hwml.machine import single_thread
     from hwml.serving import loaded_run
 
     def timed(fn, repeats=3):

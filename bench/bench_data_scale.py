@@ -145,7 +145,6 @@ def evict(paths: list[Path]) -> None:
 def measure_hw4(root: Path, phase: str, steps: int) -> dict:
     """One phase in this (fresh) process: "nocache" (into RAM), "cold" (RAM + building the cache),
     "cached" (the cache mapped), "train" (cached load + `medium` steps)."""
-    import torch
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from hwml.data.hw4 import read_hw4

@@ -24,7 +24,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from hwml import phoneme  # noqa: E402
-from hwml.audio import stack_context  # noqa: E402
+from hwml.audio.frames import stack_context  # noqa: E402
 from hwml.data import load_dataset  # noqa: E402
 from hwml.data.types import Dataset, FrameSet  # noqa: E402
 from hwml.train.engine import train  # noqa: E402

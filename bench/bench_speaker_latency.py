@@ -31,7 +31,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench_speaker_throughput import course_lengths  # noqa: E402
-from hwml.audio import LOGMEL40  # noqa: E402
+
+from hwml.audio.params import LOGMEL40  # noqa: E402
 from hwml.data.hw4 import CACHE_MIN_UTTS  # noqa: E402
 from hwml.data.types import UtteranceSet  # noqa: E402
 from hwml.models import build_model  # noqa: E402

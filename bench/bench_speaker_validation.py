@@ -24,6 +24,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench_speaker_throughput import synthetic_set  # noqa: E402
+
 from hwml.data.types import Dataset, UtteranceSet  # noqa: E402
 from hwml.models import build_model  # noqa: E402
 from hwml.speaker import make_task  # noqa: E402

@@ -62,7 +62,7 @@ def finetune_settings(module, preset: str) -> dict:
 
 
 def _same_features(a, b) -> bool:
-    from hwml.audio import FeatureParams
+    from hwml.audio.params import FeatureParams
 
     try:
         return FeatureParams.from_dict(a) == FeatureParams.from_dict(b)

@@ -18,6 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
+from hwml.audio.decode import load_audio
+from hwml.audio.features import featurize, logmel40
+from hwml.audio.frames import frame_times
+from hwml.audio.params import LOGMEL40, SAMPLE_RATE, FeatureParams
 from hwml.errors import HwmlError
 
 MAX_CELLS = 200_000_000  # frames x graph states one Viterbi may take (its back-pointers: one byte each)
@@ -43,7 +47,7 @@ class ClipAlignment:
     """A clip aligned to its transcript, beside the free prediction from the same frame scores.
 
     Segments are (start s, end s, label); their bounds lie half a hop either side of the frame
-    centres (the first starts at 0), as `hwml.phoneme.segments`."""
+    centres (the first starts at 0), as `hwml.audio.frames.label_segments`."""
 
     file: str
     transcript: str
@@ -140,17 +144,18 @@ def align_audio(
     """
     import torch
 
-    from hwml import align, audio
+    from hwml import align
+    from hwml.audio.frames import label_segments
     from hwml.data.types import FrameSet
-    from hwml.phoneme import predict_logits, segments
+    from hwml.phoneme import predict_logits
 
     audio_path = Path(audio_path)
     words, prons = pronunciations(transcript, lexicon)
     model, config = _open(run_or_model)
     names = list(config["class_names"])
-    params = audio.FeatureParams.from_dict(config["features"])
-    wave = audio.load_audio(audio_path)
-    feats = audio.featurize(wave, params)
+    params = FeatureParams.from_dict(config["features"])
+    wave = load_audio(audio_path)
+    feats = featurize(wave, params)
     graph = align.build_graph(
         prons, names, min_frames=align.MIN_FRAMES if min_frames is None else min_frames, optional_sil=optional_sil
     )
@@ -166,7 +171,7 @@ def align_audio(
     path = align.viterbi(logp, graph, source=audio_path.name)
     result = align.align(logp, graph, path=path)
 
-    times = audio.frame_times(T, params).numpy()
+    times = frame_times(T, params).numpy()
     half = params.hop_length / params.sample_rate / 2
 
     def span(a: int, b: int) -> tuple[float, float]:
@@ -188,13 +193,13 @@ def align_audio(
         units,
         n,
     )
-    logmel = audio.logmel40(wave, audio.LOGMEL40)
+    logmel = logmel40(wave, LOGMEL40)
     return ClipAlignment(
         file=audio_path.name,
         transcript=transcript,
         words=words,
         prons=prons,
-        seconds=len(wave) / audio.SAMPLE_RATE,
+        seconds=len(wave) / SAMPLE_RATE,
         times=times,
         aligned=aligned,
         word_of_frame=word_of_frame,
@@ -203,10 +208,10 @@ def align_audio(
         word_segments=[(*span(a, b), words[w]) for a, b, w in result.words],
         free=free,
         free_prob=p.numpy(),
-        free_segments=segments(free, params),
+        free_segments=label_segments(free, params),
         viterbi=picture,
         logmel=logmel.numpy(),
-        logmel_times=audio.frame_times(len(logmel), audio.LOGMEL40).numpy(),
+        logmel_times=frame_times(len(logmel), LOGMEL40).numpy(),
     )
 
 

@@ -21,13 +21,17 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from hwml import audio
+from hwml import settings
+from hwml.audio.decode import AUDIO_SUFFIXES, MAX_SECONDS, is_audio, load_audio, read_audio, wave_to_16k
+from hwml.audio.features import logmel40, mfcc39
+from hwml.audio.frames import label_frames
+from hwml.audio.params import LOGMEL40, MFCC39, SAMPLE_RATE
 from hwml.data.types import FrameSet, UtteranceSet
 from hwml.errors import HwmlError
+from hwml.machine import single_thread
 from hwml.phones import PHONES_39, fold
 from hwml.safeio import write_folder_atomic
 
-AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3", ".sph", ".nist"}
 FSDD_NAME = re.compile(r"^([^_]+)_(.+)_(\d+)$")  # {label}_{speaker}_{n}, e.g. 7_jackson_32
 PHONE_INDEX = {p: i for i, p in enumerate(PHONES_39)}
 PHN_SLACK_SECONDS = 0.5  # .phn segments may end this far past the audio (rounding, padding)
@@ -66,9 +70,9 @@ def _featurise_all(items: list, featurise, desc: str, progress: bool):
         except HwmlError as e:
             return e
 
-    workers = max(1, int(os.environ.get("HWML_IMPORT_THREADS") or min(os.cpu_count() or 1, 8)))
+    workers = settings.import_threads()
     with (
-        audio.single_thread(),
+        single_thread(),
         ThreadPoolExecutor(workers) as pool,
         tqdm(total=len(items), desc=desc, unit="file", disable=not progress) as bar,
     ):
@@ -90,10 +94,6 @@ def _walk(root: Path):
     for folder, dirs, files in os.walk(root):
         dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d != "__MACOSX")
         yield Path(folder), sorted(f for f in files if not f.startswith("."))
-
-
-def _is_audio(name: str) -> bool:
-    return Path(name).suffix.lower() in AUDIO_SUFFIXES
 
 
 def _check_paths(src: Path, out: Path) -> None:
@@ -170,12 +170,12 @@ def read_phn(phn: Path) -> tuple[list[int], list[int], list[int]]:
 
 def _phoneme_utterance(wav: Path, phn: Path) -> tuple[torch.Tensor, torch.Tensor, float]:
     """MFCC39 frames of one utterance that fall in a labelled phone, their labels, and its seconds."""
-    wave, sr = audio.read_audio(wav)
+    wave, sr = read_audio(wav)
     starts, ends, labels = read_phn(phn)
     if max(ends) > len(wave) + PHN_SLACK_SECONDS * sr:
         raise HwmlError(f"{phn}: segments run to {max(ends) / sr:.2f} s but {wav.name} lasts {len(wave) / sr:.2f} s")
-    feats = audio.mfcc39(audio.wave_to_16k(wave, sr, name=str(wav)))
-    frame_labels = audio.label_frames(len(feats), starts, ends, labels, sr, audio.MFCC39)
+    feats = mfcc39(wave_to_16k(wave, sr, name=str(wav)))
+    frame_labels = label_frames(len(feats), starts, ends, labels, sr, MFCC39)
     keep = frame_labels >= 0
     if not keep.any():
         raise HwmlError(f"{phn}: no frame centre falls in a labelled phone segment")
@@ -260,7 +260,7 @@ def import_phoneme(src, out, *, skip_bad: bool = False, progress: bool = True, *
     return {
         "format": "libriphone",
         "out": str(out),
-        "features": audio.MFCC39.to_dict(),
+        "features": MFCC39.to_dict(),
         "speakers": len(speakers),
         "audio_seconds": round(seconds, 2),
         "train_utterances": train.n_utts,
@@ -279,7 +279,7 @@ def import_phoneme(src, out, *, skip_bad: bool = False, progress: bool = True, *
 
 def _speaker_recordings(src: Path) -> tuple[str, list[tuple[str, Path]]]:
     """(layout, [(speaker, file)]): flat `{label}_{speaker}_{n}` names, or one folder per speaker."""
-    top = sorted(p for p in src.iterdir() if p.is_file() and not p.name.startswith(".") and _is_audio(p.name))
+    top = sorted(p for p in src.iterdir() if p.is_file() and not p.name.startswith(".") and is_audio(p.name))
     if top:
         for p in top:
             if not FSDD_NAME.match(p.stem):
@@ -287,7 +287,7 @@ def _speaker_recordings(src: Path) -> tuple[str, list[tuple[str, Path]]]:
                     f"{p}: audio directly in {src} must be named {{label}}_{{speaker}}_{{n}} "
                     "(as in FSDD); otherwise put each speaker's audio in a folder of its own"
                 )
-        nested = [folder / f for folder, files in _walk(src) if folder != src for f in files if _is_audio(f)]
+        nested = [folder / f for folder, files in _walk(src) if folder != src for f in files if is_audio(f)]
         if nested:
             raise HwmlError(f"{src}: has both audio files and speaker folders ({nested[0]}); use one layout")
         return "fsdd-names", [(FSDD_NAME.match(p.stem)[2], p) for p in top]
@@ -296,7 +296,7 @@ def _speaker_recordings(src: Path) -> tuple[str, list[tuple[str, Path]]]:
         for folder, files in _walk(src)
         if folder != src
         for f in files
-        if _is_audio(f)
+        if is_audio(f)
     ]
     return "speaker-folders", recs
 
@@ -317,7 +317,7 @@ def _segments(wave: torch.Tensor, seconds: float | None) -> list[torch.Tensor]:
     """Cut into `seconds`-long pieces; a tail shorter than half a piece is dropped (kept if it is all there is)."""
     if seconds is None:
         return [wave]
-    size = round(seconds * audio.SAMPLE_RATE)
+    size = round(seconds * SAMPLE_RATE)
     pieces = list(wave.split(size))
     if len(pieces) > 1 and len(pieces[-1]) < size / 2:
         pieces.pop()
@@ -356,8 +356,8 @@ def import_speaker(
 
     src, out = Path(src), Path(out)
     _check_paths(src, out)
-    if segment_seconds is not None and not (0.1 <= segment_seconds <= audio.MAX_SECONDS):
-        raise HwmlError(f"segment_seconds must be between 0.1 and {audio.MAX_SECONDS:g}, got {segment_seconds}")
+    if segment_seconds is not None and not (0.1 <= segment_seconds <= MAX_SECONDS):
+        raise HwmlError(f"segment_seconds must be between 0.1 and {MAX_SECONDS:g}, got {segment_seconds}")
     if not 0.0 <= test_fraction < 1.0:
         raise HwmlError(f"test_fraction must be in [0, 1), got {test_fraction}")
     started = time.perf_counter()
@@ -376,8 +376,8 @@ def import_speaker(
     seconds = 0.0
 
     def featurise(rec):
-        wave = audio.load_audio(rec[1])
-        return len(wave) / audio.SAMPLE_RATE, [audio.logmel40(p) for p in _segments(wave, segment_seconds)]
+        wave = load_audio(rec[1])
+        return len(wave) / SAMPLE_RATE, [logmel40(p) for p in _segments(wave, segment_seconds)]
 
     for (speaker, path), result in _featurise_all(recs, featurise, "import speaker", progress):
         if isinstance(result, HwmlError):
@@ -404,7 +404,7 @@ def import_speaker(
         "format": "hw4",
         "layout": layout,
         "out": str(out),
-        "features": audio.LOGMEL40.to_dict(),
+        "features": LOGMEL40.to_dict(),
         "speakers": len(trained),
         "recordings": len(recs) - len(bad.skipped),
         "audio_seconds": round(seconds, 2),

@@ -17,59 +17,37 @@ from __future__ import annotations
 import itertools
 import logging
 import math
-import os
 import queue
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
 
+from hwml import settings
 from hwml.errors import HwmlError
 from hwml.machine import usable_cores
 
 log = logging.getLogger(__name__)
 
 
-def env_number(name: str, default: float, cast=float) -> float:
-    """A positive number from the environment variable `name` (default when unset or empty)."""
-    raw = os.environ.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        value = cast(raw)
-    except ValueError:
-        raise HwmlError(f"environment variable {name}={raw!r}: expected a number") from None
-    if value <= 0:
-        raise HwmlError(f"environment variable {name}={raw!r}: must be positive")
-    return value
-
-
-def prediction_workers() -> int:
-    """One prediction worker per usable core, at most 8: each prediction runs torch on one
-    thread, so that keeps every core busy without two predictions fighting over one
-    (measured: bench/bench_burst.py)."""
-    return min(8, usable_cores())
-
-
 @dataclass(frozen=True)
 class JobLimits:
     """What one shared machine allows: read from the environment once at app start."""
 
-    max_training: int = 1  # runs training at the same time (HWML_MAX_TRAINING)
-    max_run_seconds: float = 600.0  # training time cap per run (HWML_MAX_RUN_SECONDS)
-    orphan_seconds: float = 30.0  # stop a run nobody has polled for this long (HWML_ORPHAN_SECONDS)
-    predict_workers: int = field(
-        default_factory=prediction_workers
-    )  # predictions at once, the rest queue (HWML_PREDICT_WORKERS)
+    max_training: int = 1  # runs training at the same time
+    max_run_seconds: float = 600.0  # training time cap per run
+    orphan_seconds: float = 30.0  # stop a run nobody has polled for this long
+    predict_workers: int = field(default_factory=lambda: min(8, usable_cores()))  # predictions at once
 
     @classmethod
     def from_env(cls) -> JobLimits:
+        """HWML_MAX_TRAINING, HWML_MAX_RUN_SECONDS, HWML_ORPHAN_SECONDS, HWML_PREDICT_WORKERS (hwml.settings)."""
         return cls(
-            max_training=int(env_number("HWML_MAX_TRAINING", cls.max_training, int)),
-            max_run_seconds=env_number("HWML_MAX_RUN_SECONDS", cls.max_run_seconds),
-            orphan_seconds=env_number("HWML_ORPHAN_SECONDS", cls.orphan_seconds),
-            predict_workers=int(env_number("HWML_PREDICT_WORKERS", prediction_workers(), int)),
+            max_training=settings.max_training(),
+            max_run_seconds=settings.max_run_seconds(),
+            orphan_seconds=settings.orphan_seconds(),
+            predict_workers=settings.predict_workers(),
         )
 
 

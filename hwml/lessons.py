@@ -51,7 +51,8 @@ def example_utterance(text: str = EXAMPLE_SENTENCE, voice: str = "en-us") -> Utt
     """Speak `text` with the built-in synthesiser (eSpeak NG, no download) and resample to 16 kHz."""
     import torch
 
-    from hwml.audio import SAMPLE_RATE, wave_to_16k
+    from hwml.audio.decode import wave_to_16k
+    from hwml.audio.params import SAMPLE_RATE
     from hwml.corpus.espeak import synthesize
 
     syn = synthesize(text, voice)
@@ -81,7 +82,9 @@ def feature_views(wave: torch.Tensor) -> FeatureViews:
     """The spectrogram with the very framing hwml.audio uses, then log-mel and MFCC-39 from hwml.audio."""
     import torch
 
-    from hwml.audio import LOGMEL40, MFCC39, frame_times, logmel40, mfcc39
+    from hwml.audio.features import logmel40, mfcc39
+    from hwml.audio.frames import frame_times
+    from hwml.audio.params import LOGMEL40, MFCC39
 
     p = MFCC39
     wave = torch.as_tensor(wave, dtype=torch.float32)
@@ -136,12 +139,12 @@ def alignment_example(source, example: int = 1, seed: int = ALIGN_SEED) -> Align
     compare with the phone times eSpeak used to make it."""
     import soundfile as sf
 
-    from hwml.audio import FeatureParams, label_frames
+    from hwml.audio.frames import label_frames, label_segments
+    from hwml.audio.params import FeatureParams
     from hwml.corpus.transcribed import write_transcribed
     from hwml.forced import align_audio
     from hwml.importers import read_phn
     from hwml.phones import PHONES_39
-    from hwml.phoneme import segments
 
     if isinstance(example, bool) or not isinstance(example, (int, float)) or not 1 <= int(example) <= ALIGN_EXAMPLES:
         raise HwmlError(f"pick a built-in sentence between 1 and {ALIGN_EXAMPLES}, got {example!r}")
@@ -182,7 +185,7 @@ def alignment_example(source, example: int = 1, seed: int = ALIGN_SEED) -> Align
         voice=item["speaker"],
         result=result,
         truth=truth,
-        truth_segments=segments(truth, params),
+        truth_segments=label_segments(truth, params),
         rows=rows,
         aligned_vs_truth=float(np.mean(aligned == truth_arr)),
         free_vs_truth=float(np.mean(np.array(result.free) == truth_arr)),
@@ -484,7 +487,7 @@ def demo_leaky_split(
     all frames (their overlapping neighbours sit in training) vs held-out whole utterances."""
     import torch
 
-    from hwml.audio import stack_context
+    from hwml.audio.frames import stack_context
 
     frames = _frames_with_utterances(dataset, n_utts, seed)
     g = torch.Generator().manual_seed(seed)

@@ -26,7 +26,7 @@ import unicodedata
 from pathlib import Path
 
 from hwml.errors import HwmlError
-from hwml.phones import PHONES_39, fold
+from hwml.phones import fold
 
 Slot = tuple[str, ...]
 Pron = tuple[Slot, ...]

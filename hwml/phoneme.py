@@ -24,14 +24,17 @@ import torch
 import torch.nn.functional as F
 
 from hwml import timing
-from hwml.audio import MFCC39, FeatureParams, context_indices, featurize, frame_times, single_thread
+from hwml.audio.decode import AUDIO_SUFFIXES
+from hwml.audio.features import featurize
+from hwml.audio.frames import context_indices, frame_times, label_segments
+from hwml.audio.params import MFCC39, FeatureParams
 from hwml.data.types import Dataset, FrameSet
 from hwml.errors import HwmlError
+from hwml.machine import single_thread
 from hwml.safeio import atomic_write_text, load_tensor_file
 from hwml.train.engine import DEFAULTS as ENGINE_DEFAULTS
 
 BASE_DIM = 39
-AUDIO_SUFFIXES = {".wav", ".flac", ".mp3", ".ogg", ".sph", ".nist", ".aiff", ".aif"}
 FEATURE_SUFFIXES = {".npy", ".pt", ".pth"}
 
 _COMMON = {"valid_fraction": 0.1, "split": "auto", "label_smoothing": 0.0, "eval_batch": 8192, "max_seconds": None}
@@ -557,22 +560,6 @@ def _csv_text(header: list[str], rows) -> str:
     return buf.getvalue()
 
 
-def segments(labels: list[str], params: FeatureParams) -> list[tuple[float, float, str]]:
-    """Runs of equal frame labels as (start s, end s, label). Boundaries lie half a hop either
-    side of the frame centres, so the segments tile the file from 0 without gaps."""
-    if not labels:
-        return []
-    centres = frame_times(len(labels), params).tolist()
-    half = params.hop_length / params.sample_rate / 2
-    out, first = [], 0
-    for t in range(1, len(labels) + 1):
-        if t == len(labels) or labels[t] != labels[first]:
-            start = 0.0 if first == 0 else centres[first] - half
-            out.append((round(start, 4), round(centres[t - 1] + half, 4), labels[first]))
-            first = t
-    return out
-
-
 def _one_utterance(x: torch.Tensor, name: str, class_names: list[str]) -> FrameSet:
     """Unlabelled (T, D) frames as a FrameSet of one utterance."""
     return FrameSet(x, None, torch.tensor([0, len(x)]), [name], class_names, 1)
@@ -593,7 +580,7 @@ def _file_frames(path: Path, config: dict, params: FeatureParams) -> FrameSet:
             + (f" or {D * n} ({n}-frame windows)" if n > 1 else "")
         )
     if path.suffix.lower() in AUDIO_SUFFIXES:
-        from hwml.audio import load_audio
+        from hwml.audio.decode import load_audio
 
         with timing.stage("decode"):
             wave = load_audio(path)
@@ -657,7 +644,7 @@ def predict_files(run_dir, inputs: list[Path], out_csv: Path, *, fsync: bool = T
         times = frame_times(len(phones), params).tolist()
         probs_of = p.tolist()  # Python floats: formatting a tensor element costs ~20x more
         frame_rows += [(path.name, t, f"{times[t]:.3f}", ph, f"{probs_of[t]:.4f}") for t, ph in enumerate(phones)]
-        segs = segments(phones, params)
+        segs = label_segments(phones, params)
         seg_rows += [(path.name, f"{a:.3f}", f"{b:.3f}", ph) for a, b, ph in segs]
         files.append({"file": str(path), "frames": len(phones), "segments": segs})
     seg_csv = out_csv.with_name(out_csv.stem + ".segments.csv")

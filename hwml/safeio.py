@@ -21,17 +21,18 @@ import stat
 import tempfile
 import warnings
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import torch
 
+from hwml import settings
 from hwml.errors import HwmlError
 
-MAX_FEATURE_FILE_BYTES = int(os.environ.get("HWML_MAX_FEATURE_FILE_BYTES", 512 * 2**20))
-MAX_ZIP_FILES = int(os.environ.get("HWML_MAX_ZIP_FILES", 100_000))
-MAX_ZIP_BYTES = int(os.environ.get("HWML_MAX_ZIP_BYTES", 8 * 2**30))
+MAX_FEATURE_FILE_BYTES = settings.max_feature_file_bytes()
+MAX_ZIP_FILES = settings.max_zip_files()
+MAX_ZIP_BYTES = settings.max_zip_bytes()
 MAX_ZIP_RATIO = 200  # deflate tops out near 1000:1; real feature files compress about 1-20:1
 
 

@@ -14,14 +14,15 @@ import csv
 import io
 import math
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from hwml.audio.decode import AUDIO_SUFFIXES
 from hwml.augment import random_level, random_noise, spec_augment
 from hwml.data.types import Dataset, UtteranceSet
 from hwml.errors import HwmlError
@@ -29,7 +30,6 @@ from hwml.models.speaker import ENCODERS, HEADS, INPUT_NORMS, POOLINGS
 
 MODEL_NAME = "speaker_classifier"
 N_MELS = 40
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".sph", ".nist", ".aiff", ".aif", ".au")
 FEATURE_SUFFIXES = (".pt", ".pth", ".npy")
 
 # Every setting a speaker run knows, with its default; a preset is a named subset of overrides.
@@ -484,7 +484,7 @@ class SpeakerTask:
         return F.cross_entropy(model.margin(logits, targets), targets), logits
 
     def run_config(self) -> dict:
-        from hwml.audio import LOGMEL40
+        from hwml.audio.params import LOGMEL40
 
         features = self.dataset.info.get("features") or LOGMEL40.to_dict()
         return {
@@ -585,7 +585,7 @@ def _per_utterance(
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    from hwml.audio import single_thread
+    from hwml.machine import single_thread
 
     window, frames = _inference_settings(config)
     device = next(model.parameters()).device
@@ -656,7 +656,10 @@ def load_clip(clip, features: dict | None = None) -> Tensor:
             return load_tensor_file(path, width=N_MELS)
         if suffix in AUDIO_SUFFIXES:
             from hwml import timing
-            from hwml.audio import LOGMEL40, FeatureParams, featurize, load_audio, single_thread
+            from hwml.audio.decode import load_audio
+            from hwml.audio.features import featurize
+            from hwml.audio.params import LOGMEL40, FeatureParams
+            from hwml.machine import single_thread
 
             params = FeatureParams.from_dict(features) if features else LOGMEL40
             with timing.stage("decode"):

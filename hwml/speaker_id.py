@@ -25,9 +25,9 @@ import io
 import json
 import math
 import threading
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -57,7 +57,10 @@ class SpeakerModel:
     def features(self, clip) -> Tensor:
         """(T, 40) log-mel features of a clip, with the run's own feature parameters."""
         if isinstance(clip, tuple) and len(clip) == 2 and isinstance(clip[0], int):
-            from hwml.audio import LOGMEL40, FeatureParams, featurize, single_thread, wave_to_16k
+            from hwml.audio.decode import wave_to_16k
+            from hwml.audio.features import featurize
+            from hwml.audio.params import LOGMEL40, FeatureParams
+            from hwml.machine import single_thread
 
             features = self.config.get("features")
             wave = wave_to_16k(clip[1], clip[0], name="recording")

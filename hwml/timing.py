@@ -11,10 +11,11 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import json
-import os
 import threading
 import time
 from collections import defaultdict
+
+from hwml import settings
 
 _current: contextvars.ContextVar[dict | None] = contextvars.ContextVar("hwml_timing", default=None)
 _write = threading.Lock()
@@ -38,7 +39,7 @@ def stage(name: str):
 def request(endpoint: str):
     """Time one request's stages; on exit append {"endpoint", "total", "stages"} to
     $HWML_TIMINGS (one JSON line; nothing when unset)."""
-    path = os.environ.get("HWML_TIMINGS")
+    path = settings.timings_file()
     if not path or _current.get() is not None:
         yield
         return

@@ -16,7 +16,6 @@ aligned) and optionally `alignments/<utt>.TextGrid` for Praat.
 
 from __future__ import annotations
 
-import os
 import random
 import re
 import sys
@@ -29,9 +28,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from hwml import align, audio, lexicon
+from hwml import align, lexicon, settings
+from hwml.audio.decode import is_audio, load_audio
+from hwml.audio.features import mfcc39
+from hwml.audio.params import MFCC39, SAMPLE_RATE, FeatureParams
 from hwml.errors import HwmlError
-from hwml.importers import _BadFiles, _featurise_all, _frameset, _is_audio, _safe_id, _split_of, _walk
+from hwml.importers import _BadFiles, _featurise_all, _frameset, _safe_id, _split_of, _walk
 from hwml.phones import PHONES_39
 from hwml.safeio import write_folder_atomic
 
@@ -55,8 +57,7 @@ class Utterance:
 
 def shipped_phoneme_model() -> Path:
     """The shipped phoneme run folder ($HWML_CHECKPOINTS_DIR/phoneme, else the repository's)."""
-    root = os.environ.get("HWML_CHECKPOINTS_DIR") or Path(__file__).resolve().parent.parent / "checkpoints"
-    return Path(root) / "phoneme"
+    return settings.checkpoints_dir() / "phoneme"
 
 
 def _strip_timit_times(text: str) -> str:
@@ -89,7 +90,7 @@ def find_transcribed(src: Path) -> tuple[list[Utterance], dict]:
     for folder, files in _walk(src):
         by_lower = {f.lower(): f for f in files}
         for f in files:
-            if not _is_audio(f):
+            if not is_audio(f):
                 continue
             stem = f.rsplit(".", 1)[0]
             names = [by_lower[stem.lower() + s] for s in TRANSCRIPT_SUFFIXES if stem.lower() + s in by_lower]
@@ -147,7 +148,7 @@ def load_align_model(run_dir) -> tuple[torch.nn.Module, dict]:
     model, config = load_run(run_dir)
     if config.get("task") != "phoneme":
         raise HwmlError(f"{run_dir}: not a phoneme run (task {config.get('task')!r}); --align-model needs one")
-    if audio.FeatureParams.from_dict(config.get("features") or {}) != audio.MFCC39:
+    if FeatureParams.from_dict(config.get("features") or {}) != MFCC39:
         raise HwmlError(f"{run_dir}: the alignment model must use hwml's default mfcc39 features")
     return model, config
 
@@ -241,8 +242,8 @@ def import_transcribed(
     feats, seconds = {}, {}
 
     def featurise(i):
-        wave = audio.load_audio(utts[i].audio)
-        return audio.mfcc39(wave), len(wave) / audio.SAMPLE_RATE
+        wave = load_audio(utts[i].audio)
+        return mfcc39(wave), len(wave) / SAMPLE_RATE
 
     for i, result in _featurise_all(ok, featurise, "features", progress):
         if isinstance(result, HwmlError):
@@ -301,7 +302,7 @@ def import_transcribed(
         "format": "libriphone",
         "layout": "transcribed (forced alignment)",
         "out": str(out),
-        "features": audio.MFCC39.to_dict(),
+        "features": MFCC39.to_dict(),
         "speakers": len({utts[i].audio.parent for i in aligned}),
         "audio_seconds": round(sum(seconds[i] for i in aligned), 2),
         "train_utterances": train.n_utts,

@@ -15,12 +15,13 @@ Torch and the models are imported inside the functions that need them: the Predi
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Sequence
 
-from hwml.i18n import t
+from hwml import settings
 from hwml.errors import HwmlError
+from hwml.i18n import t
 
 # Gradio's file widgets hand over absolute paths; these are the file names shown in tables.
 MAX_NAME = 60
@@ -276,7 +277,7 @@ def voice_map(source, roster: Roster | None = None, clip=None, lang: str = "en")
 
 # --------------------------------------------------------------------------- the example clips
 
-ASSETS = Path(__file__).resolve().parent.parent / "assets" / "clips"
+ASSETS = settings.ASSETS / "clips"
 # (name to enrol, clip stem): the real voices shipped in assets/clips (assets/README.md credits them)
 EXAMPLE_PEOPLE = [
     ("Woman 0036", "woman-0036"),

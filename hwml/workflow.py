@@ -188,7 +188,9 @@ def warm_run(run_dir) -> None:
     first-call allocations)."""
     import torch
 
-    from hwml.audio import FeatureParams, featurize, single_thread
+    from hwml.audio.features import featurize
+    from hwml.audio.params import FeatureParams
+    from hwml.machine import single_thread
     from hwml.serving import loaded_run
 
     model, config = loaded_run(run_dir)

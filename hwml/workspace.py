@@ -27,6 +27,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from hwml import settings
 from hwml.errors import HwmlError
 
 log = logging.getLogger(__name__)
@@ -41,14 +42,6 @@ SOURCES = (SOURCE_BUILTIN, SOURCE_PATH, SOURCE_ZIP, SOURCE_AUDIO)
 
 # the built-in corpus's sub-folder for each task (and, for phonemes, each course format)
 BUILTIN_FOLDERS = {"phoneme": {"libriphone": "libriphone", "timit_11": "timit_11"}, "speaker": {"hw4": "speaker"}}
-
-
-def local_paths_allowed() -> bool:
-    """Typing a server path is fine on your own machine, not on a shared Space."""
-    raw = os.environ.get("HWML_ALLOW_LOCAL_PATHS")
-    if raw is not None:
-        return raw.strip().lower() in ("1", "true", "yes", "on")
-    return "SPACE_ID" not in os.environ
 
 
 def session_folder_name(session_hash: str | None) -> str:
@@ -171,9 +164,7 @@ class BuiltinCorpus:
 
     @classmethod
     def from_env(cls) -> BuiltinCorpus:
-        size = os.environ.get("HWML_CORPUS_SIZE", "default").strip() or "default"
-        root = os.environ.get("HWML_CORPUS_DIR")
-        return cls(size=size, root=Path(root) if root else None)
+        return cls(size=settings.corpus_size(), root=settings.corpus_dir())
 
     def start(self) -> None:
         """Begin generating (or finding the cached copy) in the background; idempotent."""
@@ -241,15 +232,9 @@ class Workspace:
 
     @classmethod
     def from_env(cls) -> Workspace:
-        root = Path(os.environ.get("HWML_RUNS_DIR") or Path.cwd() / "runs")
-        default_ckpt = Path(__file__).resolve().parent.parent / "checkpoints"
-        checkpoints = Path(os.environ.get("HWML_CHECKPOINTS_DIR") or default_ckpt)
-        raw = os.environ.get("HWML_RUNS_DISK_MB", "1000")
-        try:
-            budget = int(float(raw) * 2**20)
-        except ValueError:
-            raise HwmlError(f"environment variable HWML_RUNS_DISK_MB={raw!r}: expected a number") from None
-        return cls(root, checkpoints, budget, BuiltinCorpus.from_env())
+        return cls(
+            settings.runs_dir(), settings.checkpoints_dir(), settings.runs_disk_bytes(), BuiltinCorpus.from_env()
+        )
 
     # --- folders ------------------------------------------------------------------------------
     def session_dir(self, session_hash: str | None) -> Path:
@@ -440,7 +425,7 @@ class Workspace:
         raise HwmlError(f"unknown data source {source!r}: choose one of {', '.join(SOURCES)}")
 
     def _local_path(self, path: str | None) -> Path:
-        if not local_paths_allowed():
+        if not settings.allow_local_paths():
             raise HwmlError("folder paths on the server are turned off here: upload a zip instead")
         if not path or not path.strip():
             raise HwmlError("type the path of a folder on this machine")

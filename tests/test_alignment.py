@@ -8,9 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
-from hwml import align, audio, lexicon
+from hwml import align, lexicon
+from hwml.audio.decode import read_audio
+from hwml.audio.features import featurize
+from hwml.audio.frames import label_frames
 from hwml.cli import main as cli
 from hwml.data import load_dataset
 from hwml.errors import HwmlError
@@ -204,9 +206,9 @@ def transcribed(tmp_path_factory):
 
 
 def truth_labels(item) -> np.ndarray:
-    _, sr = audio.read_audio(item["wav"])
-    n = len(audio.featurize(item["wav"]))
-    return audio.label_frames(n, *read_phn(item["phn"]), sr).numpy()
+    _, sr = read_audio(item["wav"])
+    n = len(featurize(item["wav"]))
+    return label_frames(n, *read_phn(item["phn"]), sr).numpy()
 
 
 def frame_agreement(dataset, items) -> float:
@@ -246,7 +248,7 @@ def test_cli_aligns_mfa_layout_in_agreement_with_exact_phone_times(transcribed, 
     item = next(i for i in items if grids[0].stem.endswith(i["utt"].lower().replace("+", "-")))
     assert [e.label for e in tg.getTier("words").entries] == lexicon.words(item["text"], "t")
     phones = tg.getTier("phones").entries
-    wave, sr = audio.read_audio(item["wav"])
+    wave, sr = read_audio(item["wav"])
     assert phones[0].start == 0 and abs(phones[-1].end - len(wave) / sr) < 1e-3
     assert all(e.label in PHONES_39 for e in phones)
 

@@ -12,7 +12,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from hwml import audio, lexicon
+from hwml import lexicon
+from hwml.audio.features import featurize
+from hwml.audio.frames import label_frames
 from hwml.errors import HwmlError
 from hwml.forced import FRAME_COLUMNS, SEGMENT_COLUMNS, align_audio, pron_text, write_frames_csv
 from hwml.importers import read_phn
@@ -35,7 +37,7 @@ def clips(tmp_path_factory):
 def truth_of(item, n_frames: int) -> np.ndarray:
     starts, ends, labels = read_phn(item["phn"])
     sr = sf.info(str(item["wav"])).samplerate
-    return np.array([PHONES_39[i] for i in audio.label_frames(n_frames, starts, ends, labels, sr).tolist()])
+    return np.array([PHONES_39[i] for i in label_frames(n_frames, starts, ends, labels, sr).tolist()])
 
 
 def test_align_audio_agrees_with_espeak_phone_times(clips):
@@ -44,7 +46,7 @@ def test_align_audio_agrees_with_espeak_phone_times(clips):
     for item in items:
         r = align_audio(SHIPPED, item["wav"], item["text"], lexicon=root / "lexicon.txt")
         T = len(r.aligned)
-        assert T == len(audio.featurize(item["wav"])) == len(r.free) == len(r.times) == len(r.word_of_frame)
+        assert T == len(featurize(item["wav"])) == len(r.free) == len(r.times) == len(r.word_of_frame)
         truth = truth_of(item, T)
         agree += int((np.array(r.aligned) == truth).sum())
         frames += T

@@ -9,9 +9,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from hwml import audio
-from hwml.audio import LOGMEL40, MFCC39, FeatureParams
+from hwml.audio.decode import load_audio, wave_to_16k
+from hwml.audio.features import featurize, logmel40, mfcc39
+from hwml.audio.frames import context_indices, frame_times, label_frames, num_frames, stack_context
+from hwml.audio.params import LOGMEL40, MFCC39, FeatureParams
 from hwml.errors import HwmlError
+from hwml.machine import single_thread
 
 CAN_MP3 = "MP3" in sf.available_formats()
 
@@ -19,7 +22,7 @@ CAN_MP3 = "MP3" in sf.available_formats()
 @pytest.fixture(autouse=True)
 def one_torch_thread():
     """Many small feature ops: one thread is far faster on a shared 2-core box (audio.single_thread)."""
-    with audio.single_thread():
+    with single_thread():
         yield
 
 
@@ -72,21 +75,21 @@ def test_params_refuse_bad_values(bad):
 def test_frame_count_convention(n):
     wave = torch.randn(n, generator=torch.Generator().manual_seed(0)) * 0.1
     expected = 1 + (n - 400) // 160
-    assert audio.num_frames(n) == expected
-    assert audio.mfcc39(wave).shape == (expected, 39)
-    assert audio.logmel40(wave).shape == (expected, 40)
-    assert audio.featurize(wave, LOGMEL40).dtype == torch.float32
-    times = audio.frame_times(expected)
+    assert num_frames(n) == expected
+    assert mfcc39(wave).shape == (expected, 39)
+    assert logmel40(wave).shape == (expected, 40)
+    assert featurize(wave, LOGMEL40).dtype == torch.float32
+    times = frame_times(expected)
     assert torch.allclose(times, 0.0125 + 0.01 * torch.arange(expected, dtype=torch.float64))
 
 
 def test_mfcc39_is_normalised_and_deterministic():
     wave = torch.randn(32000, generator=torch.Generator().manual_seed(1)) * 0.1
-    x = audio.mfcc39(wave)
+    x = mfcc39(wave)
     assert torch.allclose(x.mean(0), torch.zeros(39), atol=1e-4)
     assert torch.allclose(x.std(0, correction=0), torch.ones(39), atol=1e-3)
-    assert torch.equal(x, audio.mfcc39(wave.clone()))
-    raw = audio.mfcc39(wave, FeatureParams(kind="mfcc39", cmvn=False))
+    assert torch.equal(x, mfcc39(wave.clone()))
+    raw = mfcc39(wave, FeatureParams(kind="mfcc39", cmvn=False))
     direct = torchaudio.transforms.MFCC(
         16000, 13, log_mels=True, melkwargs=dict(n_fft=400, hop_length=160, n_mels=40, center=False)
     )(wave)
@@ -98,14 +101,14 @@ def test_mfcc39_is_normalised_and_deterministic():
 def test_sine_energy_lands_in_its_mel_band(freq):
     fb = torchaudio.functional.melscale_fbanks(201, 0.0, 8000.0, 40, 16000)  # (freqs, mels)
     expected = int(fb[round(freq / 40)].argmax())
-    x = audio.logmel40(torch.from_numpy(sine(freq)))
+    x = logmel40(torch.from_numpy(sine(freq)))
     assert int(x.mean(0).argmax()) == expected
 
 
 def test_silence_and_clipping_give_finite_features():
     for wave in (torch.zeros(8000), torch.from_numpy(np.clip(sine(amp=5.0), -1, 1))):
-        assert torch.isfinite(audio.mfcc39(wave)).all() and torch.isfinite(audio.logmel40(wave)).all()
-    assert audio.mfcc39(torch.zeros(8000)).abs().max() < 1e-6
+        assert torch.isfinite(mfcc39(wave)).all() and torch.isfinite(logmel40(wave)).all()
+    assert mfcc39(torch.zeros(8000)).abs().max() < 1e-6
 
 
 @pytest.mark.parametrize(
@@ -120,7 +123,7 @@ def test_silence_and_clipping_give_finite_features():
 )
 def test_features_refuse_bad_waves(wave):
     with pytest.raises(HwmlError):
-        audio.featurize(wave, MFCC39)
+        featurize(wave, MFCC39)
 
 
 @settings(max_examples=40, deadline=None)
@@ -129,10 +132,10 @@ def test_features_refuse_bad_waves(wave):
 )
 def test_featurize_only_raises_hwml_errors(wave, params):
     try:
-        x = audio.featurize(wave, params)
+        x = featurize(wave, params)
     except HwmlError:
         return
-    assert x.shape == (audio.num_frames(len(wave)), params.dim) and torch.isfinite(x).all()
+    assert x.shape == (num_frames(len(wave)), params.dim) and torch.isfinite(x).all()
 
 
 # --- decoding ---------------------------------------------------------------------------------
@@ -154,20 +157,20 @@ def test_every_format_decodes(tmp_path, fmt, subtype, ext, tol):
     x = sine()
     path = tmp_path / f"a.{ext}"
     sf.write(path, x, 16000, format=fmt, subtype=subtype)
-    wave = audio.load_audio(path)
+    wave = load_audio(path)
     assert wave.dtype == torch.float32 and wave.ndim == 1
     if tol is not None:  # lossless: the samples themselves
         assert len(wave) == len(x) and np.abs(wave.numpy() - x).max() <= tol
     else:  # lossy: same tone, same length within a frame of codec delay
         assert abs(len(wave) - len(x)) <= 2048 and abs(dominant_hz(wave) - 440) < 3
-    assert audio.featurize(path, MFCC39).shape[1] == 39
+    assert featurize(path, MFCC39).shape[1] == 39
 
 
 @pytest.mark.parametrize("sr", [8000, 22050, 44100, 48000, 11025, 44101])
 def test_resampling_to_16k(tmp_path, sr):
     path = tmp_path / "a.wav"
     sf.write(path, sine(440.0, sr, 2.0), sr, subtype="FLOAT")
-    wave = audio.load_audio(path)
+    wave = load_audio(path)
     assert abs(len(wave) - 32000) <= 1 + 32000 * 0.003
     assert abs(dominant_hz(wave) - 440) < 2
     assert 0.3 < wave[1000:-1000].abs().max() < 0.55
@@ -182,7 +185,7 @@ def test_resampling_to_16k(tmp_path, sr):
 def test_wave_to_16k_only_raises_hwml_errors(dtype, shape, sr):
     x = np.random.default_rng(len(shape)).uniform(-1, 1, size=shape) * (100 if np.dtype(dtype).kind in "iu" else 1)
     try:
-        wave = audio.wave_to_16k(x.astype(dtype), sr)
+        wave = wave_to_16k(x.astype(dtype), sr)
     except HwmlError:
         return
     assert wave.ndim == 1 and wave.dtype == torch.float32 and len(wave) >= 400 and torch.isfinite(wave).all()
@@ -190,8 +193,8 @@ def test_wave_to_16k_only_raises_hwml_errors(dtype, shape, sr):
 
 def test_single_thread_nests_and_restores():
     before = torch.get_num_threads()
-    with audio.single_thread():
-        with audio.single_thread():
+    with single_thread():
+        with single_thread():
             assert torch.get_num_threads() == 1
         assert torch.get_num_threads() == 1
     assert torch.get_num_threads() == before
@@ -201,31 +204,31 @@ def test_stereo_is_mixed_to_mono(tmp_path):
     left = sine(440.0, 48000)
     path = tmp_path / "st.wav"
     sf.write(path, np.stack([left, np.zeros_like(left)], 1), 48000, subtype="PCM_16")
-    wave = audio.load_audio(path)
+    wave = load_audio(path)
     assert len(wave) == 16000 and 0.22 < wave[1000:-1000].abs().max() < 0.27
 
 
 def test_wave_to_16k_takes_microphone_arrays():
     mic = (sine(440.0, 48000) * 32767).astype(np.int16)
     stereo = np.stack([mic, mic], 1)  # Gradio: (samples, channels)
-    a = audio.wave_to_16k(stereo, 48000)
-    b = audio.wave_to_16k(stereo.T.astype(np.float32) / 32768, 48000)  # channels first, float
-    c = audio.wave_to_16k(((mic.astype(np.int32) + 32768) >> 8).astype(np.uint8), 48000)
+    a = wave_to_16k(stereo, 48000)
+    b = wave_to_16k(stereo.T.astype(np.float32) / 32768, 48000)  # channels first, float
+    c = wave_to_16k(((mic.astype(np.int32) + 32768) >> 8).astype(np.uint8), 48000)
     assert len(a) == len(b) == len(c) == 16000
     assert torch.allclose(a, b, atol=1e-5) and torch.allclose(a, c, atol=0.02)
-    assert audio.featurize(stereo, MFCC39, sample_rate=48000).shape == (98, 39)
+    assert featurize(stereo, MFCC39, sample_rate=48000).shape == (98, 39)
     assert torch.equal(
-        audio.featurize(stereo[::3], LOGMEL40, sample_rate=16000),
-        audio.logmel40(torch.from_numpy(stereo[::3, 0] / 32768).float()),
+        featurize(stereo[::3], LOGMEL40, sample_rate=16000),
+        logmel40(torch.from_numpy(stereo[::3, 0] / 32768).float()),
     )
 
 
 def test_featurize_path_equals_wave(tmp_path):
     path = tmp_path / "a.wav"
     sf.write(path, sine(700.0, 8000), 8000, subtype="FLOAT")
-    wave = audio.load_audio(path)
-    assert torch.equal(audio.featurize(path, LOGMEL40), audio.logmel40(wave))
-    assert torch.allclose(audio.featurize(sine(700.0, 8000), LOGMEL40, sample_rate=8000), audio.logmel40(wave))
+    wave = load_audio(path)
+    assert torch.equal(featurize(path, LOGMEL40), logmel40(wave))
+    assert torch.allclose(featurize(sine(700.0, 8000), LOGMEL40, sample_rate=8000), logmel40(wave))
 
 
 # --- bad audio --------------------------------------------------------------------------------
@@ -266,37 +269,37 @@ def test_bad_audio_is_refused_with_its_name(tmp_path):
         path = tmp_path / name
         path.write_bytes(data)
         with pytest.raises(HwmlError, match=problem) as err:
-            audio.load_audio(path)
+            load_audio(path)
         msg = str(err.value)
         assert msg.startswith(str(path)) and "\n" not in msg, name
 
 
 def test_missing_long_short_nan_and_odd_rates(tmp_path):
     with pytest.raises(HwmlError, match="no such file"):
-        audio.load_audio(tmp_path / "nope.wav")
+        load_audio(tmp_path / "nope.wav")
     long = tmp_path / "long.flac"
     sf.write(long, sine(seconds=3.0), 16000)
     with pytest.raises(HwmlError, match="longer than the 2 s limit"):
-        audio.load_audio(long, max_seconds=2)
-    assert len(audio.load_audio(long, max_seconds=3.5)) == 48000
+        load_audio(long, max_seconds=2)
+    assert len(load_audio(long, max_seconds=3.5)) == 48000
     short = tmp_path / "short.wav"
     sf.write(short, sine(seconds=0.02), 16000)
     with pytest.raises(HwmlError, match="shorter than one 25 ms analysis window"):
-        audio.load_audio(short)
+        load_audio(short)
     nan = tmp_path / "nan.wav"
     x = sine()
     x[100] = np.nan
     sf.write(nan, x, 16000, subtype="FLOAT")
     with pytest.raises(HwmlError, match="NaN"):
-        audio.load_audio(nan)
+        load_audio(nan)
     slow = tmp_path / "slow.wav"
     sf.write(slow, sine(sr=2000), 2000)
     with pytest.raises(HwmlError, match="sample rate 2000 Hz"):
-        audio.load_audio(slow)
+        load_audio(slow)
     with pytest.raises(HwmlError, match="longer than the 1 s limit"):
-        audio.wave_to_16k(np.zeros(96001, np.int16), 48000, max_seconds=1)
+        wave_to_16k(np.zeros(96001, np.int16), 48000, max_seconds=1)
     with pytest.raises(HwmlError, match="expected a 1-D or 2-D numeric"):
-        audio.wave_to_16k(np.array(["a", "b"]), 16000)
+        wave_to_16k(np.array(["a", "b"]), 16000)
 
 
 # --- labels and context -----------------------------------------------------------------------
@@ -304,11 +307,11 @@ def test_missing_long_short_nan_and_odd_rates(tmp_path):
 
 def test_label_frames_uses_frame_centres_exactly():
     # frame centres at 16 kHz: 200, 360, 520, 680, ... ; at an 8 kHz source: 100, 180, 260, 340
-    labels = audio.label_frames(5, starts=[0, 180, 300], ends=[180, 300, 330], labels=[3, 7, -1], sample_rate=8000)
+    labels = label_frames(5, starts=[0, 180, 300], ends=[180, 300, 330], labels=[3, 7, -1], sample_rate=8000)
     assert labels.tolist() == [3, 7, 7, -1, -1]  # 340 is past every segment; 260 is in [180, 300)
-    assert audio.label_frames(3, [200], [360], [5], 16000).tolist() == [5, -1, -1]  # start inclusive, end exclusive
-    assert audio.label_frames(2, [], [], [], 16000).tolist() == [-1, -1]
-    unsorted = audio.label_frames(5, [180, 0], [300, 180], [7, 3], 8000)
+    assert label_frames(3, [200], [360], [5], 16000).tolist() == [5, -1, -1]  # start inclusive, end exclusive
+    assert label_frames(2, [], [], [], 16000).tolist() == [-1, -1]
+    unsorted = label_frames(5, [180, 0], [300, 180], [7, 3], 8000)
     assert unsorted.tolist() == [3, 7, 7, -1, -1]
 
 
@@ -320,20 +323,20 @@ def naive_stack(x, n):
 @pytest.mark.parametrize("T,n", [(1, 1), (1, 11), (3, 11), (20, 5), (57, 11), (8, 21)])
 def test_stack_context_matches_a_naive_loop(T, n):
     x = torch.randn(T, 39, generator=torch.Generator().manual_seed(T * n))
-    got = audio.stack_context(x, n)
+    got = stack_context(x, n)
     assert got.shape == (T, n * 39)
     assert torch.equal(got, naive_stack(x, n))
     assert torch.equal(got[0, : 39 * (n // 2)], x[0].repeat(n // 2))  # left edge repeats frame 0
-    assert torch.equal(audio.stack_context(x.numpy(), n), got)
+    assert torch.equal(stack_context(x.numpy(), n), got)
 
 
 def test_stack_context_edges_and_errors():
-    assert audio.stack_context(torch.zeros(0, 39), 11).shape == (0, 429)
+    assert stack_context(torch.zeros(0, 39), 11).shape == (0, 429)
     for n in (0, 4, -3, 2.0):
         with pytest.raises(HwmlError, match="odd"):
-            audio.stack_context(torch.zeros(5, 39), n)
+            stack_context(torch.zeros(5, 39), n)
     with pytest.raises(HwmlError):
-        audio.stack_context(torch.zeros(39), 3)
+        stack_context(torch.zeros(39), 3)
 
 
 def test_context_indices_stay_inside_each_utterance():
@@ -343,6 +346,6 @@ def test_context_indices_stay_inside_each_utterance():
     offsets = torch.tensor([0] + lengths).cumsum(0)
     utt = torch.repeat_interleave(torch.arange(len(lengths)), torch.tensor(lengths))
     idx = torch.randperm(len(feats), generator=gen)
-    got = feats[audio.context_indices(idx, offsets[utt[idx]], offsets[utt[idx] + 1], 5)].reshape(len(idx), -1)
-    expected = torch.cat([audio.stack_context(feats[a:b], 5) for a, b in zip(offsets[:-1], offsets[1:])])
+    got = feats[context_indices(idx, offsets[utt[idx]], offsets[utt[idx] + 1], 5)].reshape(len(idx), -1)
+    expected = torch.cat([stack_context(feats[a:b], 5) for a, b in zip(offsets[:-1], offsets[1:])])
     assert torch.equal(got, expected[idx])

@@ -11,12 +11,11 @@ import numpy as np
 import pytest
 import torch
 
-from hwml import audio
-from hwml.corpus import SIZES, ensure_corpus
-from hwml.corpus import build, espeak, labels, sentences, voices
+from hwml.corpus import SIZES, build, ensure_corpus, espeak, labels, sentences, voices
 from hwml.corpus.build import CorpusSize, build_corpus
 from hwml.data import load_dataset
 from hwml.errors import HwmlError
+from hwml.machine import single_thread
 from hwml.phones import PHONES_39
 
 TINY = CorpusSize(speakers=6, utterances=2, speaker_test=1, phone_test_every=6, timit_utterances=1)
@@ -25,7 +24,7 @@ ACCENTS = list(voices.ACCENT_SPEAKERS)
 
 @pytest.fixture(autouse=True)
 def one_torch_thread():
-    with audio.single_thread():
+    with single_thread():
         yield
 
 

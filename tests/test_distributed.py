@@ -22,13 +22,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from test_phoneme import synthetic_frames
 
 from hwml.data import load_dataset, write_hw4, write_libriphone
 from hwml.data.types import FrameSet, UtteranceSet
 from hwml.runs import load_run, read_metrics
 from hwml.tasks import task_module
 from hwml.train.engine import train
-from test_phoneme import synthetic_frames
 
 REPO = Path(__file__).resolve().parents[1]
 TORCHRUN = Path(sys.executable).with_name("torchrun")

@@ -14,8 +14,7 @@ from safetensors.torch import load_file, save_file
 
 from hwml.errors import HwmlError
 from hwml.runs import delete_run, list_runs, load_run, read_metrics, read_resume_state, save_checkpoint
-from hwml.train.engine import clone_state, lr_at, train, DEFAULTS
-
+from hwml.train.engine import DEFAULTS, clone_state, lr_at, train
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -8,18 +8,15 @@ import json
 import math
 import os
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import torch
+from test_distributed import REPO, data, free_port, torchrun_cmd  # noqa: F401  (data: the fixture)
 
 from hwml.data import load_dataset
 from hwml.runs import load_run, read_metrics
 from hwml.tasks import task_module
 from hwml.train.engine import train
-
-from test_distributed import REPO, data, free_port, torchrun_cmd  # noqa: F401  (data: the fixture)
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
 

@@ -10,11 +10,13 @@ import pytest
 import soundfile as sf
 import torch
 
-from hwml import audio
+from hwml.audio.decode import load_audio
+from hwml.audio.features import featurize, logmel40
+from hwml.audio.frames import num_frames
+from hwml.audio.params import MFCC39
 from hwml.errors import HwmlError
 from hwml.importers import import_phoneme, import_speaker, read_phn
 from hwml.phones import PHONES_39, fold
-
 
 # (phone, end in 16 kHz samples): h#, a vowel, a glottal stop (dropped), a pause, a folded vowel, h#
 SEGMENTS_16K = [("h#", 2400), ("ae", 8000), ("q", 8800), ("pau", 10400), ("ix", 14000), ("h#", 16000)]
@@ -106,7 +108,7 @@ def test_import_phoneme_timit_layout(timit, tmp_path):
         for u, a, b in zip(part.utt_ids, part.offsets[:-1], part.offsets[1:]):
             rel = next(r for r in truth if u.endswith(Path(r).name.lower()) and Path(r).parent.name.lower() in u)
             wav, phn, sr = truth[rel]
-            feats = audio.featurize(wav, audio.MFCC39)
+            feats = featurize(wav, MFCC39)
             want = torch.tensor(expected_labels(len(feats), phn, sr))
             keep = want >= 0
             assert int((~keep).sum()) == 5  # the five frames whose centre is in the q segment
@@ -213,11 +215,11 @@ def test_import_speaker_folders_segments_and_recording_split(librispeech, tmp_pa
     assert len(written) == len(train) + len(test)
     found = {"train": set(), "test": set()}
     for rel, speaker in recs.items():
-        wave = audio.load_audio(root / rel)
+        wave = load_audio(root / rel)
         pieces = [wave[i * 16000 : (i + 1) * 16000] for i in range(len(wave) // 16000)]
         if len(wave) % 16000 >= 8000:  # a tail of at least half a segment is kept
             pieces.append(wave[len(pieces) * 16000 :])
-        where = {written.pop(audio.logmel40(piece).numpy().tobytes()) for piece in pieces}
+        where = {written.pop(logmel40(piece).numpy().tobytes()) for piece in pieces}
         assert len(where) == 1, f"{rel}: segments in both splits or of another speaker: {where}"
         split, spk = where.pop()
         assert spk == speaker
@@ -243,7 +245,7 @@ def test_import_speaker_whole_recordings_and_bad_files(librispeech, tmp_path):
     assert not (tmp_path / "out" / "testdata.json").exists()
     meta, train, _ = read_hw4_dir(tmp_path / "out")
     lens = sorted(u["mel_len"] for utts in meta["speakers"].values() for u in utts)
-    assert lens[0] == audio.num_frames(int(2.3 * 16000)) and all(x.shape[1] == 40 for _, x in train.values())
+    assert lens[0] == num_frames(int(2.3 * 16000)) and all(x.shape[1] == 40 for _, x in train.values())
 
 
 def test_import_speaker_in_parallel_writes_the_same_folder(librispeech, tmp_path, monkeypatch):

@@ -11,7 +11,7 @@ import soundfile as sf
 import torch
 
 from hwml import phoneme
-from hwml.audio import stack_context
+from hwml.audio.frames import label_segments, stack_context
 from hwml.data import load_dataset, write_libriphone, write_timit11
 from hwml.data.types import FrameSet
 from hwml.errors import HwmlError
@@ -261,9 +261,9 @@ def test_predict_feature_and_audio_files(folders, tmp_path):
 
 
 def test_segments_merge_runs_of_equal_labels():
-    from hwml.audio import MFCC39
+    from hwml.audio.params import MFCC39
 
-    segs = phoneme.segments(["a", "a", "b", "b", "b", "a"], MFCC39)
+    segs = label_segments(["a", "a", "b", "b", "b", "a"], MFCC39)
     assert [s[2] for s in segs] == ["a", "b", "a"]
     assert segs[0][0] == 0.0 and segs[1][0] == pytest.approx(0.0275) and segs[-1][1] == pytest.approx(0.0675)
 

@@ -20,6 +20,7 @@ from hwml.errors import HwmlError
 from hwml.runs import load_run
 from hwml.speaker import (
     PRESETS,
+    VALID_FRAME_COST,
     as_utterances,
     cosine_similarity,
     embed,
@@ -32,7 +33,6 @@ from hwml.speaker import (
     split_by_utterance,
     validation_spacing,
     window_batches,
-    VALID_FRAME_COST,
 )
 from hwml.speaker_id import enroll, identify, load_enrollments, save_enrollments
 from hwml.train.engine import train
@@ -82,7 +82,7 @@ def hw4(tmp_path_factory):
 @pytest.fixture(scope="module")
 def trained(hw4, tmp_path_factory):
     """A tiny boss run (conformer + SAP + AM-softmax) that learnt the synthetic speakers."""
-    from hwml.audio import single_thread
+    from hwml.machine import single_thread
 
     run = tmp_path_factory.mktemp("runs") / "boss"
     task = make_task(load_dataset(hw4), "boss", {**TINY, "lr": 3e-3, "valid_every": 20}, seed=0)

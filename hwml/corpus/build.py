@@ -23,21 +23,25 @@ import os
 import random
 import shutil
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
 
-from hwml import audio
+from hwml import settings
+from hwml.audio.decode import wave_to_16k
+from hwml.audio.features import logmel40, mfcc39
+from hwml.audio.frames import label_frames, stack_context
 from hwml.corpus import espeak
 from hwml.corpus.labels import SIL, segments
 from hwml.corpus.sentences import sentence
 from hwml.corpus.voices import Speaker, UtteranceStyle, speakers, utterance_style
 from hwml.data import FrameSet, UtteranceSet, write_hw4, write_libriphone, write_timit11
 from hwml.errors import HwmlError
+from hwml.machine import single_thread
 from hwml.phones import PHONES_39
 from hwml.safeio import atomic_write_text, write_json_atomic
 
@@ -77,8 +81,7 @@ class Utterance:
 
 
 def default_root(size: str = "default", seed: int = 0) -> Path:
-    base = Path(os.environ.get("HWML_CACHE") or Path.home() / ".cache" / "hwml")
-    return base / "corpus" / f"{size}-{seed}-v{VERSION}"
+    return settings.cache_dir() / "corpus" / f"{size}-{seed}-v{VERSION}"
 
 
 @dataclass(frozen=True)
@@ -132,9 +135,9 @@ def finish_utterance(plan: Plan, syn: espeak.Synthesis) -> Utterance:
     """Label, degrade and featurise one synthesis."""
     wave, starts, ends, labels = render(plan, syn)
     sr = syn.sample_rate
-    wave16 = audio.wave_to_16k(wave, sr, name=f"utterance {plan.speaker.name}/{plan.k}")
-    mfcc, logmel = audio.mfcc39(wave16), audio.logmel40(wave16)
-    frame_labels = audio.label_frames(len(mfcc), starts, ends, labels, sr)
+    wave16 = wave_to_16k(wave, sr, name=f"utterance {plan.speaker.name}/{plan.k}")
+    mfcc, logmel = mfcc39(wave16), logmel40(wave16)
+    frame_labels = label_frames(len(mfcc), starts, ends, labels, sr)
     if len(logmel) != len(mfcc) or bool((frame_labels < 0).any()):
         raise RuntimeError(f"utterance {plan.speaker.name}/{plan.k}: frames and labels disagree")
     return Utterance(
@@ -143,7 +146,7 @@ def finish_utterance(plan: Plan, syn: espeak.Synthesis) -> Utterance:
 
 
 def _frames(utts: list[Utterance], context: int = 1) -> FrameSet:
-    feats = [audio.stack_context(u.mfcc, context) if context > 1 else u.mfcc for u in utts]
+    feats = [stack_context(u.mfcc, context) if context > 1 else u.mfcc for u in utts]
     lengths = torch.tensor([len(u.mfcc) for u in utts])
     offsets = torch.cat([torch.zeros(1, dtype=torch.int64), lengths.cumsum(0)])
     return FrameSet(
@@ -175,7 +178,7 @@ def class_counts(labels: torch.Tensor) -> dict[str, int]:
 
 def build_corpus(out: Path, size: CorpusSize, seed: int, progress: Progress | None = None) -> dict:
     """Render every utterance and write timit_11/, libriphone/, speaker/ and the marker into `out`."""
-    with audio.single_thread():  # tiny tensor ops: intra-op threads only add waiting
+    with single_thread():  # tiny tensor ops: intra-op threads only add waiting
         return _build(out, size, seed, progress)
 
 

@@ -3,7 +3,6 @@ and loading many per-utterance feature files into one contiguous tensor."""
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
@@ -11,8 +10,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from hwml import settings
 from hwml.errors import HwmlError
-from hwml.machine import usable_cores
 from hwml.safeio import atomic_write_text, load_tensor_file, read_text
 
 CLASSES_FILE = "classes.txt"
@@ -115,16 +114,8 @@ CHUNK_FILES = 500  # files per job: ~40 MB of course-size features through the p
 
 
 def load_workers() -> int:
-    """Processes that load a big folder: $HWML_LOAD_WORKERS, else one less than the cores this
-    process may use (this process copies the chunks in; at most 8). On 2 cores that is 1, this
-    process alone: 2 workers measured no gain there at course size (0.78-1.01x, README)."""
-    raw = os.environ.get("HWML_LOAD_WORKERS", "")
-    if raw.strip():
-        try:
-            return max(1, int(raw))
-        except ValueError:
-            raise HwmlError(f"HWML_LOAD_WORKERS={raw!r}: expected a whole number") from None
-    return max(1, min(8, usable_cores() - 1))
+    """Processes that load a big folder ($HWML_LOAD_WORKERS: hwml.settings.load_workers)."""
+    return settings.load_workers()
 
 
 def _load_into(out: torch.Tensor, paths, lengths: list[int], width: int, lengths_from: str) -> torch.Tensor:

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from hwml import settings
 from hwml.data.common import check_label_range, check_plain_name, load_frames, offsets_from_lengths
 from hwml.data.types import Dataset, UtteranceSet
 from hwml.errors import HwmlError
@@ -110,8 +111,7 @@ def _read_test_labels(path: Path, test_ids: list[str], speaker2id: dict[str, int
 
 
 def _cache_folder(root: Path) -> Path:
-    base = Path(os.environ.get("HWML_CACHE") or Path.home() / ".cache" / "hwml")
-    return base / "hw4" / hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:16]
+    return settings.cache_dir() / "hw4" / hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:16]
 
 
 _SOURCES = ("mel_len in metadata.json", "mel_len in testdata.json")
@@ -245,7 +245,7 @@ def read_hw4(root, *, mmap: bool = True, cache: bool | None = None, need_train: 
                 raise HwmlError(f"{root / f}: file not found (listed in {where.name})")
     if cache is None:
         cache = mmap and len(seen) >= CACHE_MIN_UTTS
-    from hwml.audio import single_thread
+    from hwml.machine import single_thread
 
     with single_thread():  # per file: small checks on which two busy cores' threads only wait
         loaded = _load_parts(root, parts, n_mels, cache, need_train=need_train or len(parts) == 1)

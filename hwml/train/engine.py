@@ -16,16 +16,17 @@ import inspect
 import json
 import math
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Callable, Iterable, Protocol
+from typing import Protocol
 
 import torch
 from torch import Tensor, nn
 
 from hwml.errors import HwmlError
 from hwml.models import build_model
-from hwml.train import distributed as ddp
 from hwml.runs import RESUME_JSON, RESUME_TENSORS, load_resume, remove_partial_writes, save_checkpoint, save_resume
+from hwml.train import distributed as ddp
 
 Batch = tuple[tuple[Tensor, ...], Tensor]  # (model inputs, targets); targets < 0 are ignored
 

@@ -10,10 +10,11 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
-from hwml.workspace import BUILTIN_FOLDERS, SOURCE_BUILTIN, SOURCE_PATH, SOURCE_ZIP, local_paths_allowed
 from hwml.i18n import t
+from hwml.settings import allow_local_paths
 from hwml.ui.lang import L, lang_of
-from hwml.ui.widgets import AppContext, NO_RUNS_NOTE, run_picker, session_of, task_run, user_errors
+from hwml.ui.widgets import NO_RUNS_NOTE, AppContext, run_picker, session_of, task_run, user_errors
+from hwml.workspace import BUILTIN_FOLDERS, SOURCE_BUILTIN, SOURCE_PATH, SOURCE_ZIP
 
 SPLITS = ["test", "valid", "all"]
 PER_CLASS_KEYS = ["col.class", "col.accuracy", "col.count"]
@@ -51,7 +52,7 @@ class EvaluatePanel:
         self.ctx, self.kind = ctx, kind
         from hwml.ui.train_panel import source_choices
 
-        sources = [SOURCE_BUILTIN, SOURCE_ZIP] + ([SOURCE_PATH] if local_paths_allowed() else [])
+        sources = [SOURCE_BUILTIN, SOURCE_ZIP] + ([SOURCE_PATH] if allow_local_paths() else [])
         with gr.Row():
             with gr.Column(scale=1, min_width=300):
                 self.run = run_picker(ctx, kind, elem_id=f"{kind}-eval-run")

@@ -19,8 +19,9 @@ import numpy as np  # noqa: E402
 from matplotlib import font_manager  # noqa: E402
 
 from hwml.i18n import t  # noqa: E402
+from hwml.settings import ASSETS  # noqa: E402
 
-FONT_DIR = Path(__file__).resolve().parents[2] / "assets" / "fonts"
+FONT_DIR = ASSETS / "fonts"
 # Debian's fonts-wqy-microhei (.ci/run and the Space's packages.txt install it): every CJK glyph,
 # for text the catalogues do not hold (a Chinese name typed into "Who is speaking?").
 SYSTEM_CJK = [

@@ -30,7 +30,7 @@ ALIGN_COLUMNS = {
 
 class LearnTab:
     def __init__(self, ctx: AppContext):
-        from hwml.lessons import ALIGN_EXAMPLES, EXAMPLE_SENTENCE, PITFALLS, preset_table
+        from hwml.lessons import ALIGN_EXAMPLES, EXAMPLE_SENTENCE, PITFALLS
 
         self.ctx = ctx
         table = ctx.localized.table

@@ -4,13 +4,12 @@ stylesheet and logo, all read from the top-level assets/ folder (nothing is fetc
 from __future__ import annotations
 
 import base64
-from pathlib import Path
 
 import gradio as gr
 
+from hwml.settings import ASSETS
 from hwml.ui.lang import I18N
 
-ASSETS = Path(__file__).resolve().parents[2] / "assets"
 FAVICON = ASSETS / "favicon.png"
 LOGO = ASSETS / "logo.svg"
 STYLESHEET = ASSETS / "style.css"

@@ -89,7 +89,11 @@ class PhonemePredictPanel(PredictPanel):
 
     def show_audio(self, entry, audio, summary):
         """Phones of one recording: strip under its spectrogram, segments, per-frame CSV."""
-        from hwml.audio import LOGMEL40, FeatureParams, frame_times, load_audio, logmel40, single_thread
+        from hwml.audio.decode import load_audio
+        from hwml.audio.features import logmel40
+        from hwml.audio.frames import frame_times
+        from hwml.audio.params import LOGMEL40, FeatureParams
+        from hwml.machine import single_thread
         from hwml.ui.strip_image import phone_strips_image, save_jpeg
 
         segs = summary["files"][0]["segments"]

@@ -13,10 +13,8 @@ from pathlib import Path
 import gradio as gr
 
 from hwml import timing
-from hwml.errors import HwmlError
 from hwml.ui.lang import L
-from hwml.ui.widgets import AppContext, NO_RUNS_NOTE, run_picker, session_of, task_run, ui_error, user_errors
-
+from hwml.ui.widgets import NO_RUNS_NOTE, AppContext, run_picker, session_of, task_run, ui_error, user_errors
 
 PREDICT_QUEUE = "predict"  # one Gradio concurrency group for every prediction event of the app
 

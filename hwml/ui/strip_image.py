@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from hwml.settings import ASSETS
+
 WIDTH = 1000  # pixels of the time axis
 SPEC_HEIGHT = 160  # pixels of the spectrogram
 STRIP_HEIGHT = 30
@@ -41,7 +43,7 @@ def _palette() -> np.ndarray:
     return (colormaps["tab20"](np.arange(20))[:, :3] * 255).astype(np.uint8)
 
 
-CJK_FONT = Path(__file__).resolve().parents[2] / "assets" / "fonts" / "hwml-cjk.ttf"
+CJK_FONT = ASSETS / "fonts" / "hwml-cjk.ttf"
 
 
 @functools.lru_cache(maxsize=6)

@@ -15,15 +15,7 @@ import gradio as gr
 from hwml.errors import HwmlError
 from hwml.i18n import t
 from hwml.jobs import JobView
-from hwml.workspace import (
-    BUILTIN_FOLDERS,
-    SOURCE_AUDIO,
-    SOURCE_BUILTIN,
-    SOURCE_PATH,
-    SOURCE_ZIP,
-    SOURCES,
-    local_paths_allowed,
-)
+from hwml.settings import allow_local_paths
 from hwml.ui.lang import L, lang_of
 from hwml.ui.widgets import (
     AppContext,
@@ -38,6 +30,7 @@ from hwml.ui.widgets import (
     user_errors,
     with_all_series,
 )
+from hwml.workspace import BUILTIN_FOLDERS, SOURCE_AUDIO, SOURCE_BUILTIN, SOURCE_PATH, SOURCE_ZIP, SOURCES
 
 LOSS_SERIES = ("train loss", "valid loss")
 ACC_SERIES = ("train acc", "valid acc")
@@ -98,7 +91,7 @@ class TrainPanel:
     def __init__(self, ctx: AppContext, kind: str, presets: list[str], default_preset: str):
         self.ctx, self.kind, self.preset_order = ctx, kind, list(presets)
         formats = list(BUILTIN_FOLDERS[kind])
-        sources = list(SOURCES) if local_paths_allowed() else [s for s in SOURCES if s != SOURCE_PATH]
+        sources = list(SOURCES) if allow_local_paths() else [s for s in SOURCES if s != SOURCE_PATH]
         with gr.Row():
             with gr.Column(scale=1, min_width=300):
                 self.source = gr.Radio(source_choices(sources), value=SOURCE_BUILTIN, label=L("train.data"))
@@ -276,7 +269,7 @@ class TrainPanel:
         builtin = source == SOURCE_BUILTIN
         return (
             gr.update(visible=builtin and len(BUILTIN_FOLDERS[self.kind]) > 1),
-            gr.update(visible=source in (SOURCE_PATH, SOURCE_AUDIO) and local_paths_allowed()),
+            gr.update(visible=source in (SOURCE_PATH, SOURCE_AUDIO) and allow_local_paths()),
             gr.update(visible=source in (SOURCE_ZIP, SOURCE_AUDIO)),
             gr.update(value=self.ctx.workspace.corpus.status(lang_of(request)), visible=builtin),
         )

@@ -14,8 +14,8 @@ import gradio as gr
 import pandas as pd
 
 from hwml.errors import HwmlError
-from hwml.jobs import JobRegistry, JobView, format_duration
 from hwml.i18n import t
+from hwml.jobs import JobRegistry, JobView, format_duration
 from hwml.ui.lang import L, Localized, lang_of, reset_language, tr, use_language_of
 from hwml.ui.page import stylesheet
 from hwml.workspace import Workspace

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from robust_helpers import PHONEME_SETTINGS, SPEAKER_OVERRIDES, parse_sets, write_phoneme_folder, write_speaker_folder
 
 

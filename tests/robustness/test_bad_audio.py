@@ -10,10 +10,14 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-
-import hwml.audio as audio
-from hwml.errors import HwmlError
 from robust_helpers import assert_error, assert_refused, cli, cli_proc
+
+from hwml.audio import decode
+from hwml.audio.decode import load_audio
+from hwml.audio.features import featurize
+from hwml.audio.frames import num_frames
+from hwml.audio.params import LOGMEL40, MFCC39
+from hwml.errors import HwmlError
 
 SECONDS = 1.0
 
@@ -84,24 +88,24 @@ def broken_files(root, valid_files) -> dict[str, tuple]:
 
 def test_every_valid_format_gives_the_same_kind_of_features(valid_files):
     for name, path in valid_files.items():
-        wave = audio.load_audio(path)
+        wave = load_audio(path)
         seconds = 0.025 if name == "one_window.wav" else SECONDS
         assert wave.ndim == 1 and wave.dtype == torch.float32, name
         assert abs(len(wave) - seconds * 16000) <= 0.02 * 16000 + 1200 * name.endswith(".mp3"), (name, len(wave))
-        for params in (audio.MFCC39, audio.LOGMEL40):
-            x = audio.featurize(path, params)
-            assert x.shape == (audio.num_frames(len(wave), params), params.dim), name
+        for params in (MFCC39, LOGMEL40):
+            x = featurize(path, params)
+            assert x.shape == (num_frames(len(wave), params), params.dim), name
             assert torch.isfinite(x).all(), name
     # the decoders agree: the 44.1 kHz WAV and FLAC of the same tone give nearly the same spectrum
-    a = audio.featurize(valid_files["44k.wav"], audio.LOGMEL40)
-    b = audio.featurize(valid_files["flac.flac"], audio.LOGMEL40)
+    a = featurize(valid_files["44k.wav"], LOGMEL40)
+    b = featurize(valid_files["flac.flac"], LOGMEL40)
     assert a.shape == b.shape and (a - b).abs().mean() < 1e-3
 
 
 def test_broken_audio_is_refused_by_the_api(tmp_path, valid_files, monkeypatch):
-    monkeypatch.setattr(audio, "MAX_SECONDS", 2.0)  # the configurable cap (HWML_MAX_AUDIO_SECONDS)
+    monkeypatch.setattr(decode, "MAX_SECONDS", 2.0)  # the configurable cap (HWML_MAX_AUDIO_SECONDS)
     for name, (path, words) in broken_files(tmp_path, valid_files).items():
-        for call in (audio.load_audio, audio.featurize):
+        for call in (load_audio, featurize):
             with pytest.raises(HwmlError) as e:
                 call(path)
             assert_error(e, path, words)
@@ -124,7 +128,7 @@ def test_cli_predict_on_valid_audio(tmp_path, capsys, valid_files, phoneme_run, 
 def test_cli_predict_refuses_broken_audio_and_keeps_working(
     tmp_path, capsys, valid_files, phoneme_run, speaker_run, monkeypatch
 ):
-    monkeypatch.setattr(audio, "MAX_SECONDS", 2.0)
+    monkeypatch.setattr(decode, "MAX_SECONDS", 2.0)
     good = valid_files["48k_stereo.wav"]
     for name, (path, words) in broken_files(tmp_path, valid_files).items():
         for run in (phoneme_run, speaker_run):

@@ -16,7 +16,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-import hwml.audio as audio
+from hwml.audio.features import featurize
+from hwml.audio.frames import stack_context
+from hwml.audio.params import LOGMEL40, MFCC39
 from hwml.data import load_dataset
 from hwml.errors import HwmlError
 from hwml.workflow import predict_run
@@ -83,7 +85,7 @@ def test_audio_decoders_on_damaged_files(tmp_path, data, cut, flips, fmt):
             if raw:
                 raw[i % len(raw)] ^= 0xFF
     path.write_bytes(bytes(raw))
-    x = only_hwml_errors(audio.featurize, path, audio.MFCC39)
+    x = only_hwml_errors(featurize, path, MFCC39)
     if x is not None:
         assert x.ndim == 2 and x.shape[1] == 39 and torch.isfinite(x).all()
 
@@ -95,11 +97,11 @@ def test_audio_decoders_on_damaged_files(tmp_path, data, cut, flips, fmt):
         hnp.array_shapes(min_dims=1, max_dims=2, min_side=0, max_side=3000),
     ),
     sr=st.integers(-10, 200_000),
-    kind=st.sampled_from([audio.MFCC39, audio.LOGMEL40]),
+    kind=st.sampled_from([MFCC39, LOGMEL40]),
 )
 def test_featurize_any_recording(wave, sr, kind):
     """What a microphone could hand over: any dtype, channels, rate, NaN, silence."""
-    x = only_hwml_errors(audio.featurize, wave, kind, sample_rate=sr)
+    x = only_hwml_errors(featurize, wave, kind, sample_rate=sr)
     if x is not None:
         assert x.shape[1] == kind.dim and torch.isfinite(x).all()
 
@@ -110,7 +112,7 @@ def test_featurize_any_recording(wave, sr, kind):
     n=st.one_of(st.integers(-3, 30), st.just(True), st.floats(0, 5)),
 )
 def test_stack_context_any_shape(frames, n):
-    x = only_hwml_errors(audio.stack_context, frames, n)
+    x = only_hwml_errors(stack_context, frames, n)
     if x is not None:
         assert x.shape == (frames.shape[0], n * frames.shape[1])
 

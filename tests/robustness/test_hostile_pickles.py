@@ -13,13 +13,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from robust_helpers import assert_error, assert_refused, cli, cli_proc
 
 from hwml.data import load_dataset
 from hwml.errors import HwmlError
 from hwml.runs import load_run
 from hwml.safeio import load_tensor_file
 from hwml.workflow import predict_run
-from robust_helpers import assert_error, assert_refused, cli, cli_proc
 
 
 class ShellPayload:

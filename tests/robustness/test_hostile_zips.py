@@ -16,11 +16,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from robust_helpers import assert_error, assert_refused, cli
 
 import hwml.safeio
 from hwml.data import load_dataset
 from hwml.errors import HwmlError
-from robust_helpers import assert_error, assert_refused, cli
 
 ESCAPE = f"hwml_robustness_escape_{os.getpid()}.txt"
 pytestmark = pytest.mark.filterwarnings("ignore:Duplicate name")  # the duplicate-member zip, on purpose

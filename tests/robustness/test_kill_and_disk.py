@@ -17,11 +17,11 @@ import time
 from pathlib import Path
 
 import pytest
+from robust_helpers import PHONEME_SETTINGS, REPO, assert_refused, cli, parse_sets, write_phoneme_folder
 from safetensors.torch import load_file
 
 from hwml.errors import HwmlError
 from hwml.runs import load_run, read_metrics, read_resume_state
-from robust_helpers import PHONEME_SETTINGS, REPO, assert_refused, cli, parse_sets, write_phoneme_folder
 
 CHECKPOINT_FILES = ("config.json", "model.safetensors", "resume.json", "resume.safetensors")
 FAST = [*PHONEME_SETTINGS, "--set", "valid_every=3", "--set", "log_every=1", "--quiet", "--seed", "0"]
