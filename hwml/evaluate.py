@@ -12,7 +12,6 @@ speakers, only the most confused ones).
 from __future__ import annotations
 
 import csv
-import io
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +19,7 @@ import torch
 
 from hwml.data.types import Dataset, label_map
 from hwml.errors import HwmlError
-from hwml.safeio import atomic_path, atomic_write_text
+from hwml.safeio import atomic_path, atomic_write_text, csv_text
 
 CONFUSION_CSV, CONFUSION_PNG = "confusion.csv", "confusion.png"
 MAX_PLOT_CLASSES = 40
@@ -83,13 +82,11 @@ def summarise(counts: np.ndarray, names: list[str], top: int = 10) -> dict:
 
 
 def confusion_csv_text(counts: np.ndarray, names: list[str]) -> str:
-    buf = io.StringIO()
-    out = csv.writer(buf, lineterminator="\n")
-    out.writerow(["true", "predicted", "count", "fraction"])
     rows = counts.sum(1)
-    for t, p in zip(*np.nonzero(counts)):
-        out.writerow([names[t], names[p], int(counts[t, p]), f"{counts[t, p] / rows[t]:.6f}"])
-    return buf.getvalue()
+    return csv_text(
+        ["true", "predicted", "count", "fraction"],
+        ([names[t], names[p], int(counts[t, p]), f"{counts[t, p] / rows[t]:.6f}"] for t, p in zip(*np.nonzero(counts))),
+    )
 
 
 def read_confusion(run_dir) -> tuple[list[str], np.ndarray]:

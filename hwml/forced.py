@@ -11,8 +11,6 @@ unit's log-posterior over time and the unit the best path is in at every frame.
 
 from __future__ import annotations
 
-import csv
-import io
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -230,12 +228,9 @@ def write_frames_csv(result: ClipAlignment, out_csv) -> Path:
     """One row per frame, FRAME_COLUMNS: the free prediction's `file,frame,time,phone,prob` (as
     `predict` writes them) then the forced alignment's frame label and word: the frame labels a
     transcript gives, ready to train on."""
-    from hwml.safeio import atomic_write_text
+    from hwml.safeio import write_csv_atomic
 
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(FRAME_COLUMNS)
-    writer.writerows(
+    rows = (
         (
             result.file,
             t,
@@ -247,5 +242,5 @@ def write_frames_csv(result: ClipAlignment, out_csv) -> Path:
         )
         for t in range(len(result.aligned))
     )
-    atomic_write_text(Path(out_csv), buf.getvalue())
+    write_csv_atomic(Path(out_csv), FRAME_COLUMNS, rows)
     return Path(out_csv)

@@ -235,7 +235,9 @@ def import_phoneme(src, out, *, skip_bad: bool = False, progress: bool = True, *
     bad = _BadFiles(skip_bad)
     parts = {"train": [], "test": []}
     ids, speakers, seconds = set(), set(), 0.0
-    for (wav, phn), result in _featurise_all(pairs, lambda pair: _phoneme_utterance(*pair), "import phoneme", progress):
+    for (wav, _phn), result in _featurise_all(
+        pairs, lambda pair: _phoneme_utterance(*pair), "import phoneme", progress
+    ):
         if isinstance(result, HwmlError):
             bad(wav, result)
             continue

@@ -607,7 +607,7 @@ def demo_input_pipeline(
 
     loader = DataLoader(Frames(), batch_size=batch, shuffle=True, generator=g)
     t0 = time.perf_counter()
-    for i, _ in zip(range(n_batches), loader):
+    for _ in zip(range(n_batches), loader):
         pass
     course = n_batches * batch / (time.perf_counter() - t0)
     big = 4096

@@ -13,8 +13,6 @@ boundaries, so ten contiguous blocks are held out and config.json says so.
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 import re
 from pathlib import Path
@@ -31,11 +29,10 @@ from hwml.audio.params import MFCC39, FeatureParams
 from hwml.data.types import Dataset, FrameSet
 from hwml.errors import HwmlError
 from hwml.machine import single_thread
-from hwml.safeio import atomic_write_text, load_tensor_file
+from hwml.safeio import FEATURE_SUFFIXES, load_tensor_file, write_csv_atomic
 from hwml.train.engine import DEFAULTS as ENGINE_DEFAULTS
 
 BASE_DIM = 39
-FEATURE_SUFFIXES = {".npy", ".pt", ".pth"}
 
 _COMMON = {"valid_fraction": 0.1, "split": "auto", "label_smoothing": 0.0, "eval_batch": 8192, "max_seconds": None}
 # Fine-tuning (`train --init RUN`) keeps RUN's architecture and runs a preset at 0.3x its lr with at
@@ -552,14 +549,6 @@ def predict_logits(model, config: dict, split: FrameSet, batch_frames: int = 819
     return out
 
 
-def _csv_text(header: list[str], rows) -> str:
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(header)
-    writer.writerows(rows)
-    return buf.getvalue()
-
-
 def _one_utterance(x: torch.Tensor, name: str, class_names: list[str]) -> FrameSet:
     """Unlabelled (T, D) frames as a FrameSet of one utterance."""
     return FrameSet(x, None, torch.tensor([0, len(x)]), [name], class_names, 1)
@@ -625,9 +614,7 @@ def predict_files(run_dir, inputs: list[Path], out_csv: Path, *, fsync: bool = T
         test = dataset.test
         pred = predict_logits(model, config, test).argmax(1).tolist()
         labels = config["course_labels"]
-        atomic_write_text(
-            out_csv, _csv_text(["Id", "Class"], ((i, labels[p]) for i, p in enumerate(pred))), fsync=fsync
-        )
+        write_csv_atomic(out_csv, ["Id", "Class"], ((i, labels[p]) for i, p in enumerate(pred)), fsync=fsync)
         return {"kind": "submission", "out": str(out_csv), "rows": len(pred), "format": dataset.format}
 
     params = FeatureParams.from_dict(config["features"])
@@ -649,8 +636,8 @@ def predict_files(run_dir, inputs: list[Path], out_csv: Path, *, fsync: bool = T
         files.append({"file": str(path), "frames": len(phones), "segments": segs})
     seg_csv = out_csv.with_name(out_csv.stem + ".segments.csv")
     with timing.stage("csv"):
-        atomic_write_text(out_csv, _csv_text(["file", "frame", "time", "phone", "prob"], frame_rows), fsync=fsync)
-        atomic_write_text(seg_csv, _csv_text(["file", "start", "end", "phone"], seg_rows), fsync=fsync)
+        write_csv_atomic(out_csv, ["file", "frame", "time", "phone", "prob"], frame_rows, fsync=fsync)
+        write_csv_atomic(seg_csv, ["file", "start", "end", "phone"], seg_rows, fsync=fsync)
     return {
         "kind": "frames",
         "out": str(out_csv),

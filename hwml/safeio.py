@@ -12,6 +12,8 @@ so a crash, a full disk or a kill leaves either the old file or the new one, nev
 from __future__ import annotations
 
 import contextlib
+import csv
+import io
 import json
 import math
 import os
@@ -83,6 +85,9 @@ def check_matrix(x: torch.Tensor, path, *, width: int | None = None) -> torch.Te
     if not bool(torch.isfinite(x).all()):
         raise _fail(path, "contains NaN or infinite values")
     return x
+
+
+FEATURE_SUFFIXES = (".pt", ".pth", ".npy")  # feature files load_tensor_file reads
 
 
 def load_tensor_file(path, *, width: int | None = None, max_bytes: int | None = MAX_FEATURE_FILE_BYTES) -> torch.Tensor:
@@ -232,6 +237,20 @@ def atomic_write_text(path, text: str, *, fsync: bool = True) -> Path:
 
 def write_json_atomic(path, obj, *, indent: int | None = 2) -> Path:
     return atomic_write_text(path, json.dumps(obj, indent=indent, ensure_ascii=False) + "\n")
+
+
+def csv_text(header, rows) -> str:
+    """A CSV as text: the header row, then the rows (`\\n` line ends, as the course's files)."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
+def write_csv_atomic(path, header, rows, *, fsync: bool = True) -> Path:
+    """csv_text(header, rows), written atomically (every CSV hwml writes goes through here)."""
+    return atomic_write_text(path, csv_text(header, rows), fsync=fsync)
 
 
 def save_pt_atomic(path, tensor: torch.Tensor, *, fsync: bool = True) -> Path:

@@ -10,8 +10,6 @@ ones cut into half-overlapping windows whose scores (or embeddings) are averaged
 from __future__ import annotations
 
 import contextlib
-import csv
-import io
 import math
 import threading
 from collections.abc import Iterator
@@ -27,10 +25,10 @@ from hwml.augment import random_level, random_noise, spec_augment
 from hwml.data.types import Dataset, UtteranceSet
 from hwml.errors import HwmlError
 from hwml.models.speaker import ENCODERS, HEADS, INPUT_NORMS, POOLINGS
+from hwml.safeio import FEATURE_SUFFIXES, write_csv_atomic
 
 MODEL_NAME = "speaker_classifier"
 N_MELS = 40
-FEATURE_SUFFIXES = (".pt", ".pth", ".npy")
 
 # Every setting a speaker run knows, with its default; a preset is a named subset of overrides.
 MODEL_KEYS = (
@@ -675,16 +673,6 @@ def load_clip(clip, features: dict | None = None) -> Tensor:
     return x
 
 
-def _write_csv(path: Path, header: list[str], rows, fsync: bool = True) -> None:
-    from hwml.safeio import atomic_write_text
-
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(header)
-    writer.writerows(rows)
-    atomic_write_text(path, buf.getvalue(), fsync=fsync)
-
-
 TOP_K = 5
 
 
@@ -716,7 +704,7 @@ def predict_files(run_dir, inputs: list[Path], out_csv: Path, *, fsync: bool = T
             raise HwmlError(f"{folders[0]}: no HW4 test split (testdata.json) to predict")
         logits = predict_logits(model, config, dataset.test)
         pred = logits.argmax(-1).tolist()
-        _write_csv(out_csv, ["Id", "Category"], zip(dataset.test.utt_ids, (names[i] for i in pred)), fsync)
+        write_csv_atomic(out_csv, ["Id", "Category"], zip(dataset.test.utt_ids, (names[i] for i in pred)), fsync=fsync)
         return {"out": str(out_csv), "rows": len(pred), "format": "submission", "header": "Id,Category"}
     feats = [load_clip(p, config.get("features")) for p in inputs]
     with timing.stage("model"):
@@ -729,5 +717,5 @@ def predict_files(run_dir, inputs: list[Path], out_csv: Path, *, fsync: bool = T
         for path, ti, tp in zip(inputs, top_i.tolist(), top_p.tolist())
     ]
     with timing.stage("csv"):
-        _write_csv(out_csv, header, rows, fsync)
+        write_csv_atomic(out_csv, header, rows, fsync=fsync)
     return {"out": str(out_csv), "rows": len(rows), "format": "top5", "header": ",".join(header)}

@@ -19,9 +19,7 @@ feature file ((T, 40) log-mel), a (T, 40) tensor or array, or a (sample_rate, sa
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import json
 import math
 import threading
@@ -433,7 +431,7 @@ def input_clips(inputs: Sequence) -> list[tuple[str, Path]]:
 def identify_files(run_dir, enrollment_file, inputs: Sequence, out_csv) -> dict:
     """CLI `identify`: header `Id,Speaker,Score,top1,score1,...,topK,scoreK` (K = min(5, enrolled)),
     Score = cosine similarity to the best match; written atomically once everything is scored."""
-    from hwml.safeio import atomic_write_text
+    from hwml.safeio import write_csv_atomic
 
     enrollments = load_enrollments(enrollment_file)
     sm = check_enrollments(run_dir, enrollments, where=str(enrollment_file))
@@ -443,12 +441,9 @@ def identify_files(run_dir, enrollment_file, inputs: Sequence, out_csv) -> dict:
     top_s, top_i = scores.topk(k, dim=-1)
     names = [e.name for e in enrollments]
     header = ["Id", "Speaker", "Score"] + [c for j in range(1, k + 1) for c in (f"top{j}", f"score{j}")]
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(header)
-    for (cid, _), ti, ts in zip(clips, top_i.tolist(), top_s.tolist()):
-        writer.writerow(
-            [cid, names[ti[0]], f"{ts[0]:.6f}"] + [v for j in range(k) for v in (names[ti[j]], f"{ts[j]:.6f}")]
-        )
-    atomic_write_text(Path(out_csv), buf.getvalue())
+    rows = (
+        [cid, names[ti[0]], f"{ts[0]:.6f}"] + [v for j in range(k) for v in (names[ti[j]], f"{ts[j]:.6f}")]
+        for (cid, _), ti, ts in zip(clips, top_i.tolist(), top_s.tolist())
+    )
+    write_csv_atomic(Path(out_csv), header, rows)
     return {"out": str(out_csv), "rows": len(clips), "speakers": len(enrollments), "header": ",".join(header)}

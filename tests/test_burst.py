@@ -168,7 +168,7 @@ def burst_through_the_app(app_server, clips, hostile):
         for i, (kind, path) in enumerate(plan)
     ]
     together = []
-    for job, (kind, path) in zip(jobs, plan):
+    for job, (_kind, path) in zip(jobs, plan):
         if path in hostile:
             with pytest.raises(AppError, match=path.name):
                 job.result(timeout=120)

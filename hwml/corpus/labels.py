@@ -25,7 +25,7 @@ Mapping of eSpeak's English phoneme mnemonics (stress marks stripped) to `hwml.p
 | `S` `Z` | sh | TIMIT's zh folds to sh |
 | `h` `x` | hh | `x` (loch) is the only other voiceless fricative at the back |
 | `tS` `dZ` | ch jh | |
-| `N` `n-` `m-` `@L` `l/` `r-` `w#` `j` | ng n m l l r w y | syllabic consonants fold as TIMIT's en/em/el; `r-` is linking r, `w#` the Scottish ʍ |
+| `N` `n-` `m-` `@L` `l/` `r-` `w#` `j` | ng n m l l r w y | syllabic as TIMIT en/em/el; `r-` linking r; `w#` ʍ |
 | `;` | (the phone before) | eSpeak's link after "the" before a vowel: the vowel carries on |
 | p b t d k g f v s z m n l r w | same | |
 

@@ -29,7 +29,14 @@ from hwml import settings
 from hwml.data.common import check_label_range, check_plain_name, load_frames, offsets_from_lengths
 from hwml.data.types import Dataset, UtteranceSet
 from hwml.errors import HwmlError
-from hwml.safeio import atomic_write_text, load_npy, read_json, read_text, save_pt_atomic, write_json_atomic
+from hwml.safeio import (
+    load_npy,
+    read_json,
+    read_text,
+    save_pt_atomic,
+    write_csv_atomic,
+    write_json_atomic,
+)
 
 CACHE_MIN_UTTS = 5000
 TEST_LABELS = "test_labels.csv"
@@ -313,11 +320,11 @@ def write_hw4(root, train: UtteranceSet, test: UtteranceSet | None = None) -> Pa
             raise ValueError("write_hw4: train and test n_mels differ")
         entries = _write_feats(root, test, test_paths)
         if test.labels is not None:
-            rows = io.StringIO()
-            csv.writer(rows, lineterminator="\n").writerows(
-                [("Id", "Category")] + [(p, names[y]) for p, y in zip(test_paths, test.labels.tolist()) if y >= 0]
+            write_csv_atomic(
+                root / TEST_LABELS,
+                ("Id", "Category"),
+                [(p, names[y]) for p, y in zip(test_paths, test.labels.tolist()) if y >= 0],
             )
-            atomic_write_text(root / TEST_LABELS, rows.getvalue())
         write_json_atomic(root / "testdata.json", {"n_mels": n_mels, "utterances": entries})
     write_json_atomic(root / "metadata.json", {"n_mels": n_mels, "speakers": {s: u for s, u in speakers.items() if u}})
     return root

@@ -101,7 +101,8 @@ async () => {
   try { lang = sessionStorage.getItem('hwml-lang'); } catch (e) {}
   if (!known.includes(lang)) {
     lang = 'en';
-    for (const tag of (navigator.languages && navigator.languages.length ? navigator.languages : [navigator.language || 'en'])) {
+    const tags = navigator.languages && navigator.languages.length ? navigator.languages : [navigator.language || 'en'];
+    for (const tag of tags) {
       const l = tag.toLowerCase();
       if (l.startsWith('zh')) { lang = /(-tw|-hk|-mo|hant)/.test(l) ? 'zh-TW' : 'zh-CN'; break; }
       if (l.startsWith('en')) { lang = 'en'; break; }

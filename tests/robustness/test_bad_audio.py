@@ -104,7 +104,7 @@ def test_every_valid_format_gives_the_same_kind_of_features(valid_files):
 
 def test_broken_audio_is_refused_by_the_api(tmp_path, valid_files, monkeypatch):
     monkeypatch.setattr(decode, "MAX_SECONDS", 2.0)  # the configurable cap (HWML_MAX_AUDIO_SECONDS)
-    for name, (path, words) in broken_files(tmp_path, valid_files).items():
+    for _name, (path, words) in broken_files(tmp_path, valid_files).items():
         for call in (load_audio, featurize):
             with pytest.raises(HwmlError) as e:
                 call(path)
@@ -130,7 +130,7 @@ def test_cli_predict_refuses_broken_audio_and_keeps_working(
 ):
     monkeypatch.setattr(decode, "MAX_SECONDS", 2.0)
     good = valid_files["48k_stereo.wav"]
-    for name, (path, words) in broken_files(tmp_path, valid_files).items():
+    for _name, (path, words) in broken_files(tmp_path, valid_files).items():
         for run in (phoneme_run, speaker_run):
             code, _, err = cli(capsys, "predict", run, good, path, "--out", tmp_path / "p.csv")
             assert_refused(code, err, path, words)

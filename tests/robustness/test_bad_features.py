@@ -59,7 +59,7 @@ def test_bad_feature_files_are_refused_by_cli_and_api(tmp_path, capsys, bad_feat
     good = {phoneme_run: tmp_path / "good39.npy", speaker_run: tmp_path / "good40.pt"}
     np.save(good[phoneme_run], RNG.standard_normal((12, 39)).astype(np.float32))
     torch.save(torch.randn(50, 40), good[speaker_run])
-    for name, (path, words) in bad_features.items():
+    for _name, (path, words) in bad_features.items():
         for run in (phoneme_run, speaker_run):
             wrong_width = "41 columns" in words
             expect = ("41",) if wrong_width else (words,)

@@ -86,7 +86,7 @@ def test_payload_would_run_if_loaded_unsafely(tmp_path, marker):
 def test_cli_predict_refuses_every_evil_file_and_keeps_working(tmp_path, capsys, phoneme_run, marker):
     good = tmp_path / "good.npy"
     np.save(good, np.random.default_rng(0).standard_normal((12, 39)).astype(np.float32))
-    for name, path in evil_files(tmp_path / "evil", marker).items():
+    for _name, path in evil_files(tmp_path / "evil", marker).items():
         code, _, err = cli(capsys, "predict", phoneme_run, path, "--out", tmp_path / "p.csv")
         assert_refused(code, err, path)
         assert not (tmp_path / "p.csv").exists()
@@ -97,7 +97,7 @@ def test_cli_predict_refuses_every_evil_file_and_keeps_working(tmp_path, capsys,
 
 
 def test_python_api_refuses_every_evil_file(tmp_path, phoneme_run, speaker_run, marker):
-    for name, path in evil_files(tmp_path / "evil", marker).items():
+    for _name, path in evil_files(tmp_path / "evil", marker).items():
         with pytest.raises(HwmlError) as e:
             load_tensor_file(path)
         assert_error(e, path)

@@ -84,13 +84,13 @@ def test_sigkill_at_random_points_then_resume(tmp_path, capsys):
     run = tmp_path / "run"
     rng = random.Random(1234)
     resumed_from = []
-    for round_ in range(3):
+    for _round in range(3):
         before = check_run_folder(run) if run.exists() else None
         cmd = train_cmd(data, run, "--max-steps", "100000", *(["--resume"] if before else []))
         proc = subprocess.Popen(cmd, env=child_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         try:
             target = events_in(run) + rng.randint(2, 40)
-            wait_for(lambda: events_in(run) >= target, proc)
+            wait_for(lambda: events_in(run) >= target, proc)  # noqa: B023 (called at once)
             time.sleep(rng.uniform(0, 0.05))  # somewhere between, or inside, checkpoint saves
         finally:
             proc.send_signal(signal.SIGKILL)
