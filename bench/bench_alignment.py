@@ -35,8 +35,8 @@ from hwml.audio.decode import read_audio
 from hwml.audio.features import featurize
 from hwml.audio.frames import label_frames
 from hwml.corpus.transcribed import write_transcribed  # noqa: E402
+from hwml.data.phones import PHONES_39  # noqa: E402
 from hwml.importers import import_phoneme, read_phn  # noqa: E402
-from hwml.phones import PHONES_39  # noqa: E402
 from hwml.transcripts import find_transcribed, load_align_model, log_posteriors, shipped_phoneme_model  # noqa: E402
 
 TOLERANCE_S = 0.020

@@ -327,7 +327,7 @@ def model_batching(clips: list[Path]) -> None:
     from hwml.audio.params import FeatureParams
     from hwml.data.types import FrameSet
     from hwml.machine import single_thread
-    from hwml.serving import loaded_run
+    from hwml.runs.cache import loaded_run
 
     def timed(fn, repeats=3):
         best = float("inf")

@@ -68,7 +68,7 @@ def write_data(root: Path, quick: bool) -> dict:
 
 
 def units_per_s(run_dir: Path) -> float:
-    from hwml.runs import read_metrics
+    from hwml.runs.folder import read_metrics
 
     speeds = [e["units_per_s"] for e in read_metrics(run_dir) if e["event"] == "step"]
     return statistics.median(speeds[len(speeds) // 5 :] or speeds)

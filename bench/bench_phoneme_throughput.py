@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from hwml import phoneme  # noqa: E402
 from hwml.data.types import Dataset, FrameSet  # noqa: E402
 from hwml.models.phoneme import MLP  # noqa: E402
-from hwml.runs import read_metrics  # noqa: E402
+from hwml.runs.folder import read_metrics  # noqa: E402
 from hwml.train.engine import train  # noqa: E402
 
 SHAPES = [(429, 1024), (1024, 512), (512, 128), (128, 39)]

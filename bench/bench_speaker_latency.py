@@ -36,7 +36,7 @@ from hwml.audio.params import LOGMEL40  # noqa: E402
 from hwml.data.hw4 import CACHE_MIN_UTTS  # noqa: E402
 from hwml.data.types import UtteranceSet  # noqa: E402
 from hwml.models import build_model  # noqa: E402
-from hwml.runs import save_checkpoint  # noqa: E402
+from hwml.runs.checkpoint import save_checkpoint  # noqa: E402
 from hwml.speaker import (
     MODEL_KEYS,
     MODEL_NAME,

@@ -48,7 +48,7 @@ sys.path.insert(0, str(ROOT))
 from hwml.data import load_dataset, write_hw4  # noqa: E402
 from hwml.data.types import UtteranceSet  # noqa: E402
 from hwml.errors import HwmlError  # noqa: E402
-from hwml.runs import load_run  # noqa: E402
+from hwml.runs.checkpoint import load_run  # noqa: E402
 from hwml.speaker import embed  # noqa: E402
 from hwml.speaker_id import verification_threshold  # noqa: E402
 from hwml.verification import eer_threshold, verification_trials  # noqa: E402

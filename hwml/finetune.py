@@ -75,7 +75,8 @@ class InitFrom:
     hwml.train.engine.train's `init`)."""
 
     def __init__(self, run_dir, kind: str):
-        from hwml.runs import CONFIG, load_run
+        from hwml.runs.checkpoint import load_run
+        from hwml.runs.folder import CONFIG
 
         self.run_dir = Path(run_dir)
         model, config = load_run(self.run_dir)
@@ -225,7 +226,7 @@ def resumed_init(run_dir) -> Path | None:
     config_path = Path(run_dir) / "config.json"
     if not config_path.is_file():
         return None
-    from hwml.runs import read_config
+    from hwml.runs.folder import read_config
 
     init = read_config(run_dir).get("init")
     if not isinstance(init, dict) or not init.get("from"):

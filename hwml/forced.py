@@ -95,7 +95,7 @@ def _open(run_or_model):
     if isinstance(run_or_model, (tuple, list)):
         model, config = run_or_model
     else:
-        from hwml.runs import load_run
+        from hwml.runs.checkpoint import load_run
 
         model, config = load_run(run_or_model)
     if config.get("task", "phoneme") != "phoneme":

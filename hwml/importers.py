@@ -26,10 +26,10 @@ from hwml.audio.decode import AUDIO_SUFFIXES, MAX_SECONDS, is_audio, load_audio,
 from hwml.audio.features import logmel40, mfcc39
 from hwml.audio.frames import label_frames
 from hwml.audio.params import LOGMEL40, MFCC39, SAMPLE_RATE
+from hwml.data.phones import PHONES_39, fold
 from hwml.data.types import FrameSet, UtteranceSet
 from hwml.errors import HwmlError
 from hwml.machine import single_thread
-from hwml.phones import PHONES_39, fold
 from hwml.safeio import write_folder_atomic
 
 FSDD_NAME = re.compile(r"^([^_]+)_(.+)_(\d+)$")  # {label}_{speaker}_{n}, e.g. 7_jackson_32

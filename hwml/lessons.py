@@ -142,9 +142,9 @@ def alignment_example(source, example: int = 1, seed: int = ALIGN_SEED) -> Align
     from hwml.audio.frames import label_frames, label_segments
     from hwml.audio.params import FeatureParams
     from hwml.corpus.transcribed import write_transcribed
+    from hwml.data.phones import PHONES_39
     from hwml.forced import align_audio
     from hwml.importers import read_phn
-    from hwml.phones import PHONES_39
 
     if isinstance(example, bool) or not isinstance(example, (int, float)) or not 1 <= int(example) <= ALIGN_EXAMPLES:
         raise HwmlError(f"pick a built-in sentence between 1 and {ALIGN_EXAMPLES}, got {example!r}")

@@ -25,8 +25,8 @@ import re
 import unicodedata
 from pathlib import Path
 
+from hwml.data.phones import fold
 from hwml.errors import HwmlError
-from hwml.phones import fold
 
 Slot = tuple[str, ...]
 Pron = tuple[Slot, ...]

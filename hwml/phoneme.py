@@ -25,14 +25,12 @@ from hwml import timing
 from hwml.audio.decode import AUDIO_SUFFIXES
 from hwml.audio.features import featurize
 from hwml.audio.frames import context_indices, frame_times, label_segments
-from hwml.audio.params import MFCC39, FeatureParams
+from hwml.audio.params import MFCC39, MFCC_DIM, FeatureParams
 from hwml.data.types import Dataset, FrameSet
 from hwml.errors import HwmlError
 from hwml.machine import single_thread
 from hwml.safeio import FEATURE_SUFFIXES, load_tensor_file, write_csv_atomic
 from hwml.train.engine import DEFAULTS as ENGINE_DEFAULTS
-
-BASE_DIM = 39
 
 _COMMON = {"valid_fraction": 0.1, "split": "auto", "label_smoothing": 0.0, "eval_batch": 8192, "max_seconds": None}
 # Fine-tuning (`train --init RUN`) keeps RUN's architecture and runs a preset at 0.3x its lr with at
@@ -370,7 +368,7 @@ class PhonemeTask:
         kwargs = {k: s[k] for k in MODEL_KEYS[s["model"]]}
         if s["model"] == "gaussian":
             kwargs["input_norm"] = False
-        kwargs["in_dim"] = BASE_DIM * (1 if self.sequence else self.concat)
+        kwargs["in_dim"] = MFCC_DIM * (1 if self.sequence else self.concat)
         kwargs["n_classes"] = self.n_classes
         return {"name": name, "kwargs": kwargs}
 
@@ -428,7 +426,7 @@ class PhonemeTask:
             "class_names": list(self.frames.class_names),
             "course_labels": [str(i) for i in range(self.n_classes)],
             "concat_nframes": self.concat,
-            "frame_dim": BASE_DIM,
+            "frame_dim": MFCC_DIM,
             "features": features or MFCC39.to_dict(),
             "features_source": "dataset"
             if features
@@ -470,7 +468,7 @@ class GaussianTask(PhonemeTask):
     """The Gaussian generative classifier: fitted in closed form in one pass, not trained."""
 
     def fit(self, model, device) -> None:
-        D, C = BASE_DIM * self.concat, self.n_classes
+        D, C = MFCC_DIM * self.concat, self.n_classes
         sums, counts = torch.zeros(C, D, dtype=torch.float64), torch.zeros(C, dtype=torch.float64)
         scatter = torch.zeros(D, D, dtype=torch.float64)
         step = self.settings["batch_size"]
@@ -519,7 +517,7 @@ def predict_logits(model, config: dict, split: FrameSet, batch_frames: int = 819
     """(N, C) float32 logits for every row of split, in row order; eval mode, no grad."""
     model.eval()
     device = next(model.parameters()).device
-    n, D = config["concat_nframes"], config.get("frame_dim", BASE_DIM)
+    n, D = config["concat_nframes"], config.get("frame_dim", MFCC_DIM)
     if split.dim != D * split.stacked:
         raise HwmlError(
             f"features have {split.dim} columns; this run expects {D}-dim frames ({D * n} columns when stacked)"
@@ -559,7 +557,7 @@ def _file_frames(path: Path, config: dict, params: FeatureParams) -> FrameSet:
     names = config["class_names"]
     if path.suffix.lower() in FEATURE_SUFFIXES:
         x = load_tensor_file(path)
-        D, n = config.get("frame_dim", BASE_DIM), config["concat_nframes"]
+        D, n = config.get("frame_dim", MFCC_DIM), config["concat_nframes"]
         if x.shape[1] == D:
             return _one_utterance(x, path.stem, names)
         if x.shape[1] == D * n and n > 1:
@@ -597,7 +595,7 @@ def predict_files(run_dir, inputs: list[Path], out_csv: Path, *, fsync: bool = T
       `file,start,end,phone` (seconds). The summary carries the segments per file too.
     """
     from hwml.data import load_dataset
-    from hwml.serving import loaded_run
+    from hwml.runs.cache import loaded_run
 
     model, config = loaded_run(run_dir)
     inputs = [Path(p) for p in inputs]

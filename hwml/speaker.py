@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from hwml.audio.decode import AUDIO_SUFFIXES
+from hwml.audio.params import N_MELS
 from hwml.augment import random_level, random_noise, spec_augment
 from hwml.data.types import Dataset, UtteranceSet
 from hwml.errors import HwmlError
@@ -28,7 +29,6 @@ from hwml.models.speaker import ENCODERS, HEADS, INPUT_NORMS, POOLINGS
 from hwml.safeio import FEATURE_SUFFIXES, write_csv_atomic
 
 MODEL_NAME = "speaker_classifier"
-N_MELS = 40
 
 # Every setting a speaker run knows, with its default; a preset is a named subset of overrides.
 MODEL_KEYS = (
@@ -688,7 +688,7 @@ def predict_files(run_dir, inputs: list[Path], out_csv: Path, *, fsync: bool = T
       run knows fewer than 5 speakers).
     """
     from hwml import timing
-    from hwml.serving import loaded_run
+    from hwml.runs.cache import loaded_run
 
     model, config = loaded_run(run_dir)
     names = config["class_names"]

@@ -95,7 +95,8 @@ def open_model(source) -> SpeakerModel:
         return SpeakerModel(source.eval(), {}, model_fingerprint(source))
     if isinstance(source, tuple) and len(source) == 2 and isinstance(source[0], nn.Module):
         return SpeakerModel(source[0].eval(), dict(source[1] or {}), model_fingerprint(source[0]))
-    from hwml.runs import CONFIG, WEIGHTS, load_run, read_config
+    from hwml.runs.checkpoint import load_run
+    from hwml.runs.folder import CONFIG, WEIGHTS, read_config
 
     run_dir = Path(source)
     if read_config(run_dir).get("task") != "speaker":
@@ -318,7 +319,7 @@ def calibrate_run(run_dir, data) -> dict:
     existed): the equal-error point on its validation utterances rebuilt from `data` (the folder
     it was trained on), written into its config.json. Returns the "verification" entry."""
     from hwml.data import load_dataset
-    from hwml.runs import CONFIG, read_config
+    from hwml.runs.folder import CONFIG, read_config
     from hwml.safeio import write_json_atomic
     from hwml.speaker import calibrate_threshold, valid_split
 

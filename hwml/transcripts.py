@@ -32,9 +32,9 @@ from hwml import align, lexicon, settings
 from hwml.audio.decode import is_audio, load_audio
 from hwml.audio.features import mfcc39
 from hwml.audio.params import MFCC39, SAMPLE_RATE, FeatureParams
+from hwml.data.phones import PHONES_39
 from hwml.errors import HwmlError
 from hwml.importers import _BadFiles, _featurise_all, _frameset, _safe_id, _split_of, _walk
-from hwml.phones import PHONES_39
 from hwml.safeio import write_folder_atomic
 
 TRANSCRIPT_SUFFIXES = (".lab", ".txt")
@@ -143,7 +143,7 @@ def hold_out_speakers(utts: list[Utterance], n: int, seed: int) -> None:
 
 
 def load_align_model(run_dir) -> tuple[torch.nn.Module, dict]:
-    from hwml.runs import load_run
+    from hwml.runs.checkpoint import load_run
 
     model, config = load_run(run_dir)
     if config.get("task") != "phoneme":

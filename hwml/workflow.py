@@ -15,7 +15,7 @@ from hwml.tasks import task_module
 
 def run_config(run_dir: str | Path) -> dict:
     """config.json of a run folder, with a clear error when the folder is not a run."""
-    from hwml.runs import read_config
+    from hwml.runs.folder import read_config
 
     return read_config(run_dir)
 
@@ -191,7 +191,7 @@ def warm_run(run_dir) -> None:
     from hwml.audio.features import featurize
     from hwml.audio.params import FeatureParams
     from hwml.machine import single_thread
-    from hwml.serving import loaded_run
+    from hwml.runs.cache import loaded_run
 
     model, config = loaded_run(run_dir)
     module = task_module(config.get("task"), source=str(Path(run_dir) / "config.json"))

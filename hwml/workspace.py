@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-import json
 import logging
 import os
 import re
@@ -29,6 +28,7 @@ from pathlib import Path
 
 from hwml import settings
 from hwml.errors import HwmlError
+from hwml.runs.folder import is_run, read_config
 
 log = logging.getLogger(__name__)
 
@@ -108,22 +108,17 @@ def _describe_data(config: dict) -> str:
     return "?"
 
 
-def is_run_folder(path: Path) -> bool:
-    """Same test as hwml.runs.is_run, without importing torch (the page lists runs at start-up)."""
-    return (
-        path.is_dir()
-        and not path.is_symlink()
-        and ((path / "config.json").is_file() or (path / "metrics.jsonl").is_file())
-    )
+def _listed(path: Path) -> bool:
+    """A run folder the app lists (hwml.runs.folder.is_run), never through a symlink."""
+    return is_run(path) and not path.is_symlink()
 
 
 def _config(path: Path) -> dict:
     """config.json of a run for listing, {} while it is missing or unreadable (a run starting)."""
     try:
-        config = json.loads((path / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        return read_config(path)
+    except (HwmlError, OSError):
         return {}
-    return config if isinstance(config, dict) else {}
 
 
 def _entry(path: Path, key: str, shipped: bool) -> RunEntry:
@@ -272,7 +267,7 @@ class Workspace:
                 entries.append(_entry(folder, f"shipped:{task}", shipped=True))
             elif folder.is_dir():
                 for sub in sorted(folder.iterdir()):
-                    if is_run_folder(sub) and (sub / "config.json").is_file():
+                    if _listed(sub) and (sub / "config.json").is_file():
                         entries.append(_entry(sub, f"shipped:{task}/{sub.name}", shipped=True))
         for entry in entries:
             entry.task = entry.task or entry.key.split(":")[1].split("/")[0]
@@ -282,7 +277,7 @@ class Workspace:
         folder = self.session_dir(session_hash) / "runs"
         if not folder.is_dir():
             return []
-        entries = [_entry(p, f"run:{p.name}", shipped=False) for p in folder.iterdir() if is_run_folder(p)]
+        entries = [_entry(p, f"run:{p.name}", shipped=False) for p in folder.iterdir() if _listed(p)]
         entries = [
             e for e in entries if kind is None or e.task == kind or (e.task is None and e.path.name.startswith(kind))
         ]
@@ -325,7 +320,7 @@ class Workspace:
         return entry.path
 
     def delete_run(self, session_hash: str | None, key: str, active: set[Path] = frozenset()) -> str:
-        from hwml.runs import delete_run
+        from hwml.runs.folder import delete_run
 
         entry = self.find_run(session_hash, key)
         if entry.shipped:

@@ -15,9 +15,9 @@ from hwml.audio.features import featurize
 from hwml.audio.frames import label_frames
 from hwml.cli import main as cli
 from hwml.data import load_dataset
+from hwml.data.phones import PHONES_39
 from hwml.errors import HwmlError
 from hwml.importers import import_phoneme, read_phn
-from hwml.phones import PHONES_39
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 REPO = Path(__file__).resolve().parents[1]

@@ -15,10 +15,10 @@ import soundfile as sf
 from hwml import lexicon
 from hwml.audio.features import featurize
 from hwml.audio.frames import label_frames
+from hwml.data.phones import PHONES_39
 from hwml.errors import HwmlError
 from hwml.forced import FRAME_COLUMNS, SEGMENT_COLUMNS, align_audio, pron_text, write_frames_csv
 from hwml.importers import read_phn
-from hwml.phones import PHONES_39
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 SHIPPED = Path(__file__).resolve().parents[1] / "checkpoints" / "phoneme"

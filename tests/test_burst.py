@@ -17,8 +17,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from hwml import serving, timing
+from hwml import timing
 from hwml.errors import HwmlError
+from hwml.runs import cache
 from hwml.workflow import predict_run, preload_runs, warm_run
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -77,14 +78,14 @@ def test_predictions_served_together_equal_each_served_alone(kind, clips, hostil
 def test_a_run_is_loaded_once_and_again_when_its_weights_change(tmp_path):
     run = tmp_path / "run"
     shutil.copytree(SHIPPED["phoneme"], run)
-    first = serving.loaded_run(run)
-    assert serving.loaded_run(run) is first
+    first = cache.loaded_run(run)
+    assert cache.loaded_run(run) is first
     weights = run / "model.safetensors"
     stat = weights.stat()
     os.utime(weights, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # a training run saved better weights
-    again = serving.loaded_run(run)
+    again = cache.loaded_run(run)
     assert again is not first and again[1] == first[1]
-    assert serving.loaded_run(run) is again
+    assert cache.loaded_run(run) is again
 
 
 def test_a_damaged_run_is_an_error_for_its_caller_and_not_kept(tmp_path, clips):
@@ -92,10 +93,10 @@ def test_a_damaged_run_is_an_error_for_its_caller_and_not_kept(tmp_path, clips):
     shutil.copytree(SHIPPED["speaker"], run)
     (run / "model.safetensors").write_bytes(b"not weights")
     with pytest.raises(HwmlError):
-        serving.loaded_run(run)
+        cache.loaded_run(run)
     preload_runs([run])  # logs, never raises: the app must start with a damaged shipped model
     shutil.copyfile(SHIPPED["speaker"] / "model.safetensors", run / "model.safetensors")
-    model, config = serving.loaded_run(run)
+    model, config = cache.loaded_run(run)
     assert config["task"] == "speaker"
 
 
@@ -103,9 +104,9 @@ def test_warming_a_run_keeps_it_loaded_for_the_first_request(tmp_path):
     run = tmp_path / "run"
     shutil.copytree(SHIPPED["speaker"], run)
     warm_run(run)
-    kept = serving.loaded_run(run)
+    kept = cache.loaded_run(run)
     predict_run(run, [ROOT / "assets" / "clips" / "george_1.flac"], tmp_path / "p.csv")
-    assert serving.loaded_run(run) is kept
+    assert cache.loaded_run(run) is kept
 
 
 def test_each_request_writes_its_stage_timings(tmp_path, clips, monkeypatch):

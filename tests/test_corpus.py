@@ -14,9 +14,9 @@ import torch
 from hwml.corpus import SIZES, build, ensure_corpus, espeak, labels, sentences, voices
 from hwml.corpus.build import CorpusSize, build_corpus
 from hwml.data import load_dataset
+from hwml.data.phones import PHONES_39
 from hwml.errors import HwmlError
 from hwml.machine import single_thread
-from hwml.phones import PHONES_39
 
 TINY = CorpusSize(speakers=6, utterances=2, speaker_test=1, phone_test_every=6, timit_utterances=1)
 ACCENTS = list(voices.ACCENT_SPEAKERS)

@@ -26,7 +26,8 @@ from test_phoneme import synthetic_frames
 
 from hwml.data import load_dataset, write_hw4, write_libriphone
 from hwml.data.types import FrameSet, UtteranceSet
-from hwml.runs import load_run, read_metrics
+from hwml.runs.checkpoint import load_run
+from hwml.runs.folder import read_metrics
 from hwml.tasks import task_module
 from hwml.train.engine import train
 

@@ -13,7 +13,9 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from hwml.errors import HwmlError
-from hwml.runs import delete_run, list_runs, load_run, read_metrics, read_resume_state, save_checkpoint
+from hwml.runs.checkpoint import load_run, save_checkpoint
+from hwml.runs.folder import delete_run, list_runs, read_metrics
+from hwml.runs.resume import read_resume_state
 from hwml.train.engine import DEFAULTS, clone_state, lr_at, train
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -136,18 +138,18 @@ def test_a_kill_between_the_resume_files_resumes_from_the_tensors_own_step(tmp_p
     """A kill after resume.safetensors (step 60) is written but before resume.json is (still
     step 40): the resumed run must continue from 60 with the counters of 60, and so end exactly
     where an uninterrupted run ends."""
-    import hwml.runs
+    import hwml.runs.resume
 
     settings = {"max_steps": 80, "valid_every": 20, "log_every": 10, "log_every_s": 0}
     train(ToyTask(), settings, tmp_path / "straight")
-    write_json = hwml.runs.write_json_atomic
+    write_json = hwml.runs.resume.write_json_atomic
 
     def killed_before_resume_json_of_step_60(path, obj, **kw):
         if path.name == "resume.json" and obj["step"] == 60:
             raise Killed
         return write_json(path, obj, **kw)
 
-    monkeypatch.setattr(hwml.runs, "write_json_atomic", killed_before_resume_json_of_step_60)
+    monkeypatch.setattr(hwml.runs.resume, "write_json_atomic", killed_before_resume_json_of_step_60)
     with pytest.raises(Killed):
         train(ToyTask(), settings, tmp_path / "killed")
     monkeypatch.undo()
@@ -266,14 +268,14 @@ def test_same_seed_same_metrics_other_seed_different(tmp_path):
 def test_checkpoint_writes_are_atomic(tmp_path, monkeypatch):
     train(ToyTask(), {"max_steps": 20, "valid_every": 10}, tmp_path)
     before = {n: (tmp_path / n).read_bytes() for n in ("model.safetensors", "config.json")}
-    import hwml.runs
+    import hwml.runs.checkpoint
 
     def torn_write(tensors, path, metadata=None):
         with open(path, "wb") as f:
             f.write(b"half a file")
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(hwml.runs, "save_file", torn_write)
+    monkeypatch.setattr(hwml.runs.checkpoint, "save_file", torn_write)
     with pytest.raises(HwmlError, match="cannot write"):
         save_checkpoint(tmp_path, {"w": torch.ones(3)}, {"task": "phoneme"})
     assert {n: (tmp_path / n).read_bytes() for n in before} == before

@@ -9,7 +9,8 @@ import torch
 from hwml import phoneme
 from hwml.data.types import Dataset, FrameSet
 from hwml.errors import HwmlError
-from hwml.evaluate import evaluate_run, plot_data, read_confusion, summarise
+from hwml.evaluate import evaluate_run
+from hwml.runs.confusion import plot_data, read_confusion, summarise
 from hwml.train.engine import train
 
 NAMES = ["aa", "b", "sil", "t", "z"]
@@ -99,7 +100,7 @@ def test_unknown_class_names_are_an_error(run):
 def test_splits(run):
     run_dir, data = run
     valid = evaluate_run(run_dir, data, split="valid")
-    from hwml.runs import read_config
+    from hwml.runs.folder import read_config
 
     config = read_config(run_dir)
     assert valid["n"] == config["data"]["n_valid_frames"]

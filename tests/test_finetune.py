@@ -16,7 +16,7 @@ from hwml.errors import HwmlError
 from hwml.finetune import MAX_WARMUP_STEPS, InitFrom
 from hwml.models import build_model
 from hwml.phoneme import PRESETS as PHONEME_PRESETS
-from hwml.runs import load_run
+from hwml.runs.checkpoint import load_run
 from hwml.workflow import train_run
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -14,7 +14,8 @@ import torch
 from test_distributed import REPO, data, free_port, torchrun_cmd  # noqa: F401  (data: the fixture)
 
 from hwml.data import load_dataset
-from hwml.runs import load_run, read_metrics
+from hwml.runs.checkpoint import load_run
+from hwml.runs.folder import read_metrics
 from hwml.tasks import task_module
 from hwml.train.engine import train
 

@@ -14,9 +14,9 @@ from hwml.audio.decode import load_audio
 from hwml.audio.features import featurize, logmel40
 from hwml.audio.frames import num_frames
 from hwml.audio.params import MFCC39
+from hwml.data.phones import PHONES_39, fold
 from hwml.errors import HwmlError
 from hwml.importers import import_phoneme, import_speaker, read_phn
-from hwml.phones import PHONES_39, fold
 
 # (phone, end in 16 kHz samples): h#, a vowel, a glottal stop (dropped), a pause, a folded vowel, h#
 SEGMENTS_16K = [("h#", 2400), ("ae", 8000), ("q", 8800), ("pau", 10400), ("ix", 14000), ("h#", 16000)]

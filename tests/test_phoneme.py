@@ -15,7 +15,7 @@ from hwml.audio.frames import label_segments, stack_context
 from hwml.data import load_dataset, write_libriphone, write_timit11
 from hwml.data.types import FrameSet
 from hwml.errors import HwmlError
-from hwml.runs import load_run
+from hwml.runs.checkpoint import load_run
 from hwml.train.engine import train
 
 SMALL = {

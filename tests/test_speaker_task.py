@@ -17,7 +17,7 @@ from safetensors.torch import load_file
 from hwml.data import load_dataset, write_hw4
 from hwml.data.types import UtteranceSet
 from hwml.errors import HwmlError
-from hwml.runs import load_run
+from hwml.runs.checkpoint import load_run
 from hwml.speaker import (
     PRESETS,
     VALID_FRAME_COST,

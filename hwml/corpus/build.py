@@ -40,9 +40,9 @@ from hwml.corpus.labels import SIL, segments
 from hwml.corpus.sentences import sentence
 from hwml.corpus.voices import Speaker, UtteranceStyle, speakers, utterance_style
 from hwml.data import FrameSet, UtteranceSet, write_hw4, write_libriphone, write_timit11
+from hwml.data.phones import PHONES_39
 from hwml.errors import HwmlError
 from hwml.machine import single_thread
-from hwml.phones import PHONES_39
 from hwml.safeio import atomic_write_text, write_json_atomic
 
 VERSION = 1

@@ -1,6 +1,6 @@
 """eSpeak NG phoneme events -> TIMIT 39-class phone segments with exact sample boundaries.
 
-Mapping of eSpeak's English phoneme mnemonics (stress marks stripped) to `hwml.phones.PHONES_39`:
+Mapping of eSpeak's English phoneme mnemonics (stress marks stripped) to `hwml.data.phones.PHONES_39`:
 
 | eSpeak | class | note |
 | --- | --- | --- |
@@ -54,7 +54,7 @@ from __future__ import annotations
 import numpy as np
 
 from hwml.corpus.espeak import Synthesis
-from hwml.phones import PHONES_39
+from hwml.data.phones import PHONES_39
 
 SIL = PHONES_39.index("sil")
 

@@ -21,8 +21,8 @@ import soundfile as sf
 from hwml.corpus import espeak
 from hwml.corpus.build import SIZES, plan_utterance, render, speak
 from hwml.corpus.voices import speakers
+from hwml.data.phones import PHONES_39
 from hwml.errors import HwmlError
-from hwml.phones import PHONES_39
 from hwml.safeio import atomic_write_bytes, atomic_write_text
 
 LEXICON = {"TEAPOTS": "T IY1 P AA2 T S", "THIMBLES": "TH IH1 M B AH0 L Z"}  # not in cmudict

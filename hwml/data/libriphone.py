@@ -13,13 +13,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from hwml.audio.params import MFCC_DIM
 from hwml.data.common import check_label_range, check_plain_name, load_frames, read_class_names, write_class_names
 from hwml.data.types import Dataset, FrameSet
 from hwml.errors import HwmlError
 from hwml.safeio import atomic_write_text, read_text, save_pt_atomic
 
 N_CLASSES = 41
-DIM = 39
 
 
 def read_split(path: Path) -> list[str]:
@@ -69,10 +69,12 @@ def _read_part(root: Path, part: str, names: list[str], label_file: str | None) 
             raise HwmlError(f"{root / label_file}: no labels for utterance {missing!r} (listed in {split.name})")
         labels = np.concatenate([by_utt[u] for u in ids])
         check_label_range(labels, len(names), root / label_file)
-        feats, offsets = load_frames(paths, width=DIM, lengths=[len(by_utt[u]) for u in ids], lengths_from=label_file)
+        feats, offsets = load_frames(
+            paths, width=MFCC_DIM, lengths=[len(by_utt[u]) for u in ids], lengths_from=label_file
+        )
         labels = torch.from_numpy(labels)
     else:
-        feats, offsets = load_frames(paths, width=DIM)
+        feats, offsets = load_frames(paths, width=MFCC_DIM)
     return FrameSet(feats, labels, offsets, ids, names, stacked=1)
 
 
@@ -96,9 +98,9 @@ def read_libriphone(root, *, mmap: bool = True) -> Dataset:
 def _write_part(root: Path, part: str, frames: FrameSet, label_file: str | None) -> None:
     if frames.offsets is None or frames.utt_ids is None:
         raise ValueError(f"write_libriphone: the {part} FrameSet needs offsets and utt_ids")
-    if frames.dim != DIM or frames.stacked != 1:
+    if frames.dim != MFCC_DIM or frames.stacked != 1:
         raise ValueError(
-            f"write_libriphone: {part} features must be single (N, {DIM}) frames, got {tuple(frames.feats.shape)}"
+            f"write_libriphone: {part} features must be single (N, {MFCC_DIM}) frames, got {tuple(frames.feats.shape)}"
         )
     if len(set(frames.utt_ids)) != len(frames.utt_ids):
         raise ValueError(f"write_libriphone: duplicate utterance ids in {part}")

@@ -13,13 +13,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from hwml.audio.params import MFCC_DIM
 from hwml.data.common import check_label_range, read_class_names, write_class_names
 from hwml.data.types import Dataset, FrameSet
 from hwml.errors import HwmlError
 from hwml.safeio import load_npy, save_npy_atomic
 
 N_CLASSES = 39
-BASE_DIM = 39  # 13 MFCC + deltas + delta-deltas per frame
+CONTEXT = 11  # the course's rows: 11-frame windows of MFCC_DIM features
 TRAIN, TRAIN_LABELS, TEST, TEST_LABELS = "train_11.npy", "train_label_11.npy", "test_11.npy", "test_label_11.npy"
 _CHUNK_BYTES = 16 * 2**20
 
@@ -47,15 +48,15 @@ def _all_finite(path: Path, feats: np.ndarray) -> bool:
 def _read_feats(path: Path, mmap: bool) -> np.ndarray:
     feats = load_npy(path, mmap=mmap, max_bytes=None)
     if feats.ndim != 2:
-        raise HwmlError(f"{path}: expected a 2-D (frames, {11 * BASE_DIM}) array, got shape {feats.shape}")
+        raise HwmlError(f"{path}: expected a 2-D (frames, {CONTEXT * MFCC_DIM}) array, got shape {feats.shape}")
     if feats.dtype.kind != "f":
         raise HwmlError(f"{path}: dtype {feats.dtype}, expected float32 features")
     if len(feats) == 0:
         raise HwmlError(f"{path}: empty, no frames")
-    if feats.shape[1] == 0 or feats.shape[1] % BASE_DIM or (feats.shape[1] // BASE_DIM) % 2 == 0:
+    if feats.shape[1] == 0 or feats.shape[1] % MFCC_DIM or (feats.shape[1] // MFCC_DIM) % 2 == 0:
         raise HwmlError(
-            f"{path}: has {feats.shape[1]} columns, expected {BASE_DIM} x an odd number of "
-            f"frames ({11 * BASE_DIM} in the course)"
+            f"{path}: has {feats.shape[1]} columns, expected {MFCC_DIM} x an odd number of "
+            f"frames ({CONTEXT * MFCC_DIM} in the course)"
         )
     if feats.dtype != np.float32 or not feats.dtype.isnative or not feats.flags.c_contiguous:
         feats = np.ascontiguousarray(feats, dtype=np.float32)  # rare (never the course files): a copy
@@ -88,7 +89,7 @@ def read_timit11(root, *, mmap: bool = True) -> Dataset:
     root = Path(root)
     names = read_class_names(root, N_CLASSES)
     feats = _read_feats(root / TRAIN, mmap)
-    stacked = feats.shape[1] // BASE_DIM
+    stacked = feats.shape[1] // MFCC_DIM
     train = FrameSet(
         feats, _read_labels(root / TRAIN_LABELS, len(feats), TRAIN, len(names)), None, None, names, stacked
     )
@@ -124,7 +125,7 @@ def write_timit11(root, train: FrameSet, test: FrameSet | None = None) -> Path:
     if train.labels is None:
         raise ValueError("write_timit11: the training FrameSet needs labels")
     for part in (train, test):
-        if part is not None and (part.feats.ndim != 2 or part.dim % BASE_DIM or part.dim // BASE_DIM % 2 == 0):
+        if part is not None and (part.feats.ndim != 2 or part.dim % MFCC_DIM or part.dim // MFCC_DIM % 2 == 0):
             raise ValueError(f"write_timit11: features must be (N, 39 x odd frames), got {tuple(part.feats.shape)}")
     n_classes = len(train.class_names)
     for part in (train, test):

@@ -25,7 +25,9 @@ from torch import Tensor, nn
 
 from hwml.errors import HwmlError
 from hwml.models import build_model
-from hwml.runs import RESUME_JSON, RESUME_TENSORS, load_resume, remove_partial_writes, save_checkpoint, save_resume
+from hwml.runs.checkpoint import remove_partial_writes, save_checkpoint
+from hwml.runs.folder import RESUME_JSON, RESUME_TENSORS
+from hwml.runs.resume import load_resume, save_resume
 from hwml.train import distributed as ddp
 
 Batch = tuple[tuple[Tensor, ...], Tensor]  # (model inputs, targets); targets < 0 are ignored

@@ -25,7 +25,7 @@ def evaluation_view(
     run_dir: Path, result: dict, task: str, lang: str = "en"
 ) -> tuple[str, object, pd.DataFrame, pd.DataFrame]:
     """(summary markdown, heatmap figure, per-class table, worst confusions) of an evaluated run."""
-    from hwml.evaluate import confusion_figure, plot_data, read_confusion
+    from hwml.runs.confusion import confusion_figure, plot_data, read_confusion
     from hwml.ui.figures import localise_confusion
 
     names, counts = read_confusion(run_dir)
@@ -108,7 +108,7 @@ class EvaluatePanel:
     def evaluate(self, run_key, source, path, upload, split, request: gr.Request):
         """Evaluate a run on labelled data; shipped runs are evaluated from a copy in the
         session's folder, so their folders are never written."""
-        from hwml.runs import read_config
+        from hwml.runs.folder import read_config
         from hwml.workflow import evaluate_run
 
         session = session_of(request)

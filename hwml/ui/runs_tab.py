@@ -133,7 +133,7 @@ class RunsTab:
 
         Runs are drawn as slots "run 1".."run 8" with fixed colours: Gradio's LinePlot keeps the
         colour domain of its first draw, so series names must not change between updates."""
-        from hwml.runs import read_metrics
+        from hwml.runs.folder import read_metrics
 
         which, split = METRICS[metric]
         if len(picked or []) > len(SLOTS):

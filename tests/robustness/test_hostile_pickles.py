@@ -17,7 +17,7 @@ from robust_helpers import assert_error, assert_refused, cli, cli_proc
 
 from hwml.data import load_dataset
 from hwml.errors import HwmlError
-from hwml.runs import load_run
+from hwml.runs.checkpoint import load_run
 from hwml.safeio import load_tensor_file
 from hwml.workflow import predict_run
 

@@ -21,7 +21,9 @@ from robust_helpers import PHONEME_SETTINGS, REPO, assert_refused, cli, parse_se
 from safetensors.torch import load_file
 
 from hwml.errors import HwmlError
-from hwml.runs import load_run, read_metrics, read_resume_state
+from hwml.runs.checkpoint import load_run
+from hwml.runs.folder import read_metrics
+from hwml.runs.resume import read_resume_state
 
 CHECKPOINT_FILES = ("config.json", "model.safetensors", "resume.json", "resume.safetensors")
 FAST = [*PHONEME_SETTINGS, "--set", "valid_every=3", "--set", "log_every=1", "--quiet", "--seed", "0"]
