@@ -323,11 +323,12 @@ def model_batching(clips: list[Path]) -> None:
     different batch sizes, so a shared call changes the last digits of a served CSV)."""
     import torch
 
-    from hwml import phoneme, speaker
     from hwml.audio.params import FeatureParams
     from hwml.data.types import FrameSet
     from hwml.machine import single_thread
+    from hwml.phoneme import predict as phoneme
     from hwml.runs.cache import loaded_run
+    from hwml.speaker import predict as speaker
 
     def timed(fn, repeats=3):
         best = float("inf")
@@ -340,7 +341,7 @@ def model_batching(clips: list[Path]) -> None:
     with single_thread():
         model, config = loaded_run(REPO / "checkpoints" / "phoneme")
         params = FeatureParams.from_dict(config["features"])
-        frames = [phoneme._file_frames(c, config, params) for c in clips]
+        frames = [phoneme.file_frames(c, config, params) for c in clips]
         lengths = [len(f) for f in frames]
         offsets = torch.tensor([0, *torch.tensor(lengths).cumsum(0).tolist()])
         merged = FrameSet(

@@ -166,7 +166,7 @@ def measure_hw4(root: Path, phase: str, steps: int) -> dict:
         "rss_file_mb": round(_rss_mb("RssFile")),
     }
     if phase == "train":
-        from hwml.speaker import make_task
+        from hwml.speaker.task import make_task
         from hwml.train.engine import train
 
         peak = {"rss": 0.0, "anon": 0.0}

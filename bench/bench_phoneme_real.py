@@ -32,9 +32,10 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from hwml import workflow  # noqa: E402
+from hwml import api  # noqa: E402
 from hwml.data import load_dataset, write_libriphone  # noqa: E402
-from hwml.phoneme import speaker_of, subset  # noqa: E402
+from hwml.phoneme.batches import subset  # noqa: E402
+from hwml.phoneme.split import speaker_of
 
 
 def speaker_split(data: Path, n_train: int, n_test: int, seed: int, out: Path, part: str = "train") -> dict:
@@ -52,7 +53,7 @@ def speaker_split(data: Path, n_train: int, n_test: int, seed: int, out: Path, p
 
 
 def test_accuracy(run: Path, data: Path) -> float:
-    return round(workflow.evaluate_run(run, data, split="test")["accuracy"], 4)
+    return round(api.evaluate_run(run, data, split="test")["accuracy"], 4)
 
 
 def main() -> None:
@@ -95,7 +96,7 @@ def main() -> None:
             runs += [(f"finetune:{init}", dict(init=init)) for init in args.init]
             for name, how in runs:
                 out = tmp / f"{name.replace('/', '_').replace(':', '-')}-{seed}"
-                end = workflow.train_run(
+                end = api.train_run(
                     "phoneme",
                     folder,
                     out,

@@ -22,8 +22,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from hwml import phoneme  # noqa: E402
 from hwml.data import load_dataset  # noqa: E402
+from hwml.phoneme.task import make_task
 from hwml.train.engine import train  # noqa: E402
 
 COURSE_ROWS, COURSE_TEST_ROWS = 1_229_932, 451_552
@@ -83,7 +83,7 @@ def main(argv=None) -> list[dict]:
                 "peak_rss_gb": round(peak_rss_gb(), 3),
             }
         )
-        task = phoneme.make_task(dataset, args.preset, {"valid_every": max(1, steps // 2)}, seed=0)
+        task = make_task(dataset, args.preset, {"valid_every": max(1, steps // 2)}, seed=0)
         out = train(task, {"max_steps": steps}, Path(tmp) / "run")
         peak = peak_rss_gb()
         emit(

@@ -29,9 +29,9 @@ from torch.utils.data import Dataset as TorchDataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from hwml import phoneme  # noqa: E402
 from hwml.data.types import Dataset, FrameSet  # noqa: E402
 from hwml.models.phoneme import MLP  # noqa: E402
+from hwml.phoneme.task import make_task
 from hwml.runs.folder import read_metrics  # noqa: E402
 from hwml.train.engine import train  # noqa: E402
 
@@ -79,7 +79,7 @@ def course_loop(X, y, seconds: float, batch: int = 64) -> dict:
 
 
 def hwml_loop(dataset: Dataset, seconds: float, batch: int, run_dir: Path) -> tuple[int, float]:
-    task = phoneme.make_task(dataset, "simple", {"batch_size": batch, "valid_fraction": 0.0}, seed=0)
+    task = make_task(dataset, "simple", {"batch_size": batch, "valid_fraction": 0.0}, seed=0)
     train(task, {"max_seconds": seconds, "max_steps": 10**9, "valid_every": 10**9, "log_every_s": 0.25}, run_dir)
     steps = [e for e in read_metrics(run_dir) if e["event"] == "step"]
     # steady state: from the first logged step on (model building and the first steps excluded)

@@ -23,10 +23,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from hwml import phoneme  # noqa: E402
 from hwml.audio.frames import stack_context  # noqa: E402
 from hwml.data import load_dataset  # noqa: E402
 from hwml.data.types import Dataset, FrameSet  # noqa: E402
+from hwml.phoneme.task import make_task
 from hwml.train.engine import train  # noqa: E402
 
 
@@ -58,7 +58,7 @@ def run(dataset, preset, overrides, run_dir, target=None, max_seconds=None, cloc
             if target is not None and event["valid_acc"] >= target:
                 stop.set()
 
-    task = phoneme.make_task(dataset, preset, overrides, seed=0)
+    task = make_task(dataset, preset, overrides, seed=0)
     out = train(task, {"max_seconds": max_seconds, "clock": clock}, run_dir, callbacks=[watch], stop_event=stop)
     best = max(valids, key=lambda v: v["valid_acc"])
     goal = target if target is not None else best["valid_acc"]

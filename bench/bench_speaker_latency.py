@@ -32,20 +32,17 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench_speaker_throughput import course_lengths  # noqa: E402
 
-from hwml.audio.params import LOGMEL40  # noqa: E402
+from hwml.audio.params import (
+    LOGMEL40,  # noqa: E402
+    N_MELS,
+)
 from hwml.data.hw4 import CACHE_MIN_UTTS  # noqa: E402
 from hwml.data.types import UtteranceSet  # noqa: E402
 from hwml.models import build_model  # noqa: E402
 from hwml.runs.checkpoint import save_checkpoint  # noqa: E402
-from hwml.speaker import (
-    MODEL_KEYS,
-    MODEL_NAME,
-    N_MELS,
-    load_clip,
-    predict_files,  # noqa: E402
-    predict_logits,
-    resolve_settings,
-)
+from hwml.speaker.predict import load_clip, predict_files, predict_logits
+from hwml.speaker.presets import MODEL_KEYS, MODEL_NAME
+from hwml.speaker.task import resolve_settings
 
 N_SPEAKERS = 600
 NAMES = [f"id{10000 + i}" for i in range(N_SPEAKERS)]

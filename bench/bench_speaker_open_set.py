@@ -49,9 +49,12 @@ from hwml.data import load_dataset, write_hw4  # noqa: E402
 from hwml.data.types import UtteranceSet  # noqa: E402
 from hwml.errors import HwmlError  # noqa: E402
 from hwml.runs.checkpoint import load_run  # noqa: E402
-from hwml.speaker import embed  # noqa: E402
-from hwml.speaker_id import verification_threshold  # noqa: E402
-from hwml.verification import eer_threshold, verification_trials  # noqa: E402
+from hwml.speaker.inference import embed  # noqa: E402
+from hwml.speaker.verification import (  # noqa: E402
+    eer_threshold,
+    verification_threshold,  # noqa: E402
+    verification_trials,
+)
 
 SPEECHOCEAN = ROOT.parent / "shared" / "data" / "speechocean762"
 FRAMES_PER_SECOND = 100  # 10 ms hop

@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from hwml.data.types import Dataset as HwmlDataset  # noqa: E402
 from hwml.data.types import UtteranceSet  # noqa: E402
 from hwml.models import build_model  # noqa: E402
-from hwml.speaker import make_task  # noqa: E402
+from hwml.speaker.task import make_task  # noqa: E402
 
 
 def course_lengths(n: int, gen: torch.Generator) -> torch.Tensor:

@@ -34,7 +34,9 @@ from hwml.data import load_dataset, write_hw4  # noqa: E402
 from hwml.data.types import UtteranceSet  # noqa: E402
 from hwml.models import build_model  # noqa: E402
 from hwml.runs.checkpoint import load_run  # noqa: E402
-from hwml.speaker import PRESETS, make_task, predict_logits  # noqa: E402
+from hwml.speaker.predict import predict_logits  # noqa: E402
+from hwml.speaker.presets import PRESETS
+from hwml.speaker.task import make_task
 from hwml.train import engine  # noqa: E402
 
 

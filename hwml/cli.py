@@ -58,7 +58,7 @@ def _progress_bar(total_steps: int | None):
                 f"(best {event.get('best_valid_acc', event['valid_acc']):.4f})"
             )
         if event.get("event") == "start" and event.get("init"):
-            from hwml.finetune import describe
+            from hwml.train.finetune import describe
 
             bar.write(describe(event["init"]), file=sys.stderr)
         if event.get("event") == "end":
@@ -117,9 +117,9 @@ def cmd_merge(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from hwml import workflow
+    from hwml import api
 
-    result = workflow.train_run(
+    result = api.train_run(
         args.kind,
         args.data,
         args.out,
@@ -144,9 +144,9 @@ def _rank() -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from hwml import workflow
+    from hwml import api
 
-    result = workflow.evaluate_run(args.run_dir, args.data, split=args.split)
+    result = api.evaluate_run(args.run_dir, args.data, split=args.split)
     if args.json:
         print(json.dumps(result, default=str))
     else:
@@ -158,32 +158,32 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_predict(args) -> int:
-    from hwml import workflow
+    from hwml import api
 
-    summary = workflow.predict_run(args.run_dir, args.inputs, args.out)
+    summary = api.predict_run(args.run_dir, args.inputs, args.out)
     print(json.dumps(summary, default=str))
     return 0
 
 
 def cmd_enroll(args) -> int:
-    from hwml import speaker_id
+    from hwml.speaker.identify import enroll_folder
 
-    print(json.dumps(speaker_id.enroll_folder(args.run_dir, args.dir, args.out), default=str))
+    print(json.dumps(enroll_folder(args.run_dir, args.dir, args.out), default=str))
     return 0
 
 
 def cmd_identify(args) -> int:
-    from hwml import speaker_id
+    from hwml.speaker.identify import identify_files
 
-    summary = speaker_id.identify_files(args.run_dir, args.enrollments, args.inputs, args.out)
+    summary = identify_files(args.run_dir, args.enrollments, args.inputs, args.out)
     print(json.dumps(summary, default=str))
     return 0
 
 
 def cmd_verify(args) -> int:
-    from hwml import speaker_id
+    from hwml.speaker.identify import verify
 
-    result = speaker_id.verify(args.run_dir, args.clip_a, args.clip_b)
+    result = verify(args.run_dir, args.clip_a, args.clip_b)
     if not result["calibrated"]:
         print(
             f"note: {args.run_dir} has no calibrated threshold (trained before calibration existed or "

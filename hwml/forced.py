@@ -16,10 +16,6 @@ from pathlib import Path
 
 import numpy as np
 
-from hwml.audio.decode import load_audio
-from hwml.audio.features import featurize, logmel40
-from hwml.audio.frames import frame_times
-from hwml.audio.params import LOGMEL40, SAMPLE_RATE, FeatureParams
 from hwml.errors import HwmlError
 
 MAX_CELLS = 200_000_000  # frames x graph states one Viterbi may take (its back-pointers: one byte each)
@@ -143,9 +139,12 @@ def align_audio(
     import torch
 
     from hwml import align
-    from hwml.audio.frames import label_segments
+    from hwml.audio.decode import load_audio
+    from hwml.audio.features import featurize, logmel40
+    from hwml.audio.frames import frame_times, label_segments
+    from hwml.audio.params import LOGMEL40, SAMPLE_RATE, FeatureParams
     from hwml.data.types import FrameSet
-    from hwml.phoneme import predict_logits
+    from hwml.phoneme.predict import predict_logits
 
     audio_path = Path(audio_path)
     words, prons = pronunciations(transcript, lexicon)

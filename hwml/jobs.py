@@ -2,7 +2,7 @@
 
 A browser session asks for a run; a `TrainingJob` waits for a free slot (at most
 `HWML_MAX_TRAINING` runs at once, default 1 on CPU, queued users see their position), then
-calls `hwml.workflow.train_run` in a thread. The engine's events arrive through a callback
+calls `hwml.api.train_run` in a thread. The engine's events arrive through a callback
 into a thread-safe queue, which the app's generator drains to redraw the curves. Nothing here
 imports Gradio: the UI only wires these objects to components.
 
@@ -191,7 +191,7 @@ class TrainingJob:
             self.stop_event.set()
 
     def _run(self) -> None:
-        from hwml.workflow import train_run
+        from hwml.api import train_run
 
         holding = False
         try:

@@ -275,9 +275,9 @@ PRESET_NOTES = {
 
 def preset_table(kind: str, lang: str = "en") -> list[dict]:
     """Each preset of a task: what it changes relative to `simple`, and why."""
-    from hwml.tasks import task_module
+    from hwml.api import task_presets
 
-    presets = task_module(kind).PRESETS
+    presets = task_presets(kind).PRESETS
     base = presets.get("simple", {})
     rows = []
     for name, settings in presets.items():
@@ -308,7 +308,7 @@ def compare_models(
 ) -> list[dict]:
     """Train each preset briefly on the same frames and report validation accuracy and time:
     generative (closed form) vs discriminative (same linear boundaries, learned) vs deep."""
-    from hwml.workflow import train_run
+    from hwml.api import train_run
 
     rows = []
     with tempfile.TemporaryDirectory(dir=out_root) as tmp:

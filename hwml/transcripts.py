@@ -156,7 +156,7 @@ def load_align_model(run_dir) -> tuple[torch.nn.Module, dict]:
 def log_posteriors(model, config: dict, feats: list[torch.Tensor]) -> list[np.ndarray]:
     """(T, C) frame log-posteriors of each utterance, scored in batches of utterances."""
     from hwml.data.types import FrameSet
-    from hwml.phoneme import predict_logits
+    from hwml.phoneme.predict import predict_logits
 
     out = []
     for i in range(0, len(feats), LOGIT_BATCH_UTTS):
@@ -328,8 +328,8 @@ def _rows(utts, feats, aligned, split: str) -> list:
 
 def _train_round(utts, feats, aligned, tmp: Path, seconds: float, seed: int, device: str):
     """Train a fresh ROUND_PRESET model on the current alignments; (model, config, summary)."""
+    from hwml.api import train_run
     from hwml.data.libriphone import write_libriphone
-    from hwml.workflow import train_run
 
     write_libriphone(
         tmp / "data",

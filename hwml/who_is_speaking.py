@@ -74,7 +74,8 @@ def threshold_words(info: dict, lang: str = "en") -> str:
 
 def model_summary(source, lang: str = "en") -> str:
     """A line about the picked model: how many speakers it knows and its threshold."""
-    from hwml.speaker_id import open_model, verification_threshold
+    from hwml.speaker.identify import open_model
+    from hwml.speaker.verification import verification_threshold
 
     sm = open_model(source)
     n = len(sm.config.get("class_names") or [])
@@ -121,7 +122,7 @@ class Roster:
     def add(self, source, name: str, clips: Sequence) -> Roster:
         """Enrol `name` from clips (files), or add the clips to the person of that name. The new
         clips are embedded now, so an unreadable file is refused here, naming it."""
-        from hwml.speaker_id import open_model
+        from hwml.speaker.identify import open_model
 
         name = " ".join(str(name or "").split())
         if not name:
@@ -157,7 +158,7 @@ class Roster:
         import torch
         import torch.nn.functional as F
 
-        from hwml.speaker_id import Enrollment, open_model
+        from hwml.speaker.identify import Enrollment, open_model
 
         sm = open_model(source)
         if not self.people:
@@ -193,13 +194,13 @@ class Roster:
 
     def save(self, source, path) -> Path:
         """The enrolment file of everyone, made with this model (hwml.speaker_id's JSON)."""
-        from hwml.speaker_id import save_enrollments
+        from hwml.speaker.identify import save_enrollments
 
         return save_enrollments(path, self.enrollments(source))
 
     def load(self, source, path) -> Roster:
         """Add (or replace, by name) the people of an enrolment file made with this model."""
-        from hwml.speaker_id import check_enrollments, load_enrollments
+        from hwml.speaker.identify import check_enrollments, load_enrollments
 
         found = load_enrollments(path)
         check_enrollments(source, found, where=Path(path).name)
@@ -213,7 +214,8 @@ class Roster:
 def identify_clip(source, roster: Roster, clip, lang: str = "en") -> dict:
     """Rank the enrolled people for a clip. {"ranked": [(name, cosine)], best first,
     "rows": [(rank, name, cosine, above threshold)], "sentence", "threshold": {...}}."""
-    from hwml.speaker_id import identify, open_model, verification_threshold
+    from hwml.speaker.identify import identify, open_model
+    from hwml.speaker.verification import verification_threshold
 
     if not clip:
         raise HwmlError("record or upload the clip to identify")
@@ -239,7 +241,8 @@ def identify_clip(source, roster: Roster, clip, lang: str = "en") -> dict:
 def same_speaker(source, clip_a, clip_b, lang: str = "en") -> dict:
     """hwml.speaker_id.verify with the answer in words: {"score", "threshold", "same",
     "calibrated", "eer", "sentence"}."""
-    from hwml.speaker_id import open_model, verification_threshold, verify
+    from hwml.speaker.identify import open_model, verify
+    from hwml.speaker.verification import verification_threshold
 
     if not clip_a or not clip_b:
         raise HwmlError("give two clips: A and B")
@@ -254,7 +257,8 @@ def same_speaker(source, clip_a, clip_b, lang: str = "en") -> dict:
 def voice_map(source, roster: Roster | None = None, clip=None, lang: str = "en") -> dict:
     """hwml.speaker_id.embedding_map of the model's known speakers, the enrolled people and an
     optional clip, plus a caption saying what the picture shows."""
-    from hwml.speaker_id import embedding_map, open_model
+    from hwml.speaker.identify import open_model
+    from hwml.speaker.voice_map import embedding_map
 
     sm = open_model(source)
     enrolled = roster.enrollments(sm) if roster is not None and len(roster) else []

@@ -69,7 +69,7 @@ def test_align_audio_agrees_with_espeak_phone_times(clips):
 
 
 def test_free_prediction_is_what_predict_gives_and_the_csv_adds_the_labels(clips, tmp_path):
-    from hwml.phoneme import predict_files
+    from hwml.phoneme.predict import predict_files
 
     root, items = clips
     item = items[0]

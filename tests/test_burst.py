@@ -18,9 +18,9 @@ import pytest
 import soundfile as sf
 
 from hwml import timing
+from hwml.api import predict_run, preload_runs, warm_run
 from hwml.errors import HwmlError
 from hwml.runs import cache
-from hwml.workflow import predict_run, preload_runs, warm_run
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 ROOT = Path(__file__).resolve().parents[1]

@@ -24,11 +24,11 @@ import pytest
 import torch
 from test_phoneme import synthetic_frames
 
+from hwml.api import task_package
 from hwml.data import load_dataset, write_hw4, write_libriphone
 from hwml.data.types import FrameSet, UtteranceSet
 from hwml.runs.checkpoint import load_run
 from hwml.runs.folder import read_metrics
-from hwml.tasks import task_module
 from hwml.train.engine import train
 
 REPO = Path(__file__).resolve().parents[1]
@@ -152,8 +152,7 @@ def test_two_ranks_match_one_process_with_the_same_global_batch(data, kind, tmp_
     assert summary["step"] == steps and len(out.stdout.strip().splitlines()) == 1
 
     single = {**COMMON, **per_rank, "batch_size": 2 * per_rank["batch_size"], "lr": per_rank["lr"] * math.sqrt(2)}
-    module = task_module(kind)
-    task = module.make_task(load_dataset(data[kind]), preset, single, 0)
+    task = task_package(kind).task.make_task(load_dataset(data[kind]), preset, single, 0)
     train(task, {"max_steps": steps, "device": "cpu"}, tmp_path / "one")
 
     ddp, one = read_metrics(tmp_path / "ddp"), read_metrics(tmp_path / "one")
@@ -264,7 +263,7 @@ def test_a_killed_two_rank_run_resumes_in_one_process(data, tmp_path):
 
 def test_a_one_process_run_resumes_on_two_ranks(data, tmp_path):
     run_dir = tmp_path / "run"
-    task = task_module("speaker").make_task(
+    task = task_package("speaker").task.make_task(
         load_dataset(data["speaker"]), "medium", {"batch_size": 8, "segment_len": 32, "valid_every": 4}, 0
     )
     train(task, {"max_steps": 4, "device": "cpu"}, run_dir)
@@ -303,11 +302,12 @@ def test_a_one_process_run_resumes_on_two_ranks(data, tmp_path):
 FAULT = """
 import os, sys
 sys.path.insert(0, {repo!r})
-from hwml import cli, phoneme
+from hwml import cli
+from hwml.phoneme.task import PhonemeTask
 from hwml.errors import HwmlError
 
 if os.environ.get("RANK") == "1":   # rank 1's data go bad at its 4th batch; rank 0 is then waiting
-    draw, calls = phoneme.PhonemeTask.train_batch, []
+    draw, calls = PhonemeTask.train_batch, []
 
     def failing(self, gen, device):
         calls.append(1)
@@ -315,7 +315,7 @@ if os.environ.get("RANK") == "1":   # rank 1's data go bad at its 4th batch; ran
             raise HwmlError("feature file damaged (injected)")
         return draw(self, gen, device)
 
-    phoneme.PhonemeTask.train_batch = failing
+    PhonemeTask.train_batch = failing
 sys.exit(cli.main(sys.argv[1:]))
 """
 

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from hwml import phoneme
+from hwml.api import evaluate_run
 from hwml.data.types import Dataset, FrameSet
 from hwml.errors import HwmlError
-from hwml.evaluate import evaluate_run
+from hwml.phoneme.task import make_task
 from hwml.runs.confusion import plot_data, read_confusion, summarise
 from hwml.train.engine import train
 
@@ -32,7 +32,7 @@ def frames(n_utts=30, seed=0, names=NAMES) -> FrameSet:
 def run(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("run")
     data = Dataset("phoneme", "libriphone", "synthetic", frames(), frames(10, seed=1))
-    task = phoneme.make_task(data, "logreg", {"concat_nframes": 1, "valid_every": 20}, seed=0)
+    task = make_task(data, "logreg", {"concat_nframes": 1, "valid_every": 20}, seed=0)
     train(task, {"max_steps": 60}, run_dir)
     return run_dir, data
 

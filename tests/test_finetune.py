@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 import torch
 
+from hwml.api import train_run
 from hwml.cli import main
 from hwml.errors import HwmlError
-from hwml.finetune import MAX_WARMUP_STEPS, InitFrom
 from hwml.models import build_model
-from hwml.phoneme import PRESETS as PHONEME_PRESETS
+from hwml.phoneme.presets import PRESETS as PHONEME_PRESETS
 from hwml.runs.checkpoint import load_run
-from hwml.workflow import train_run
+from hwml.train.finetune import MAX_WARMUP_STEPS, InitFrom
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

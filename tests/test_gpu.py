@@ -13,10 +13,10 @@ import pytest
 import torch
 from test_distributed import REPO, data, free_port, torchrun_cmd  # noqa: F401  (data: the fixture)
 
+from hwml.api import task_package
 from hwml.data import load_dataset
 from hwml.runs.checkpoint import load_run
 from hwml.runs.folder import read_metrics
-from hwml.tasks import task_module
 from hwml.train.engine import train
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
@@ -31,7 +31,7 @@ SMALL = {
 @pytest.mark.parametrize("precision", ["bf16", "fp32"])
 def test_training_on_cuda_learns_and_the_run_loads_on_the_cpu(data, kind, precision, tmp_path):
     preset, small = SMALL[kind]
-    task = task_module(kind).make_task(load_dataset(data[kind]), preset, {**small, "valid_every": 20}, 0)
+    task = task_package(kind).task.make_task(load_dataset(data[kind]), preset, {**small, "valid_every": 20}, 0)
     end = train(task, {"max_steps": 40, "device": "cuda", "precision": precision, "log_every": 1}, tmp_path)
     events = read_metrics(tmp_path)
     assert events[0]["device"].startswith("cuda")
@@ -48,7 +48,7 @@ def test_bf16_and_fp32_agree_on_the_first_losses(data, tmp_path):
     dataset = load_dataset(data["phoneme"])
     curves = {}
     for precision in ("bf16", "fp32"):
-        task = task_module("phoneme").make_task(dataset, preset, {**small, "valid_every": 100}, 0)
+        task = task_package("phoneme").task.make_task(dataset, preset, {**small, "valid_every": 100}, 0)
         train(task, {"max_steps": 10, "device": "cuda", "precision": precision, "log_every": 1}, tmp_path / precision)
         curves[precision] = [e["loss"] for e in read_metrics(tmp_path / precision) if e["event"] == "step"]
     assert curves["bf16"] != curves["fp32"]  # autocast really ran

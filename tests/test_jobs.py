@@ -1,7 +1,7 @@
 """The app's machinery without a browser: training slots and queue positions, stopping (button,
 closed stream, closed tab, nobody watching), time caps, per-session folders and pruning.
 
-Training itself is replaced by a fake `hwml.workflow.train_run` that emits engine-shaped events
+Training itself is replaced by a fake `hwml.api.train_run` that emits engine-shaped events
 every 20 ms until its stop flag is set, so these tests take seconds and test only hwml.jobs and
 hwml.workspace."""
 
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from hwml import workflow
+from hwml import api
 from hwml.errors import HwmlError
 from hwml.jobs import JobLimits, JobRegistry, TrainingSlots
 from hwml.workspace import BuiltinCorpus, Workspace
@@ -73,7 +73,7 @@ def fake_train_run(
 
 @pytest.fixture(autouse=True)
 def fake_training(monkeypatch):
-    monkeypatch.setattr(workflow, "train_run", fake_train_run)
+    monkeypatch.setattr(api, "train_run", fake_train_run)
 
 
 @pytest.fixture

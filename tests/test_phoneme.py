@@ -10,11 +10,15 @@ import pytest
 import soundfile as sf
 import torch
 
-from hwml import phoneme
 from hwml.audio.frames import label_segments, stack_context
 from hwml.data import load_dataset, write_libriphone, write_timit11
 from hwml.data.types import FrameSet
 from hwml.errors import HwmlError
+from hwml.phoneme.batches import gather_rows, stacked_inputs
+from hwml.phoneme.predict import predict_files, predict_logits
+from hwml.phoneme.presets import PRESETS
+from hwml.phoneme.split import speaker_of
+from hwml.phoneme.task import make_task
 from hwml.runs.checkpoint import load_run
 from hwml.train.engine import train
 
@@ -64,18 +68,18 @@ def quick(dataset, preset, tmp_path, steps=6, **extra):
     overrides = {**SMALL.get(preset, {}), "valid_every": 3, **extra}
     if dataset.format == "timit_11" and preset == "boss":
         overrides = {"hidden": [32, 32], "valid_every": 3}
-    task = phoneme.make_task(dataset, preset, overrides, seed=0)
+    task = make_task(dataset, preset, overrides, seed=0)
     return task, train(task, {"max_steps": steps}, tmp_path)
 
 
 @pytest.mark.parametrize("fmt", ["libriphone", "timit_11"])
-@pytest.mark.parametrize("preset", list(phoneme.PRESETS))
+@pytest.mark.parametrize("preset", list(PRESETS))
 def test_every_preset_trains_and_predicts_on_each_format(folders, fmt, preset, tmp_path):
     dataset = load_dataset(folders[fmt])
     task, out = quick(dataset, preset, tmp_path)
     assert out["reason"] == "max_steps" and out["best_valid_acc"] is not None
     model, config = load_run(tmp_path)
-    logits = phoneme.predict_logits(model, config, dataset.test)
+    logits = predict_logits(model, config, dataset.test)
     assert logits.shape == (len(dataset.test), len(dataset.train.class_names))
     assert torch.isfinite(logits).all()
     if fmt == "timit_11":
@@ -87,7 +91,7 @@ def test_every_preset_trains_and_predicts_on_each_format(folders, fmt, preset, t
 def test_simple_is_the_course_sample_returning_logits(folders, tmp_path):
     """PITFALLS 6: logits, not log_softmax (CrossEntropyLoss adds its own softmax)."""
     dataset = load_dataset(folders["timit_11"])
-    task = phoneme.make_task(dataset, "simple", {}, seed=0)
+    task = make_task(dataset, "simple", {}, seed=0)
     s = task.settings
     assert (s["optimizer"], s["lr"], s["batch_size"], s["weight_decay"], s["schedule"]) == (
         "adam",
@@ -111,25 +115,25 @@ def test_simple_is_the_course_sample_returning_logits(folders, tmp_path):
 def test_libriphone_split_holds_out_whole_speakers(folders):
     """PITFALLS 5: no utterance (and no speaker) is in both training and validation."""
     dataset = load_dataset(folders["libriphone"])
-    task = phoneme.make_task(dataset, "medium", {}, seed=3)
+    task = make_task(dataset, "medium", {}, seed=3)
     split = task.split
     assert split["kind"] == "speaker"
-    held = {phoneme.speaker_of(u) for u in split["valid_utts"]}
+    held = {speaker_of(u) for u in split["valid_utts"]}
     frames = dataset.train
     utt_of_row = torch.repeat_interleave(torch.arange(frames.n_utts), frames.offsets[1:] - frames.offsets[:-1])
-    train_spk = {phoneme.speaker_of(frames.utt_ids[u]) for u in utt_of_row[task.train_rows].unique().tolist()}
+    train_spk = {speaker_of(frames.utt_ids[u]) for u in utt_of_row[task.train_rows].unique().tolist()}
     assert held and not held & train_spk
     assert len(task.train_rows) + len(task.valid_rows) == len(frames)
-    by_utt = phoneme.make_task(dataset, "medium", {"split": "utterance"}, seed=3).split
+    by_utt = make_task(dataset, "medium", {"split": "utterance"}, seed=3).split
     assert by_utt["kind"] == "utterance" and by_utt["valid_utts"]
 
 
 def test_timit_split_is_recorded_as_blocks(folders):
     dataset = load_dataset(folders["timit_11"])
-    task = phoneme.make_task(dataset, "medium", {}, seed=0)
+    task = make_task(dataset, "medium", {}, seed=0)
     assert "no utterance boundaries" in task.run_config()["split"]["note"]
     with pytest.raises(HwmlError, match="blocks"):
-        phoneme.make_task(dataset, "medium", {"split": "speaker"}, seed=0)
+        make_task(dataset, "medium", {"split": "speaker"}, seed=0)
 
 
 def test_context_batches_match_per_utterance_stacking(folders):
@@ -139,7 +143,7 @@ def test_context_batches_match_per_utterance_stacking(folders):
         [stack_context(frames.feats[a:b], 9) for a, b in zip(frames.offsets[:-1], frames.offsets[1:])]
     )
     rows = torch.tensor([0, 1, 5, len(frames) - 1, int(frames.offsets[3]), int(frames.offsets[3]) - 1])
-    assert torch.equal(phoneme.stacked_inputs(frames, rows, 9), reference[rows])
+    assert torch.equal(stacked_inputs(frames, rows, 9), reference[rows])
 
 
 def test_memmap_batches_are_gathered_without_copying_the_file(folders):
@@ -147,14 +151,14 @@ def test_memmap_batches_are_gathered_without_copying_the_file(folders):
     assert isinstance(dataset.train.feats, np.memmap)
     rows = torch.tensor([3, 1, 7])
     assert torch.equal(
-        phoneme.gather_rows(dataset.train.feats, rows), torch.from_numpy(np.array(dataset.train.feats[[3, 1, 7]]))
+        gather_rows(dataset.train.feats, rows), torch.from_numpy(np.array(dataset.train.feats[[3, 1, 7]]))
     )
 
 
 def test_one_seed_drives_split_and_batches(folders):
     """PITFALLS 10: one seed, one generator: the same seed draws the same batches."""
     dataset = load_dataset(folders["libriphone"])
-    draw = lambda seed: phoneme.make_task(dataset, "boss", SMALL["boss"], seed=seed).train_batch(
+    draw = lambda seed: make_task(dataset, "boss", SMALL["boss"], seed=seed).train_batch(
         torch.Generator().manual_seed(seed), "cpu"
     )
     (xa, la), ya = draw(5)
@@ -167,7 +171,7 @@ def test_one_seed_drives_split_and_batches(folders):
 
 def test_gaussian_is_the_closed_form_linear_discriminant(folders, tmp_path):
     dataset = load_dataset(folders["timit_11"])
-    task = phoneme.make_task(dataset, "gaussian", {"shrinkage": 0.0}, seed=0)
+    task = make_task(dataset, "gaussian", {"shrinkage": 0.0}, seed=0)
     train(task, {}, tmp_path)
     model, config = load_run(tmp_path)
     x = torch.from_numpy(np.array(dataset.train.feats))[task.train_rows].double()
@@ -181,7 +185,7 @@ def test_gaussian_is_the_closed_form_linear_discriminant(folders, tmp_path):
     test = torch.from_numpy(np.array(dataset.test.feats)).double()
     log_post = test @ inv @ means.T - 0.5 * ((means @ inv) * means).sum(1) + prior.log()
     expected = classes[log_post.argmax(1)]
-    got = phoneme.predict_logits(model, config, dataset.test).argmax(1)
+    got = predict_logits(model, config, dataset.test).argmax(1)
     assert (got == expected).float().mean() > 0.98
     assert config["best_valid_acc"] > 1 / 39
 
@@ -191,9 +195,9 @@ def test_boss_predicts_whole_utterances_the_same_alone_or_batched(folders, tmp_p
     dataset = load_dataset(folders["libriphone"])
     quick(dataset, "boss", tmp_path, subsample=subsample)
     model, config = load_run(tmp_path)
-    together = phoneme.predict_logits(model, config, dataset.test)
+    together = predict_logits(model, config, dataset.test)
     a, b = int(dataset.test.offsets[2]), int(dataset.test.offsets[3])
-    alone = phoneme.predict_logits(
+    alone = predict_logits(
         model,
         config,
         FrameSet(dataset.test.feats[a:b], None, torch.tensor([0, b - a]), ["u"], dataset.test.class_names),
@@ -204,11 +208,11 @@ def test_boss_predicts_whole_utterances_the_same_alone_or_batched(folders, tmp_p
 def test_bad_settings_are_user_errors(folders):
     dataset = load_dataset(folders["libriphone"])
     with pytest.raises(HwmlError, match="unknown setting"):
-        phoneme.make_task(dataset, "medium", {"hiden": [3]}, seed=0)
+        make_task(dataset, "medium", {"hiden": [3]}, seed=0)
     with pytest.raises(HwmlError, match="unknown preset"):
-        phoneme.make_task(dataset, "huge", {}, seed=0)
+        make_task(dataset, "huge", {}, seed=0)
     with pytest.raises(HwmlError, match="odd"):
-        phoneme.make_task(dataset, "medium", {"concat_nframes": 4}, seed=0)
+        make_task(dataset, "medium", {"concat_nframes": 4}, seed=0)
 
 
 def read_csv(path):
@@ -220,12 +224,12 @@ def read_csv(path):
 def test_predict_course_test_split_writes_the_submission(folders, fmt, tmp_path):
     dataset = load_dataset(folders[fmt])
     quick(dataset, "medium", tmp_path / "run")
-    out = phoneme.predict_files(tmp_path / "run", [folders[fmt]], tmp_path / "pred.csv")
+    out = predict_files(tmp_path / "run", [folders[fmt]], tmp_path / "pred.csv")
     rows = read_csv(tmp_path / "pred.csv")
     assert rows[0] == ["Id", "Class"] and len(rows) - 1 == len(dataset.test) == out["rows"]
     assert [r[0] for r in rows[1:]] == [str(i) for i in range(len(dataset.test))]
     model, config = load_run(tmp_path / "run")
-    expected = phoneme.predict_logits(model, config, dataset.test).argmax(1).tolist()
+    expected = predict_logits(model, config, dataset.test).argmax(1).tolist()
     assert [int(r[1]) for r in rows[1:]] == expected  # course label strings are the class numbers
 
 
@@ -238,7 +242,7 @@ def test_predict_feature_and_audio_files(folders, tmp_path):
     t = np.arange(16000) / 16000
     sf.write(tmp_path / "tone.wav", (0.3 * np.sin(2 * np.pi * 440 * t) * (t < 0.5)).astype(np.float32), 16000)
     files = [tmp_path / "raw.npy", tmp_path / "stacked.pt", tmp_path / "tone.wav"]
-    out = phoneme.predict_files(tmp_path / "run", files, tmp_path / "pred.csv")
+    out = predict_files(tmp_path / "run", files, tmp_path / "pred.csv")
     rows = read_csv(tmp_path / "pred.csv")
     assert rows[0] == ["file", "frame", "time", "phone", "prob"]
     n_audio = 1 + (16000 - 400) // 160
@@ -257,7 +261,7 @@ def test_predict_feature_and_audio_files(folders, tmp_path):
     assert sum(len(f["segments"]) for f in out["files"]) == len(segs) - 1
     with pytest.raises(HwmlError, match="columns"):
         np.save(tmp_path / "bad.npy", np.zeros((4, 40), np.float32))
-        phoneme.predict_files(tmp_path / "run", [tmp_path / "bad.npy"], tmp_path / "bad.csv")
+        predict_files(tmp_path / "run", [tmp_path / "bad.npy"], tmp_path / "bad.csv")
 
 
 def test_segments_merge_runs_of_equal_labels():

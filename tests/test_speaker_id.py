@@ -1,11 +1,10 @@
-"""Enrolment, identification and verification (hwml.speaker_id, hwml.verification): the EER
-threshold on known scores, calibration at training time, the `enroll` / `identify` / `verify`
-CLI contract end to end, its bad inputs, the Python API the app uses, and the import order
-(the evaluate -> workflow -> speaker -> evaluate circle is gone)."""
+"""Enrolment, identification and verification (hwml.speaker.identify, hwml.speaker.verification):
+the EER threshold on known scores, calibration at training time, the `enroll` / `identify` /
+`verify` CLI contract end to end, its bad inputs and the Python API the app uses. The import
+order of the whole package is tests/test_layout.py's."""
 
 from __future__ import annotations
 
-import ast
 import csv
 import json
 import os
@@ -20,7 +19,7 @@ import torch
 
 from hwml.data import load_dataset
 from hwml.errors import HwmlError
-from hwml.verification import calibrate, eer_threshold, verification_trials
+from hwml.speaker.verification import calibrate, eer_threshold, verification_trials
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -156,7 +155,7 @@ def voices(n_speakers: int, per: int, seed: int = 0):
 
 
 def test_calibration_uses_whole_utterances_or_halves_when_too_few_pairs():
-    from hwml.speaker import calibrate_threshold
+    from hwml.speaker.verification import calibrate_threshold
 
     model = MeanEmbedder()
     many = voices(10, 8)
@@ -248,7 +247,7 @@ def test_verify_without_calibration_says_so(run, people, tmp_path):
     proc = cli("verify", old, clip, clip)
     assert "uncalibrated" in proc.stdout and proc.stdout.strip().splitlines()[-1].endswith("same speaker")
     result = json.loads(cli("verify", old, clip, clip, "--json").stdout.strip().splitlines()[-1])
-    from hwml.speaker_id import DEFAULT_THRESHOLD
+    from hwml.speaker.verification import DEFAULT_THRESHOLD
 
     assert result["calibrated"] is False and result["threshold"] == DEFAULT_THRESHOLD
 
@@ -297,7 +296,8 @@ def test_bad_inputs_exit_2_and_write_nothing(run, people, tmp_path):
 
 
 def test_api_for_the_app(run, people):
-    from hwml.speaker_id import embedding_map, enroll_many, identify, open_model, verify
+    from hwml.speaker.identify import enroll_many, identify, open_model, verify
+    from hwml.speaker.voice_map import embedding_map
 
     root, names = people
     model = open_model(run)
@@ -319,75 +319,6 @@ def test_api_for_the_app(run, people):
     assert embedding_map(model, enrolled, {"query": first}) == picture  # deterministic
     with pytest.raises(HwmlError):
         enroll_many(model, {"a": clips[names[0]], " a ": clips[names[1]]})
-
-
-# --------------------------------------------------------------------------- import order
-
-CORE = {
-    "hwml.evaluate",
-    "hwml.workflow",
-    "hwml.speaker",
-    "hwml.speaker_id",
-    "hwml.tasks",
-    "hwml.verification",
-    "hwml.phoneme",
-}
-
-
-def import_graph() -> dict[str, set[str]]:
-    """Every `import hwml...` in hwml/, at module level or inside functions (a lazy import is
-    still a dependency: it only moves the circle from import time to call time)."""
-    modules = {}
-    for path in (ROOT / "hwml").rglob("*.py"):
-        name = ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
-        modules[name] = path
-    graph = {}
-    for name, path in modules.items():
-        deps = set()
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.Import):
-                deps |= {a.name for a in node.names}
-            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                deps |= {node.module} | {f"{node.module}.{a.name}" for a in node.names}
-        graph[name] = {d for d in deps if d in modules and d != name}
-    return graph
-
-
-def test_no_import_circle_through_the_core_modules():
-    graph = import_graph()
-    for start in CORE:
-        seen, todo = set(), list(graph[start])
-        while todo:
-            mod = todo.pop()
-            if mod == start:
-                pytest.fail(f"{start} imports itself through {sorted(seen)}")
-            if mod not in seen:
-                seen.add(mod)
-                todo += graph.get(mod, ())
-    assert "hwml.workflow" not in graph["hwml.evaluate"] and "hwml.evaluate" not in graph["hwml.speaker"]
-
-
-IMPORT_ORDERS = """
-import importlib, itertools, sys
-import hwml.speaker, hwml.speaker_id        # a fresh interpreter: the task module pulls in nothing above it
-print(sorted(m for m in sys.modules if m in ("hwml.workflow", "hwml.evaluate", "hwml.tasks")))
-for order in itertools.permutations(["hwml.evaluate", "hwml.workflow", "hwml.speaker"]):
-    for name in [m for m in sys.modules if m == "hwml" or m.startswith("hwml.")]:
-        del sys.modules[name]               # hwml afresh (torch stays loaded: seconds saved)
-    for name in order:
-        importlib.import_module(name)
-    print(" ".join(order), "ok")
-"""
-
-
-def test_imports_work_in_any_order_and_speaker_stays_low():
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(
-        [sys.executable, "-c", IMPORT_ORDERS], env=env, cwd=ROOT, capture_output=True, text=True, timeout=120
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    lines = proc.stdout.splitlines()
-    assert lines[0] == "[]" and len(lines) == 7 and all(line.endswith(" ok") for line in lines[1:])
 
 
 # ------------------------------------------------------------------------------ benchmark

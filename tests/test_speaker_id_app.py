@@ -107,7 +107,7 @@ def test_classes_description_from_config_or_class_names():
 def test_roster_enrols_again_for_another_model_and_keeps_files_to_their_model(tiny_run, tmp_path):
     from hwml.models import build_model
     from hwml.runs.folder import read_config
-    from hwml.speaker_id import open_model
+    from hwml.speaker.identify import open_model
 
     model_a = open_model(tiny_run)
     config = read_config(tiny_run)

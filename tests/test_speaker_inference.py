@@ -5,7 +5,10 @@ import torch
 
 from hwml.data.types import UtteranceSet
 from hwml.models import build_model
-from hwml.speaker import MODEL_KEYS, MODEL_NAME, embed, predict_logits, resolve_settings
+from hwml.speaker.inference import embed
+from hwml.speaker.predict import predict_logits
+from hwml.speaker.presets import MODEL_KEYS, MODEL_NAME
+from hwml.speaker.task import resolve_settings
 
 
 def tiny_model(preset: str):

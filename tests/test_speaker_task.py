@@ -18,23 +18,14 @@ from hwml.data import load_dataset, write_hw4
 from hwml.data.types import UtteranceSet
 from hwml.errors import HwmlError
 from hwml.runs.checkpoint import load_run
-from hwml.speaker import (
-    PRESETS,
-    VALID_FRAME_COST,
-    as_utterances,
-    cosine_similarity,
-    embed,
-    make_task,
-    predict_files,
-    predict_logits,
-    random_crops,
-    resolve_settings,
-    spec_augment,
-    split_by_utterance,
-    validation_spacing,
-    window_batches,
-)
-from hwml.speaker_id import enroll, identify, load_enrollments, save_enrollments
+from hwml.speaker.augment import spec_augment
+from hwml.speaker.batches import as_utterances, random_crops, window_batches
+from hwml.speaker.identify import enroll, identify, load_enrollments, save_enrollments
+from hwml.speaker.inference import cosine_similarity, embed
+from hwml.speaker.predict import predict_files, predict_logits
+from hwml.speaker.presets import PRESETS
+from hwml.speaker.split import split_by_utterance
+from hwml.speaker.task import VALID_FRAME_COST, make_task, resolve_settings, validation_spacing
 from hwml.train.engine import train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -278,8 +269,8 @@ def test_best_weights_are_a_copy(trained, hw4):
 def test_evaluate_valid_rebuilds_the_runs_validation_split(trained, hw4, tmp_path):
     """`evaluate --split valid` scores exactly the run's validation utterances (recomputed from
     seed and valid_fraction), at the best validation accuracy; other data is refused."""
-    from hwml.evaluate import evaluate_run
-    from hwml.speaker import valid_split
+    from hwml.api import evaluate_run
+    from hwml.speaker.split import valid_split
 
     run, end = trained
     config = json.loads((run / "config.json").read_text())

@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 import torch
-import torchaudio
 
 from hwml import settings
 from hwml.audio.params import MFCC39, SAMPLE_RATE
@@ -147,7 +146,9 @@ def _mono(data: np.ndarray, name) -> torch.Tensor:
 
 
 @functools.lru_cache(maxsize=16)
-def _resampler(orig: int, new: int) -> torchaudio.transforms.Resample:
+def _resampler(orig: int, new: int):
+    import torchaudio  # here, not at the top: importing decode (AUDIO_SUFFIXES) stays light
+
     return torchaudio.transforms.Resample(orig, new)
 
 

@@ -34,7 +34,7 @@ _warmed = False
 
 def warm_up(ctx: AppContext) -> None:
     """Once, in the background: import the training, model and plotting modules and load and
-    warm the shipped models (hwml.workflow.preload_runs). `app.py` calls it as soon as the page
+    warm the shipped models (hwml.api.preload_runs). `app.py` calls it as soon as the page
     is served (a fast cold start, then no student pays for a load); a page load calls it too."""
     global _warmed
     with _warm:
@@ -43,12 +43,14 @@ def warm_up(ctx: AppContext) -> None:
         _warmed = True
 
     def load():
-        import hwml.evaluate  # noqa: F401
-        import hwml.phoneme  # noqa: F401
-        import hwml.speaker  # noqa: F401
+        import hwml.phoneme.predict  # noqa: F401
+        import hwml.phoneme.task  # noqa: F401
+        import hwml.runs.confusion  # noqa: F401
+        import hwml.speaker.predict  # noqa: F401
+        import hwml.speaker.task  # noqa: F401
         import hwml.ui.figures  # noqa: F401
         import hwml.ui.strip_image  # noqa: F401
-        from hwml.workflow import preload_runs
+        from hwml.api import preload_runs
 
         preload_runs([e.path for e in ctx.workspace.shipped_runs()])
 

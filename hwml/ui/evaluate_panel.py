@@ -1,6 +1,6 @@
 """The Evaluate panel both task tabs share: pick any finished run (yours or shipped), pick
 labelled data, and see the confusion heatmap with class names, per-class accuracy and the
-worst confusions. The numbers come from `hwml.workflow.evaluate_run`."""
+worst confusions. The numbers come from `hwml.api.evaluate_run`."""
 
 from __future__ import annotations
 
@@ -108,8 +108,8 @@ class EvaluatePanel:
     def evaluate(self, run_key, source, path, upload, split, request: gr.Request):
         """Evaluate a run on labelled data; shipped runs are evaluated from a copy in the
         session's folder, so their folders are never written."""
+        from hwml.api import evaluate_run
         from hwml.runs.folder import read_config
-        from hwml.workflow import evaluate_run
 
         session = session_of(request)
         ws = self.ctx.workspace

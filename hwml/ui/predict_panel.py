@@ -1,7 +1,7 @@
 """The Predict panel both task tabs share: pick a run, give it audio (upload or microphone) or
 feature files / a course test folder zip, and get a summary, a figure, a table and the CSV.
 
-The panel runs `hwml.workflow.predict_run`; each task's subclass only turns the result into
+The panel runs `hwml.api.predict_run`; each task's subclass only turns the result into
 what it shows (`show_audio`, `show_files`) and may add components of its own (`add_extras`, and
 inputs that go with the audio: `add_audio_inputs`).
 """
@@ -102,7 +102,7 @@ class PredictPanel:
         """Predict one recording (upload or microphone)."""
         if not audio:
             return "", None, None, None
-        from hwml.workflow import predict_run
+        from hwml.api import predict_run
 
         with timing.request(f"{self.kind}_predict_audio"):
             entry, out = self._target(run_key, request)
@@ -114,7 +114,7 @@ class PredictPanel:
     def predict_files(self, run_key, files, request: gr.Request):
         """Predict feature files (one row per frame or file) or a course test folder zip (the
         submission CSV)."""
-        from hwml.workflow import predict_run
+        from hwml.api import predict_run
 
         entry, out = self._target(run_key, request)
         if not files:

@@ -248,9 +248,9 @@ class TrainPanel:
     def preset_choices(self, current):
         """The task module's presets (in the panel's order, new ones last): read on page load, so
         building the page does not import the models (the speaker models pull in torch's compiler)."""
-        from hwml.tasks import task_module
+        from hwml.api import task_presets
 
-        names = list(task_module(self.kind).PRESETS)
+        names = list(task_presets(self.kind).PRESETS)
         ordered = [p for p in self.preset_order if p in names] + [p for p in names if p not in self.preset_order]
         return gr.update(choices=ordered, value=current if current in ordered else ordered[0])
 

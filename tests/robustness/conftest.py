@@ -24,7 +24,7 @@ def speaker_data(tmp_path_factory) -> Path:
 
 
 def _tiny_run(tmp_path_factory, kind: str, data: Path, **settings) -> Path:
-    from hwml.workflow import train_run
+    from hwml.api import train_run
 
     out = tmp_path_factory.mktemp("rob-runs") / kind
     train_run(kind, data, out, seed=0, **settings)

@@ -11,9 +11,9 @@ import pytest
 import torch
 from robust_helpers import assert_error, assert_refused, cli
 
+from hwml.api import predict_run
 from hwml.data import load_dataset
 from hwml.errors import HwmlError
-from hwml.workflow import predict_run
 
 RNG = np.random.default_rng(0)
 NAN = RNG.standard_normal((10, 39)).astype(np.float32)

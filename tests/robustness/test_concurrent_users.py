@@ -23,7 +23,7 @@ pytest.importorskip("gradio_client")
 from gradio_client import Client, handle_file  # noqa: E402
 from gradio_client.exceptions import AppError  # noqa: E402
 
-from hwml.workflow import predict_run  # noqa: E402
+from hwml.api import predict_run  # noqa: E402
 
 BUILTIN = "Built-in corpus"
 N_REQUESTS = 24

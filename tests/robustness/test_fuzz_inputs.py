@@ -16,12 +16,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from hwml.api import predict_run
 from hwml.audio.features import featurize
 from hwml.audio.frames import stack_context
 from hwml.audio.params import LOGMEL40, MFCC39
 from hwml.data import load_dataset
 from hwml.errors import HwmlError
-from hwml.workflow import predict_run
 
 FUZZ = settings(
     max_examples=40,
@@ -238,7 +238,7 @@ SETTING_VALUES = st.one_of(
 )
 def test_train_with_any_setting_value(tmp_path, phoneme_data, key, value):
     """`--set key=value` from a user: trains (1 step) or a clear HwmlError."""
-    from hwml.workflow import train_run
+    from hwml.api import train_run
 
     overrides = {"hidden": [16], "batch_size": 32, "concat_nframes": 3, key: value}
     if value is None:

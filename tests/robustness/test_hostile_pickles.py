@@ -15,11 +15,11 @@ import pytest
 import torch
 from robust_helpers import assert_error, assert_refused, cli, cli_proc
 
+from hwml.api import predict_run
 from hwml.data import load_dataset
 from hwml.errors import HwmlError
 from hwml.runs.checkpoint import load_run
 from hwml.safeio import load_tensor_file
-from hwml.workflow import predict_run
 
 
 class ShellPayload:

@@ -125,7 +125,7 @@ def test_sigkill_at_random_points_then_resume(tmp_path, capsys):
 def test_resume_after_a_torn_metrics_line(tmp_path):
     """A kill in the middle of a metrics write leaves half a line; the resumed run's events must
     not be glued onto it (and lost)."""
-    from hwml.workflow import train_run
+    from hwml.api import train_run
 
     data = write_phoneme_folder(tmp_path / "data")
     run = tmp_path / "run"
@@ -169,7 +169,7 @@ def fill_disk(folder: Path, leave: int = 4096) -> None:
 
 
 def test_disk_full_during_a_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
-    from hwml.workflow import train_run
+    from hwml.api import train_run
 
     data = write_phoneme_folder(tmp_path / "data")
     overrides = {**parse_sets(FAST), "valid_every": 4}

@@ -27,10 +27,9 @@ from hwml.errors import HwmlError
 
 # Fine-tuning defaults, applied unless the user sets the key. The weights are already good: a
 # full-size peak learning rate throws much of that away in the first steps, so the peak is 0.3x
-# the preset's (built-in corpus, an accent shift, 20 CPU-s, 2 seeds: 81.2% frame accuracy at 0.3x,
-# 80.3% at 1x, 81.0% at 0.1x, 74.5% from scratch: README);
-# a long warm-up (the course's speaker recipe: 1,000 steps) would spend a short budget below that
-# peak, so it is capped. Weight decay, schedule and batch stay the preset's.
+# the preset's (it beat 1x and 0.1x: README, `--init RUN`); a long warm-up (the course's speaker
+# recipe: 1,000 steps) would spend a short budget below that peak, so it is capped. Weight decay,
+# schedule and batch stay the preset's.
 LR_FACTOR = 0.3
 MAX_WARMUP_STEPS = 20
 
@@ -40,21 +39,12 @@ MAX_WARMUP_STEPS = 20
 FITTED = {"input_mean": "input_norm.mean", "input_std": "input_norm.std"}
 
 
-def _architecture_keys(kind: str, settings: dict) -> tuple[str, ...]:
-    if kind == "phoneme":
-        from hwml.phoneme import MODEL_KEYS
-
-        return ("model", "concat_nframes", *MODEL_KEYS.get(settings.get("model"), ()))
-    from hwml.speaker import MODEL_KEYS
-
-    return MODEL_KEYS
-
-
-def finetune_settings(module, preset: str) -> dict:
-    """The preset's lr x LR_FACTOR and a warm-up of at most MAX_WARMUP_STEPS steps."""
+def finetune_settings(presets, preset: str) -> dict:
+    """The preset's lr x LR_FACTOR and a warm-up of at most MAX_WARMUP_STEPS steps (`presets`:
+    the task's presets module)."""
     from hwml.train.engine import DEFAULTS
 
-    base = {**DEFAULTS, **getattr(module, "SETTINGS", {}), **module.PRESETS.get(preset, {})}
+    base = {**DEFAULTS, **getattr(presets, "SETTINGS", {}), **presets.PRESETS.get(preset, {})}
     return {
         "lr": float(f"{base['lr'] * LR_FACTOR:.3g}"),
         "warmup_steps": min(int(base["warmup_steps"]), MAX_WARMUP_STEPS),
@@ -96,15 +86,11 @@ class InitFrom:
     def preset(self) -> str | None:
         return self.config.get("preset")
 
-    def overrides(self, module, preset: str, user: dict) -> dict:
-        """The init run's architecture <- fine-tuning settings <- the user's own overrides."""
-        settings = self.config.get("settings") or {}
-        if self.kind == "phoneme" and settings.get("model") == "gaussian":
-            # a closed-form fit; trained on by gradient descent it is logistic regression
-            arch = {"model": "linear", "input_norm": False, "concat_nframes": settings.get("concat_nframes", 11)}
-        else:
-            arch = {k: settings[k] for k in _architecture_keys(self.kind, settings) if k in settings}
-        self.applied = {k: v for k, v in finetune_settings(module, preset).items() if k not in user}
+    def overrides(self, presets, preset: str, user: dict) -> dict:
+        """The init run's architecture <- fine-tuning settings <- the user's own overrides
+        (`presets`: the task's presets module, hwml.phoneme.presets or hwml.speaker.presets)."""
+        arch = presets.architecture(self.config.get("settings") or {})
+        self.applied = {k: v for k, v in finetune_settings(presets, preset).items() if k not in user}
         return {**arch, **self.applied, **user}
 
     def check_task(self, task) -> None:

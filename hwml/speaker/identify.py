@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
-import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,16 +29,17 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from hwml.audio.decode import AUDIO_SUFFIXES
 from hwml.errors import HwmlError
-from hwml.speaker import AUDIO_SUFFIXES, FEATURE_SUFFIXES, cosine_similarity, embed, load_clip
+from hwml.safeio import FEATURE_SUFFIXES
+from hwml.speaker.inference import cosine_similarity, embed
+from hwml.speaker.predict import TOP_K, load_clip
+from hwml.speaker.verification import verification_threshold
 
 ENROLLMENT_FORMAT = "hwml-speaker-enrollments"
-DEFAULT_THRESHOLD = 0.5  # cosine; used only by runs with no calibrated threshold (see module doc)
-TOP_K = 5  # identify's CSV: the five best-scoring enrolled speakers
+
+
 CLIP_SUFFIXES = AUDIO_SUFFIXES + FEATURE_SUFFIXES
-
-
-# ----------------------------------------------------------------------------------- the model
 
 
 @dataclass
@@ -82,43 +81,28 @@ def model_fingerprint(model: nn.Module) -> str:
     return h.hexdigest()[:16]
 
 
-_OPENED: dict[tuple, SpeakerModel] = {}
-_OPENED_LOCK = threading.Lock()
-
-
 def open_model(source) -> SpeakerModel:
-    """A SpeakerModel from any source. Run folders are cached (by path and file times), so the app
-    can call this on every click without loading and hashing the weights again."""
+    """A SpeakerModel from any source. A run folder's comes from the one model cache
+    (hwml.runs.cache, with its fingerprint kept beside it), so the app can call this on every
+    click without loading and hashing the weights again."""
     if isinstance(source, SpeakerModel):
         return source
     if isinstance(source, nn.Module):
         return SpeakerModel(source.eval(), {}, model_fingerprint(source))
     if isinstance(source, tuple) and len(source) == 2 and isinstance(source[0], nn.Module):
         return SpeakerModel(source[0].eval(), dict(source[1] or {}), model_fingerprint(source[0]))
-    from hwml.runs.checkpoint import load_run
-    from hwml.runs.folder import CONFIG, WEIGHTS, read_config
+    from hwml.runs.cache import cached_run
+    from hwml.runs.folder import read_config
 
     run_dir = Path(source)
     if read_config(run_dir).get("task") != "speaker":
         raise HwmlError(f"{run_dir}: not a speaker run (enrolment needs a speaker model)")
-    try:
-        key = (str(run_dir.resolve()), *((run_dir / n).stat().st_mtime_ns for n in (CONFIG, WEIGHTS)))
-    except OSError:
-        key = None
-    with _OPENED_LOCK:
-        if key in _OPENED:
-            return _OPENED[key]
-    model, config = load_run(run_dir)
-    opened = SpeakerModel(model, config, model_fingerprint(model), run_dir)
-    if key is not None:
-        with _OPENED_LOCK:
-            if len(_OPENED) >= 4:
-                _OPENED.pop(next(iter(_OPENED)))
-            _OPENED[key] = opened
+    loaded = cached_run(run_dir)
+    opened = loaded.derived.get("speaker_model")
+    if opened is None:  # two threads may both hash a new version: the same value, kept once
+        opened = SpeakerModel(loaded.model, loaded.config, model_fingerprint(loaded.model), run_dir)
+        opened = loaded.derived.setdefault("speaker_model", opened)
     return opened
-
-
-# ------------------------------------------------------------------------------------ enrolment
 
 
 @dataclass
@@ -268,9 +252,6 @@ def check_enrollments(source, enrollments: list[Enrollment], where: str = "") ->
     return sm
 
 
-# ------------------------------------------------------------------------------ identification
-
-
 def identify_many(source, enrollments: list[Enrollment], clips: Sequence) -> Tensor:
     """(N clips, S enrolled) cosine similarities, in the enrolments' order."""
     sm = check_enrollments(source, enrollments)
@@ -281,21 +262,6 @@ def identify(source, enrollments: list[Enrollment], clip) -> list[tuple[str, flo
     """Enrolled speakers ranked by cosine similarity to the clip's embedding, best first."""
     scores = identify_many(source, enrollments, [clip])[0]
     return sorted(((e.name, float(s)) for e, s in zip(enrollments, scores)), key=lambda p: -p[1])
-
-
-# -------------------------------------------------------------------------------- verification
-
-
-def verification_threshold(config: dict) -> dict:
-    """{"threshold", "calibrated", "eer", "n_trials"} of a run: its calibrated threshold from
-    config.json, or DEFAULT_THRESHOLD (calibrated false, eer None) when it has none."""
-    found = (config or {}).get("verification")
-    if found is None:
-        return {"threshold": DEFAULT_THRESHOLD, "calibrated": False, "eer": None, "n_trials": 0}
-    t = found.get("threshold") if isinstance(found, dict) else None
-    if not isinstance(t, (int, float)) or isinstance(t, bool) or not math.isfinite(t) or not -1 <= t <= 1:
-        raise HwmlError(f"config.json: 'verification' holds no threshold between -1 and 1 ({found!r:.80})")
-    return {"threshold": float(t), "calibrated": True, "eer": found.get("eer"), "n_trials": found.get("n_trials", 0)}
 
 
 def verify(source, clip_a, clip_b) -> dict:
@@ -312,90 +278,6 @@ def verify(source, clip_a, clip_b) -> dict:
         "calibrated": found["calibrated"],
         "eer": found["eer"],
     }
-
-
-def calibrate_run(run_dir, data) -> dict:
-    """Calibrate an existing run's threshold afterwards (e.g. one trained before calibration
-    existed): the equal-error point on its validation utterances rebuilt from `data` (the folder
-    it was trained on), written into its config.json. Returns the "verification" entry."""
-    from hwml.data import load_dataset
-    from hwml.runs.folder import CONFIG, read_config
-    from hwml.safeio import write_json_atomic
-    from hwml.speaker import calibrate_threshold, valid_split
-
-    sm = open_model(run_dir)
-    valid = valid_split(sm.config, load_dataset(data).train)
-    found = calibrate_threshold(sm.model, valid, torch.arange(len(valid)), sm.config, int(sm.config["split"]["seed"]))
-    if found is None:
-        raise HwmlError(f"{data}: the validation split has too few speakers or utterances to calibrate")
-    config = read_config(run_dir)
-    write_json_atomic(Path(run_dir) / CONFIG, {**config, "verification": found})
-    return found
-
-
-# ------------------------------------------------------------------------------- the 2-D map
-
-
-def embedding_map(
-    source, enrollments: Sequence[Enrollment] = (), clips: Mapping[str, object] | None = None, known: bool = True
-) -> dict:
-    """2-D coordinates (PCA of the unit embeddings) for a scatter plot of voices.
-
-    Points: the model's known speakers ("known": the class weight vectors of an AM-softmax head,
-    which live in the embedding space; none for a softmax head), the enrolled people ("enrolled")
-    and optional clips ({label: clip}, "clip"). Returns {"points": [{"name", "kind", "x", "y"}],
-    "explained": [share of variance on axis 1, axis 2], "known_from": "amsoftmax class weights"|None}.
-    """
-    sm = open_model(source)
-    if enrollments:
-        check_enrollments(sm, list(enrollments))
-    rows, labels = [], []
-    weight = getattr(getattr(sm.model, "head", None), "weight", None)
-    has_known = known and (
-        sm.config.get("model", {}).get("kwargs", {}).get("head") == "amsoftmax"
-        or type(getattr(sm.model, "head", None)).__name__ == "AMSoftmaxHead"
-    )
-    if has_known and weight is not None:
-        names = sm.config.get("class_names") or [f"class {i}" for i in range(len(weight))]
-        rows.append(F.normalize(weight.detach().float(), dim=-1))
-        labels += [(n, "known") for n in names]
-    if enrollments:
-        rows.append(torch.stack([e.embedding for e in enrollments]))
-        labels += [(e.name, "enrolled") for e in enrollments]
-    if clips:
-        rows.append(sm.embed(list(clips.values())))
-        labels += [(str(n), "clip") for n in clips]
-    if not rows:
-        return {"points": [], "explained": [0.0, 0.0], "known_from": None}
-    x = torch.cat(rows)
-    xy, explained = pca_2d(x)
-    return {
-        "points": [
-            {"name": n, "kind": k, "x": round(float(p[0]), 5), "y": round(float(p[1]), 5)}
-            for (n, k), p in zip(labels, xy)
-        ],
-        "explained": explained,
-        "known_from": "amsoftmax class weights" if has_known else None,
-    }
-
-
-def pca_2d(x: Tensor) -> tuple[Tensor, list[float]]:
-    """(N, 2) projection of rows onto their two main directions (signs fixed so the largest
-    loading is positive: the same data always draws the same picture), and the variance shares."""
-    centred = x.double() - x.double().mean(0)
-    if len(x) < 2 or float(centred.abs().max()) == 0.0:
-        return torch.zeros(len(x), 2), [0.0, 0.0]
-    _, s, vh = torch.linalg.svd(centred, full_matrices=False)
-    axes = vh[:2]
-    axes = axes * torch.sign(axes.gather(1, axes.abs().argmax(1, keepdim=True)))
-    xy = centred @ axes.T
-    if xy.shape[1] < 2:
-        xy = torch.cat([xy, torch.zeros(len(x), 1, dtype=xy.dtype)], 1)
-    share = (s**2 / (s**2).sum()).tolist() + [0.0]
-    return xy.float(), [round(share[0], 5), round(share[1], 5)]
-
-
-# ------------------------------------------------------------------------------ command line
 
 
 def enroll_folder(run_dir, root, out_json) -> dict:
