@@ -30,14 +30,15 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from hwml import align  # noqa: E402
+from hwml.align import viterbi  # noqa: E402
+from hwml.align.acoustic import load_align_model, log_posteriors, shipped_phoneme_model  # noqa: E402
 from hwml.audio.decode import read_audio
 from hwml.audio.features import featurize
 from hwml.audio.frames import label_frames
 from hwml.corpus.transcribed import write_transcribed  # noqa: E402
 from hwml.data.phones import PHONES_39  # noqa: E402
 from hwml.importers import import_phoneme, read_phn  # noqa: E402
-from hwml.transcripts import find_transcribed, load_align_model, log_posteriors, shipped_phoneme_model  # noqa: E402
+from hwml.importers.transcribed import find_transcribed
 
 TOLERANCE_S = 0.020
 
@@ -55,7 +56,7 @@ class Truth:
         self.sequence = [PHONES_39[labels[i]] for i in [0, *change]]
 
 
-def boundary_hits(truth_s: np.ndarray, alignment: align.Alignment) -> int:
+def boundary_hits(truth_s: np.ndarray, alignment: viterbi.Alignment) -> int:
     """How many true boundaries have an aligned phone boundary within TOLERANCE_S (frame edges
     lie halfway between frame centres)."""
     edges = np.array([(a - 0.5) * 0.01 + 0.0125 for a, _, _ in alignment.phones[1:]])
@@ -88,10 +89,10 @@ def oracle(truths: dict, model_dir: Path) -> dict:
     out = {}
     started = time.perf_counter()
     for u, logp in zip(utts, logps):
-        graph = align.build_graph(
+        graph = viterbi.build_graph(
             [[tuple((p,) for p in truths[u].sequence)]], config["class_names"], optional_sil=False, closures=False
         )
-        out[u] = align.align(logp, graph, source=u)
+        out[u] = viterbi.align(logp, graph, source=u)
     result = score(out, truths)
     result["viterbi_utterances_per_s"] = round(len(utts) / (time.perf_counter() - started), 1)
     argmax = np.concatenate([lp.argmax(1) for lp in logps]) == np.concatenate([truths[u].labels for u in utts])

@@ -28,7 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from hwml.data import load_dataset, write_hw4  # noqa: E402
 from hwml.data.types import UtteranceSet  # noqa: E402
 from hwml.errors import HwmlError  # noqa: E402
-from hwml.importers import FSDD_NAME, import_speaker  # noqa: E402
+from hwml.importers import import_speaker  # noqa: E402
+from hwml.importers.speakers import FSDD_NAME
 
 DEFAULT_SRC = Path(__file__).resolve().parents[2] / "shared" / "data" / "fsdd" / "recordings"
 

@@ -139,11 +139,11 @@ def alignment_example(source, example: int = 1, seed: int = ALIGN_SEED) -> Align
     compare with the phone times eSpeak used to make it."""
     import soundfile as sf
 
+    from hwml.align.clip import align_audio
     from hwml.audio.frames import label_frames, label_segments
     from hwml.audio.params import FeatureParams
     from hwml.corpus.transcribed import write_transcribed
     from hwml.data.phones import PHONES_39
-    from hwml.forced import align_audio
     from hwml.importers import read_phn
 
     if isinstance(example, bool) or not isinstance(example, (int, float)) or not 1 <= int(example) <= ALIGN_EXAMPLES:

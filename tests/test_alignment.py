@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hwml import align, lexicon
+from hwml.align import lexicon, viterbi
 from hwml.audio.decode import read_audio
 from hwml.audio.features import featurize
 from hwml.audio.frames import label_frames
@@ -130,8 +130,8 @@ def test_viterbi_recovers_known_segments_exactly():
         ("sil", 6),
     ]
     logp, labels = posteriors(segments, noise=0.5)
-    graph = align.build_graph([pron("hh ah l ow"), pron("k ae t")], PHONES_39)
-    a = align.align(logp, graph)
+    graph = viterbi.build_graph([pron("hh ah l ow"), pron("k ae t")], PHONES_39)
+    a = viterbi.align(logp, graph)
     assert a.labels.tolist() == labels.tolist()
     # one sil run for the word gap + the closure of k; word tier: HELLO, CAT
     assert [(s, e, p) for s, e, p in a.phones] == [
@@ -153,7 +153,7 @@ def test_viterbi_recovers_known_segments_exactly():
 def test_viterbi_optional_silence_and_variants():
     logp, labels = posteriors([("dh", 4), ("iy", 6), ("k", 5), ("ae", 7), ("t", 4)])
     the = lexicon.Lexicon().pronounce("THE", "x")
-    a = align.align(logp, align.build_graph([the, pron("k ae t")], PHONES_39))
+    a = viterbi.align(logp, viterbi.build_graph([the, pron("k ae t")], PHONES_39))
     assert a.labels.tolist() == labels.tolist()  # no silence where there is none; the DH IY variant
 
 
@@ -161,21 +161,21 @@ def test_a_slot_that_may_be_left_out():
     (little,) = lexicon.Lexicon().pronounce("LITTLE", "x")
     for segments in ([("l", 5), ("ih", 6), ("dx", 3), ("l", 8)], [("l", 5), ("ih", 6), ("dx", 3), ("ah", 4), ("l", 8)]):
         logp, labels = posteriors(segments)
-        assert align.align(logp, align.build_graph([[little]], PHONES_39)).labels.tolist() == labels.tolist()
+        assert viterbi.align(logp, viterbi.build_graph([[little]], PHONES_39)).labels.tolist() == labels.tolist()
 
 
 def test_minimum_duration_and_too_short_utterances():
     # the posteriors support 'ah' for one frame only: it still gets min_frames, taken from a neighbour
     logp, _ = posteriors([("m", 6), ("ah", 1), ("n", 6)])
     for n in (1, 2, 3):
-        a = align.align(logp, align.build_graph([pron("m ah n")], PHONES_39, min_frames=n))
+        a = viterbi.align(logp, viterbi.build_graph([pron("m ah n")], PHONES_39, min_frames=n))
         runs = [e - s for s, e, _ in a.phones]
         assert [p for _, _, p in a.phones] == ["m", "ah", "n"] and min(runs) >= n
         assert runs[1] == max(1, n)
-    graph = align.build_graph([pron("m ah n"), pron("k ae t")], PHONES_39, min_frames=3)
+    graph = viterbi.build_graph([pron("m ah n"), pron("k ae t")], PHONES_39, min_frames=3)
     assert graph.min_frames == 18
     with pytest.raises(HwmlError, match=r"spk/u1.wav: 17 frames .* needs at least 18"):
-        align.viterbi(np.zeros((17, len(PHONES_39))), graph, source="spk/u1.wav")
+        viterbi.viterbi(np.zeros((17, len(PHONES_39))), graph, source="spk/u1.wav")
 
 
 def test_viterbi_speed():
@@ -183,12 +183,12 @@ def test_viterbi_speed():
     rng = np.random.default_rng(0)
     logp = np.log(rng.dirichlet(np.ones(len(PHONES_39)), size=500))
     words = [pron("k ae t s ih t")] * 10
-    graph = align.build_graph(words, PHONES_39)
+    graph = viterbi.build_graph(words, PHONES_39)
     import time
 
     t0 = time.perf_counter()
     for _ in range(5):
-        align.viterbi(logp, graph)
+        viterbi.viterbi(logp, graph)
     assert (time.perf_counter() - t0) / 5 < 0.25  # generous: shared 2-core machine
 
 

@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from hwml import lexicon
+from hwml.align import lexicon
+from hwml.align.clip import FRAME_COLUMNS, SEGMENT_COLUMNS, align_audio, pron_text, write_frames_csv
 from hwml.audio.features import featurize
 from hwml.audio.frames import label_frames
 from hwml.data.phones import PHONES_39
 from hwml.errors import HwmlError
-from hwml.forced import FRAME_COLUMNS, SEGMENT_COLUMNS, align_audio, pron_text, write_frames_csv
 from hwml.importers import read_phn
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -109,7 +109,7 @@ def test_user_mistakes_are_one_line_messages(clips, tmp_path):
 
 
 def test_pronunciations_read_as_text():
-    from hwml.lexicon import Lexicon
+    from hwml.align.lexicon import Lexicon
 
     lex = Lexicon()
     assert pron_text(lex.pronounce("WATER", "t")) == "w aa t/dx er/ah"

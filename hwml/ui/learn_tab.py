@@ -184,7 +184,7 @@ class LearnTab:
     @user_errors
     def show_alignment(self, run_key, example, request: gr.Request):
         """A built-in sentence force-aligned by the picked phoneme run, beside eSpeak's exact phones."""
-        from hwml.forced import pron_text
+        from hwml.align.clip import pron_text
         from hwml.lessons import alignment_example
         from hwml.ui import figures
 
@@ -219,7 +219,7 @@ class LearnTab:
     @user_errors
     def align_own(self, run_key, audio, transcript, request: gr.Request):
         """The visitor's clip and words: the Predict panel's alignment view plus the Viterbi picture."""
-        from hwml.forced import SEGMENT_COLUMNS, align_audio
+        from hwml.align.clip import SEGMENT_COLUMNS, align_audio
         from hwml.ui import figures
 
         if not audio:

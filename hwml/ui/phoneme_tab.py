@@ -63,7 +63,7 @@ class PhonemePredictPanel(PredictPanel):
         """Predict one recording; with a transcript, force-align it too."""
         if not audio or not (transcript or "").strip():
             return PredictPanel.predict_audio(self, run_key, audio, request)
-        from hwml.forced import FRAME_COLUMNS, align_audio, write_frames_csv
+        from hwml.align.clip import FRAME_COLUMNS, align_audio, write_frames_csv
 
         with timing.request("phoneme_predict_audio"):
             entry, out = self._target(run_key, request)
@@ -141,7 +141,7 @@ def alignment_view(result, image: Path):
     """(picture path, table, summary markdown) of a `hwml.forced.ClipAlignment`: the spectrogram
     with the words, the forced alignment and the free prediction under it (hwml.ui.strip_image,
     written to `image`), one table row per aligned phone."""
-    from hwml.forced import SEGMENT_COLUMNS
+    from hwml.align.clip import SEGMENT_COLUMNS
     from hwml.ui.strip_image import phone_strips_image, save_jpeg
 
     lang = current_lang()

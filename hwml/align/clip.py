@@ -100,7 +100,7 @@ def _open(run_or_model):
 
 
 def _lexicon(lexicon):
-    from hwml.lexicon import Lexicon
+    from hwml.align.lexicon import Lexicon
 
     return lexicon if isinstance(lexicon, Lexicon) else Lexicon(lexicon)
 
@@ -108,7 +108,7 @@ def _lexicon(lexicon):
 def pronunciations(transcript: str, lexicon=None, source="transcript") -> tuple[list[str], list]:
     """(words, their pronunciations) of a typed transcript; one HwmlError names every word the
     dictionary lacks (a typed sentence is fixed in one go)."""
-    from hwml.lexicon import words as normalise
+    from hwml.align.lexicon import words as normalise
 
     words = normalise(transcript or "", source)
     if not words:
@@ -134,11 +134,11 @@ def align_audio(
     a lexicon file (`WORD PH1 PH2 ...` lines) or a `hwml.lexicon.Lexicon`.
 
     HwmlError: an empty transcript, a word the dictionary lacks (named), a clip shorter than
-    the transcript's phones need at `min_frames` frames each (default `hwml.align.MIN_FRAMES`).
+    the transcript's phones need at `min_frames` frames each (default `hwml.viterbi.MIN_FRAMES`).
     """
     import torch
 
-    from hwml import align
+    from hwml.align import viterbi
     from hwml.audio.decode import load_audio
     from hwml.audio.features import featurize, logmel40
     from hwml.audio.frames import frame_times, label_segments
@@ -153,8 +153,8 @@ def align_audio(
     params = FeatureParams.from_dict(config["features"])
     wave = load_audio(audio_path)
     feats = featurize(wave, params)
-    graph = align.build_graph(
-        prons, names, min_frames=align.MIN_FRAMES if min_frames is None else min_frames, optional_sil=optional_sil
+    graph = viterbi.build_graph(
+        prons, names, min_frames=viterbi.MIN_FRAMES if min_frames is None else min_frames, optional_sil=optional_sil
     )
     T = len(feats)
     if T * graph.n_states > MAX_CELLS:
@@ -164,9 +164,9 @@ def align_audio(
         )
     frames = FrameSet(feats, None, torch.tensor([0, T]), [audio_path.stem], names, 1)
     logits = predict_logits(model, config, frames)
-    logp = align.log_scores(logits)
-    path = align.viterbi(logp, graph, source=audio_path.name)
-    result = align.align(logp, graph, path=path)
+    logp = viterbi.log_scores(logits)
+    path = viterbi.viterbi(logp, graph, source=audio_path.name)
+    result = viterbi.align(logp, graph, path=path)
 
     times = frame_times(T, params).numpy()
     half = params.hop_length / params.sample_rate / 2

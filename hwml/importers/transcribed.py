@@ -5,13 +5,14 @@ with a same-named `.lab` or `.txt` beside them holding the words, and/or a Kaldi
 file at the root (`<utt> WORDS ...`, `<utt>` being an audio file's name without its suffix).
 A TIMIT-style `.txt` (`start end words`) has its two numbers dropped.
 
-Pipeline: words -> pronunciations (`hwml.lexicon`), audio -> MFCC39 frames (`hwml.audio`, as
-every importer), frame log-posteriors of an acoustic model (the shipped phoneme model unless
-`align_model`), Viterbi through each utterance's graph (`hwml.align`). `rounds` > 0 then trains
-a fresh model on the aligned frames for `round_seconds` and re-aligns with it, that many times
-(a flat-start style refinement: the model learns these voices from its own alignments). The
-output is the same libriphone folder a TIMIT import writes, plus `alignment.json` (how it was
-aligned) and optionally `alignments/<utt>.TextGrid` for Praat.
+Pipeline: words -> pronunciations (`hwml.align.lexicon`), audio -> MFCC39 frames (`hwml.audio`,
+as every importer), frame log-posteriors of an acoustic model (`hwml.align.acoustic`: the shipped
+phoneme model unless `align_model`), Viterbi through each utterance's graph
+(`hwml.align.viterbi`). `rounds` > 0 then trains a fresh model on the aligned frames for
+`round_seconds` and re-aligns with it, that many times (a flat-start style refinement: the model
+learns these voices from its own alignments). The output is the same libriphone folder a TIMIT
+import writes, plus `alignment.json` (how it was aligned) and optionally `alignments/<utt>.TextGrid`
+for Praat.
 """
 
 from __future__ import annotations
@@ -28,23 +29,28 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from hwml import align, lexicon, settings
+from hwml.align import lexicon
+from hwml.align.acoustic import load_align_model, log_posteriors, shipped_phoneme_model
+from hwml.align.viterbi import MIN_FRAMES, align, build_graph, write_textgrid
 from hwml.audio.decode import is_audio, load_audio
 from hwml.audio.features import mfcc39
-from hwml.audio.params import MFCC39, SAMPLE_RATE, FeatureParams
+from hwml.audio.params import MFCC39, SAMPLE_RATE
 from hwml.data.phones import PHONES_39
 from hwml.errors import HwmlError
-from hwml.importers import _BadFiles, _featurise_all, _frameset, _safe_id, _split_of, _walk
+from hwml.importers.common import BadFiles, featurise_all, frameset, safe_id, split_of, walk
 from hwml.safeio import write_folder_atomic
 
 TRANSCRIPT_SUFFIXES = (".lab", ".txt")
+
+
 ROUND_SECONDS = 120.0  # training time per refinement round
+
+
 ROUND_PRESET = "medium"
-LOGIT_BATCH_UTTS = 256  # utterances scored per model call (bounds memory on big corpora)
 
 
 @dataclass
-class Utterance:
+class TranscribedUtterance:
     audio: Path
     transcript: str  # where the words came from, for messages: a file, or `text` and its line
     text: str
@@ -53,11 +59,6 @@ class Utterance:
     split: str = "train"
     words: list[str] = field(default_factory=list)
     prons: list = field(default_factory=list)
-
-
-def shipped_phoneme_model() -> Path:
-    """The shipped phoneme run folder ($HWML_CHECKPOINTS_DIR/phoneme, else the repository's)."""
-    return settings.checkpoints_dir() / "phoneme"
 
 
 def _strip_timit_times(text: str) -> str:
@@ -82,12 +83,12 @@ def _read_kaldi_text(path: Path) -> dict[str, tuple[str, str]]:
     return entries
 
 
-def find_transcribed(src: Path) -> tuple[list[Utterance], dict]:
+def find_transcribed(src: Path) -> tuple[list[TranscribedUtterance], dict]:
     """Every audio file with a transcript (a `.lab`/`.txt` beside it first, else the root `text`),
     and counts of what had none."""
     kaldi = _read_kaldi_text(src / "text") if (src / "text").is_file() else {}
     utts, no_transcript, used = [], 0, set()
-    for folder, files in _walk(src):
+    for folder, files in walk(src):
         by_lower = {f.lower(): f for f in files}
         for f in files:
             if not is_audio(f):
@@ -101,20 +102,20 @@ def find_transcribed(src: Path) -> tuple[list[Utterance], dict]:
                     text = path.read_text(encoding="utf-8", errors="strict")
                 except (OSError, UnicodeDecodeError) as e:
                     raise HwmlError(f"{path}: cannot read the transcript ({type(e).__name__})") from None
-                utts.append(Utterance(folder / f, str(path), _strip_timit_times(text)))
+                utts.append(TranscribedUtterance(folder / f, str(path), _strip_timit_times(text)))
             elif stem in kaldi:
                 if stem in used:
                     raise HwmlError(f"{src / 'text'}: utterance {stem!r} matches more than one audio file")
                 used.add(stem)
-                utts.append(Utterance(folder / f, kaldi[stem][1], kaldi[stem][0]))
+                utts.append(TranscribedUtterance(folder / f, kaldi[stem][1], kaldi[stem][0]))
             else:
                 no_transcript += 1
     ids = set()
     for u in utts:
         rel_dirs = u.audio.parent.relative_to(src).parts
         u.speaker = rel_dirs[-1] if rel_dirs else src.name
-        u.split = _split_of(rel_dirs) or "train"
-        u.utt_id = base = _safe_id(u.speaker, u.audio.name.rsplit(".", 1)[0])
+        u.split = split_of(rel_dirs) or "train"
+        u.utt_id = base = safe_id(u.speaker, u.audio.name.rsplit(".", 1)[0])
         k = 1
         while u.utt_id in ids:
             k += 1
@@ -126,7 +127,7 @@ def find_transcribed(src: Path) -> tuple[list[Utterance], dict]:
     }
 
 
-def hold_out_speakers(utts: list[Utterance], n: int, seed: int) -> None:
+def hold_out_speakers(utts: list[TranscribedUtterance], n: int, seed: int) -> None:
     """Mark every utterance of n speakers (a seeded choice among those in training) as test."""
     n = 0 if n is None else n
     if isinstance(n, bool) or not isinstance(n, int) or n < 0:
@@ -142,35 +143,6 @@ def hold_out_speakers(utts: list[Utterance], n: int, seed: int) -> None:
             u.split = "test"
 
 
-def load_align_model(run_dir) -> tuple[torch.nn.Module, dict]:
-    from hwml.runs.checkpoint import load_run
-
-    model, config = load_run(run_dir)
-    if config.get("task") != "phoneme":
-        raise HwmlError(f"{run_dir}: not a phoneme run (task {config.get('task')!r}); --align-model needs one")
-    if FeatureParams.from_dict(config.get("features") or {}) != MFCC39:
-        raise HwmlError(f"{run_dir}: the alignment model must use hwml's default mfcc39 features")
-    return model, config
-
-
-def log_posteriors(model, config: dict, feats: list[torch.Tensor]) -> list[np.ndarray]:
-    """(T, C) frame log-posteriors of each utterance, scored in batches of utterances."""
-    from hwml.data.types import FrameSet
-    from hwml.phoneme.predict import predict_logits
-
-    out = []
-    for i in range(0, len(feats), LOGIT_BATCH_UTTS):
-        chunk = feats[i : i + LOGIT_BATCH_UTTS]
-        lengths = torch.tensor([len(f) for f in chunk])
-        offsets = torch.cat([torch.zeros(1, dtype=torch.int64), lengths.cumsum(0)])
-        frames = FrameSet(
-            torch.cat(chunk), None, offsets, [str(k) for k in range(len(chunk))], list(config["class_names"]), 1
-        )
-        logp = align.log_scores(predict_logits(model, config, frames))
-        out += [logp[a:b] for a, b in zip(offsets[:-1].tolist(), offsets[1:].tolist())]
-    return out
-
-
 def _align_all(model, config, utts, feats, indices, bad, min_frames: int, progress: bool, desc: str):
     """{utt index: Alignment} for each of `indices` that the model's path fits; the rest go to `bad`.
     Labels are returned as PHONES_39 indices (matched by class name)."""
@@ -180,8 +152,8 @@ def _align_all(model, config, utts, feats, indices, bad, min_frames: int, progre
     logps = log_posteriors(model, config, [feats[i] for i in indices])
     for i, logp in tqdm(zip(indices, logps), total=len(indices), desc=desc, unit="utt", disable=not progress):
         try:
-            graph = align.build_graph(utts[i].prons, names, min_frames=min_frames)
-            out[i] = align.align(logp, graph, source=str(utts[i].audio))
+            graph = build_graph(utts[i].prons, names, min_frames=min_frames)
+            out[i] = align(logp, graph, source=str(utts[i].audio))
             out[i].labels = to_39[out[i].labels]
         except HwmlError as e:
             bad(utts[i].audio, e)
@@ -191,7 +163,7 @@ def _align_all(model, config, utts, feats, indices, bad, min_frames: int, progre
 def import_transcribed(
     src,
     out,
-    utts: list[Utterance],
+    utts: list[TranscribedUtterance],
     counts: dict,
     *,
     lexicon_file=None,
@@ -210,7 +182,7 @@ def import_transcribed(
     """Force-align transcribed audio and write a libriphone folder; returns a summary dict.
     `test_speakers` N > 0 holds out N speakers (seeded) as the labelled test part, on top of any
     TEST folders: a speaker-disjoint test set for corpora that have none.
-    None means the default (ROUND_SECONDS, align.MIN_FRAMES). `on_round(r, {utt_id: Alignment})`
+    None means the default (ROUND_SECONDS, MIN_FRAMES). `on_round(r, {utt_id: Alignment})`
     is called after each round's alignment (0: the alignment model's), e.g. to score it."""
     from hwml.data.libriphone import write_libriphone
     from hwml.safeio import write_json_atomic
@@ -218,14 +190,14 @@ def import_transcribed(
     src, out = Path(src), Path(out)
     rounds = rounds or 0
     round_seconds = ROUND_SECONDS if round_seconds is None else round_seconds
-    min_frames = align.MIN_FRAMES if min_frames is None else min_frames
+    min_frames = MIN_FRAMES if min_frames is None else min_frames
     if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 0:
         raise HwmlError(f"--rounds must be a whole number >= 0, got {rounds!r}")
     if rounds and not round_seconds > 0:
         raise HwmlError(f"--round-seconds must be positive, got {round_seconds!r}")
     hold_out_speakers(utts, test_speakers, seed)
     started = time.perf_counter()
-    bad = _BadFiles(skip_bad)
+    bad = BadFiles(skip_bad)
     lex = lexicon.Lexicon(lexicon_file)
     model_dir = Path(align_model) if align_model is not None else shipped_phoneme_model()
     model, config = load_align_model(model_dir)
@@ -245,7 +217,7 @@ def import_transcribed(
         wave = load_audio(utts[i].audio)
         return mfcc39(wave), len(wave) / SAMPLE_RATE
 
-    for i, result in _featurise_all(ok, featurise, "features", progress):
+    for i, result in featurise_all(ok, featurise, "features", progress):
         if isinstance(result, HwmlError):
             bad(utts[i].audio, result)
         else:
@@ -276,8 +248,8 @@ def import_transcribed(
     parts = {name: _rows(utts, feats, aligned, name) for name in ("train", "test")}
     if not parts["train"]:
         raise HwmlError(f"{src}: no usable training utterance" + (" (all skipped)" if bad.skipped else ""))
-    train = _frameset(parts["train"])
-    test = _frameset(parts["test"]) if parts["test"] else None
+    train = frameset(parts["train"])
+    test = frameset(parts["test"]) if parts["test"] else None
     info = {
         "aligned_with": str(model_dir),
         "rounds": history,
@@ -292,7 +264,7 @@ def import_transcribed(
         write_json_atomic(root / "alignment.json", info)
         if textgrid:
             for i in sorted(aligned):
-                align.write_textgrid(
+                write_textgrid(
                     root / "alignments" / f"{utts[i].utt_id}.TextGrid", aligned[i], utts[i].words, seconds[i]
                 )
 
@@ -328,16 +300,18 @@ def _rows(utts, feats, aligned, split: str) -> list:
 
 def _train_round(utts, feats, aligned, tmp: Path, seconds: float, seed: int, device: str):
     """Train a fresh ROUND_PRESET model on the current alignments; (model, config, summary)."""
-    from hwml.api import train_run
+    from hwml.data import load_dataset
     from hwml.data.libriphone import write_libriphone
+    from hwml.phoneme.task import make_task
+    from hwml.train.engine import train
 
     write_libriphone(
         tmp / "data",
-        _frameset([(utts[i].utt_id, feats[i], torch.as_tensor(aligned[i].labels)) for i in sorted(aligned)]),
+        frameset([(utts[i].utt_id, feats[i], torch.as_tensor(aligned[i].labels)) for i in sorted(aligned)]),
     )
-    result = train_run(
-        "phoneme", tmp / "data", tmp / "run", preset=ROUND_PRESET, max_seconds=seconds, seed=seed, device=device
-    )
+    # the training of `api.train_run` without its checks (the settings are hwml's own)
+    task = make_task(load_dataset(tmp / "data"), ROUND_PRESET, {}, seed)
+    result = train(task, {"max_steps": None, "max_seconds": seconds, "seed": seed, "device": device}, tmp / "run")
     model, config = load_align_model(tmp / "run")
     best = result.get("best_valid_acc")
     return (

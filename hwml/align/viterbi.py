@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from hwml.align.lexicon import Pron
 from hwml.errors import HwmlError
-from hwml.lexicon import Pron
 
 STOPS = frozenset({"p", "t", "k", "b", "d", "g", "ch", "jh"})
 MIN_FRAMES = 3  # 30 ms at the 10 ms hop
