@@ -117,7 +117,7 @@ def first_curve_point(client, kind: str, preset: str) -> float:
 
 def stop_latency(kind: str, preset: str, corpus: Path, runs: Path) -> float:
     """Seconds from Stop to the end of a running training thread (real engine, in process)."""
-    from hwml.jobs import JobLimits, JobRegistry
+    from hwml.serve.jobs import JobLimits, JobRegistry
 
     registry = JobRegistry(JobLimits(max_training=1))
     data = corpus / ("libriphone" if kind == "phoneme" else "speaker")

@@ -169,7 +169,7 @@ def test_session_language_follows_the_switch_then_the_header():
 
 
 def test_server_lines_follow_the_language():
-    from hwml.who_is_speaking import classes_description, threshold_words
+    from hwml.serve.who_is_speaking import classes_description, threshold_words
 
     config = {"class_names": [f"s{i}" for i in range(5)], "classes_description": "Five made-up speakers."}
     assert classes_description(config) == "Five made-up speakers."

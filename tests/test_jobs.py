@@ -2,8 +2,8 @@
 closed stream, closed tab, nobody watching), time caps, per-session folders and pruning.
 
 Training itself is replaced by a fake `hwml.api.train_run` that emits engine-shaped events
-every 20 ms until its stop flag is set, so these tests take seconds and test only hwml.jobs and
-hwml.workspace."""
+every 20 ms until its stop flag is set, so these tests take seconds and test only hwml.serve.jobs and
+hwml.serve.workspace."""
 
 from __future__ import annotations
 
@@ -17,8 +17,9 @@ import pytest
 
 from hwml import api
 from hwml.errors import HwmlError
-from hwml.jobs import JobLimits, JobRegistry, TrainingSlots
-from hwml.workspace import BuiltinCorpus, Workspace
+from hwml.serve.jobs import JobLimits, JobRegistry, TrainingSlots
+from hwml.serve.sources import BuiltinCorpus
+from hwml.serve.workspace import Workspace
 
 
 def fake_train_run(

@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from hwml import who_is_speaking as who
 from hwml.errors import HwmlError
+from hwml.serve import who_is_speaking as who
 
 ROOT = Path(__file__).resolve().parents[1]
 CLIPS = ROOT / "assets" / "clips"
@@ -157,7 +157,7 @@ def client(app_server):
 def models(app_server, client, tiny_run):
     """The tiny run as the app's shipped speaker model, and a copy without a calibrated threshold
     among this client's own runs. Removed afterwards."""
-    from hwml.workspace import session_folder_name
+    from hwml.serve.workspace import session_folder_name
 
     shipped = app_server.checkpoints / "speaker"
     shutil.copytree(tiny_run, shipped, ignore=shutil.ignore_patterns("resume.*"))

@@ -11,11 +11,11 @@ import threading
 
 import gradio as gr
 
-from hwml.jobs import JobRegistry
+from hwml.serve.jobs import JobRegistry
+from hwml.serve.workspace import Workspace
 from hwml.ui.lang import I18N, L, lang_of, language_switch, localized_tab, wire_language
 from hwml.ui.page import AppBlocks, logo_html
 from hwml.ui.widgets import CSS, AppContext, run_dropdown_update, session_of
-from hwml.workspace import Workspace
 
 TITLE = "hwml: NTU ML HW2 phonemes & HW4 speakers"
 

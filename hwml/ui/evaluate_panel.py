@@ -11,10 +11,10 @@ import gradio as gr
 import pandas as pd
 
 from hwml.i18n import t
+from hwml.serve.sources import BUILTIN_FOLDERS, SOURCE_BUILTIN, SOURCE_PATH, SOURCE_ZIP, resolve_source
 from hwml.settings import allow_local_paths
 from hwml.ui.lang import L, lang_of
 from hwml.ui.widgets import NO_RUNS_NOTE, AppContext, run_picker, session_of, task_run, user_errors
-from hwml.workspace import BUILTIN_FOLDERS, SOURCE_BUILTIN, SOURCE_PATH, SOURCE_ZIP
 
 SPLITS = ["test", "valid", "all"]
 PER_CLASS_KEYS = ["col.class", "col.accuracy", "col.count"]
@@ -117,7 +117,7 @@ class EvaluatePanel:
         config = read_config(entry.path)
         trained_on = (config.get("data") or {}).get("format")
         fmt = trained_on if trained_on in BUILTIN_FOLDERS[self.kind] else None
-        prepare = ws.resolve_source(session, self.kind, source, builtin_format=fmt, path=path, upload=upload)
+        prepare = resolve_source(ws, session, self.kind, source, builtin_format=fmt, path=path, upload=upload)
         data = prepare(lambda message: None)
         run_dir = entry.path
         if entry.shipped:

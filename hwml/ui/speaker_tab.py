@@ -17,9 +17,9 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
-from hwml import who_is_speaking as who
 from hwml.errors import HwmlError
 from hwml.i18n import t
+from hwml.serve import who_is_speaking as who
 from hwml.ui.lang import L, current_lang, lang_of
 from hwml.ui.predict_panel import PredictPanel
 from hwml.ui.widgets import AppContext, run_choices, session_of, shipped_choices, task_run, ui_error, user_errors

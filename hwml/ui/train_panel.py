@@ -1,7 +1,7 @@
 """The Train panel both task tabs share: data source, preset, "Start from" (fine-tuning),
 hyper-parameters, Start/Stop, live curves, progress, throughput and ETA.
 
-Start streams a `hwml.jobs.TrainingJob` (queued behind the app-wide training limit; Gradio
+Start streams a `hwml.serve.jobs.TrainingJob` (queued behind the app-wide training limit; Gradio
 shows the queue position); Stop sets the run's stop flag and cancels the stream, and the final
 state is drawn from the run itself, so the best weights and the last curve points are kept.
 """
@@ -14,7 +14,16 @@ import gradio as gr
 
 from hwml.errors import HwmlError
 from hwml.i18n import t
-from hwml.jobs import JobView
+from hwml.serve.jobs import JobView
+from hwml.serve.sources import (
+    BUILTIN_FOLDERS,
+    SOURCE_AUDIO,
+    SOURCE_BUILTIN,
+    SOURCE_PATH,
+    SOURCE_ZIP,
+    SOURCES,
+    resolve_source,
+)
 from hwml.settings import allow_local_paths
 from hwml.ui.lang import L, lang_of
 from hwml.ui.widgets import (
@@ -30,7 +39,6 @@ from hwml.ui.widgets import (
     user_errors,
     with_all_series,
 )
-from hwml.workspace import BUILTIN_FOLDERS, SOURCE_AUDIO, SOURCE_BUILTIN, SOURCE_PATH, SOURCE_ZIP, SOURCES
 
 LOSS_SERIES = ("train loss", "valid loss")
 ACC_SERIES = ("train acc", "valid acc")
@@ -315,7 +323,9 @@ class TrainPanel:
         """Start a run for this session and stream its curves until it ends."""
         session = session_of(request)
         ws, jobs = self.ctx.workspace, self.ctx.jobs
-        prepare = ws.resolve_source(session, self.kind, source, builtin_format=builtin_format, path=path, upload=upload)
+        prepare = resolve_source(
+            ws, session, self.kind, source, builtin_format=builtin_format, path=path, upload=upload
+        )
         overrides = self._overrides(lr, batch_size, valid_every, extra)
         steps = _number(max_steps, "max steps", integer=True)
         seconds = _number(max_seconds, "max seconds")

@@ -15,10 +15,10 @@ import pandas as pd
 
 from hwml.errors import HwmlError
 from hwml.i18n import t
-from hwml.jobs import JobRegistry, JobView, format_duration
+from hwml.serve.jobs import JobRegistry, JobView, format_duration
+from hwml.serve.workspace import Workspace
 from hwml.ui.lang import L, Localized, lang_of, reset_language, tr, use_language_of
 from hwml.ui.page import stylesheet
-from hwml.workspace import Workspace
 
 
 @dataclass

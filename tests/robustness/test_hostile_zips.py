@@ -186,21 +186,22 @@ def test_cli_refuses_hostile_zips_and_keeps_working(sandbox, capsys, phoneme_run
 
 
 def test_app_upload_path_refuses_hostile_zips(sandbox):
-    """The Train panel's "zip upload" source: `Workspace.resolve_source` -> `_extract`."""
-    workspace = pytest.importorskip("hwml.workspace")
+    """The Train panel's "zip upload" source: `hwml.serve.sources.resolve_source` -> `_extract`."""
+    from hwml.serve import sources, workspace
+
     ws = workspace.Workspace(sandbox / "runs", sandbox / "checkpoints", 10 * 2**20)
     zips = hostile_zips(sandbox)
     for name, (archive, words) in zips.items():
         before = snapshot(sandbox / "tmp", sandbox / "cwd", sandbox / "outside", sandbox / "zips")
         with pytest.raises(HwmlError) as e:
-            ws.resolve_source("session-a", "phoneme", workspace.SOURCE_ZIP, upload=str(archive))
+            sources.resolve_source(ws, "session-a", "phoneme", sources.SOURCE_ZIP, upload=str(archive))
         assert_error(e, archive.name, words)
         assert snapshot(sandbox / "tmp", sandbox / "cwd", sandbox / "outside", sandbox / "zips") == before, name
         # inside the runs root: at most fresh, empty upload folders of this session
         leftovers = [p for p in (sandbox / "runs").rglob("*") if p.is_file() or p.is_symlink()]
         assert leftovers == [], (name, leftovers)
     good = build_zip(sandbox / "zips" / "good.zip", timit_members())
-    prepare = ws.resolve_source("session-a", "phoneme", workspace.SOURCE_ZIP, upload=str(good))
+    prepare = sources.resolve_source(ws, "session-a", "phoneme", sources.SOURCE_ZIP, upload=str(good))
     folder = prepare(lambda message: None)
     assert load_dataset(folder).format == "timit_11"
     assert (sandbox / "runs").resolve() in folder.resolve().parents

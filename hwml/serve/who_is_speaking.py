@@ -1,7 +1,7 @@
 """What the app's "Who is speaking?" section computes: a session's enrolled people, the ranking
 and the verdict in words, the voice map's data, and what a speaker model's classes are.
 
-The maths is hwml.speaker_id's (embeddings, cosines, the calibrated threshold); this module keeps
+The maths is hwml.speaker's (identify: embeddings, cosines; verification: the threshold); this module keeps
 the state a browser session needs and says the results in plain sentences, so the UI only wires
 components. A `Roster` keeps each person's clips (uploads, recordings) as well as their
 embeddings per model: picking another model enrols everyone again from their clips, with no
@@ -14,7 +14,6 @@ Torch and the models are imported inside the functions that need them: the Predi
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -22,6 +21,7 @@ from pathlib import Path
 from hwml import settings
 from hwml.errors import HwmlError
 from hwml.i18n import t
+from hwml.runs.folder import read_config
 
 # Gradio's file widgets hand over absolute paths; these are the file names shown in tables.
 MAX_NAME = 60
@@ -48,10 +48,9 @@ def run_note(run_dir, lang: str = "en") -> str:
     """classes_description of a run folder, read without loading the model ("" when unreadable: the
     picker may point at a run still starting)."""
     try:
-        config = json.loads((Path(run_dir) / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        return classes_description(read_config(run_dir), lang)
+    except (HwmlError, OSError):
         return ""
-    return classes_description(config, lang) if isinstance(config, dict) else ""
 
 
 # ------------------------------------------------------------------------------- the threshold
@@ -97,7 +96,7 @@ class Person:
 
     name: str
     clips: list[str] = field(default_factory=list)
-    imported: object = None  # hwml.speaker_id.Enrollment from a file, or None
+    imported: object = None  # hwml.speaker.identify.Enrollment from a file, or None
     embedded: dict = field(default_factory=dict)  # (model fingerprint, clip) -> (D,) unit embedding
 
     @property
@@ -152,7 +151,7 @@ class Roster:
         return Roster([p for p in self.people if p.name != name])
 
     def enrollments(self, source) -> list:
-        """Everyone as a hwml.speaker_id.Enrollment of this model: the normalised mean of their
+        """Everyone as a hwml.speaker.identify.Enrollment of this model: the normalised mean of their
         clips' embeddings (clips embedded once per model), together with an enrolment file's
         vector when the same model made it."""
         import torch
@@ -193,7 +192,7 @@ class Roster:
         return out
 
     def save(self, source, path) -> Path:
-        """The enrolment file of everyone, made with this model (hwml.speaker_id's JSON)."""
+        """The enrolment file of everyone, made with this model (hwml.speaker.identify's JSON)."""
         from hwml.speaker.identify import save_enrollments
 
         return save_enrollments(path, self.enrollments(source))
@@ -239,7 +238,7 @@ def identify_clip(source, roster: Roster, clip, lang: str = "en") -> dict:
 
 
 def same_speaker(source, clip_a, clip_b, lang: str = "en") -> dict:
-    """hwml.speaker_id.verify with the answer in words: {"score", "threshold", "same",
+    """hwml.speaker.identify.verify with the answer in words: {"score", "threshold", "same",
     "calibrated", "eer", "sentence"}."""
     from hwml.speaker.identify import open_model, verify
     from hwml.speaker.verification import verification_threshold
@@ -255,7 +254,7 @@ def same_speaker(source, clip_a, clip_b, lang: str = "en") -> dict:
 
 
 def voice_map(source, roster: Roster | None = None, clip=None, lang: str = "en") -> dict:
-    """hwml.speaker_id.embedding_map of the model's known speakers, the enrolled people and an
+    """hwml.speaker.voice_map.embedding_map of the model's known speakers, the enrolled people and an
     optional clip, plus a caption saying what the picture shows."""
     from hwml.speaker.identify import open_model
     from hwml.speaker.voice_map import embedding_map

@@ -1,16 +1,11 @@
-"""Where the app keeps its files, and where a training run's data comes from.
+"""Where the app keeps its files: one folder per browser session, the shipped checkpoints beside.
 
 Many browser sessions share one machine (a classroom Space), so every session gets its own
 folder under one runs root (`HWML_RUNS_DIR`, default `./runs`): its run folders and its
 uploads live there and nowhere else, and a session can list, open or delete only its own runs
 plus the shipped ones (`checkpoints/<task>/`, read-only). Old runs and uploads are pruned,
 oldest first, when the root grows past a disk budget (`HWML_RUNS_DISK_MB`); runs being written
-are never touched.
-
-Data sources (the Train panel's choice) all end as a folder `hwml.data.load_dataset` reads: the
-built-in corpus (generated once in the background, then cached), a course folder on this
-machine (only when running locally: `HWML_ALLOW_LOCAL_PATHS`, off on a Space), a zip of a
-course folder, or an audio folder (zip or path) that `hwml.importers` turns into course format.
+are never touched. Where a run's data comes from is `hwml.serve.sources`.
 """
 
 from __future__ import annotations
@@ -27,12 +22,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hwml import settings
+from hwml.api import TASK_KINDS
 from hwml.errors import HwmlError
 from hwml.runs.folder import is_run, read_config
+from hwml.serve.sources import BuiltinCorpus
 
 log = logging.getLogger(__name__)
 
-KINDS = ("phoneme", "speaker")
 
 SOURCE_BUILTIN = "Built-in corpus"
 SOURCE_PATH = "Course folder on this machine"
@@ -142,78 +138,6 @@ def _entry(path: Path, key: str, shipped: bool) -> RunEntry:
     )
 
 
-class BuiltinCorpus:
-    """The built-in corpus, generated in a background thread on first use and then cached.
-
-    `status()` says where it stands in words for the UI; `path()` waits for it.
-    """
-
-    def __init__(self, size: str = "default", root: Path | None = None, seed: int = 0):
-        self.size, self.root, self.seed = size, root, seed
-        self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
-        self._done = threading.Event()
-        self._path: Path | None = None
-        self._error: str | None = None
-        self._fraction, self._message = 0.0, "not generated yet"
-
-    @classmethod
-    def from_env(cls) -> BuiltinCorpus:
-        return cls(size=settings.corpus_size(), root=settings.corpus_dir())
-
-    def start(self) -> None:
-        """Begin generating (or finding the cached copy) in the background; idempotent."""
-        with self._lock:
-            if self._thread is not None:
-                return
-            self._thread = threading.Thread(target=self._build, name="hwml-corpus", daemon=True)
-            self._thread.start()
-
-    def _progress(self, fraction: float, message: str) -> None:
-        self._fraction, self._message = float(fraction), str(message)
-
-    def _build(self) -> None:
-        from hwml.corpus import ensure_corpus
-
-        try:
-            self._path = Path(ensure_corpus(root=self.root, size=self.size, seed=self.seed, progress=self._progress))
-        except HwmlError as exc:
-            self._error = str(exc)
-        except Exception as exc:  # e.g. the speech synthesiser failed to load: say so, keep the app up
-            log.exception("built-in corpus generation failed")
-            self._error = f"internal error: {type(exc).__name__}: {exc}"
-        finally:
-            self._done.set()
-
-    def status(self, lang: str = "en") -> str:
-        """One line on the corpus, in `lang` (hwml.i18n; the generator's own progress note stays English)."""
-        from hwml.i18n import t
-
-        if self._path is not None:
-            return t("corpus.ready", lang, size=self.size, path=self._path)
-        if self._error is not None:
-            return t("corpus.failed", lang, error=self._error)
-        if self._thread is None:
-            return t("corpus.first_use", lang)
-        return t("corpus.generating", lang, size=self.size, pct=f"{self._fraction:.0%}", message=self._message)
-
-    @property
-    def ready(self) -> bool:
-        return self._path is not None
-
-    def path(self, timeout: float | None = None, on_wait=lambda message: None) -> Path:
-        """The corpus root, generating it first if need be (reporting progress to on_wait)."""
-        self.start()
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while not self._done.wait(0.5):
-            on_wait(self.status())
-            if deadline is not None and time.monotonic() > deadline:
-                raise HwmlError("the built-in corpus is still being generated: try again in a moment")
-        if self._error is not None:
-            raise HwmlError(f"the built-in corpus is not available: {self._error}")
-        return self._path
-
-
 class Workspace:
     """The runs root with one folder per browser session, and the shipped checkpoints."""
 
@@ -259,7 +183,7 @@ class Workspace:
     # --- runs a session may see ---------------------------------------------------------------
     def shipped_runs(self, kind: str | None = None) -> list[RunEntry]:
         entries = []
-        for task in KINDS:
+        for task in TASK_KINDS:
             if kind is not None and task != kind:
                 continue
             folder = self.checkpoints / task
@@ -364,84 +288,3 @@ class Workspace:
             removed.append(item)
             log.info("pruned %s (%d bytes) to stay within the disk budget", item, size)
         return removed
-
-    # --- data sources -------------------------------------------------------------------------
-    def resolve_source(
-        self,
-        session_hash: str | None,
-        kind: str,
-        source: str,
-        *,
-        builtin_format: str | None = None,
-        path: str | None = None,
-        upload: str | None = None,
-    ):
-        """Check a Train panel's data choice now (fast; errors as HwmlError) and return a
-        `prepare(report) -> Path` for the training thread, which does the slow part (generating
-        the corpus, importing audio) and reports progress through `report(message)`."""
-        if kind not in KINDS:
-            raise HwmlError(f"unknown task {kind!r}")
-        if source == SOURCE_BUILTIN:
-            formats = BUILTIN_FOLDERS[kind]
-            fmt = builtin_format if builtin_format in formats else next(iter(formats))
-            sub = formats[fmt]
-            corpus = self.corpus
-
-            def prepare_builtin(report) -> Path:
-                return corpus.path(on_wait=report) / sub
-
-            return prepare_builtin
-        if source == SOURCE_PATH:
-            folder = self._local_path(path)
-            self._check_course_folder(folder, kind)
-            return lambda report: folder
-        if source == SOURCE_ZIP:
-            folder = self._extract(session_hash, upload, "a zip of a course folder")
-            self._check_course_folder(folder, kind)
-            return lambda report: folder
-        if source == SOURCE_AUDIO:
-            if upload:
-                src = self._extract(session_hash, upload, "a zip of an audio folder")
-            else:
-                src = self._local_path(path)
-            out = self.new_upload_dir(session_hash) / "imported"
-
-            def prepare_import(report) -> Path:
-                from hwml import importers
-
-                report(f"importing audio from {src.name} into course format (this can take a while)")
-                if kind == "phoneme":
-                    importers.import_phoneme(src, out)
-                else:
-                    importers.import_speaker(src, out, test_fraction=0.2)
-                return out
-
-            return prepare_import
-        raise HwmlError(f"unknown data source {source!r}: choose one of {', '.join(SOURCES)}")
-
-    def _local_path(self, path: str | None) -> Path:
-        if not settings.allow_local_paths():
-            raise HwmlError("folder paths on the server are turned off here: upload a zip instead")
-        if not path or not path.strip():
-            raise HwmlError("type the path of a folder on this machine")
-        folder = Path(path.strip()).expanduser()
-        if not folder.is_dir():
-            raise HwmlError(f"{folder}: no such folder")
-        return folder.resolve()
-
-    def _extract(self, session_hash: str | None, upload: str | None, what: str) -> Path:
-        from hwml.safeio import safe_extract_zip
-
-        if not upload:
-            raise HwmlError(f"upload {what} first")
-        upload = Path(upload)
-        if upload.suffix.lower() != ".zip":
-            raise HwmlError(f"{upload.name}: expected {what} (.zip)")
-        dest = self.new_upload_dir(session_hash) / "src"
-        return safe_extract_zip(upload, dest)
-
-    @staticmethod
-    def _check_course_folder(folder: Path, kind: str) -> None:
-        from hwml.data import detect_format
-
-        detect_format(folder, kind=kind)  # HwmlError naming the folder when it holds no `kind` data
