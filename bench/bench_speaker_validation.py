@@ -28,7 +28,8 @@ from bench_speaker_throughput import synthetic_set  # noqa: E402
 from hwml.data.types import Dataset, UtteranceSet  # noqa: E402
 from hwml.models import build_model  # noqa: E402
 from hwml.speaker.task import make_task  # noqa: E402
-from hwml.train.engine import DEFAULTS, make_optimizer  # noqa: E402
+from hwml.train.engine import DEFAULTS
+from hwml.train.optim import make_optimizer  # noqa: E402
 
 
 def measure(utts: UtteranceSet, preset: str, steps: int) -> dict:

@@ -117,7 +117,7 @@ def test_pronunciations_read_as_text():
 
 
 def test_learn_lesson_aligns_a_built_in_sentence_against_espeak():
-    from hwml.lessons import alignment_example
+    from hwml.lessons.alignment import alignment_example
 
     lesson = alignment_example(SHIPPED, 1)
     r = lesson.result

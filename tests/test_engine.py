@@ -16,7 +16,8 @@ from hwml.errors import HwmlError
 from hwml.runs.checkpoint import load_run, save_checkpoint
 from hwml.runs.folder import delete_run, list_runs, read_metrics
 from hwml.runs.resume import read_resume_state
-from hwml.train.engine import DEFAULTS, clone_state, lr_at, train
+from hwml.train.engine import DEFAULTS, train
+from hwml.train.optim import clone_state, lr_at
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -181,7 +181,7 @@ def test_server_lines_follow_the_language():
 
 
 def test_pitfall_demos_speak_the_session_language():
-    from hwml.lessons import PITFALLS, run_pitfall_demo
+    from hwml.lessons.pitfalls import PITFALLS, run_pitfall_demo
 
     assert len(PITFALLS) == 10 and PITFALLS[3].title == "Padding without masks"
     en, tw = run_pitfall_demo(4), run_pitfall_demo(4, lang="zh-TW")

@@ -29,6 +29,7 @@ from hwml.runs.checkpoint import remove_partial_writes, save_checkpoint
 from hwml.runs.folder import RESUME_JSON, RESUME_TENSORS
 from hwml.runs.resume import load_resume, save_resume
 from hwml.train import distributed as ddp
+from hwml.train.optim import autocast, clone_state, lr_at, make_optimizer, resolve_device
 
 Batch = tuple[tuple[Tensor, ...], Tensor]  # (model inputs, targets); targets < 0 are ignored
 
@@ -80,55 +81,6 @@ DEFAULTS = {
 }
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise HwmlError("device 'cuda' was asked for but no CUDA GPU is available")
-    if name not in ("cpu", "cuda"):
-        raise HwmlError(f"unknown device {name!r}: use auto, cpu or cuda")
-    return torch.device(name)
-
-
-def lr_at(step: int, progress: float, s: dict) -> float:
-    """Linear warmup over warmup_steps, then cosine from lr down to min_lr_ratio * lr.
-
-    progress (0..1) is the larger of steps done / max_steps and seconds spent / max_seconds,
-    so a run limited by time anneals fully too.
-    """
-    if step < s["warmup_steps"]:
-        return s["lr"] * (step + 1) / s["warmup_steps"]
-    if s["schedule"] == "constant":
-        return s["lr"]
-    floor = s["lr"] * s["min_lr_ratio"]
-    return floor + (s["lr"] - floor) * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
-
-
-def make_optimizer(model: nn.Module, s: dict) -> torch.optim.Optimizer:
-    params = [p for p in model.parameters() if p.requires_grad]
-    decay = [p for p in params if p.dim() >= 2]
-    rest = [p for p in params if p.dim() < 2]
-    groups = [{"params": decay, "weight_decay": s["weight_decay"]}, {"params": rest, "weight_decay": 0.0}]
-    kind = s["optimizer"].lower()
-    if kind not in ("adamw", "adam"):
-        raise HwmlError(f"unknown optimizer {s['optimizer']!r}: use adamw or adam")
-    if kind == "adam":  # the course's choice: no weight decay at all, so one group (one kernel call)
-        groups = [{"params": params, "weight_decay": 0.0}]
-    # fused: one kernel for the whole update (on CPU 5x faster than the per-tensor loop, which
-    # at the course's batch 64 costs as much as the forward and backward passes together)
-    cls = torch.optim.AdamW if kind == "adamw" else torch.optim.Adam
-    try:
-        return cls(groups, lr=s["lr"], betas=tuple(s["betas"]), fused=True)
-    except (RuntimeError, TypeError):
-        return cls(groups, lr=s["lr"], betas=tuple(s["betas"]))
-
-
-def clone_state(model: nn.Module) -> dict[str, Tensor]:
-    """A snapshot of the weights that later steps cannot change (PITFALLS 3: state_dict()
-    alone returns references to the live tensors)."""
-    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-
-
 @torch.no_grad()
 def validate(
     task: Task, model: nn.Module, device, stop=lambda: False, group: ddp.Group = ddp.SINGLE, precision: str = "bf16"
@@ -163,10 +115,6 @@ def validate(
     if count == 0:
         return None
     return float(loss_sum) / count, float(correct) / count, count
-
-
-def autocast(device: torch.device, precision: str = "bf16"):
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda" and precision == "bf16")
 
 
 def train(

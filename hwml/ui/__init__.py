@@ -57,25 +57,14 @@ def warm_up(ctx: AppContext) -> None:
     threading.Thread(target=load, name="hwml-warm-up", daemon=True).start()
 
 
-def task_tab(ctx: AppContext, kind: str, presets: list[str], predict_panel) -> dict:
-    """A task's Train, Evaluate and Predict sub-tabs, inside the current gr.Tab; only Predict
-    differs between the tasks (`predict_panel`: the task's PredictPanel subclass)."""
-    from hwml.ui.evaluate_panel import EvaluatePanel
-    from hwml.ui.train_panel import TrainPanel
-
-    with localized_tab(ctx.localized, "tab.train"):
-        train = TrainPanel(ctx, kind, presets, default_preset="medium")
-    with localized_tab(ctx.localized, "tab.evaluate") as eval_tab:
-        evaluate = EvaluatePanel(ctx, kind)
-    with localized_tab(ctx.localized, "tab.predict") as predict_tab:
-        predict = predict_panel(ctx)
-    return {"train": train, "evaluate": evaluate, "predict": predict, "eval_tab": eval_tab, "predict_tab": predict_tab}
-
-
 def build_app(ctx: AppContext | None = None) -> tuple[gr.Blocks, AppContext]:
     """The whole app (not launched) and its context: workspace and training jobs from the
     environment unless given (tests may pass their own)."""
-    from hwml.ui import learn_tab, phoneme_tab, runs_tab, speaker_tab
+    from hwml.ui import learn_tab, runs_tab
+    from hwml.ui.phoneme_predict import PhonemePredictPanel
+    from hwml.ui.speaker_predict import SpeakerPredictPanel
+    from hwml.ui.task_tab import task_tab
+    from hwml.ui.who_is_speaking import WhoIsSpeaking
 
     ctx = ctx or AppContext(workspace=Workspace.from_env(), jobs=JobRegistry())
     with AppBlocks(title=TITLE, analytics_enabled=False) as demo:
@@ -85,11 +74,11 @@ def build_app(ctx: AppContext | None = None) -> tuple[gr.Blocks, AppContext]:
         gr.Markdown(L("app.intro"), elem_id="hwml-intro")
         with gr.Tabs():
             with localized_tab(ctx.localized, "tab.phoneme", id="phoneme"):
-                phoneme = task_tab(ctx, "phoneme", phoneme_tab.PRESET_ORDER, phoneme_tab.PhonemePredictPanel)
+                phoneme = task_tab(ctx, "phoneme", PhonemePredictPanel)
             with localized_tab(ctx.localized, "tab.speaker", id="speaker"):
-                speaker = task_tab(ctx, "speaker", speaker_tab.PRESET_ORDER, speaker_tab.SpeakerPredictPanel)
+                speaker = task_tab(ctx, "speaker", SpeakerPredictPanel)
                 with localized_tab(ctx.localized, "tab.who", id="speaker-who") as who_tab:
-                    who = speaker_tab.WhoIsSpeaking(ctx)
+                    who = WhoIsSpeaking(ctx)
             with localized_tab(ctx.localized, "tab.runs", id="runs") as runs_tab_block:
                 runs = runs_tab.RunsTab(ctx)
             with localized_tab(ctx.localized, "tab.learn", id="learn") as learn_tab_block:

@@ -30,7 +30,9 @@ ALIGN_COLUMNS = {
 
 class LearnTab:
     def __init__(self, ctx: AppContext):
-        from hwml.lessons import ALIGN_EXAMPLES, EXAMPLE_SENTENCE, PITFALLS
+        from hwml.lessons.alignment import ALIGN_EXAMPLES
+        from hwml.lessons.features import EXAMPLE_SENTENCE
+        from hwml.lessons.pitfalls import PITFALLS
 
         self.ctx = ctx
         table = ctx.localized.table
@@ -145,14 +147,14 @@ class LearnTab:
 
     def show_presets(self, request: gr.Request):
         """Each task's presets: what each adds to `simple`, and why (in the session's language)."""
-        from hwml.lessons import preset_table
+        from hwml.lessons.presets import preset_table
 
         lang = lang_of(request)
         return tuple(pd.DataFrame(preset_table(k, lang)) for k in ("phoneme", "speaker"))
 
     @user_errors
     def show_formats(self, request: gr.Request):
-        from hwml.lessons import describe_course_folder
+        from hwml.lessons.formats import describe_course_folder
 
         lang = lang_of(request)
         root = self.ctx.workspace.corpus.path()
@@ -166,7 +168,7 @@ class LearnTab:
 
     @user_errors
     def show_features(self, sentence, request: gr.Request):
-        from hwml.lessons import example_utterance, feature_views
+        from hwml.lessons.features import example_utterance, feature_views
         from hwml.ui import figures
 
         lang = lang_of(request)
@@ -185,7 +187,7 @@ class LearnTab:
     def show_alignment(self, run_key, example, request: gr.Request):
         """A built-in sentence force-aligned by the picked phoneme run, beside eSpeak's exact phones."""
         from hwml.align.clip import pron_text
-        from hwml.lessons import alignment_example
+        from hwml.lessons.alignment import alignment_example
         from hwml.ui import figures
 
         lang = lang_of(request)
@@ -269,7 +271,7 @@ class LearnTab:
 
     @user_errors
     def run_comparison(self, request: gr.Request):
-        from hwml.lessons import compare_models
+        from hwml.lessons.lecture2 import compare_models
 
         data = self.ctx.workspace.corpus.path() / "libriphone"
         scratch = self.ctx.workspace.root / "scratch"
@@ -281,7 +283,7 @@ class LearnTab:
     def _pitfall_handler(self, number: int):
         @user_errors
         def show(request: gr.Request):
-            from hwml.lessons import run_pitfall_demo
+            from hwml.lessons.pitfalls import run_pitfall_demo
 
             dataset = None
             if number == 5:

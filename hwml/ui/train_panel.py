@@ -96,8 +96,11 @@ def _number(value, name: str, integer: bool = False, minimum: float = 0.0, zero_
 class TrainPanel:
     """Builds the panel inside the current Blocks context and wires its events."""
 
-    def __init__(self, ctx: AppContext, kind: str, presets: list[str], default_preset: str):
-        self.ctx, self.kind, self.preset_order = ctx, kind, list(presets)
+    def __init__(self, ctx: AppContext, kind: str, default_preset: str):
+        from hwml.api import task_presets  # torch-free: the presets' names in their order
+
+        presets = list(task_presets(kind).PRESETS)
+        self.ctx, self.kind, self.preset_order = ctx, kind, presets
         formats = list(BUILTIN_FOLDERS[kind])
         sources = list(SOURCES) if allow_local_paths() else [s for s in SOURCES if s != SOURCE_PATH]
         with gr.Row():

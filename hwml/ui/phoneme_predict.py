@@ -1,4 +1,4 @@
-"""The Phoneme (HW2) tab's own parts: its preset order and how Predict shows frame-wise phones.
+"""The Phoneme (HW2) tab's Predict panel: frame-wise phones, and a forced alignment with a transcript.
 
 Predict takes feature files (.npy/.pt), a course test folder (zip) or audio (upload or
 microphone); audio gets its predicted phones as a strip aligned under its spectrogram plus
@@ -22,9 +22,6 @@ from hwml.ui.predict_panel import PredictPanel
 from hwml.ui.widgets import user_errors
 
 KIND = "phoneme"
-# The SPEC's preset names, so the page builds without importing the models; the Train panel
-# reads the real list from hwml.phoneme.PRESETS when the page loads.
-PRESET_ORDER = ["simple", "medium", "strong", "boss", "gaussian", "logreg"]
 
 
 class PhonemePredictPanel(PredictPanel):
