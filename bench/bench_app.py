@@ -8,7 +8,7 @@
    segments) and speakers (top-5), as the Predict panels do (goal <= 1 s).
 
 2 and 4 are measured through gradio_client against a real server on 127.0.0.1 (the browser's
-own drawing time is not included), 3 in process with hwml.jobs. Uses the small built-in corpus and
+own drawing time is not included), 3 in process with hwml.serve.jobs. Uses the small built-in corpus and
 a temp runs folder; a run is trained for a few steps first so Predict has a model.
 
     python bench/bench_app.py [--quick] [--repeats N] [--url URL] [--corpus DIR]

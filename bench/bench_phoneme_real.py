@@ -5,7 +5,7 @@ others. From an aligned libriphone folder of real speech (`hwml import phoneme` 
 audio, e.g. speechocean762; utterance ids `<speaker>_<utt>`), each seed draws `--train-speakers`
 speakers to train on and `--test-speakers` others to test on; each preset then trains from random
 weights for `--budget` CPU seconds (one torch thread, so other processes cannot skew it), and
-each `--init RUN` is fine-tuned for the same budget (hwml.finetune's defaults). Scores are frame
+each `--init RUN` is fine-tuned for the same budget (hwml.train.finetune's defaults). Scores are frame
 accuracy on the test speakers. `--shipped RUN` also scores a model as it is, without training.
 Prints one JSON line per run and a summary.
 

@@ -2,7 +2,7 @@
 
 The model is a preset's architecture with 600 speakers (the course's count; weights untrained,
 which does not change the cost), loaded once as the app keeps it. Clip: decode + resample +
-log-mel (`hwml.audio.featurize`) + whole-utterance inference + softmax top-5, timed end to end
+log-mel (`hwml.audio.features.featurize`) + whole-utterance inference + softmax top-5, timed end to end
 (p50/p95 over repeats; also the process CPU time, which other load on a shared machine does
 not inflate). Test set: 8,000 utterances of random features with course-like lengths, (1)
 through `predict_logits` in memory (length-sorted batches, long ones in overlapping windows)

@@ -1,7 +1,7 @@
 """HW4 input pipeline and training-step throughput: the course's loop against hwml's, same model.
 
-The course loop (PITFALLS 7, 10): a Dataset that `torch.load`s one `.pt` file per utterance per
-step (written to a temp dir first; weights_only=True here, PITFALLS 9), Python `random` crops,
+The course loop (pitfalls 7, 10): a Dataset that `torch.load`s one `.pt` file per utterance per
+step (written to a temp dir first; weights_only=True here, pitfall 9), Python `random` crops,
 `pad_sequence(..., padding_value=-20)`, a DataLoader at batch 16 (num_workers=0: the course's
 worker processes move the same file reads to other cores, which 2 shared cores do not have). hwml: the whole set in one
 tensor, crops by one gather from one seeded generator, a length mask. Both train the same

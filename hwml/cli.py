@@ -200,6 +200,12 @@ def cmd_verify(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from hwml.api import TASK_KINDS
+    from hwml.phoneme.presets import PRESETS as PHONEME_PRESETS
+    from hwml.speaker.presets import PRESETS as SPEAKER_PRESETS
+
+    speaker_presets = list(SPEAKER_PRESETS)
+    phoneme_only = [p for p in PHONEME_PRESETS if p not in SPEAKER_PRESETS]
     parser = argparse.ArgumentParser(
         prog="python -m hwml", description="hwml: NTU ML HW2 phoneme and HW4 speaker classification."
     )
@@ -212,7 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_demo_data)
 
     p = verbs.add_parser("import", help="turn your own audio into a course-format folder")
-    p.add_argument("kind", choices=("phoneme", "speaker"))
+    p.add_argument("kind", choices=TASK_KINDS)
     p.add_argument("src", type=Path)
     p.add_argument("out", type=Path)
     p.add_argument(
@@ -258,13 +264,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_merge)
 
     p = verbs.add_parser("train", help="train a model; writes a run folder")
-    p.add_argument("kind", choices=("phoneme", "speaker"))
+    p.add_argument("kind", choices=TASK_KINDS)
     p.add_argument("data", type=Path)
     p.add_argument("--out", type=Path, required=True)
     p.add_argument(
         "--preset",
         default=None,
-        help="simple|medium|strong|boss (phoneme also: gaussian|logreg); default medium, or the --init run's",
+        help=f"{'|'.join(speaker_presets)} (phoneme also: {'|'.join(phoneme_only)}); "
+        "default medium, or the --init run's",
     )
     p.add_argument("--max-steps", type=int, default=None)
     p.add_argument("--max-seconds", type=float, default=None)

@@ -1,4 +1,4 @@
-"""Forced alignment in the app: `hwml.forced.align_audio` on built-in corpus clips whose eSpeak
+"""Forced alignment in the app: `hwml.align.clip.align_audio` on built-in corpus clips whose eSpeak
 phone times are exact (agreement, not just that it runs), the Learn tab's lesson, and the Phoneme
 Predict endpoint with a transcript through gradio_client (old callers, without one, unchanged)."""
 

@@ -1,4 +1,4 @@
-"""Log-mel crop augmentations (hwml.augment): what each does to real frames, and never to padding."""
+"""Log-mel crop augmentations (hwml.speaker.augment): what each does to real frames, and never to padding."""
 
 import math
 

@@ -1,5 +1,5 @@
 """The shared training engine and run folders: cancel, resume, early stopping, best weights,
-atomic writes, reproducibility (PITFALLS 3, 8, 10)."""
+atomic writes, reproducibility (pitfalls 3, 8, 10)."""
 
 import json
 import math
@@ -211,7 +211,7 @@ def test_resume_without_state_is_a_clear_error(tmp_path):
 
 
 def test_early_stopping_triggers_after_patience_validations(tmp_path):
-    """PITFALLS 8: patience counts validations, so it can fire long before max_steps."""
+    """pitfall 8: patience counts validations, so it can fire long before max_steps."""
     out = train(ToyTask(flip_valid=True, lr=0.05), {"max_steps": 10_000, "valid_every": 10, "patience": 3}, tmp_path)
     assert out["reason"] == "early_stop"
     valids = events(tmp_path, "valid")
@@ -235,7 +235,7 @@ def test_a_tie_in_accuracy_goes_to_the_lower_validation_loss(tmp_path):
 
 
 def test_saved_weights_are_the_best_not_the_last(tmp_path):
-    """PITFALLS 3: with validation labels flipped, learning makes validation worse, so the best
+    """pitfall 3: with validation labels flipped, learning makes validation worse, so the best
     weights are early ones; the saved file must hold them, not the live model's."""
     out = train(ToyTask(flip_valid=True, lr=0.05), {"max_steps": 200, "valid_every": 10, "patience": 0}, tmp_path)
     valids = events(tmp_path, "valid")

@@ -1,4 +1,5 @@
-"""hwml.evaluate: labels matched by class NAME, confusion files, splits, many-class plots."""
+"""hwml.api.evaluate_run and hwml.runs.confusion: labels matched by class NAME, confusion files,
+splits, many-class plots."""
 
 import csv
 

@@ -1,4 +1,4 @@
-"""Fine-tuning (`train --init RUN`, hwml.finetune): what is copied, what is re-initialised and
+"""Fine-tuning (`train --init RUN`, hwml.train.finetune): what is copied, what is re-initialised and
 listed, class rows matched by name, the fine-tuning settings and the user's overrides, and the
 mistakes that must be one-line errors. Tiny models on the small built-in corpus: seconds."""
 

@@ -1,5 +1,5 @@
 """HW2 end to end on tiny synthetic folders of both formats: presets, splits, batches, the
-closed-form Gaussian, predict's CSVs (PITFALLS 5, 6, 7, 10)."""
+closed-form Gaussian, predict's CSVs (pitfalls 5, 6, 7, 10)."""
 
 import csv
 import json
@@ -89,7 +89,7 @@ def test_every_preset_trains_and_predicts_on_each_format(folders, fmt, preset, t
 
 
 def test_simple_is_the_course_sample_returning_logits(folders, tmp_path):
-    """PITFALLS 6: logits, not log_softmax (CrossEntropyLoss adds its own softmax)."""
+    """pitfall 6: logits, not log_softmax (CrossEntropyLoss adds its own softmax)."""
     dataset = load_dataset(folders["timit_11"])
     task = make_task(dataset, "simple", {}, seed=0)
     s = task.settings
@@ -113,7 +113,7 @@ def test_simple_is_the_course_sample_returning_logits(folders, tmp_path):
 
 
 def test_libriphone_split_holds_out_whole_speakers(folders):
-    """PITFALLS 5: no utterance (and no speaker) is in both training and validation."""
+    """pitfall 5: no utterance (and no speaker) is in both training and validation."""
     dataset = load_dataset(folders["libriphone"])
     task = make_task(dataset, "medium", {}, seed=3)
     split = task.split
@@ -156,7 +156,7 @@ def test_memmap_batches_are_gathered_without_copying_the_file(folders):
 
 
 def test_one_seed_drives_split_and_batches(folders):
-    """PITFALLS 10: one seed, one generator: the same seed draws the same batches."""
+    """pitfall 10: one seed, one generator: the same seed draws the same batches."""
     dataset = load_dataset(folders["libriphone"])
     draw = lambda seed: make_task(dataset, "boss", SMALL["boss"], seed=seed).train_batch(
         torch.Generator().manual_seed(seed), "cpu"

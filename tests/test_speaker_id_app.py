@@ -1,4 +1,4 @@
-"""The app's "Who is speaking?" (Speaker tab): hwml.who_is_speaking's roster, sentences and
+"""The app's "Who is speaking?" (Speaker tab): hwml.serve.who_is_speaking's roster, sentences and
 example clips in-process, then the whole flow through the API (gradio_client against the
 app_server fixture): enrol two people from the real clips in assets/clips, identify a clip,
 same speaker? with the calibrated threshold (and the "uncalibrated default" of an older run),

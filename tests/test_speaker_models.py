@@ -49,7 +49,7 @@ def test_padding_never_changes_the_embedding(encoder, pooling, norm, subsample):
 
 @pytest.mark.parametrize("encoder", ["transformer", "conformer"])
 def test_batch_members_never_mix(encoder):
-    """PITFALLS 1: with time-major input attention mixes utterances; batch-first it cannot."""
+    """pitfall 1: with time-major input attention mixes utterances; batch-first it cannot."""
     model = small(encoder, "sap").eval()
     x = torch.randn(4, 30, 40)
     out = model(x)
@@ -160,7 +160,7 @@ def test_am_softmax_margin_only_in_training():
 
 @pytest.mark.parametrize("encoder,pooling", COMBOS)
 def test_initialisation_is_explicit_and_seeded(encoder, pooling):
-    """PITFALLS 2: nothing uninitialised; the same seed builds the same weights."""
+    """pitfall 2: nothing uninitialised; the same seed builds the same weights."""
     spec = {
         "name": "speaker_classifier",
         "kwargs": {**SMALL, "encoder": encoder, "pooling": pooling, "head": "amsoftmax", "emb_dim": 8},

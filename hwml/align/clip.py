@@ -3,7 +3,7 @@
 `align_audio` featurises the clip as the phoneme run was trained (its config's features),
 scores every frame with the run's model once, and returns both readings of those scores: the
 free frame-by-frame prediction (each frame's most likely phone: what Predict shows without a
-transcript, identical to `hwml.phoneme.predict_files`) and the forced alignment (Viterbi
+transcript, identical to `hwml.phoneme.predict.predict_files`) and the forced alignment (Viterbi
 through the transcript's phones, `hwml.align`: words -> cmudict -> 39 classes, optional
 silences, minimum phone duration). It also keeps what the Viterbi picture needs: each graph
 unit's log-posterior over time and the unit the best path is in at every frame.
@@ -46,7 +46,7 @@ class ClipAlignment:
     file: str
     transcript: str
     words: list[str]  # the transcript's dictionary words (upper case)
-    prons: list  # each word's pronunciations (hwml.lexicon slots)
+    prons: list  # each word's pronunciations (hwml.align.lexicon slots)
     seconds: float
     times: np.ndarray  # (T,) frame centres, s
     aligned: list[str]  # (T,) forced-alignment frame labels
@@ -131,7 +131,7 @@ def align_audio(
 ) -> ClipAlignment:
     """Force-align `audio_path` to `transcript` with a phoneme run (a run folder or (model,
     config)); the free prediction comes from the same frame scores. `lexicon`: None (cmudict),
-    a lexicon file (`WORD PH1 PH2 ...` lines) or a `hwml.lexicon.Lexicon`.
+    a lexicon file (`WORD PH1 PH2 ...` lines) or a `hwml.align.lexicon.Lexicon`.
 
     HwmlError: an empty transcript, a word the dictionary lacks (named), a clip shorter than
     the transcript's phones need at `min_frames` frames each (default `hwml.viterbi.MIN_FRAMES`).

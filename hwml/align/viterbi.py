@@ -1,6 +1,6 @@
 """Viterbi forced alignment: which frames belong to which phone of a known transcript.
 
-An utterance's words (each a list of pronunciations from `hwml.lexicon`) become a left-to-right
+An utterance's words (each a list of pronunciations from `hwml.align.lexicon`) become a left-to-right
 graph of phone units: an optional `sil` before, between and after the words; the pronunciation
 variants of a word and the alternatives of a slot (flap, schwa) side by side; and an optional
 `sil` before each stop and affricate, because TIMIT's 39 classes label a stop's closure as

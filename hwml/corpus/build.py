@@ -69,7 +69,9 @@ SIZES = {
 
 
 @dataclass
-class Utterance:
+class RenderedUtterance:
+    """One utterance of the built-in corpus as eSpeak rendered it: its features and frame labels."""
+
     utt_id: str
     speaker: int
     k: int  # index among the speaker's utterances
@@ -131,7 +133,7 @@ def render(plan: Plan, syn: espeak.Synthesis) -> tuple[np.ndarray, np.ndarray, n
     return wave.astype(np.float32), starts, ends, labels
 
 
-def finish_utterance(plan: Plan, syn: espeak.Synthesis) -> Utterance:
+def finish_utterance(plan: Plan, syn: espeak.Synthesis) -> RenderedUtterance:
     """Label, degrade and featurise one synthesis."""
     wave, starts, ends, labels = render(plan, syn)
     sr = syn.sample_rate
@@ -140,12 +142,12 @@ def finish_utterance(plan: Plan, syn: espeak.Synthesis) -> Utterance:
     frame_labels = label_frames(len(mfcc), starts, ends, labels, sr)
     if len(logmel) != len(mfcc) or bool((frame_labels < 0).any()):
         raise RuntimeError(f"utterance {plan.speaker.name}/{plan.k}: frames and labels disagree")
-    return Utterance(
+    return RenderedUtterance(
         f"{plan.speaker.name}-{plan.k:03d}", plan.index, plan.k, plan.text, mfcc, logmel, frame_labels, len(wave) / sr
     )
 
 
-def _frames(utts: list[Utterance], context: int = 1) -> FrameSet:
+def _frames(utts: list[RenderedUtterance], context: int = 1) -> FrameSet:
     feats = [stack_context(u.mfcc, context) if context > 1 else u.mfcc for u in utts]
     lengths = torch.tensor([len(u.mfcc) for u in utts])
     offsets = torch.cat([torch.zeros(1, dtype=torch.int64), lengths.cumsum(0)])
@@ -159,7 +161,7 @@ def _frames(utts: list[Utterance], context: int = 1) -> FrameSet:
     )
 
 
-def _utterance_set(utts: list[Utterance], names: list[str]) -> UtteranceSet:
+def _utterance_set(utts: list[RenderedUtterance], names: list[str]) -> UtteranceSet:
     lengths = torch.tensor([len(u.logmel) for u in utts])
     offsets = torch.cat([torch.zeros(1, dtype=torch.int64), lengths.cumsum(0)])
     return UtteranceSet(

@@ -100,7 +100,7 @@ def import_phoneme(src, out, *, skip_bad: bool = False, progress: bool = True, *
     dropped. Returns a summary dict.
 
     Without any `.phn`, audio with transcripts (`.lab`/`.txt` beside it, or a Kaldi `text` file)
-    is force-aligned instead: `hwml.transcripts.import_transcribed`, which takes `align_options`
+    is force-aligned instead: `hwml.importers.transcribed.import_transcribed`, which takes `align_options`
     (lexicon_file, align_model, rounds, round_seconds, textgrid, ...).
     """
     from hwml.data.libriphone import write_libriphone

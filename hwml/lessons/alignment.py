@@ -31,7 +31,7 @@ class AlignmentLesson:
 
     text: str
     voice: str
-    result: object  # hwml.forced.ClipAlignment
+    result: object  # hwml.align.clip.ClipAlignment
     truth: list[str]  # (T,) eSpeak's phone under each frame centre
     truth_segments: list[tuple[float, float, str]]
     rows: list[dict]  # one per aligned phone: start, end, word, aligned, eSpeak, agree

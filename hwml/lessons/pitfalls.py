@@ -1,7 +1,7 @@
 """The defects of the course's sample code, each run next to hwml's fix on small tensors: a class
 sees the effect rather than being told about it. All demos are seeded and take well under a
 second. The words of each pitfall live in the catalogues (hwml/i18n: pitfall.N.title, .defect,
-.effect, .fix); code comments elsewhere cite them as "pitfall N of the Learn tab"."""
+.effect, .fix); code comments and tests elsewhere cite them by number ("pitfall 3")."""
 
 from __future__ import annotations
 

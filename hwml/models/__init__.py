@@ -1,6 +1,6 @@
 """The model registry: every model is rebuilt from `{"name": ..., "kwargs": {...}}` alone.
 
-A run's config.json stores that spec, so `hwml.runs.load_run` needs no code from the run that
+A run's config.json stores that spec, so `hwml.runs.checkpoint.load_run` needs no code from the run that
 trained it. Model modules register their classes with `@register("name")`; a name not yet registered
 makes `build_model` import the modules in MODEL_MODULES in turn until one registers it (lazily:
 the speaker models pull in the `conformer` package, which takes seconds to import).

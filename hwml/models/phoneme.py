@@ -1,6 +1,6 @@
-"""HW2 phone classifiers. Every one returns LOGITS (PITFALLS 6: the course returned
+"""HW2 phone classifiers. Every one returns LOGITS (pitfall 6: the course returned
 log_softmax and then applied CrossEntropyLoss's softmax on top) and initialises every
-parameter explicitly (PITFALLS 2).
+parameter explicitly (pitfall 2).
 
 - `Linear`: one linear layer over stacked frames. Trained by gradient descent it is logistic
   regression; filled in closed form (`fit_gaussian`) it is the Gaussian generative classifier

@@ -2,11 +2,11 @@
 
 Every tensor is (batch, time, dim) and every batch carries a length mask (True = real frame),
 so padding never reaches attention, the Conformer's convolution or its batch norm, nor the
-pooling (PITFALLS 1 and 4). Encoders: the course's `nn.TransformerEncoderLayer` or the
+pooling (pitfalls 1 and 4). Encoders: the course's `nn.TransformerEncoderLayer` or the
 `conformer` package's `ConformerBlock`. Pooling: mean, self-attentive (SAP, Zhu et al. 2018)
 or attentive statistics (ASP, Okabe et al. 2018). Heads: linear/MLP softmax or additive margin
 softmax (AM-softmax, Wang et al. 2018). Parameters hwml adds are initialised explicitly
-(PITFALLS 2).
+(pitfall 2).
 """
 
 from __future__ import annotations

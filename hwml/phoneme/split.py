@@ -81,7 +81,7 @@ def split_rows(frames: FrameSet, split: dict) -> tuple[torch.Tensor, torch.Tenso
 
 
 def valid_split(config: dict, frames: FrameSet) -> FrameSet:
-    """The run's validation frames, rebuilt from config.json (hwml.evaluate's split="valid")."""
+    """The run's validation frames, rebuilt from config.json (hwml.api.evaluate_run's split="valid")."""
     split = config.get("split") or {}
     if split.get("kind") in (None, "none"):
         raise HwmlError("this run trained without a validation split")

@@ -1,10 +1,10 @@
 """Who is speaking? Enrol people from a few clips, identify a clip among them, verify two clips.
 
 Any speaker run works, without retraining: a clip's embedding is the run's pooled vector
-(`hwml.speaker.embed`, L2-normalised), a person is the normalised mean embedding of their clips,
+(`hwml.speaker.inference.embed`, L2-normalised), a person is the normalised mean embedding of their clips,
 and every comparison is a cosine similarity. Identification ranks the enrolled people; verification
 says "same speaker" when the cosine of two clips reaches the run's threshold, calibrated when the
-run was trained (the equal-error point on its validation utterances: `hwml.verification`, stored in
+run was trained (the equal-error point on its validation utterances: `hwml.speaker.verification`, stored in
 config.json under "verification"). Runs without one (made before calibration existed, or without a
 validation split) use DEFAULT_THRESHOLD and say so (`"calibrated": false`).
 
@@ -12,7 +12,7 @@ Embeddings of different models are not comparable, so every enrolment carries th
 the weights that made it and is refused by any other model.
 
 A `source` below is a run folder, a `SpeakerModel` (`open_model(run)`: load once, use many times),
-a model, or (model, config) as returned by hwml.runs.load_run. A clip is an audio file, a .pt/.npy
+a model, or (model, config) as returned by hwml.runs.checkpoint.load_run. A clip is an audio file, a .pt/.npy
 feature file ((T, 40) log-mel), a (T, 40) tensor or array, or a (sample_rate, samples) recording
 (Gradio's microphone).
 """

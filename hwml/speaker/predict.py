@@ -17,7 +17,7 @@ from hwml.safeio import FEATURE_SUFFIXES, load_tensor_file, write_csv_atomic
 from hwml.speaker.batches import as_utterances
 from hwml.speaker.inference import per_utterance
 
-TOP_K = 5
+TOP_K = 5  # the CSVs' top-K columns: speakers (predict), enrolled people (hwml.speaker.identify)
 
 
 def load_clip(clip, features: dict | None = None) -> Tensor:

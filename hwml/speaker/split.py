@@ -49,7 +49,7 @@ def subset(utts: UtteranceSet, indices) -> UtteranceSet:
 
 
 def valid_split(config: dict, utts: UtteranceSet) -> UtteranceSet:
-    """The run's validation utterances, rebuilt from config.json (hwml.evaluate split="valid").
+    """The run's validation utterances, rebuilt from config.json (hwml.api.evaluate_run, split="valid").
 
     The split is recomputed from the run's seed and valid_fraction over the labels in the run's
     class order (matched by speaker name), exactly as training drew it; the utterance ids that

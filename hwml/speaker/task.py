@@ -200,12 +200,13 @@ class SpeakerTask:
 
 
 VALID_FRAME_COST = 0.5  # a validation frame (forward only) in training frames (forward + backward),
+# between what the presets measure (README: Benchmarks, HW4 validation share)
 
 
 def validation_spacing(s: dict, valid_frames: int) -> int:
     """Steps between validations: valid_every, or more where whole-utterance validation would
-    take over `valid_share` of the compute. Validating the course's 5,667 held-out utterances
-    every 100 steps took 62% (boss) to 80% (medium) of a run (bench_speaker_validation.py)."""
+    take over `valid_share` of the compute: validating a course-size held-out part every 100
+    steps took most of a run (README: Benchmarks, bench_speaker_validation.py)."""
     share = s["valid_share"]
     if share <= 0:
         return s["valid_every"]

@@ -24,7 +24,7 @@ from hwml.speaker.inference import embed, per_utterance
 MAX_TRIALS = 200_000  # same/different pairs scored to calibrate (half of them same-speaker at most)
 
 
-MIN_SAME = 30  # fewer same-speaker pairs than this calibrate poorly (hwml.speaker.SpeakerTask.best_info)
+MIN_SAME = 30  # fewer same-speaker pairs than this calibrate poorly (hwml.speaker.task.SpeakerTask.best_info)
 
 
 def verification_trials(

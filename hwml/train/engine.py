@@ -1,6 +1,6 @@
 """The one training loop shared by the phoneme and speaker tasks: settings in, events out.
 
-A task (hwml.phoneme.PhonemeTask, hwml.speaker.SpeakerTask) knows its data and model; this
+A task (hwml.phoneme.task.PhonemeTask, hwml.speaker.task.SpeakerTask) knows its data and model; this
 loop knows optimisation, time, stopping, checkpoints and logging. Every event goes to
 `RUN/metrics.jsonl` (one JSON object a line, flushed) and to each callback, so the CLI's
 progress bar and the app's live plots read the same stream.
@@ -132,7 +132,7 @@ def train(
     step and every validation batch, so within a second). The best weights by validation
     accuracy are saved as `model.safetensors` with `config.json`; the full training state as
     `resume.safetensors` + `resume.json`, from which `resume=True` continues. `init` (a
-    hwml.finetune.InitFrom) starts from a trained run: `init.model_spec(spec)` adjusts the model
+    hwml.train.finetune.InitFrom) starts from a trained run: `init.model_spec(spec)` adjusts the model
     spec, `init.load(model, config)` copies its weights and returns the record kept in config.json.
     """
     settings = {k: v for k, v in settings.items() if v is not None}  # None: keep the preset's

@@ -45,7 +45,7 @@ def make_optimizer(model: nn.Module, s: dict) -> torch.optim.Optimizer:
         raise HwmlError(f"unknown optimizer {s['optimizer']!r}: use adamw or adam")
     if kind == "adam":  # the course's choice: no weight decay at all, so one group (one kernel call)
         groups = [{"params": params, "weight_decay": 0.0}]
-    # fused: one kernel for the whole update (on CPU 5x faster than the per-tensor loop, which
+    # fused: one kernel for the whole update (on CPU several times faster than the per-tensor loop, which
     # at the course's batch 64 costs as much as the forward and backward passes together)
     cls = torch.optim.AdamW if kind == "adamw" else torch.optim.Adam
     try:
@@ -55,7 +55,7 @@ def make_optimizer(model: nn.Module, s: dict) -> torch.optim.Optimizer:
 
 
 def clone_state(model: nn.Module) -> dict[str, Tensor]:
-    """A snapshot of the weights that later steps cannot change (PITFALLS 3: state_dict()
+    """A snapshot of the weights that later steps cannot change (pitfall 3: state_dict()
     alone returns references to the live tensors)."""
     return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
 

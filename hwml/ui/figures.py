@@ -1,6 +1,6 @@
 """Matplotlib figures the app shows: phone strips under spectrograms, the Viterbi path of a
 forced alignment, the Learn tab's audio-to-features views, the scores and voice map of "Who is
-speaking?" (the confusion heatmap is hwml.evaluate's). Drawing only; every number
+speaking?" (the confusion heatmap is hwml.runs.confusion's). Drawing only; every number
 comes from hwml. Words on a figure are in the session's language (`lang`, hwml.i18n): Chinese
 glyphs come from the font in assets/fonts/ (see assets/README.md), registered here, with
 DejaVu Sans first so Latin text and digits look as before."""
@@ -270,7 +270,7 @@ def score_scale(score: float, threshold: float, same: bool, lang: str = "en"):
 
 
 def voice_map(points: list[dict], explained: list[float], title: str = "", lang: str = "en"):
-    """hwml.speaker_id.embedding_map's points: known speakers small and grey (labelled when
+    """hwml.speaker.identify.embedding_map's points: known speakers small and grey (labelled when
     few), enrolled people as large coloured dots with their names, a clip as a star."""
     fig, ax = plt.subplots(figsize=(8, 6))
     known = [p for p in points if p["kind"] == "known"]
@@ -346,7 +346,7 @@ def waveform(wave, sample_rate: int, lang: str = "en"):
 
 
 def localise_confusion(fig, lang: str = "en"):
-    """hwml.evaluate's confusion heatmap (English, as saved to confusion.png) with its words in `lang`."""
+    """hwml.runs.confusion's heatmap (English, as saved to confusion.png) with its words in `lang`."""
     if lang == "en":
         return fig
     ax = fig.axes[0]

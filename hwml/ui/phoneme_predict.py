@@ -3,9 +3,9 @@
 Predict takes feature files (.npy/.pt), a course test folder (zip) or audio (upload or
 microphone); audio gets its predicted phones as a strip aligned under its spectrogram plus
 the segments table, and every prediction a CSV (the course's `Id,Class` for a test folder).
-Audio with a typed transcript is also force-aligned (`hwml.forced.align_audio`): two strips,
+Audio with a typed transcript is also force-aligned (`hwml.align.clip.align_audio`): two strips,
 the alignment and the free prediction, the aligned phones in the table (columns
-`hwml.forced.SEGMENT_COLUMNS`) and the frame labels in the CSV (`hwml.forced.FRAME_COLUMNS`).
+`hwml.align.clip.SEGMENT_COLUMNS`) and the frame labels in the CSV (`hwml.align.clip.FRAME_COLUMNS`).
 """
 
 from __future__ import annotations
@@ -135,7 +135,7 @@ class PhonemePredictPanel(PredictPanel):
 
 
 def alignment_view(result, image: Path):
-    """(picture path, table, summary markdown) of a `hwml.forced.ClipAlignment`: the spectrogram
+    """(picture path, table, summary markdown) of a `hwml.align.clip.ClipAlignment`: the spectrogram
     with the words, the forced alignment and the free prediction under it (hwml.ui.strip_image,
     written to `image`), one table row per aligned phone."""
     from hwml.align.clip import SEGMENT_COLUMNS

@@ -1,5 +1,5 @@
 """The Runs tab: every run of this session plus the shipped ones, their curves overlaid, and
-deleting a run. Runs of other sessions are never listed (`hwml.workspace` keeps them apart)."""
+deleting a run. Runs of other sessions are never listed (`hwml.serve.workspace` keeps them apart)."""
 
 from __future__ import annotations
 

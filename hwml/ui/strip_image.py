@@ -1,7 +1,7 @@
 """Phone strips under a spectrogram as a plain RGB image, for Predict: drawn with numpy and
-Pillow in a few milliseconds, where the matplotlib figure (`figures.phone_strips`, which the
-Learn tab keeps) costs over 100 ms to draw and encode. A class pressing Predict together pays
-that once per student, so the served picture must be cheap.
+Pillow, many times faster than the matplotlib figure (`figures.phone_strips`, which the Learn
+tab keeps) draws and encodes (README: "A whole class at once"). A class pressing Predict
+together pays that once per student, so the served picture must be cheap.
 
 The layout follows `figures.phone_strips`: the log-mel spectrogram (magma), an optional words
 row, one strip per labelling (the same phone has the same colour in every strip), a time axis.
@@ -129,7 +129,7 @@ def _tick_step(end: float) -> float:
 
 
 def save_jpeg(image: np.ndarray, path) -> str:
-    """Write the picture as JPEG (about 2 ms where PNG takes 15-30 ms) in the request's own
+    """Write the picture as JPEG (several times faster to encode than PNG) in the request's own
     worker thread, and return its path: Gradio then only moves a file, where encoding an array
     itself would run on the server's event loop, which every other request also waits on."""
     from PIL import Image

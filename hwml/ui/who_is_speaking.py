@@ -253,7 +253,7 @@ class WhoIsSpeaking:
         for event in (train.start_event, train.stop_event):
             event.then(refresh, self.run, self.run, api_visibility="private", queue=False)
 
-    # --- handlers: each calls hwml.who_is_speaking and shows what it returns -----------------------
+    # --- handlers: each calls hwml.serve.who_is_speaking and shows what it returns -----------------------
     def _model(self, run_key, request: gr.Request) -> Path:
         return task_run(self.ctx, session_of(request), run_key, KIND).path
 

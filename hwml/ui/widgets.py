@@ -235,7 +235,7 @@ def status_markdown(view: JobView, lang: str = "en") -> str:
 
 
 def job_message(message: str, lang: str) -> str:
-    """hwml.jobs' usual lines in the session's language; anything else (an error) as it is."""
+    """hwml.serve.jobs' usual lines in the session's language; anything else (an error) as it is."""
     if lang == "en" or not message:
         return message
     import re
