@@ -19,10 +19,9 @@ from hwml.errors import HwmlError
 LOG_FLOOR = 1e-6  # added before the log; the same offset torchaudio's MFCC(log_mels=True) uses
 
 
-@functools.lru_cache(maxsize=8)
-def _mel(p: FeatureParams) -> torchaudio.transforms.MelSpectrogram:
-    return torchaudio.transforms.MelSpectrogram(
-        sample_rate=p.sample_rate,
+def _mel_kwargs(p: FeatureParams) -> dict:
+    """The mel filterbank both kinds share: Hann windows, no centre padding, power spectrum."""
+    return dict(
         n_fft=p.n_fft,
         win_length=p.win_length,
         hop_length=p.hop_length,
@@ -32,21 +31,18 @@ def _mel(p: FeatureParams) -> torchaudio.transforms.MelSpectrogram:
         center=False,
         power=2.0,
     )
+
+
+@functools.lru_cache(maxsize=8)
+def _mel(p: FeatureParams) -> torchaudio.transforms.MelSpectrogram:
+    return torchaudio.transforms.MelSpectrogram(sample_rate=p.sample_rate, **_mel_kwargs(p))
 
 
 @functools.lru_cache(maxsize=8)
 def _mfcc(p: FeatureParams) -> torchaudio.transforms.MFCC:
-    mel = dict(
-        n_fft=p.n_fft,
-        win_length=p.win_length,
-        hop_length=p.hop_length,
-        f_min=p.f_min,
-        f_max=p.f_max,
-        n_mels=p.n_mels,
-        center=False,
-        power=2.0,
+    return torchaudio.transforms.MFCC(
+        sample_rate=p.sample_rate, n_mfcc=p.n_mfcc, log_mels=True, melkwargs=_mel_kwargs(p)
     )
-    return torchaudio.transforms.MFCC(sample_rate=p.sample_rate, n_mfcc=p.n_mfcc, log_mels=True, melkwargs=mel)
 
 
 def _check_wave(wave, p: FeatureParams, kind: str) -> torch.Tensor:

@@ -41,6 +41,7 @@ from hwml.corpus.sentences import sentence
 from hwml.corpus.voices import Speaker, UtteranceStyle, speakers, utterance_style
 from hwml.data import FrameSet, UtteranceSet, write_hw4, write_libriphone, write_timit11
 from hwml.data.phones import PHONES_39
+from hwml.data.timit11 import CONTEXT
 from hwml.errors import HwmlError
 from hwml.machine import single_thread
 from hwml.safeio import atomic_write_text, write_json_atomic
@@ -48,7 +49,6 @@ from hwml.safeio import atomic_write_text, write_json_atomic
 VERSION = 1
 MARKER = "corpus.json"  # written last: its presence means the build completed
 TRANSCRIPTS = "transcripts.tsv"  # utt_id, speaker, sentence
-CONTEXT = 11
 WORKERS = 2  # featurising threads beside the synthesising one (ctypes and torch release the GIL)
 Progress = Callable[[float, str], None]
 

@@ -280,7 +280,7 @@ def voice_map(source, roster: Roster | None = None, clip=None, lang: str = "en")
 
 # --------------------------------------------------------------------------- the example clips
 
-ASSETS = settings.ASSETS / "clips"
+CLIPS = settings.ASSETS / "clips"
 # (name to enrol, clip stem): the real voices shipped in assets/clips (assets/README.md credits them)
 EXAMPLE_PEOPLE = [
     ("Woman 0036", "woman-0036"),
@@ -291,7 +291,7 @@ EXAMPLE_PEOPLE = [
 ]
 
 
-def example_clips(folder: Path = ASSETS) -> dict:
+def example_clips(folder: Path = CLIPS) -> dict:
     """The app's gr.Examples from the shipped clips: {"enrol": [[name, clip]] (clips 1 and 2 of
     each person), "identify": [[clip]] (their unheard clip 3), "pairs": [[clip A, clip B]] (two
     same-speaker pairs, two different-speaker pairs)}; empty lists when the folder is missing."""

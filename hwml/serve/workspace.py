@@ -30,16 +30,6 @@ from hwml.serve.sources import BuiltinCorpus
 log = logging.getLogger(__name__)
 
 
-SOURCE_BUILTIN = "Built-in corpus"
-SOURCE_PATH = "Course folder on this machine"
-SOURCE_ZIP = "Course folder (zip upload)"
-SOURCE_AUDIO = "Your audio folder (zip or path)"
-SOURCES = (SOURCE_BUILTIN, SOURCE_PATH, SOURCE_ZIP, SOURCE_AUDIO)
-
-# the built-in corpus's sub-folder for each task (and, for phonemes, each course format)
-BUILTIN_FOLDERS = {"phoneme": {"libriphone": "libriphone", "timit_11": "timit_11"}, "speaker": {"hw4": "speaker"}}
-
-
 def session_folder_name(session_hash: str | None) -> str:
     """A folder name for a browser session: a hash, so no client string ever becomes a path."""
     if not session_hash:

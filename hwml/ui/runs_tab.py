@@ -21,7 +21,7 @@ from hwml.ui.widgets import (
     with_all_series,
 )
 
-METRICS = {
+CURVES = {
     "valid accuracy": ("acc", "valid"),
     "train accuracy": ("acc", "train"),
     "valid loss": ("loss", "valid"),
@@ -86,7 +86,7 @@ class RunsTab:
                 [], multiselect=True, allow_custom_value=True, label=L("runs.overlay"), scale=3, elem_id="runs-pick"
             )
             self.metric = gr.Radio(
-                [(L(METRIC_KEYS[m]), m) for m in METRICS], value="valid accuracy", label=L("runs.curve"), scale=1
+                [(L(METRIC_KEYS[m]), m) for m in CURVES], value="valid accuracy", label=L("runs.curve"), scale=1
             )
         self.plot = gr.LinePlot(
             with_all_series(empty_curves(), SLOTS),
@@ -135,7 +135,7 @@ class RunsTab:
         colour domain of its first draw, so series names must not change between updates."""
         from hwml.runs.folder import read_metrics
 
-        which, split = METRICS[metric]
+        which, split = CURVES[metric]
         if len(picked or []) > len(SLOTS):
             raise ui_error(request, "runs.too_many", n=len(SLOTS))
         frames, legend = [], []
