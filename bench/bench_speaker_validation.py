@@ -3,7 +3,7 @@
 The tuned presets validate every 100 steps, which suits the built-in corpus (94 validation
 utterances) but not the course's 56,666 (5,666 validated, whole): there most of the compute
 would go to validation. `valid_share` (0.2 in the tuned presets) spaces validations out so they
-take at most about that share (`hwml.speaker.validation_spacing`). For each preset this times
+take at most about that share (`hwml.speaker.task.validation_spacing`). For each preset this times
 one training step and one whole validation on a course-shaped set (bench_speaker_throughput's
 synthetic_set: course-like lengths, random features; speed does not depend on content) and
 prints the validation share at the preset's `valid_every` and at the spaced interval, as JSON
