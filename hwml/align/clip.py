@@ -134,7 +134,7 @@ def align_audio(
     a lexicon file (`WORD PH1 PH2 ...` lines) or a `hwml.align.lexicon.Lexicon`.
 
     HwmlError: an empty transcript, a word the dictionary lacks (named), a clip shorter than
-    the transcript's phones need at `min_frames` frames each (default `hwml.viterbi.MIN_FRAMES`).
+    the transcript's phones need at `min_frames` frames each (default `hwml.align.viterbi.MIN_FRAMES`).
     """
     import torch
 

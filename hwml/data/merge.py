@@ -4,7 +4,7 @@ Why: the shipped models learn from the built-in corpus and from real speech toge
 student may want to add their own recordings to a course set. Classes are matched by **name**
 (the union, in first-seen order); utterance ids get a per-source prefix so they cannot clash and
 so the phoneme task's speaker-disjoint validation still sees each source's speakers
-(`hwml.phoneme.speaker_of` drops only the last id field). Test parts are merged the same way;
+(`hwml.phoneme.split.speaker_of` drops only the last id field). Test parts are merged the same way;
 an unlabelled test part cannot be merged with labelled ones.
 """
 

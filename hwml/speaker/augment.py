@@ -1,6 +1,6 @@
 """Augmentations of log-mel training crops: small composable functions, one seeded generator.
 
-All work on (B, T, n_mels) crops of log mel power (`hwml.audio.logmel40`) with their (B, T)
+All work on (B, T, n_mels) crops of log mel power (`hwml.audio.features.logmel40`) with their (B, T)
 length mask, and leave padded frames untouched. They stand in for what speaker-recognition
 recipes do to the waveform (level, additive noise) at a fraction of the cost: in the log-mel
 domain a gain is an added constant and noise is log(exp(x) + noise power).

@@ -1,4 +1,5 @@
-"""The Gradio app: four tabs wired to hwml functions (one module per tab).
+"""The Gradio app: four tabs wired to hwml functions, one module per tab or panel (`task_tab`:
+Train, Evaluate, Predict of a task; `who_is_speaking`, `runs_tab`, `learn_tab`).
 
 `build_app()` returns the Blocks and the context behind it; `app.py` launches it. The UI only
 wires components to hwml: training runs, evaluation, prediction and the lessons all live in

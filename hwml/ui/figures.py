@@ -270,7 +270,7 @@ def score_scale(score: float, threshold: float, same: bool, lang: str = "en"):
 
 
 def voice_map(points: list[dict], explained: list[float], title: str = "", lang: str = "en"):
-    """hwml.speaker.identify.embedding_map's points: known speakers small and grey (labelled when
+    """hwml.speaker.voice_map.embedding_map's points: known speakers small and grey (labelled when
     few), enrolled people as large coloured dots with their names, a clip as a star."""
     fig, ax = plt.subplots(figsize=(8, 6))
     known = [p for p in points if p["kind"] == "known"]
