@@ -1,13 +1,15 @@
 """Audio files and recordings -> a mono float32 wave at 16 kHz, with every broken input refused.
 
-Any format libsndfile reads: WAV (8/16/24/32-bit, float), NIST SPHERE, FLAC, OGG, MP3, AIFF, AU.
+Any format libsndfile reads: WAV (8/16/24/32-bit, float), NIST SPHERE, FLAC, OGG, MP3, AIFF, AU; and
+recordings from phones and browsers (m4a/AAC, webm/Opus, 3gp, mp4) through PyAV. Files are checked by
+their header (rate, duration against HWML_MAX_AUDIO_SECONDS) before any sample is decoded, and decoded,
+mixed down and resampled in blocks, so a long many-channel file costs memory for its 16 kHz result only.
 """
 
 from __future__ import annotations
 
-import functools
-import math
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -15,11 +17,14 @@ import soundfile as sf
 import torch
 
 from hwml import settings
+from hwml.audio.blocks import BlockResampler, av_blocks, open_av, soundfile_blocks
 from hwml.audio.params import MFCC39, SAMPLE_RATE
 from hwml.errors import HwmlError
 
 # the audio files hwml reads (import, predict, enrol), by suffix, in the order messages list them
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".sph", ".nist", ".aiff", ".aif", ".au")
+# phone and browser recordings that libsndfile cannot read: decoded by PyAV (its wheels bundle FFmpeg)
+COMPRESSED_SUFFIXES = (".m4a", ".mp4", ".aac", ".3gp", ".webm", ".opus")
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".sph", ".nist", ".aiff", ".aif", ".au", *COMPRESSED_SUFFIXES)
 MAX_SECONDS = settings.max_audio_seconds()  # per file; None arguments read it at call time
 MIN_RATE, MAX_RATE = 4000, 384000
 _HOW = " (set HWML_MAX_AUDIO_SECONDS to change it)"
@@ -59,12 +64,9 @@ def _wav_truncated(extra_info: str) -> str | None:
     return None
 
 
-def read_audio(path, *, max_seconds: float | None = None) -> tuple[torch.Tensor, int]:
-    """Decode an audio file to a mono float32 wave at its own sample rate.
-
-    Any format libsndfile reads: WAV (8/16/24/32-bit, float), NIST SPHERE, FLAC, OGG, MP3.
-    Refuses (HwmlError) unreadable, truncated, empty, non-finite, too-long and too-short input.
-    """
+def _decode(path, max_seconds: float | None) -> tuple[int, Iterator[np.ndarray]]:
+    """Check a file by its header, then (sample rate, mono float32 blocks); the blocks raise at the end
+    when the file was longer than its limit or decoded short of its header."""
     path = Path(path)
     max_seconds = MAX_SECONDS if max_seconds is None else max_seconds
     if not path.is_file():
@@ -77,30 +79,103 @@ def read_audio(path, *, max_seconds: float | None = None) -> tuple[torch.Tensor,
         raise HwmlError(f"{path}: cannot read ({e.strerror or type(e).__name__})") from None
     if problem:
         raise HwmlError(f"{path}: {problem}")
+    if path.suffix.lower() in COMPRESSED_SUFFIXES:
+        return _decode_av(path, max_seconds)
     try:
-        with sf.SoundFile(path) as f:
-            sr, declared = f.samplerate, f.frames
-            _check_rate(sr, path)
-            if declared / sr > max_seconds:
-                raise HwmlError(f"{path}: {declared / sr:.1f} s is longer than the {max_seconds:g} s limit{_HOW}")
-            problem = _wav_truncated(f.extra_info)
-            if problem:
-                raise HwmlError(f"{path}: {problem}")
-            data = f.read(int(max_seconds * sr) + 1, dtype="float32", always_2d=True)
+        f = sf.SoundFile(path)
+    except (sf.LibsndfileError, RuntimeError, ValueError, TypeError) as e:
+        reason = getattr(e, "error_string", None) or str(e)
+        if "format not recognised" in reason.lower() or "unknown format" in reason.lower():
+            return _decode_av(path, max_seconds, reason)  # e.g. an .ogg holding AAC, or a renamed .m4a
+        raise HwmlError(f"{path}: not a readable audio file ({' '.join(reason.split())})") from None
+    if f.subtype == "OPUS":  # libsndfile 1.2 misreads some Ogg Opus files when read in blocks
+        f.close()
+        return _decode_av(path, max_seconds)
+    try:
+        sr, declared = f.samplerate, f.frames
+        _check_rate(sr, path)
+        if declared / sr > max_seconds:
+            raise HwmlError(f"{path}: {declared / sr:.1f} s is longer than the {max_seconds:g} s limit{_HOW}")
+        problem = _wav_truncated(f.extra_info)
+        if problem:
+            raise HwmlError(f"{path}: {problem}")
+    except BaseException:
+        f.close()
+        raise
+    return sr, _soundfile_stream(path, f, sr, declared, max_seconds)
+
+
+def _soundfile_stream(path, f, sr, declared, max_seconds) -> Iterator[np.ndarray]:
+    total = 0
+    try:
+        with f:
+            for block in soundfile_blocks(f, int(max_seconds * sr)):
+                total += len(block)
+                yield block
     except (sf.LibsndfileError, RuntimeError, ValueError, TypeError) as e:
         reason = getattr(e, "error_string", None) or str(e)
         raise HwmlError(f"{path}: not a readable audio file ({' '.join(reason.split())})") from None
-    if len(data) > max_seconds * sr:
+    if total > max_seconds * sr:
         raise HwmlError(f"{path}: longer than the {max_seconds:g} s limit{_HOW}")
-    if 0 < len(data) < 0.95 * declared < 2**62:  # MP3: decoder stopped short of the header's length
-        raise HwmlError(f"{path}: truncated: decoded {len(data)} of {declared} samples")
+    if 0 < total < 0.95 * declared < 2**62:  # MP3: decoder stopped short of the header's length
+        raise HwmlError(f"{path}: truncated: decoded {total} of {declared} samples")
+
+
+def _decode_av(path, max_seconds, why: str = "") -> tuple[int, Iterator[np.ndarray]]:
+    """Phone and browser recordings (m4a/AAC, webm/Opus, 3gp, mp4) through PyAV's bundled FFmpeg."""
+    try:
+        container, stream, sr, seconds = open_av(path)
+    except HwmlError:
+        if why:  # neither libsndfile nor FFmpeg knows it: libsndfile's reason is the familiar one
+            raise HwmlError(f"{path}: not a readable audio file ({' '.join(why.split())})") from None
+        raise
+    try:
+        _check_rate(sr, path)
+        if seconds is not None and seconds > max_seconds:
+            raise HwmlError(f"{path}: {seconds:.1f} s is longer than the {max_seconds:g} s limit{_HOW}")
+    except BaseException:
+        container.close()
+        raise
+
+    def stream_blocks():
+        total = 0
+        for block in av_blocks(path, container, stream, int(max_seconds * sr)):
+            total += len(block)
+            yield block
+        if total > max_seconds * sr:  # a header without a duration (browser webm): counted while decoding
+            raise HwmlError(f"{path}: longer than the {max_seconds:g} s limit{_HOW}")
+
+    return sr, stream_blocks()
+
+
+def read_audio(path, *, max_seconds: float | None = None) -> tuple[torch.Tensor, int]:
+    """Decode an audio file to a mono float32 wave at its own sample rate.
+
+    Any format libsndfile reads (WAV 8/16/24/32-bit and float, NIST SPHERE, FLAC, OGG, MP3) and,
+    through PyAV, phone and browser recordings (m4a/AAC, webm/Opus, 3gp, mp4). Channels are mixed
+    down a block at a time. Refuses (HwmlError) unreadable, truncated, empty, non-finite, too-long
+    (by the header, before decoding, where it tells) and too-short input.
+    """
+    sr, blocks = _decode(path, max_seconds)
+    parts = list(blocks)
+    data = np.concatenate(parts) if len(parts) > 1 else (parts[0] if parts else np.zeros(0, np.float32))
     return _mono(data, path), sr
 
 
 def load_audio(path, *, max_seconds: float | None = None) -> torch.Tensor:
-    """Decode, mix to mono and resample a file: a 1-D float32 wave at 16 kHz."""
-    wave, sr = read_audio(path, max_seconds=max_seconds)
-    return _resample(wave, sr, SAMPLE_RATE, path)
+    """Decode, mix to mono and resample a file: a 1-D float32 wave at 16 kHz.
+
+    Decoded, mixed down and resampled a block at a time (hwml.audio.blocks): memory follows the
+    16 kHz result, not the file's rate and channel count.
+    """
+    sr, blocks = _decode(path, max_seconds)
+    stream = BlockResampler(sr, SAMPLE_RATE)
+    for block in blocks:
+        stream.feed(_mono(block, path) if len(block) else torch.zeros(0))
+    if stream.seen == 0:
+        raise HwmlError(f"{path}: no audio samples")
+    _check_length(stream.seen, sr, path)
+    return stream.finish()
 
 
 def wave_to_16k(wave, sr: int, *, max_seconds: float | None = None, name: str = "audio") -> torch.Tensor:
@@ -145,19 +220,13 @@ def _mono(data: np.ndarray, name) -> torch.Tensor:
     return wave
 
 
-@functools.lru_cache(maxsize=16)
-def _resampler(orig: int, new: int):
-    import torchaudio  # here, not at the top: importing decode (AUDIO_SUFFIXES) stays light
-
-    return torchaudio.transforms.Resample(orig, new)
+def _check_length(n: int, sr: int, name) -> None:
+    if n * SAMPLE_RATE < MFCC39.n_fft * sr:
+        raise HwmlError(f"{name}: {n / sr * 1000:.1f} ms is shorter than one 25 ms analysis window")
 
 
 def _resample(wave: torch.Tensor, sr: int, target: int, name) -> torch.Tensor:
-    if wave.numel() * target < MFCC39.n_fft * sr:
-        raise HwmlError(f"{name}: {wave.numel() / sr * 1000:.1f} ms is shorter than one 25 ms analysis window")
-    if sr != target:
-        if target // math.gcd(sr, target) > 640:  # odd rate (e.g. 44101 Hz): a huge polyphase kernel;
-            sr = round(sr / 25) * 25  # treat it as the nearest multiple of 25 Hz (< 0.3 % off)
-        with torch.no_grad():
-            wave = _resampler(sr, target)(wave)
-    return wave.contiguous()
+    _check_length(wave.numel(), sr, name)
+    stream = BlockResampler(sr, target)
+    stream.feed(wave)
+    return stream.finish()
