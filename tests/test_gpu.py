@@ -28,7 +28,7 @@ SMALL = {
 
 
 @pytest.mark.parametrize("kind", ["phoneme", "speaker"])
-@pytest.mark.parametrize("precision", ["bf16", "fp32"])
+@pytest.mark.parametrize("precision", ["bf16", "fp16", "fp32", "auto"])
 def test_training_on_cuda_learns_and_the_run_loads_on_the_cpu(data, kind, precision, tmp_path):
     preset, small = SMALL[kind]
     task = task_package(kind).task.make_task(load_dataset(data[kind]), preset, {**small, "valid_every": 20}, 0)
@@ -39,6 +39,8 @@ def test_training_on_cuda_learns_and_the_run_loads_on_the_cpu(data, kind, precis
     assert all(math.isfinite(x) for x in losses) and sum(losses[-5:]) < sum(losses[:5])
     model, config = load_run(tmp_path)  # weights saved from the GPU load on the CPU
     assert next(model.parameters()).device.type == "cpu" and end["best_valid_acc"] is not None
+    native = "bf16" if torch.cuda.is_bf16_supported(including_emulation=False) else "fp16"
+    assert config["precision"] == events[0]["precision"] == (native if precision == "auto" else precision)
 
 
 def test_bf16_and_fp32_agree_on_the_first_losses(data, tmp_path):

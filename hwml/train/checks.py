@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from hwml.errors import HwmlError
 from hwml.train.engine import DEFAULTS
+from hwml.train.optim import PRECISIONS
 
 # settings that must be > 0, and fractions that must lie in [0, 1] (everything numeric must be >= 0)
 _POSITIVE = {
@@ -55,6 +56,8 @@ def check_overrides(presets, preset: str, overrides: dict) -> None:
         if seen is None or value is None:
             continue
         where = f"setting {key}={value!r}"
+        if key == "precision" and value not in PRECISIONS:
+            raise HwmlError(f"{where}: use one of {', '.join(PRECISIONS)}")
         if isinstance(value, bool) or isinstance(value, str):
             if not any(type(v) is type(value) for v in seen):
                 raise HwmlError(f"{where}: expected {_describe(seen)}")

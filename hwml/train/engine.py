@@ -29,7 +29,16 @@ from hwml.runs.checkpoint import remove_partial_writes, save_checkpoint
 from hwml.runs.folder import RESUME_JSON, RESUME_TENSORS
 from hwml.runs.resume import load_resume, save_resume
 from hwml.train import distributed as ddp
-from hwml.train.optim import autocast, clone_state, lr_at, make_optimizer, resolve_device
+from hwml.train.optim import (
+    autocast,
+    choose_precision,
+    clone_state,
+    lr_at,
+    make_optimizer,
+    make_scaler,
+    optimizer_step,
+    resolve_device,
+)
 
 Batch = tuple[tuple[Tensor, ...], Tensor]  # (model inputs, targets); targets < 0 are ignored
 
@@ -58,8 +67,8 @@ class Task(Protocol):
 
 DEFAULTS = {
     "seed": 0,
-    "device": "auto",  # auto | cpu | cuda (bf16 autocast on cuda)
-    "precision": "bf16",  # cuda: bf16 (autocast) | fp32 (bench/bench_gpu.py compares them); cpu: fp32
+    "device": "auto",  # auto | cpu | cuda (mixed precision on cuda: see precision)
+    "precision": "auto",  # cuda: auto (bf16 where native, else fp16 + GradScaler) | bf16 | fp16 | fp32; cpu: fp32
     "optimizer": "adamw",  # adamw | adam
     "lr": 1e-3,
     "weight_decay": 0.01,  # on weight matrices only, never on biases or norms
@@ -145,6 +154,7 @@ def train(
     device = resolve_device(s["device"])
     group = ddp.setup(device)  # torchrun: this process's rank (SINGLE without torchrun)
     device = group.device if group.active else device
+    precision = choose_precision(device, s["precision"])  # recorded in config.json and the start event
     main = group.main  # only rank 0 writes the run folder and calls the callbacks
     steps_per_epoch = max(1, math.ceil(task.steps_per_epoch / group.world))  # a step is world x batch_size
     batch_size = task.settings.get("batch_size")
@@ -165,6 +175,7 @@ def train(
         "settings": s,
         "n_params": sum(p.numel() for p in model.parameters()),
         "world_size": group.world,
+        "precision": precision,
     }
     if group.active:
         config["distributed"] = {
@@ -180,6 +191,7 @@ def train(
     if init is not None:  # before the optimiser's first step; a resume then overwrites the weights
         config["init"] = init.load(model, config)
     optimizer = make_optimizer(model, s)
+    scaler = make_scaler(device, precision)
     gen = torch.Generator().manual_seed(s["seed"])
     step, spent, best_acc, best_step, bad_valids, last_valid = 0, 0.0, -1.0, 0, 0, -1
     best_loss, best_state, best_info = math.inf, None, {}
@@ -194,6 +206,8 @@ def train(
         best_loss = state.get("best_valid_loss")  # None before the first validation (or in older states)
         best_loss = math.inf if best_loss is None else best_loss
         best_info = state.get("best_info") or {}
+        if scaler.is_enabled() and state.get("grad_scaler"):  # fp16: the loss scale it had reached
+            scaler.load_state_dict(state["grad_scaler"])
     elif main:
         for name in ("metrics.jsonl", RESUME_JSON, RESUME_TENSORS):
             (run_dir / name).unlink(missing_ok=True)
@@ -245,11 +259,10 @@ def train(
             "bad_valids": bad_valids,
             "last_valid": last_valid,
             "best_info": best_info,
+            "grad_scaler": scaler.state_dict() if scaler.is_enabled() else None,
         }
         save_resume(run_dir, model, optimizer, gen, meta, best_state)
 
-    if s["precision"] not in ("bf16", "fp32"):
-        raise HwmlError(f"unknown precision {s['precision']!r}: use bf16 or fp32")
     if s["clock"] not in ("wall", "cpu"):
         raise HwmlError(f"unknown clock {s['clock']!r}: use wall or cpu")
     clock = time.perf_counter if s["clock"] == "wall" else time.process_time
@@ -270,7 +283,7 @@ def train(
         """
         nonlocal best_acc, best_loss, best_step, best_state, best_info, bad_valids, last_valid
         if not hasattr(task, "validate"):
-            result = validate(task, model, device, valid_stop, group, s["precision"])
+            result = validate(task, model, device, valid_stop, group, precision)
         elif group.active and "shard" in inspect.signature(task.validate).parameters:
             result = task.validate(model, device, valid_stop, shard=group)
         else:
@@ -312,6 +325,7 @@ def train(
             "max_steps": max_steps,
             "max_seconds": max_seconds,
             "device": str(device),
+            "precision": precision,
             "task": task.kind,
             "world_size": group.world,
             "preset": config.get("preset"),
@@ -350,13 +364,10 @@ def train(
         for param_group in optimizer.param_groups:
             param_group["lr"] = lr
         batch = ddp.draw_global(task, gen, device, group, batch_size) if group.active else task.train_batch(gen, device)
-        with autocast(device, s["precision"]):
+        with autocast(device, precision):
             loss, logits = task.loss(net, batch)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if s["grad_clip"]:
-            nn.utils.clip_grad_norm_(model.parameters(), s["grad_clip"])
-        optimizer.step()
+        optimizer_step(loss, model, optimizer, scaler, s["grad_clip"])
         step += 1
 
         # running sums stay on the device: one sync per logged event, not per step

@@ -60,5 +60,51 @@ def clone_state(model: nn.Module) -> dict[str, Tensor]:
     return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
 
 
+PRECISIONS = ("auto", "bf16", "fp16", "fp32")  # what `precision` may be set to
+_AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def choose_precision(device: torch.device, asked: str = "auto", bf16_supported: bool | None = None) -> str:
+    """The precision a run trains in: 'bf16', 'fp16' or 'fp32'.
+
+    auto on CUDA: bf16 autocast where the GPU has it natively (Ampere and later), else fp16 autocast
+    with a GradScaler (Colab's T4, Kaggle's P100: without native bf16, bf16 is emulated and slow).
+    On the CPU always fp32, as before: CPU runs stay bit-identical. bf16_supported stands for
+    torch.cuda.is_bf16_supported() (the tests pass it to choose for a GPU this machine lacks).
+    """
+    if asked not in PRECISIONS:
+        raise HwmlError(f"unknown precision {asked!r}: use {', '.join(PRECISIONS)}")
+    if device.type != "cuda":
+        return "fp32"
+    if asked != "auto":
+        return asked
+    if bf16_supported is None:
+        bf16_supported = torch.cuda.is_bf16_supported(including_emulation=False)
+    return "bf16" if bf16_supported else "fp16"
+
+
 def autocast(device: torch.device, precision: str = "bf16"):
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda" and precision == "bf16")
+    """Mixed precision for a forward pass: precision as choose_precision returned it."""
+    dtype = _AUTOCAST_DTYPES.get(precision)
+    return torch.autocast(
+        device.type, dtype=dtype or torch.bfloat16, enabled=device.type == "cuda" and dtype is not None
+    )
+
+
+def make_scaler(device: torch.device, precision: str) -> torch.amp.GradScaler:
+    """fp16 gradients underflow without loss scaling; for bf16 and fp32 a disabled scaler, whose
+    scale/step/update are plain passes (the step is optimizer.step() itself)."""
+    return torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+
+
+def optimizer_step(loss: Tensor, model: nn.Module, optimizer, scaler: torch.amp.GradScaler, grad_clip: float) -> None:
+    """Backward pass, optional clipping of the true (unscaled) gradients, the update.
+
+    With fp16 a step whose gradients overflowed is skipped and the scale lowered (GradScaler).
+    """
+    scaler.scale(loss).backward()
+    if grad_clip:
+        scaler.unscale_(optimizer)
+        nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    scaler.step(optimizer)
+    scaler.update()
