@@ -17,6 +17,7 @@ import pandas as pd
 
 from hwml import timing
 from hwml.i18n import t
+from hwml.serve.predict_examples import phoneme_examples
 from hwml.ui.lang import L, current_lang, lang_of
 from hwml.ui.predict_panel import PredictPanel
 from hwml.ui.widgets import user_errors
@@ -49,6 +50,11 @@ class PhonemePredictPanel(PredictPanel):
                 L("predict.audio_button"), scale=1, min_width=110, elem_id="phoneme-predict-audio-button"
             )
         return [self.transcript]
+
+    example_header_keys = ["predict.example_clip", "predict.transcript"]
+
+    def example_rows(self):
+        return phoneme_examples()
 
     def wire_extras(self):
         inputs = [self.run, self.audio, self.transcript]

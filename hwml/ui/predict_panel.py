@@ -14,6 +14,7 @@ import gradio as gr
 
 from hwml import timing
 from hwml.ui.lang import L
+from hwml.ui.who_is_speaking import localized_headers
 from hwml.ui.widgets import NO_RUNS_NOTE, AppContext, run_picker, session_of, task_run, ui_error, user_errors
 
 PREDICT_QUEUE = "predict"  # one Gradio concurrency group for every prediction event of the app
@@ -41,6 +42,7 @@ class PredictPanel:
                     elem_id=f"{kind}-predict-audio",
                 )
                 self.audio_inputs = self.add_audio_inputs()
+                self.add_examples()
                 self.files = gr.File(
                     label=self.files_label, file_count="multiple", file_types=[".npy", ".pt", ".zip"], type="filepath"
                 )
@@ -85,6 +87,29 @@ class PredictPanel:
         """Components under the audio input that `predict_audio` takes after the run and the
         audio (the phoneme task's transcript); API inputs, so they come last, with defaults."""
         return []
+
+    def example_rows(self) -> list[list[str]]:
+        """Rows of gr.Examples for [audio, *audio inputs]: the shipped clips (none by default)."""
+        return []
+
+    example_header_keys = ["predict.example_clip"]  # catalogue keys of the examples' column headers
+
+    def add_examples(self) -> None:
+        """The real clips of assets/clips under the audio: a click fills the audio (and the
+        transcript), whose change event predicts with the run picked now. Not cached: the result
+        depends on the run chooser, which is not an input of the examples (Who is speaking? does
+        the same)."""
+        rows = self.example_rows()
+        if not rows:
+            return
+        examples = gr.Examples(
+            rows,
+            [self.audio, *self.audio_inputs],
+            label=L("predict.examples"),
+            examples_per_page=15,
+            elem_id=f"{self.kind}-predict-examples",
+        )
+        localized_headers(self.ctx, examples, self.example_header_keys, [row[0] for row in rows])
 
     def add_extras(self) -> None:
         """Components below the panel (the speaker task's enrolment)."""

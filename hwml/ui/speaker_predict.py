@@ -14,6 +14,7 @@ import pandas as pd
 from hwml.errors import HwmlError
 from hwml.i18n import t
 from hwml.serve import who_is_speaking as who
+from hwml.serve.predict_examples import speaker_examples
 from hwml.ui.lang import L, current_lang, lang_of
 from hwml.ui.predict_panel import PredictPanel
 from hwml.ui.widgets import session_of, task_run
@@ -59,6 +60,9 @@ class SpeakerPredictPanel(PredictPanel):
             height=240,
             x_label_angle=0,
         )
+
+    def example_rows(self):
+        return speaker_examples()
 
     def add_audio_inputs(self) -> list:
         """Under the audio: what this run's classes are (no inputs of its own)."""
