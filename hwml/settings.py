@@ -40,6 +40,7 @@ VARIABLES = (
     ("HWML_MAX_FEATURE_FILE_BYTES", "512 MiB", "largest single `.pt`/`.npy` feature file"),
     ("HWML_MAX_ZIP_FILES", "100,000", "most files in an unpacked zip"),
     ("HWML_MAX_ZIP_BYTES", "8 GiB", "most bytes in an unpacked zip"),
+    ("HWML_TENSORBOARD", "off", "`1`: every training run also writes a TensorBoard event log (needs `tensorboard`)"),
 )
 
 
@@ -162,3 +163,8 @@ def max_zip_files() -> int:
 
 def max_zip_bytes() -> int:
     return _number("HWML_MAX_ZIP_BYTES", 8 * 2**30, int, positive=True)
+
+
+def tensorboard() -> bool:
+    """Every run also writes a TensorBoard event log (as the setting tensorboard=1 asks one run)."""
+    return (_raw("HWML_TENSORBOARD") or "").strip().lower() in ("1", "true", "yes", "on")

@@ -23,6 +23,7 @@ from typing import Protocol
 import torch
 from torch import Tensor, nn
 
+from hwml import settings as hwml_settings
 from hwml.errors import HwmlError
 from hwml.models import build_model
 from hwml.runs.checkpoint import remove_partial_writes, save_checkpoint
@@ -39,6 +40,7 @@ from hwml.train.optim import (
     optimizer_step,
     resolve_device,
 )
+from hwml.train.tensorboard_log import EventLog
 
 Batch = tuple[tuple[Tensor, ...], Tensor]  # (model inputs, targets); targets < 0 are ignored
 
@@ -69,6 +71,7 @@ DEFAULTS = {
     "seed": 0,
     "device": "auto",  # auto | cpu | cuda (mixed precision on cuda: see precision)
     "precision": "auto",  # cuda: auto (bf16 where native, else fp16 + GradScaler) | bf16 | fp16 | fp32; cpu: fp32
+    "tensorboard": 0,  # 1: also a TensorBoard event log beside metrics.jsonl (or HWML_TENSORBOARD=1)
     "optimizer": "adamw",  # adamw | adam
     "lr": 1e-3,
     "weight_decay": 0.01,  # on weight matrices only, never on biases or norms
@@ -224,6 +227,8 @@ def train(
             if tail and not tail.endswith(b"\n"):
                 f.truncate(tail.rfind(b"\n") + 1)
     log = open(metrics, "a", encoding="utf-8") if main else None
+    if main and (s["tensorboard"] or hwml_settings.tensorboard()):
+        callbacks = [*callbacks, EventLog(run_dir)]
 
     def emit(event: dict) -> dict:
         if not main:
