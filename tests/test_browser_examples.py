@@ -1,7 +1,8 @@
-"""The Predict panels' example clips in a real browser (issue 22, item 5): against `python app.py`
-(app_server fixture) with the repository's shipped phoneme model, a click on an example of
-assets/clips fills the audio and its transcript and the panel shows the phone strip and the
-table, with no recording and no upload. Screenshots go to test-output/ (or $HWML_TEST_OUTPUT)."""
+"""The example clips of the Predict panels and the Learn tab in a real browser (issue 22, item 5):
+against `python app.py` (app_server fixture) with the repository's shipped phoneme model, a click on
+an example of assets/clips fills the audio (and the transcript) and the panel shows its result (the
+phone strip and table; the Learn tab's feature views), with no recording and no upload.
+Screenshots go to test-output/ (or $HWML_TEST_OUTPUT)."""
 
 from __future__ import annotations
 
@@ -60,3 +61,11 @@ def test_the_speaker_panel_offers_the_shipped_voices(page):
     examples = page.locator("#speaker-predict-examples")
     for clip in ("woman-0036_3.flac", "george_3.flac"):
         assert examples.get_by_text(clip).count() >= 1
+
+
+def test_clicking_a_learn_example_draws_the_features_of_a_real_voice(page):
+    open_tab(page, "Learn")
+    assert page.locator("#learn-features-plot img").count() == 0  # nothing drawn before the click
+    page.locator("#learn-clip-examples").get_by_text("woman-0036_3.flac").first.click()
+    page.wait_for_selector("#learn-features-plot img")  # bounded by the page's default timeout
+    page.screenshot(path=str(OUT / "learn-clip-example.png"), full_page=True)

@@ -88,3 +88,12 @@ def feature_views(wave: torch.Tensor) -> FeatureViews:
         mfcc=mfcc[:T].numpy(),
         freqs_hz=np.linspace(0, p.sample_rate / 2, power_db.shape[0]),
     )
+
+
+def clip_feature_views(path) -> tuple[torch.Tensor, FeatureViews]:
+    """(16 kHz wave, its feature views) of a real recording (the shipped clips of assets/clips,
+    or an upload): the same steps as for the synthesised sentence, on a real voice."""
+    from hwml.audio.decode import load_audio
+
+    wave = load_audio(path)
+    return wave, feature_views(wave)

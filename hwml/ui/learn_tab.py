@@ -10,8 +10,10 @@ import gradio as gr
 import pandas as pd
 
 from hwml.i18n import t
+from hwml.serve.predict_examples import speaker_examples
 from hwml.ui.lang import L, lang_of
 from hwml.ui.train_panel import TRAINING_QUEUE
+from hwml.ui.who_is_speaking import localized_headers
 from hwml.ui.widgets import AppContext, run_picker, session_of, task_run, ui_error, user_errors
 
 PRESET_COLUMNS = ["preset", "why", "settings (vs simple)"]
@@ -63,6 +65,18 @@ class LearnTab:
             self.sentence,
             [self.utterance, self.wave_plot, self.features_plot],
             api_name="learn_features",
+        )
+
+        with gr.Row():
+            self.clip = gr.Audio(type="filepath", sources=["upload"], label=L("learn.clip"), elem_id="learn-clip")
+        clips = speaker_examples()
+        if clips:
+            clip_examples = gr.Examples(
+                clips, [self.clip], label=L("learn.clip_examples"), elem_id="learn-clip-examples"
+            )
+            localized_headers(ctx, clip_examples, ["predict.example_clip"], [row[0] for row in clips])
+        self.clip.change(
+            self.show_clip_features, self.clip, [self.wave_plot, self.features_plot], api_name="learn_clip_features"
         )
 
         gr.Markdown(L("learn.align"))
@@ -182,6 +196,19 @@ class LearnTab:
             figures.waveform(utt.wave.numpy(), utt.sample_rate, lang),
             figures.feature_views(views, utt.phones, lang),
         )
+
+    @user_errors
+    def show_clip_features(self, clip, request: gr.Request):
+        """The features lesson on a real clip (an example of assets/clips or an upload)."""
+        from hwml.audio.params import SAMPLE_RATE
+        from hwml.lessons.features import clip_feature_views
+        from hwml.ui import figures
+
+        if not clip:
+            return gr.skip(), gr.skip()
+        lang = lang_of(request)
+        wave, views = clip_feature_views(clip)
+        return figures.waveform(wave.numpy(), SAMPLE_RATE, lang), figures.feature_views(views, None, lang)
 
     @user_errors
     def show_alignment(self, run_key, example, request: gr.Request):
