@@ -82,7 +82,7 @@ def train_run(
     """Train into `out`. `init`: a run folder to fine-tune from (hwml.train.finetune); the preset
     then defaults to that run's, else to "medium"."""
     from hwml.data import load_dataset
-    from hwml.train.checks import check_overrides
+    from hwml.train.checks import check_budget, check_overrides
     from hwml.train.engine import train
     from hwml.train.finetune import InitFrom, resumed_init
 
@@ -105,11 +105,24 @@ def train_run(
     overrides = dict(overrides or {})
     if start is not None:
         overrides = start.overrides(package.presets, preset, overrides)
+        check_budget(package.presets, preset, overrides)
     task = package.task.make_task(dataset, preset, overrides, seed)
     if start is not None:
         start.check_task(task)
     settings = {"max_steps": max_steps, "max_seconds": max_seconds, "seed": seed, "device": device}
     return train(task, settings, Path(out), callbacks=callbacks, stop_event=stop_event, resume=resume, init=start)
+
+
+def check_training_settings(kind, preset, overrides, max_steps=None, max_seconds=None) -> None:
+    """A visitor's training request checked before it is queued (hwml.train.checks, the app's
+    stricter logging bound included): HwmlError with one line when a setting is out of range
+    or the run is over the machine's budget."""
+    from hwml.train.checks import check_overrides
+
+    package = task_package(kind)
+    preset = preset or "medium"
+    every = {**(overrides or {}), "max_steps": max_steps, "max_seconds": max_seconds}
+    check_overrides(package.presets, preset, every, visitor=True)
 
 
 # ------------------------------------------------------------------------------------ evaluate

@@ -40,6 +40,8 @@ VARIABLES = (
     ("HWML_MAX_FEATURE_FILE_BYTES", "512 MiB", "largest single `.pt`/`.npy` feature file"),
     ("HWML_MAX_ZIP_FILES", "100,000", "most files in an unpacked zip"),
     ("HWML_MAX_ZIP_BYTES", "8 GiB", "most bytes in an unpacked zip"),
+    ("HWML_MAX_TRAIN_MB", "4096", "estimated memory of one training run (weights, AdamW state, activations)"),
+    ("HWML_MAX_STEP_GFLOP", "200", "estimated compute of one training step (about 5-10 s on 2 CPU cores)"),
 )
 
 
@@ -162,3 +164,13 @@ def max_zip_files() -> int:
 
 def max_zip_bytes() -> int:
     return _number("HWML_MAX_ZIP_BYTES", 8 * 2**30, int, positive=True)
+
+
+def max_train_bytes() -> int:
+    """Budget of hwml.train.budget's memory estimate of one run: well under a 16 GB Space's memory."""
+    return int(_number("HWML_MAX_TRAIN_MB", 4096.0, positive=True) * 2**20)
+
+
+def max_step_gflop() -> float:
+    """Budget of one training step's estimated compute: Stop and the time cap act between steps."""
+    return _number("HWML_MAX_STEP_GFLOP", 200.0, positive=True)

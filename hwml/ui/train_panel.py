@@ -12,6 +12,7 @@ import json
 
 import gradio as gr
 
+from hwml.api import check_training_settings
 from hwml.errors import HwmlError
 from hwml.i18n import t
 from hwml.serve.jobs import JobView
@@ -326,6 +327,13 @@ class TrainPanel:
         """Start a run for this session and stream its curves until it ends."""
         session = session_of(request)
         ws, jobs = self.ctx.workspace, self.ctx.jobs
+        check_training_settings(
+            self.kind,
+            preset,
+            self._overrides(lr, batch_size, valid_every, extra),
+            _number(max_steps, "max steps", integer=True),
+            _number(max_seconds, "max seconds"),
+        )
         prepare = resolve_source(
             ws, session, self.kind, source, builtin_format=builtin_format, path=path, upload=upload
         )
