@@ -37,11 +37,14 @@ class AfterIdentify:
     """Stands in for the Blocks where a handler is wired with `.load(...)`: it runs right after
     the page has told the server its visitor token, so it acts for the right owner."""
 
-    def __init__(self, identified):
-        self.identified = identified
+    def __init__(self, identified, blocks: gr.Blocks):
+        self.identified, self.blocks = identified, blocks
 
     def load(self, fn, inputs=None, outputs=None, **kwargs):
         return self.identified.then(fn, inputs, outputs, **kwargs)
+
+    def unload(self, fn):
+        return self.blocks.unload(fn)
 
 
 _warm = threading.Lock()
@@ -90,7 +93,9 @@ def build_app(ctx: AppContext | None = None) -> tuple[gr.Blocks, AppContext]:
             """Bind this page to the browser's lasting token (a new one on its first visit)."""
             return identities().bind(getattr(request, "session_hash", None), token)
 
-        loaded = AfterIdentify(demo.load(identify, visitor_token, visitor_token, api_visibility="private", queue=False))
+        loaded = AfterIdentify(
+            demo.load(identify, visitor_token, visitor_token, api_visibility="private", queue=False), demo
+        )
         with gr.Row(elem_id="hwml-header", equal_height=True):
             gr.HTML(logo_html(), elem_id="hwml-logo", container=False, padding=False, scale=1)
             language, projector = language_switch()
