@@ -30,7 +30,7 @@ VARIABLES = (
     ("HWML_CORPUS_DIR", "the cache", "an already built built-in corpus for the app"),
     ("HWML_MAX_TRAINING", "1", "training runs at once in the app (others queue, position shown)"),
     ("HWML_MAX_RUN_SECONDS", "600", "cap on one app training run"),
-    ("HWML_ORPHAN_SECONDS", "30", "a run whose page stopped polling is stopped after this"),
+    ("HWML_ORPHAN_SECONDS", "30", "a queued run whose page stopped polling loses its place after this"),
     ("HWML_CONCURRENCY", "2", "other events served at once, each (Evaluate, Learn examples, ...)"),
     ("HWML_PREDICT_WORKERS", "the usable cores, at most 8", "predictions computed at once, both tasks together"),
     ("HWML_TIMINGS", "unset", "a file: each prediction appends its stage timings as a JSON line"),
@@ -42,6 +42,8 @@ VARIABLES = (
     ("HWML_MAX_ZIP_BYTES", "8 GiB", "most bytes in an unpacked zip"),
     ("HWML_MAX_TRAIN_MB", "4096", "estimated memory of one training run (weights, AdamW state, activations)"),
     ("HWML_MAX_STEP_GFLOP", "200", "estimated compute of one training step (about 5-10 s on 2 CPU cores)"),
+    ("HWML_PRIVATE_RUNS", "on on a Space or the network, off on loopback", "each browser sees only its own runs"),
+    ("HWML_RUNS_PER_ADDRESS", "3", "queued or running trainings per client address (where the Space passes one)"),
 )
 
 
@@ -148,6 +150,30 @@ def allow_local_paths() -> bool:
     if raw is not None:
         return raw.strip().lower() in ("1", "true", "yes", "on")
     return "SPACE_ID" not in os.environ
+
+
+def on_space() -> bool:
+    """A Hugging Face Space sets SPACE_ID: many strangers share this server."""
+    return "SPACE_ID" in os.environ
+
+
+def server_on_loopback() -> bool:
+    """Gradio listens on GRADIO_SERVER_NAME (default 127.0.0.1): loopback means only this machine."""
+    name = (os.environ.get("GRADIO_SERVER_NAME") or "127.0.0.1").strip().lower()
+    return name in ("127.0.0.1", "localhost", "::1") or name.startswith("127.")
+
+
+def private_runs() -> bool:
+    """Keep each browser's runs to itself: on by default on a Space or when the server listens
+    on the network; off (one owner, every run on the machine visible) on a laptop's loopback."""
+    raw = os.environ.get("HWML_PRIVATE_RUNS")
+    if raw is not None and raw.strip():
+        return raw.strip().lower() in ("1", "true", "yes", "on")
+    return on_space() or not server_on_loopback()
+
+
+def runs_per_address() -> int:
+    return _number("HWML_RUNS_PER_ADDRESS", 3, int, positive=True)
 
 
 def max_audio_seconds() -> float:
