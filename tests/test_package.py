@@ -167,3 +167,33 @@ def test_a_git_lfs_pointer_instead_of_weights_is_named(tmp_path, monkeypatch):
     assert resolve_run(tmp_path / "mine") == tmp_path / "mine"
     with pytest.raises(HwmlError, match="no such shipped model"):
         resolve_run("shipped:../phoneme")
+
+
+@pytest.mark.parametrize("task, speaker_data", [("phoneme", "builtin"), ("speaker", "speechocean762")])
+def test_the_committed_model_cards_are_what_card_py_writes(tmp_path, task, speaker_data):
+    """checkpoints/card.py is re-runnable: on a copy of a shipped run it writes the committed card,
+    Hub metadata block first (licence, datasets, metrics, library_name), intended use after."""
+    import yaml
+
+    run = tmp_path / task
+    shutil.copytree(REPO / "checkpoints" / task, run)
+    (run / "README.md").unlink()
+    done = subprocess.run(
+        [sys.executable, str(REPO / "checkpoints" / "card.py"), str(run), "--speaker-data", speaker_data],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    card = (run / "README.md").read_text(encoding="utf-8")
+    assert card == (REPO / "checkpoints" / task / "README.md").read_text(encoding="utf-8")
+    _, block, body = card.split("---\n", 2)
+    meta = yaml.safe_load(block)
+    assert meta["license"] == "mit" and meta["library_name"] == "hwml" and meta["metrics"] == ["accuracy"]
+    assert meta["datasets"] == ["mispeech/speechocean762"]
+    figures = [json.loads(line) for line in (run / "evaluation.jsonl").read_text().splitlines() if line.strip()]
+    results = meta["model-index"][0]["results"]
+    assert [round(r["metrics"][0]["value"], 4) for r in results] == [round(f["accuracy"], 4) for f in figures]
+    for heading in ("## Data and licences", "## Intended use and limitations", "MIT licence", "children"):
+        assert heading in body
+    assert "HWML_RUNS_DIR" in body and "GRADIO_TEMP_DIR" in body  # what the app keeps, and where
