@@ -339,7 +339,7 @@ def _resolve_runs(args) -> None:
 
     for name in ("run_dir", "init", "align_model"):
         if getattr(args, name, None) is not None:
-            setattr(args, name, resolve_run(getattr(args, name)))
+            setattr(args, name, resolve_run(getattr(args, name), writes=args.run is cmd_evaluate))
 
 
 def main(argv: list[str] | None = None) -> int:

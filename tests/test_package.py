@@ -197,3 +197,16 @@ def test_the_committed_model_cards_are_what_card_py_writes(tmp_path, task, speak
     for heading in ("## Data and licences", "## Intended use and limitations", "MIT licence", "children"):
         assert heading in body
     assert "HWML_RUNS_DIR" in body and "GRADIO_TEMP_DIR" in body  # what the app keeps, and where
+
+
+def test_evaluating_a_shipped_model_is_refused_before_it_writes_into_it(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "hwml", "evaluate", "shipped:phoneme", str(tmp_path)],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2 and "copy it first" in done.stderr
+    assert done.stderr.strip().count("\n") == 0

@@ -18,15 +18,21 @@ SHIPPED_PREFIX = "shipped:"
 LFS_POINTER = b"version https://git-lfs.github.com/spec/v1"
 
 
-def resolve_run(run) -> Path:
+def resolve_run(run, writes: bool = False) -> Path:
     """A RUN argument as a folder: `shipped:<task>[/<name>]` -> the shipped models' folder
-    (settings.checkpoints_dir()), anything else as given."""
+    (settings.checkpoints_dir()), anything else as given. writes=True (evaluate writes its
+    confusion files into the run): a shipped model is refused, its folder is read-only."""
     text = str(run)
     if not text.startswith(SHIPPED_PREFIX):
         return Path(run)
     name = text[len(SHIPPED_PREFIX) :].strip("/")
     root = settings.checkpoints_dir()
     folder = root / name
+    if writes:
+        raise HwmlError(
+            f"{text}: evaluate writes confusion files into the run folder, and a shipped model's is read-only: "
+            f"copy it first (cp -r {folder} my_run) and evaluate the copy"
+        )
     if not name or ".." in Path(name).parts or not (folder / CONFIG).is_file():
         known = ", ".join(f"{SHIPPED_PREFIX}{p.name}" for p in sorted(root.glob("*")) if (p / CONFIG).is_file())
         raise HwmlError(f"{text}: no such shipped model in {root} (there are: {known or 'none'})")
