@@ -15,14 +15,28 @@ from pathlib import Path
 from hwml.errors import HwmlError
 from hwml.machine import usable_cores
 
-REPO = Path(__file__).resolve().parent.parent  # the repository: app.py, checkpoints/, assets/
-ASSETS = REPO / "assets"
+PACKAGE = Path(__file__).resolve().parent
+REPO = PACKAGE.parent  # in a clone, the repository: app.py, checkpoints/, assets/
+SHIPPED = PACKAGE / "shipped"  # in an installed wheel, setup.py's copies of checkpoints/ and assets/
+
+
+def shipped_folder(name: str) -> Path:
+    """`checkpoints` or `assets`: the installed package's copy when there is one, else the clone's
+    (an installed wheel has no repository around it; a clone has no hwml/shipped/)."""
+    return SHIPPED / name if (SHIPPED / name).is_dir() else REPO / name
+
+
+ASSETS = shipped_folder("assets")
 
 # (variable, default in words, what it sets): the README's table
 VARIABLES = (
     ("HWML_RUNS_DIR", "`./runs`", "where the app keeps each session's runs and uploads"),
     ("HWML_RUNS_DISK_MB", "1000", "disk budget of `HWML_RUNS_DIR`; oldest finished runs are pruned past it"),
-    ("HWML_CHECKPOINTS_DIR", "`./checkpoints`", "shipped models (read-only; also the default alignment model)"),
+    (
+        "HWML_CHECKPOINTS_DIR",
+        "the clone's `checkpoints/` (installed: the package's)",
+        "shipped models (read-only; also the default alignment model)",
+    ),
     ("HWML_CACHE", "`~/.cache/hwml`", "built-in corpus and HW4 feature caches"),
     ("HWML_LOAD_WORKERS", "usable cores - 1 (1 to 8)", "processes that read a folder of 2,000+ feature files"),
     ("HWML_IMPORT_THREADS", "the cores, at most 8", "threads that featurise audio files during an import"),
@@ -82,7 +96,7 @@ def runs_disk_bytes() -> int:
 
 def checkpoints_dir() -> Path:
     """The shipped models: `<dir>/phoneme`, `<dir>/speaker`."""
-    return Path(_raw("HWML_CHECKPOINTS_DIR") or REPO / "checkpoints")
+    return Path(_raw("HWML_CHECKPOINTS_DIR") or shipped_folder("checkpoints"))
 
 
 def cache_dir() -> Path:
