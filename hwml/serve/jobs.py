@@ -381,9 +381,17 @@ class JobRegistry:
         is taken: a run of theirs still going, or too many from their address."""
         visitor = visitor if isinstance(visitor, Visitor) else Visitor(visitor)
         key = (visitor.owner, kind)
-        current = self.get(visitor.owner, kind)
-        if current is not None and current.alive and current.stop_event.is_set():
-            current.join(timeout=5.0)  # Stop, then Start at once: let the stopping run finish its save
+        with self._lock:
+            stopping = [
+                j
+                for j in self._jobs.values()
+                if j.visitor.owner == visitor.owner
+                and j.alive
+                and j.stop_event.is_set()
+                and (self.limits.one_per_visitor or j.kind == kind)
+            ]
+        for job in stopping:  # Stop, then Start at once (any task): let the stopping run finish its save
+            job.join(timeout=5.0)
         with self._lock:
             live = [job for job in self._jobs.values() if job.alive]
             mine = [
