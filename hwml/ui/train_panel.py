@@ -270,7 +270,8 @@ class TrainPanel:
         """The visitor's queued or running run of this task (started on another page, or before
         a reload), drawn live until it ends; nothing when there is none."""
         job = self.ctx.jobs.live(session_of(request), self.kind)
-        if job is None:
+        if job is None:  # leave the panel as the page drew it (an empty stream would blank it)
+            yield tuple(gr.skip() for _ in self.outputs)
             return
         lang = lang_of(request)
         for view in job.stream(interval=0.5):
