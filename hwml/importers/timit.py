@@ -1,5 +1,17 @@
 """TIMIT-layout corpora (`*.wav`/`*.WAV` with `.phn` beside them, 61 phones folded to the standard
-39) -> an HW2 libriphone folder; without any `.phn`, transcribed audio goes to `transcribed`."""
+39) -> an HW2 libriphone folder; without any `.phn`, transcribed audio goes to `transcribed`.
+
+Every frame of the audio keeps its place and gets a label, so an utterance's frame labels line
+up one-to-one with its audio's frames (context windows and sequence models see the real
+neighbours). TIMIT's glottal stop `q` is no class of the 39 (Lee & Hon 1989 delete it from the
+transcription; Kaldi's TIMIT recipe does the same and lets re-alignment give its time to the
+phones around it), so `read_phn` does what that re-alignment does: a `q` segment's time goes to
+its neighbours, the first half to the phone before it and the second half to the phone after
+it (all of it to the one neighbour at an utterance's edge). Folding it to `sil` instead would
+call voiced speech silence: TIMIT's `q` is mostly a glottalised vowel onset or a /t/ said as
+creak, not a pause. Frames whose centre lies in no segment at all (gaps, or a `.phn` ending a
+little before the audio) are `sil`, what TIMIT-39 calls unlabelled non-speech (`h#`, `pau`).
+"""
 
 from __future__ import annotations
 
@@ -20,7 +32,8 @@ from hwml.safeio import write_folder_atomic
 PHONE_INDEX = {p: i for i, p in enumerate(PHONES_39)}
 
 
-PHN_SLACK_SECONDS = 0.5  # .phn segments may end this far past the audio (rounding, padding)
+PHN_SLACK_SECONDS = 0.5  # .phn segments may end this far past the audio, or leave this much of it unlabelled
+SILENCE = PHONE_INDEX["sil"]
 
 
 def _timit_pairs(src: Path) -> tuple[list[tuple[Path, Path]], int]:
@@ -46,7 +59,8 @@ def _timit_pairs(src: Path) -> tuple[list[tuple[Path, Path]], int]:
 
 
 def read_phn(phn: Path) -> tuple[list[int], list[int], list[int]]:
-    """A TIMIT .phn file: (starts, ends, 39-class indices); `q` gets -1 (dropped)."""
+    """A TIMIT .phn file: (starts, ends, 39-class indices) in the file's order; each `q`
+    segment's time is given to its neighbours (`give_q_to_neighbours`), so no label is -1."""
     try:
         text = phn.read_text(encoding="utf-8", errors="strict")
     except (OSError, UnicodeDecodeError) as e:
@@ -73,21 +87,58 @@ def read_phn(phn: Path) -> tuple[list[int], list[int], list[int]]:
         labels.append(-1 if folded is None else PHONE_INDEX[folded])
     if not starts:
         raise HwmlError(f"{phn}: no phone segments")
+    if all(label < 0 for label in labels):
+        raise HwmlError(f"{phn}: no phone segment other than the glottal stop q")
+    return give_q_to_neighbours(starts, ends, labels)
+
+
+def give_q_to_neighbours(starts: list[int], ends: list[int], labels: list[int]):
+    """Segments without the -1 (`q`) ones: a run of them, [a, b), goes to the segments either
+    side, split at (a + b) // 2; at an edge the one neighbour takes it all (module docstring)."""
+    starts, ends, labels = list(starts), list(ends), list(labels)
+    i = 0
+    while i < len(labels):
+        if labels[i] >= 0:
+            i += 1
+            continue
+        j = i
+        while j < len(labels) and labels[j] < 0:
+            j += 1
+        a, b = starts[i], max(ends[i:j])
+        before, after = i - 1 if i > 0 else None, j if j < len(labels) else None
+        mid = (a + b) // 2 if before is not None and after is not None else (b if after is None else a)
+        if before is not None:
+            ends[before] = max(ends[before], mid)
+        if after is not None:
+            starts[after] = min(starts[after], mid)
+        del starts[i:j], ends[i:j], labels[i:j]
     return starts, ends, labels
 
 
 def _phoneme_utterance(wav: Path, phn: Path) -> tuple[torch.Tensor, torch.Tensor, float]:
-    """MFCC39 frames of one utterance that fall in a labelled phone, their labels, and its seconds."""
+    """MFCC39 frames of one utterance (every one), their labels, and its seconds."""
     wave, sr = read_audio(wav)
     starts, ends, labels = read_phn(phn)
     if max(ends) > len(wave) + PHN_SLACK_SECONDS * sr:
         raise HwmlError(f"{phn}: segments run to {max(ends) / sr:.2f} s but {wav.name} lasts {len(wave) / sr:.2f} s")
     feats = mfcc39(wave_to_16k(wave, sr, name=str(wav)))
+    return feats, every_frame_labelled(feats, starts, ends, labels, sr, phn), len(wave) / sr
+
+
+def every_frame_labelled(feats: torch.Tensor, starts, ends, labels, sr: int, source: Path) -> torch.Tensor:
+    """(T,) labels of all T frames: the segment under each centre, `sil` where none is; more
+    than PHN_SLACK_SECONDS of unlabelled frames is an error (labels of another recording?)."""
+    if len(feats) == 0:
+        raise HwmlError(f"{source}: its audio is shorter than one frame")
     frame_labels = label_frames(len(feats), starts, ends, labels, sr, MFCC39)
-    keep = frame_labels >= 0
-    if not keep.any():
-        raise HwmlError(f"{phn}: no frame centre falls in a labelled phone segment")
-    return feats[keep].contiguous(), frame_labels[keep], len(wave) / sr
+    unlabelled = frame_labels < 0
+    hop = MFCC39.hop_length / MFCC39.sample_rate
+    if int(unlabelled.sum()) * hop > PHN_SLACK_SECONDS:
+        raise HwmlError(
+            f"{source}: labels leave {int(unlabelled.sum()) * hop:.2f} s of the audio's {len(feats) * hop:.2f} s "
+            f"unlabelled (at most {PHN_SLACK_SECONDS} s may be)"
+        )
+    return torch.where(unlabelled, torch.full_like(frame_labels, SILENCE), frame_labels)
 
 
 def import_phoneme(src, out, *, skip_bad: bool = False, progress: bool = True, **align_options) -> dict:
@@ -96,8 +147,8 @@ def import_phoneme(src, out, *, skip_bad: bool = False, progress: bool = True, *
     Every `*.wav`/`*.WAV` (RIFF or NIST SPHERE) with a `.phn` beside it, at any depth. The
     speaker is the folder holding the file; utterance ids are `<region>_<speaker>_<stem>`.
     Folders named TRAIN/TEST (any case) choose the split (a labelled test part); without
-    them everything is train. Frames whose centre is in a `q` segment or in no segment are
-    dropped. Returns a summary dict.
+    them everything is train. Every frame is kept: a `q` segment's time goes to its neighbours,
+    frames in no segment are `sil` (module docstring). Returns a summary dict.
 
     Without any `.phn`, audio with transcripts (`.lab`/`.txt` beside it, or a Kaldi `text` file)
     is force-aligned instead: `hwml.importers.transcribed.import_transcribed`, which takes `align_options`
