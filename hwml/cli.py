@@ -91,10 +91,13 @@ def cmd_import(args) -> int:
         "test_speakers": args.test_speakers,
     }
     if args.kind == "phoneme":
-        summary = importers.import_phoneme(args.src, args.out, skip_bad=args.skip_bad, seed=args.seed, **align)
-    elif any(v not in (None, False) for v in align.values()):
+        summary = importers.import_phoneme(
+            args.src, args.out, skip_bad=args.skip_bad, seed=args.seed, phones_from=args.phones_from, **align
+        )
+    elif any(v not in (None, False) for v in align.values()) or args.phones_from is not None:
         raise HwmlError(
-            "--lexicon, --align-model, --rounds, --round-seconds, --test-speakers and --textgrid are for import phoneme"
+            "--lexicon, --align-model, --rounds, --round-seconds, --test-speakers, --textgrid and --phones-from "
+            "are for import phoneme"
         )
     else:
         summary = importers.import_speaker(
@@ -262,8 +265,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--textgrid",
         action="store_true",
         default=None,
-        help="also write OUT/alignments/<utt>.TextGrid (Praat); to import TextGrids, put <utt>.TextGrid "
-        "(a 'phones' tier, e.g. MFA's output) beside each clip",
+        help="also write OUT/alignments/<utt>.TextGrid (Praat); to import TextGrids see --phones-from",
+    )
+    p.add_argument(
+        "--phones-from",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="phoneme: take each clip's phones from DIR/<its sub-folders>/<stem>.TextGrid (MFA's output folder; "
+        "a 'phones' tier) instead of .phn/.TextGrid files beside it",
     )
     p.set_defaults(run=cmd_import)
 

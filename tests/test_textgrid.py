@@ -104,6 +104,27 @@ def test_import_phoneme_reads_mfa_textgrids_as_frame_labels(mfa_corpus, tmp_path
     assert PHONES_39.index("ah") in train.labels.tolist() and PHONES_39.index("sh") in train.labels.tolist()
 
 
+def test_import_phoneme_phones_from_reads_mfa_output_folder(mfa_corpus, tmp_path):
+    """MFA writes its TextGrids to a folder of their own in the corpus's layout: --phones-from."""
+    from hwml.data.libriphone import read_libriphone
+
+    mfa_out = tmp_path / "mfa_out"
+    (mfa_out / "spk1").mkdir(parents=True)
+    (mfa_corpus / "spk1" / "hello.TextGrid").rename(mfa_out / "spk1" / "HELLO.TextGrid")  # names in any case
+    (mfa_corpus / "spk2" / "other.TextGrid").write_text("ignored: labels come from --phones-from only\n")
+    cli = [sys.executable, "-m", "hwml", "import", "phoneme", str(mfa_corpus), str(tmp_path / "out")]
+    done = subprocess.run([*cli, "--phones-from", str(mfa_out)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    train = read_libriphone(tmp_path / "out").train
+    assert train.utt_ids == ["spk1_hello"]
+    assert train.labels.tolist() == expected(num_frames(16000), HELLO)
+    with pytest.raises(HwmlError, match="no TextGrid for any audio file"):
+        import_phoneme(mfa_corpus, tmp_path / "out2", phones_from=tmp_path, progress=False)
+    with pytest.raises(HwmlError, match="not a folder"):
+        import_phoneme(mfa_corpus, tmp_path / "out2", phones_from=tmp_path / "nowhere", progress=False)
+    assert not (tmp_path / "out2").exists()
+
+
 def test_import_phoneme_refuses_a_bad_textgrid_in_one_line_and_writes_nothing(mfa_corpus, tmp_path):
     bad = mfa_corpus / "spk2" / "other.TextGrid"
     for text, problem in [

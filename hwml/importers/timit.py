@@ -25,12 +25,20 @@ from hwml.safeio import write_folder_atomic
 __all__ = ["import_phoneme", "read_phn"]
 
 
-def _labelled_pairs(src: Path) -> tuple[list[tuple[Path, Path]], int]:
+def _labelled_pairs(src: Path, phones_from: Path | None = None) -> tuple[list[tuple[Path, Path]], int]:
     """(audio, labels) pairs at any depth: a `.phn` beside a `.wav`, or a `.TextGrid` beside any
-    audio file (a `.phn` wins where both are); and how many `.wav` files had neither."""
+    audio file (a `.phn` wins where both are); and how many `.wav` files had neither. With
+    `phones_from` (MFA's output folder), labels come only from there: the TextGrid at the clip's
+    path below SRC, `<phones_from>/<sub-folders>/<stem>.TextGrid` (names in any case)."""
     pairs, unlabelled = [], 0
     for folder, files in walk(src):
         by_lower = {f.lower(): f for f in files}
+        if phones_from is not None:
+            there = phones_from / folder.relative_to(src)
+            by_lower = {f.name.lower(): f.name for f in there.iterdir() if f.is_file()} if there.is_dir() else {}
+            folder_of_labels = there
+        else:
+            folder_of_labels = folder
         seen = set()
         for f in files:
             low = f.lower()
@@ -42,12 +50,13 @@ def _labelled_pairs(src: Path) -> tuple[list[tuple[Path, Path]], int]:
                 stem = stem.removesuffix(".wav")  # SA1.WAV (SPHERE) and SA1.WAV.wav (converted) are one
             if stem in seen:
                 continue
-            labels = (by_lower.get(stem + ".phn") if suffix == ".wav" else None) or by_lower.get(stem + ".textgrid")
+            phn = by_lower.get(stem + ".phn") if suffix == ".wav" and phones_from is None else None
+            labels = phn or by_lower.get(stem + ".textgrid")
             if labels is None:
                 unlabelled += suffix == ".wav"
                 continue
             seen.add(stem)
-            pairs.append((folder / f, folder / labels))
+            pairs.append((folder / f, folder_of_labels / labels))
     return pairs, unlabelled
 
 
@@ -61,7 +70,9 @@ def _phoneme_utterance(wav: Path, phn: Path) -> tuple[torch.Tensor, torch.Tensor
     return feats, every_frame_labelled(feats, starts, ends, labels, sr, phn), len(wave) / sr
 
 
-def import_phoneme(src, out, *, skip_bad: bool = False, progress: bool = True, **align_options) -> dict:
+def import_phoneme(
+    src, out, *, skip_bad: bool = False, progress: bool = True, phones_from=None, **align_options
+) -> dict:
     """TIMIT-layout corpus -> HW2 libriphone folder (MFCC39, 39 folded phone classes).
 
     Every `*.wav`/`*.WAV` (RIFF or NIST SPHERE) with a `.phn` beside it, and any audio file with
@@ -69,7 +80,9 @@ def import_phoneme(src, out, *, skip_bad: bool = False, progress: bool = True, *
     speaker is the folder holding the file; utterance ids are `<region>_<speaker>_<stem>`.
     Folders named TRAIN/TEST (any case) choose the split (a labelled test part); without
     them everything is train. Every frame is kept: a `q` segment's time goes to its neighbours,
-    frames in no segment are `sil` (module docstring). Returns a summary dict.
+    frames in no segment are `sil` (module docstring). `phones_from`: a folder of TextGrids in
+    SRC's layout (MFA's output folder) to take the labels from instead (`_labelled_pairs`).
+    Returns a summary dict.
 
     Without any `.phn` or `.TextGrid`, audio with transcripts (`.lab`/`.txt` beside it, or a Kaldi `text` file)
     is force-aligned instead: `hwml.importers.transcribed.import_transcribed`, which takes `align_options`
@@ -80,7 +93,16 @@ def import_phoneme(src, out, *, skip_bad: bool = False, progress: bool = True, *
     src, out = Path(src), Path(out)
     check_paths(src, out)
     started = time.perf_counter()
-    pairs, unlabelled = _labelled_pairs(src)
+    if phones_from is not None:
+        phones_from = Path(phones_from)
+        if not phones_from.is_dir():
+            raise HwmlError(f"{phones_from}: not a folder (--phones-from: the folder of TextGrids, e.g. MFA's output)")
+    pairs, unlabelled = _labelled_pairs(src, phones_from)
+    if not pairs and phones_from is not None:
+        raise HwmlError(
+            f"{phones_from}: no TextGrid for any audio file of {src} "
+            "(expected <folder>/<the clip's sub-folders>/<clip stem>.TextGrid, as MFA writes them)"
+        )
     if not pairs:
         from hwml.importers.transcribed import find_transcribed, import_transcribed
 
