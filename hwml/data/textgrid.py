@@ -19,7 +19,8 @@ PHONE_TIER_NAMES = ("phones", "phone")  # matched case-insensitively; MFA names 
 
 def write_textgrid(path, tiers: dict[str, list], duration: float, *, fsync: bool = True) -> Path:
     """A TextGrid (Praat's long text format) with one interval tier per `tiers` item, in order;
-    written atomically. Intervals past `duration` are cut at it, empty ones left out."""
+    written atomically. It ends at `duration` or at the last interval's end, whichever is later;
+    zero-length intervals are left out."""
     from praatio import textgrid
 
     from hwml.safeio import atomic_path
@@ -28,7 +29,7 @@ def write_textgrid(path, tiers: dict[str, list], duration: float, *, fsync: bool
     end = round(max([float(duration)] + [float(b) for segs in tiers.values() for _, b, _ in segs]), 6)
     tg = textgrid.Textgrid(0.0, end)
     for name, segments in tiers.items():
-        entries = [(round(float(a), 6), round(min(float(b), end), 6), str(label)) for a, b, label in segments]
+        entries = [(round(float(a), 6), round(float(b), 6), str(label)) for a, b, label in segments]
         tg.addTier(textgrid.IntervalTier(name, [e for e in entries if e[1] > e[0]], 0.0, end))
     with atomic_path(path, fsync=fsync) as tmp:
         tg.save(str(tmp), format="long_textgrid", includeBlankSpaces=True, reportingMode="silence")
