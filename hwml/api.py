@@ -218,15 +218,21 @@ def score(logits, labels, data_names: list[str], run_names: list[str], where: st
 # ------------------------------------------------------------------------------------- predict
 
 
-def predict_run(run_dir, inputs, out_csv, *, fsync: bool = True) -> dict:
+def predict_run(run_dir, inputs, out_csv, *, fsync: bool = True, textgrid_dir=None) -> dict:
     """fsync=False: the CSV is written atomically but not flushed to disk (the app's per-request
     CSVs live in a session's scratch folder; a burst of them should not queue on the disk).
-    run_dir may be `shipped:phoneme` / `shipped:speaker`."""
+    run_dir may be `shipped:phoneme` / `shipped:speaker`.
+    textgrid_dir (phoneme runs): also write each file's phone segments there as a Praat TextGrid."""
     run_dir = resolve_run(run_dir)
     package = _run_package(run_dir)
     inputs = [Path(p) for p in inputs]
+    extra = {}
+    if textgrid_dir is not None:
+        if read_config(run_dir).get("task") != "phoneme":
+            raise HwmlError(f"{run_dir}: TextGrids of predicted phones need a phoneme run, not a speaker run")
+        extra["textgrid_dir"] = Path(textgrid_dir)
     with _naming(inputs[0] if len(inputs) == 1 else None):
-        return package.predict.predict_files(Path(run_dir), inputs, Path(out_csv), fsync=fsync)
+        return package.predict.predict_files(Path(run_dir), inputs, Path(out_csv), fsync=fsync, **extra)
 
 
 def warm_run(run_dir) -> None:

@@ -91,10 +91,13 @@ def cmd_import(args) -> int:
         "test_speakers": args.test_speakers,
     }
     if args.kind == "phoneme":
-        summary = importers.import_phoneme(args.src, args.out, skip_bad=args.skip_bad, seed=args.seed, **align)
-    elif any(v not in (None, False) for v in align.values()):
+        summary = importers.import_phoneme(
+            args.src, args.out, skip_bad=args.skip_bad, seed=args.seed, phones_from=args.phones_from, **align
+        )
+    elif any(v not in (None, False) for v in align.values()) or args.phones_from is not None:
         raise HwmlError(
-            "--lexicon, --align-model, --rounds, --round-seconds, --test-speakers and --textgrid are for import phoneme"
+            "--lexicon, --align-model, --rounds, --round-seconds, --test-speakers, --textgrid and --phones-from "
+            "are for import phoneme"
         )
     else:
         summary = importers.import_speaker(
@@ -160,7 +163,7 @@ def cmd_evaluate(args) -> int:
 def cmd_predict(args) -> int:
     from hwml import api
 
-    summary = api.predict_run(args.run_dir, args.inputs, args.out)
+    summary = api.predict_run(args.run_dir, args.inputs, args.out, textgrid_dir=args.textgrid)
     print(json.dumps(summary, default=str))
     return 0
 
@@ -221,7 +224,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = verbs.add_parser("import", help="turn your own audio into a course-format folder")
     p.add_argument("kind", choices=TASK_KINDS)
-    p.add_argument("src", type=Path)
+    p.add_argument(
+        "src",
+        type=Path,
+        help="phoneme: audio with a .phn (TIMIT) or .TextGrid (a 'phones' tier, e.g. MFA's) beside each clip, "
+        "or with a transcript (.lab/.txt, Kaldi 'text') to align; speaker: one folder per speaker",
+    )
     p.add_argument("out", type=Path)
     p.add_argument(
         "--segment-seconds", type=float, default=None, help="speaker: cut recordings into S-second utterances"
@@ -256,7 +264,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="phoneme, transcribed audio: hold out N speakers (seeded) as the labelled test part",
     )
     p.add_argument(
-        "--textgrid", action="store_true", default=None, help="also write OUT/alignments/<utt>.TextGrid (Praat)"
+        "--textgrid",
+        action="store_true",
+        default=None,
+        help="also write OUT/alignments/<utt>.TextGrid (Praat); to import TextGrids see --phones-from",
+    )
+    p.add_argument(
+        "--phones-from",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="phoneme: take each clip's phones from DIR/<its sub-folders>/<stem>.TextGrid (MFA's output folder; "
+        "a 'phones' tier) instead of .phn/.TextGrid files beside it",
     )
     p.set_defaults(run=cmd_import)
 
@@ -302,6 +321,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir", metavar="RUN", type=Path)
     p.add_argument("inputs", nargs="+", type=Path)
     p.add_argument("--out", type=Path, required=True)
+    p.add_argument(
+        "--textgrid",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="phoneme run, audio or feature files: also write DIR/<file stem>.TextGrid (Praat, a 'phones' tier)",
+    )
     p.set_defaults(run=cmd_predict)
 
     p = verbs.add_parser("enroll", help="speaker run: enrol the speakers of DIR (one folder per speaker)")
