@@ -283,10 +283,16 @@ def acceptance(sm: SpeakerModel, mode: str, frames: int | None = None) -> dict:
     validation threshold (hwml.speaker.verification); the others the held-out calibration
     stored with the statistics (short or long clip)."""
     if mode == "raw":
-        return {**verification_threshold(sm.config), "scoring": "raw", "held_out": False, "length": None}
+        return {
+            **verification_threshold(sm.config),
+            "scoring": "raw",
+            "held_out": False,
+            "length": None,
+            "frames": frames,
+        }
     found = sm.stats.meta["thresholds"][mode]
     length = None
-    if isinstance(found, dict) and "split_frames" in found:
+    if isinstance(found, dict) and "split_frames" in found:  # the nearer calibration's error rate
         length = "short" if frames is not None and frames < found["split_frames"] else "long"
     eer = found.get(f"eer_{length}" if length else "eer") if isinstance(found, dict) else None
     trials = found.get(f"n_trials_{length}" if length else "n_trials", 0) if isinstance(found, dict) else 0
@@ -298,6 +304,7 @@ def acceptance(sm: SpeakerModel, mode: str, frames: int | None = None) -> dict:
         "scoring": mode,
         "held_out": True,
         "length": length,
+        "frames": frames,
     }
 
 
@@ -346,6 +353,7 @@ def verify(source, clip_a, clip_b) -> dict:
         "eer": found["eer"],
         "scoring": mode,
         "held_out": found["held_out"],
+        "frames": found["frames"],
     }
 
 

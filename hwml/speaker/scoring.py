@@ -235,12 +235,19 @@ def crop_embeddings(model: nn.Module, feats: list[Tensor], config: dict | None, 
 
 def threshold_for(stats: ScoringStats | None, mode: str, frames: int | None = None) -> float | None:
     """The calibrated accept threshold of a scoring mode stored with the statistics
-    (meta["thresholds"][mode]: one number, or {"short", "long", "split_frames"} when the
-    calibration found the clip length to matter); None when none was calibrated."""
+    (meta["thresholds"][mode]): one number, or the `length_thresholds` of short and long clips,
+    which a clip of `frames` frames interpolates linearly in log length between the two
+    calibration lengths (and takes the nearer one outside them; no length: the long one).
+    None when none was calibrated."""
     found = ((stats.meta if stats else {}) or {}).get("thresholds", {}).get(mode)
     if isinstance(found, dict):
-        split = found.get("split_frames", 0)
-        found = found.get("short" if frames is not None and frames < split else "long")
+        short, long_ = found.get("short"), found.get("long")
+        a, b = found.get("short_frames"), found.get("long_frames")
+        if frames is None or not all(isinstance(v, (int, float)) for v in (short, long_, a, b)) or not 0 < a < b:
+            found = long_ if frames is None or frames >= found.get("split_frames", 0) else short
+        else:
+            w = min(1.0, max(0.0, math.log(max(frames, 1) / a) / math.log(b / a)))
+            found = short + w * (long_ - short)
     if isinstance(found, (int, float)) and not isinstance(found, bool) and math.isfinite(found):
         return float(found)
     return None
@@ -251,7 +258,8 @@ SHORT_FRAMES = 150  # clips shorter than 1.5 s take the short threshold (a 1 s k
 
 def length_thresholds(scores: Tensor, same: Tensor, frames: Tensor, split: int = SHORT_FRAMES) -> dict:
     """Equal-error thresholds of verification trials, one for trials whose test clip is shorter
-    than `split` frames and one for the others: {"short", "long", "split_frames", "eer_short",
+    than `split` frames and one for the others, each with the median test-clip length it holds
+    for: {"short", "long", "split_frames", "short_frames", "long_frames", "eer_short",
     "eer_long", "n_trials_short", "n_trials_long"} (what `threshold_for` reads)."""
     from hwml.speaker.verification import eer_threshold
 
@@ -263,7 +271,14 @@ def length_thresholds(scores: Tensor, same: Tensor, frames: Tensor, split: int =
                 f"{'under' if name == 'short' else 'of at least'} {split} frames)"
             )
         eer, threshold = eer_threshold(scores[pick], same[pick])
-        out.update({name: round(threshold, 6), f"eer_{name}": round(eer, 6), f"n_trials_{name}": int(pick.sum())})
+        out.update(
+            {
+                name: round(threshold, 6),
+                f"{name}_frames": int(frames[pick].median()),
+                f"eer_{name}": round(eer, 6),
+                f"n_trials_{name}": int(pick.sum()),
+            }
+        )
     return out
 
 
