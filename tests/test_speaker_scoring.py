@@ -258,3 +258,15 @@ def test_a_copy_without_statistics_scores_raw_cosines_as_before(clips, tmp_path)
     best = max(float(emb @ e.embedding) for e in enrolled)
     assert ranked[0][1] == pytest.approx(best, abs=1e-5)  # plain cosine to the mean embedding
     assert verify(sm, queries[names[0]], queries[names[1]])["scoring"] == "raw"
+
+
+def test_short_clip_benchmark_skips_cleanly_without_its_data(tmp_path):
+    import subprocess
+    import sys
+
+    bench = Path(__file__).resolve().parents[1] / "bench" / "bench_speaker_short.py"
+    proc = subprocess.run(
+        [sys.executable, str(bench), "--data", str(tmp_path / "no-shared")], capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout.strip().splitlines()[-1])["skipped"].endswith("nothing to measure")
