@@ -207,7 +207,9 @@ def build_parser() -> argparse.ArgumentParser:
     speaker_presets = list(SPEAKER_PRESETS)
     phoneme_only = [p for p in PHONEME_PRESETS if p not in SPEAKER_PRESETS]
     parser = argparse.ArgumentParser(
-        prog="python -m hwml", description="hwml: NTU ML HW2 phoneme and HW4 speaker classification."
+        prog="hwml",
+        description="hwml: NTU ML HW2 phoneme and HW4 speaker classification (also `python -m hwml`). "
+        "RUN may be a run folder or shipped:phoneme / shipped:speaker.",
     )
     verbs = parser.add_subparsers(dest="verb", required=True)
 
@@ -331,10 +333,20 @@ def _where() -> str:
     return f"rank {_rank()}: " if int(os.environ.get("WORLD_SIZE") or 1) > 1 else ""
 
 
+def _resolve_runs(args) -> None:
+    """Every RUN argument may be `shipped:phoneme` / `shipped:speaker` (hwml.runs.shipped)."""
+    from hwml.runs.shipped import resolve_run
+
+    for name in ("run_dir", "init", "align_model"):
+        if getattr(args, name, None) is not None:
+            setattr(args, name, resolve_run(getattr(args, name), writes=args.run is cmd_evaluate))
+
+
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     args = build_parser().parse_args(argv)
     try:
+        _resolve_runs(args)
         return args.run(args)
     except HwmlError as exc:
         print(f"hwml: error: {_where()}{exc}", file=sys.stderr)

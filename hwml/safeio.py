@@ -115,7 +115,8 @@ def load_tensor_file(path, *, width: int | None = None, max_bytes: int | None = 
         a = load_npy(path, max_bytes=None)
         if a.dtype.kind != "f":
             raise _fail(path, f"dtype {a.dtype}, expected float features")
-        x = torch.from_numpy(np.ascontiguousarray(a))
+        # torch takes native byte order only: a big-endian file ('>f4') is converted, not refused
+        x = torch.from_numpy(np.ascontiguousarray(a, dtype=a.dtype.newbyteorder("=")))
     else:
         raise _fail(path, "unsupported feature file type, expected .pt or .npy")
     return check_matrix(x, path, width=width)

@@ -15,14 +15,28 @@ from pathlib import Path
 from hwml.errors import HwmlError
 from hwml.machine import usable_cores
 
-REPO = Path(__file__).resolve().parent.parent  # the repository: app.py, checkpoints/, assets/
-ASSETS = REPO / "assets"
+PACKAGE = Path(__file__).resolve().parent
+REPO = PACKAGE.parent  # in a clone, the repository: app.py, checkpoints/, assets/
+SHIPPED = PACKAGE / "shipped"  # in an installed wheel, setup.py's copies of checkpoints/ and assets/
+
+
+def shipped_folder(name: str) -> Path:
+    """`checkpoints` or `assets`: the installed package's copy when there is one, else the clone's
+    (an installed wheel has no repository around it; a clone has no hwml/shipped/)."""
+    return SHIPPED / name if (SHIPPED / name).is_dir() else REPO / name
+
+
+ASSETS = shipped_folder("assets")
 
 # (variable, default in words, what it sets): the README's table
 VARIABLES = (
     ("HWML_RUNS_DIR", "`./runs`", "where the app keeps each session's runs and uploads"),
     ("HWML_RUNS_DISK_MB", "1000", "disk budget of `HWML_RUNS_DIR`; oldest finished runs are pruned past it"),
-    ("HWML_CHECKPOINTS_DIR", "`./checkpoints`", "shipped models (read-only; also the default alignment model)"),
+    (
+        "HWML_CHECKPOINTS_DIR",
+        "the clone's `checkpoints/` (installed: the package's)",
+        "shipped models (read-only; also the default alignment model)",
+    ),
     ("HWML_CACHE", "`~/.cache/hwml`", "built-in corpus and HW4 feature caches"),
     ("HWML_LOAD_WORKERS", "usable cores - 1 (1 to 8)", "processes that read a folder of 2,000+ feature files"),
     ("HWML_IMPORT_THREADS", "the cores, at most 8", "threads that featurise audio files during an import"),
@@ -30,7 +44,7 @@ VARIABLES = (
     ("HWML_CORPUS_DIR", "the cache", "an already built built-in corpus for the app"),
     ("HWML_MAX_TRAINING", "1", "training runs at once in the app (others queue, position shown)"),
     ("HWML_MAX_RUN_SECONDS", "600", "cap on one app training run"),
-    ("HWML_ORPHAN_SECONDS", "30", "a run whose page stopped polling is stopped after this"),
+    ("HWML_ORPHAN_SECONDS", "30", "a queued run whose page stopped polling loses its place after this"),
     ("HWML_CONCURRENCY", "2", "other events served at once, each (Evaluate, Learn examples, ...)"),
     ("HWML_PREDICT_WORKERS", "the usable cores, at most 8", "predictions computed at once, both tasks together"),
     ("HWML_TIMINGS", "unset", "a file: each prediction appends its stage timings as a JSON line"),
@@ -40,6 +54,10 @@ VARIABLES = (
     ("HWML_MAX_FEATURE_FILE_BYTES", "512 MiB", "largest single `.pt`/`.npy` feature file"),
     ("HWML_MAX_ZIP_FILES", "100,000", "most files in an unpacked zip"),
     ("HWML_MAX_ZIP_BYTES", "8 GiB", "most bytes in an unpacked zip"),
+    ("HWML_MAX_TRAIN_MB", "4096", "estimated memory of one training run (weights, AdamW state, activations)"),
+    ("HWML_MAX_STEP_GFLOP", "200", "estimated compute of one training step (about 5-10 s on 2 CPU cores)"),
+    ("HWML_PRIVATE_RUNS", "on on a Space or the network, off on loopback", "each browser sees only its own runs"),
+    ("HWML_RUNS_PER_ADDRESS", "3", "queued or running trainings per client address (where the Space passes one)"),
 )
 
 
@@ -78,7 +96,7 @@ def runs_disk_bytes() -> int:
 
 def checkpoints_dir() -> Path:
     """The shipped models: `<dir>/phoneme`, `<dir>/speaker`."""
-    return Path(_raw("HWML_CHECKPOINTS_DIR") or REPO / "checkpoints")
+    return Path(_raw("HWML_CHECKPOINTS_DIR") or shipped_folder("checkpoints"))
 
 
 def cache_dir() -> Path:
@@ -148,6 +166,30 @@ def allow_local_paths() -> bool:
     return "SPACE_ID" not in os.environ
 
 
+def on_space() -> bool:
+    """A Hugging Face Space sets SPACE_ID: many strangers share this server."""
+    return "SPACE_ID" in os.environ
+
+
+def server_on_loopback() -> bool:
+    """Gradio listens on GRADIO_SERVER_NAME (default 127.0.0.1): loopback means only this machine."""
+    name = (os.environ.get("GRADIO_SERVER_NAME") or "127.0.0.1").strip().lower()
+    return name in ("127.0.0.1", "localhost", "::1") or name.startswith("127.")
+
+
+def private_runs() -> bool:
+    """Keep each browser's runs to itself: on by default on a Space or when the server listens
+    on the network; off (one owner, every run on the machine visible) on a laptop's loopback."""
+    raw = os.environ.get("HWML_PRIVATE_RUNS")
+    if raw is not None and raw.strip():
+        return raw.strip().lower() in ("1", "true", "yes", "on")
+    return on_space() or not server_on_loopback()
+
+
+def runs_per_address() -> int:
+    return _number("HWML_RUNS_PER_ADDRESS", 3, int, positive=True)
+
+
 def max_audio_seconds() -> float:
     return _number("HWML_MAX_AUDIO_SECONDS", 600.0, positive=True)
 
@@ -162,3 +204,13 @@ def max_zip_files() -> int:
 
 def max_zip_bytes() -> int:
     return _number("HWML_MAX_ZIP_BYTES", 8 * 2**30, int, positive=True)
+
+
+def max_train_bytes() -> int:
+    """Budget of hwml.train.budget's memory estimate of one run: well under a 16 GB Space's memory."""
+    return int(_number("HWML_MAX_TRAIN_MB", 4096.0, positive=True) * 2**20)
+
+
+def max_step_gflop() -> float:
+    """Budget of one training step's estimated compute: Stop and the time cap act between steps."""
+    return _number("HWML_MAX_STEP_GFLOP", 200.0, positive=True)

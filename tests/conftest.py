@@ -76,6 +76,7 @@ def app_server(small_corpus, tmp_path_factory):
         "HWML_CHECKPOINTS_DIR": str(tmp / "checkpoints"),
         "HWML_MAX_RUN_SECONDS": "120",
         "HWML_ALLOW_LOCAL_PATHS": "1",
+        "HWML_PRIVATE_RUNS": "1",  # visitors kept apart, as on a Space (tests check it), though on loopback
         "GRADIO_TEMP_DIR": str(tmp / "gradio"),
         "HWML_MAX_UPLOAD_MB": str(max_upload_mb),
         "GRADIO_HEARTBEAT_INTERVAL": "2",

@@ -16,7 +16,7 @@ from hwml.serve.jobs import JobRegistry
 from hwml.serve.workspace import Workspace
 from hwml.ui.lang import I18N, L, lang_of, language_switch, localized_tab, wire_language
 from hwml.ui.page import AppBlocks, logo_html
-from hwml.ui.widgets import CSS, AppContext, run_dropdown_update, session_of
+from hwml.ui.widgets import CSS, AppContext, identities, run_dropdown_update, session_of
 
 TITLE = "hwml: NTU ML HW2 phonemes & HW4 speakers"
 
@@ -27,6 +27,24 @@ def theme() -> gr.themes.Base:
     return gr.themes.Default(
         font=["ui-sans-serif", "system-ui", "sans-serif"], font_mono=["ui-monospace", "SFMono-Regular", "monospace"]
     )
+
+
+VISITOR_KEY = "hwml-visitor"  # the browser's local storage key of its visitor token
+VISITOR_SECRET = "hwml-visitor-v1"  # fixed, so a token outlives a server restart; the token itself is the secret
+
+
+class AfterIdentify:
+    """Stands in for the Blocks where a handler is wired with `.load(...)`: it runs right after
+    the page has told the server its visitor token, so it acts for the right owner."""
+
+    def __init__(self, identified, blocks: gr.Blocks):
+        self.identified, self.blocks = identified, blocks
+
+    def load(self, fn, inputs=None, outputs=None, **kwargs):
+        return self.identified.then(fn, inputs, outputs, **kwargs)
+
+    def unload(self, fn):
+        return self.blocks.unload(fn)
 
 
 _warm = threading.Lock()
@@ -69,6 +87,15 @@ def build_app(ctx: AppContext | None = None) -> tuple[gr.Blocks, AppContext]:
 
     ctx = ctx or AppContext(workspace=Workspace.from_env(), jobs=JobRegistry())
     with AppBlocks(title=TITLE, analytics_enabled=False) as demo:
+        visitor_token = gr.BrowserState(None, storage_key=VISITOR_KEY, secret=VISITOR_SECRET)
+
+        def identify(token, request: gr.Request):
+            """Bind this page to the browser's lasting token (a new one on its first visit)."""
+            return identities().bind(getattr(request, "session_hash", None), token)
+
+        loaded = AfterIdentify(
+            demo.load(identify, visitor_token, visitor_token, api_visibility="private", queue=False), demo
+        )
         with gr.Row(elem_id="hwml-header", equal_height=True):
             gr.HTML(logo_html(), elem_id="hwml-logo", container=False, padding=False, scale=1)
             language, projector = language_switch()
@@ -102,14 +129,15 @@ def build_app(ctx: AppContext | None = None) -> tuple[gr.Blocks, AppContext]:
             train = parts["train"]
             train.start_event.then(refresh, pickers, pickers, api_visibility="private", queue=False)
             train.stop_event.then(refresh, pickers, pickers, api_visibility="private", queue=False)
-            demo.load(refresh, pickers, pickers, api_visibility="private", queue=False)
+            loaded.load(refresh, pickers, pickers, api_visibility="private", queue=False)
+            train.reattach_on(loaded)
 
         def refresh_learn(current, request: gr.Request):
             return run_dropdown_update(ctx, session_of(request), "phoneme", current, lang_of(request))
 
-        for trigger in (demo.load, learn_tab_block.select):
+        for trigger in (loaded.load, learn_tab_block.select):
             trigger(refresh_learn, learn.align_run, learn.align_run, api_visibility="private", queue=False)
-        who.keep_runs_current(demo, who_tab, speaker["train"])
+        who.keep_runs_current(loaded, who_tab, speaker["train"])
         runs_tab_block.select(
             runs.list_runs, runs.pick, [runs.table, runs.pick, runs.delete_pick], api_visibility="private"
         )
@@ -123,13 +151,11 @@ def build_app(ctx: AppContext | None = None) -> tuple[gr.Blocks, AppContext]:
             ctx.workspace.corpus.start()
             warm_up(ctx)
 
-        def on_unload(request: gr.Request):
-            """The tab closed: stop its runs, so no training thread outlives its viewer."""
-            ctx.jobs.stop_session(session_of(request))
-
         demo.load(on_load, None, None, api_visibility="private", queue=False)
-        demo.unload(on_unload)
-        wire_language(demo, language, projector, ctx.localized)
+        # a closed tab leaves its runs going: they belong to the visitor (hwml.serve.identity), who
+        # re-attaches on return; each is bounded by its fair share of the time (hwml.serve.fair)
+        wire_language(loaded, language, projector, ctx.localized)
+        runs.resume_wiring(phoneme["train"], speaker["train"])
     return demo, ctx
 
 

@@ -15,6 +15,7 @@ import pandas as pd
 
 from hwml.errors import HwmlError
 from hwml.i18n import t
+from hwml.serve.identity import Identities, Visitor
 from hwml.serve.jobs import JobRegistry, JobView, format_duration
 from hwml.serve.workspace import Workspace
 from hwml.ui.lang import L, Localized, lang_of, reset_language, tr, use_language_of
@@ -30,9 +31,27 @@ class AppContext:
     localized: Localized = field(default_factory=Localized)  # server-drawn texts redrawn per language
 
 
+_identities: Identities | None = None
+
+
+def identities() -> Identities:
+    """The app's page-session -> visitor-token table (hwml.serve.identity), made on first use."""
+    global _identities
+    if _identities is None:
+        _identities = Identities()
+    return _identities
+
+
 def session_of(request: gr.Request | None) -> str:
-    """The browser session a call belongs to (gradio_client calls get their own too)."""
-    return getattr(request, "session_hash", None) or "anonymous"
+    """The owner a call acts for: the browser's lasting token once its page has loaded (the same
+    in every tab and after a reload), else the page session (a gradio_client script); one
+    owner for everyone on a laptop (hwml.serve.identity)."""
+    return identities().owner(getattr(request, "session_hash", None))
+
+
+def visitor_of(request: gr.Request | None) -> Visitor:
+    """The owner and, on a Space, the client address (the fair-share limits count both)."""
+    return identities().visitor(request)
 
 
 def ui_error(request: gr.Request | None, key: str, **values) -> HwmlError:
@@ -249,12 +268,17 @@ def job_message(message: str, lang: str) -> str:
         return t(known[message], lang)
     if m := re.fullmatch(r"waiting for a training slot: number (\d+) in the queue", message):
         return t("job.queue", lang, n=m.group(1))
+    if m := re.fullmatch(r"waiting for a training slot: number (\d+) in the queue, about (\S+)", message):
+        return t("job.queue_wait", lang, n=m.group(1), wait=m.group(2))
+    if message == "stopped while preparing the data":
+        return t("job.prep_stopped", lang)
     if m := re.fullmatch(r"done after (\d+) steps?: (.*?)(?:; best validation accuracy ([\d.]+%))?", message):
         reasons = {
             "reached the step limit": "job.reason.max_steps",
             "reached the time limit": "job.reason.max_seconds",
             "stopped early (no more validation gains)": "job.reason.early_stop",
             "stopped by you": "job.reason.stopped",
+            "reached its fair share of the time while others waited": "job.reason.share",
         }
         why = t(reasons[m.group(2)], lang) if m.group(2) in reasons else m.group(2)
         best = t("job.best", lang, acc=m.group(3)) if m.group(3) else ""
