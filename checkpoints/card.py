@@ -225,6 +225,7 @@ def speaker_card(run: Path, config: dict, speaker_data: str) -> str:
         if speaker_data == "speechocean762"
         else f"- {BUILTIN}.\n"
     )
+    held_out = held_out_thresholds(run)
     uses_so = speaker_data == "speechocean762"
     head = hub_metadata(run, config, "Speaker identification", uses_so)
     return f"""{head}# Shipped speaker model (HW4)
@@ -234,7 +235,7 @@ def speaker_card(run: Path, config: dict, speaker_data: str) -> str:
 Its embeddings (the pooled vector before the additive-margin head) are what "Who is speaking?",
 `hwml enroll`, `hwml identify` and `hwml verify` compare by cosine, so it also tells apart people it
 never heard. {threshold}.
-
+{held_out}
 ## Data and licences
 {data}
 {WEIGHTS_LICENCE}
@@ -248,6 +249,39 @@ never heard. {threshold}.
 {_figures(run)}
 {RECIPE_FIGURES if speaker_data == "speechocean762" else ""}
 """
+
+
+def held_out_thresholds(run: Path) -> str:
+    """The thresholds calibrated on speakers the model never heard (embedding_stats.json, written by
+    checkpoints/embedding_stats.py and bench/bench_speaker_short.py --save-thresholds), if any."""
+    path = run / "embedding_stats.json"
+    if not path.is_file():
+        return ""
+    meta = json.loads(path.read_text(encoding="utf-8"))
+    found = meta.get("thresholds") or {}
+    lines = [
+        "",
+        "## Scoring for voices it never heard",
+        f"`embedding_stats.safetensors` holds the mean embedding, a whitening and the cohort of its "
+        f"{meta.get('n_speakers', '?')} training speakers ({meta.get('n_utterances', '?')} utterances): the"
+        " validation threshold above accepts almost every impostor on other corpora (README: Open-set scoring),"
+        " so the app and the CLI use these instead, calibrated on " + str(meta.get("thresholds_from", "?")) + ":",
+        "",
+    ]
+    roster = found.get("roster")
+    if isinstance(roster, dict):
+        lines.append(
+            f"- Who is speaking? / `hwml identify` (3+ people enrolled; scores centred on their mean): "
+            f"**{roster['short']:.3f}** for a {roster['short_frames'] / 100:.1f} s clip (open-set EER "
+            f"{roster['eer_short']:.1%}), **{roster['long']:.3f}** for {roster['long_frames'] / 100:.1f} s and longer "
+            f"(EER {roster['eer_long']:.1%}), interpolated in log length between."
+        )
+    centre = found.get("centre")
+    if isinstance(centre, (int, float)):
+        lines.append(
+            f"- `hwml verify` and rosters of 1-2 (scores centred on the training speakers' mean): **{centre:.3f}**."
+        )
+    return "\n".join(lines) + "\n"
 
 
 # The same recipe measured by the benchmarks on splits of the same data (the shipped weights train on

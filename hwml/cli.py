@@ -193,7 +193,7 @@ def cmd_verify(args) -> int:
             f"without a validation split): using the default {result['threshold']:.2f}, uncalibrated"
         )
     if args.json:
-        print(json.dumps({k: result[k] for k in ("score", "threshold", "same", "calibrated", "eer")}))
+        print(json.dumps({k: result[k] for k in ("score", "threshold", "same", "calibrated", "eer", "scoring")}))
     else:
         print(
             f"score {result['score']:.2f} threshold {result['threshold']:.2f}: "
