@@ -25,7 +25,7 @@ from hwml.audio.stream import FeatureStream, FrameRows
 
 LOOKAHEAD_FRAMES = 30  # the BiRNN's default look-ahead: 0.3 s (bench/bench_live.py measures others)
 PAST_FRAMES = 300  # frames of history the BiRNN re-reads each update (3 s)
-CMVN_FRAMES = 300  # normalisation statistics: over the newest 3 s of frames (look-ahead included)
+CMVN_FRAMES = 1000  # normalisation statistics: over the newest 10 s of frames (README: Live measured 3 s)
 CMVN_MIN_FRAMES = 50  # a stream's first labels wait for 0.5 s of frames (or its end)
 
 
