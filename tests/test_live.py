@@ -222,3 +222,13 @@ def test_a_long_stream_keeps_bounded_state():
     assert len(live.phones.rows) <= CMVN_FRAMES + 2 + 30 and len(live.resampler.pending) < 48000
     assert len(update.times) == live.view and update.segments[0][0] >= float(update.times[0]) - 0.01
     assert log_mel_frames(torch.zeros(400), LOGMEL40).shape == (1, 40)
+
+
+@pytest.mark.skipif(not (SHIPPED_PHONEME / "model.safetensors").is_file(), reason="no shipped phoneme model")
+def test_the_learn_lesson_streams_a_clip_at_several_lookaheads():
+    from hwml.lessons.lookahead import LOOKAHEADS, lookahead_table
+
+    rows = lookahead_table(SHIPPED_PHONEME)
+    assert [r["look-ahead"] for r in rows] == [f"{n * 10} ms" for n in LOOKAHEADS]
+    shares = [float(r["agree"].rstrip("%")) for r in rows]
+    assert all(50 < s <= 100 for s in shares) and shares[-1] >= shares[0]
