@@ -11,7 +11,8 @@ Parts (each prints JSON lines; wall-clock with CPU seconds beside, on a shared m
   0.25 s chunk every 0.25 s (real time) to `/live_chunk`, the Live tab's handler on the same
   queue and concurrency as its stream event (gradio_client cannot drive a stream event): latency
   per chunk (upload to picture back), p50 / p95, the share answered before the next chunk is due,
-  errors. Beside it, one-shot Predict (`/phoneme_predict_audio`) of the same clip, 1 client.
+  errors, server and client CPU seconds (streams 1, N/4, N). Beside it, one-shot Predict
+  (`/phoneme_predict_audio`) of the same clip, 1 client.
 - `lookahead`: the shipped BiLSTM streamed with look-ahead L frames vs the same model on the whole
   utterance, frame agreement over real speech (../shared/data: speechocean762's validation
   speakers of the shipped model, FSDD), for several L; skipped when the data is absent.
@@ -150,14 +151,14 @@ def server(streams: int, seconds: float) -> None:
                 max=round(max(one_shot), 4),
                 server_cpu_s=round((app.cpu_seconds() - c0) / 5, 3),
             )
-            for k in (1, streams):
+            for k in sorted({1, max(streams // 4, 1), streams}):
                 out = {"latency": [], "errors": []}
                 start = threading.Event()
                 threads = [threading.Thread(target=client_stream, args=(app.url, files, start, out)) for _ in range(k)]
                 for t in threads:
                     t.start()
                 time.sleep(2.0)  # clients connected
-                c0, t0 = app.cpu_seconds(), time.perf_counter()
+                c0, t0, p0 = app.cpu_seconds(), time.perf_counter(), time.process_time()
                 start.set()
                 for t in threads:
                     t.join(timeout=seconds * 20 + 120)
@@ -177,6 +178,7 @@ def server(streams: int, seconds: float) -> None:
                     wall_s=round(time.perf_counter() - t0, 1),
                     audio_s=round(k * len(files) * CHUNK, 1),
                     server_cpu_s=round(app.cpu_seconds() - c0, 1),
+                    client_cpu_s=round(time.process_time() - p0, 1),  # this process: the N clients
                 )
         finally:
             app.stop()
