@@ -1,5 +1,5 @@
-"""The Gradio app: four tabs wired to hwml functions, one module per tab or panel (`task_tab`:
-Train, Evaluate, Predict of a task; `who_is_speaking`, `runs_tab`, `learn_tab`).
+"""The Gradio app: five tabs wired to hwml functions, one module per tab or panel (`task_tab`:
+Train, Evaluate, Predict of a task; `who_is_speaking`, `live_tab`, `runs_tab`, `learn_tab`).
 
 `build_app()` returns the Blocks and the context behind it; `app.py` launches it. The UI only
 wires components to hwml: training runs, evaluation, prediction and the lessons all live in
@@ -80,6 +80,7 @@ def build_app(ctx: AppContext | None = None) -> tuple[gr.Blocks, AppContext]:
     """The whole app (not launched) and its context: workspace and training jobs from the
     environment unless given (tests may pass their own)."""
     from hwml.ui import learn_tab, runs_tab
+    from hwml.ui.live_tab import LiveTab
     from hwml.ui.phoneme_predict import PhonemePredictPanel
     from hwml.ui.speaker_predict import SpeakerPredictPanel
     from hwml.ui.task_tab import task_tab
@@ -107,6 +108,8 @@ def build_app(ctx: AppContext | None = None) -> tuple[gr.Blocks, AppContext]:
                 speaker = task_tab(ctx, "speaker", SpeakerPredictPanel)
                 with localized_tab(ctx.localized, "tab.who", id="speaker-who") as who_tab:
                     who = WhoIsSpeaking(ctx)
+            with localized_tab(ctx.localized, "tab.live", id="live"):
+                LiveTab(ctx, who.roster)
             with localized_tab(ctx.localized, "tab.runs", id="runs") as runs_tab_block:
                 runs = runs_tab.RunsTab(ctx)
             with localized_tab(ctx.localized, "tab.learn", id="learn") as learn_tab_block:

@@ -145,6 +145,14 @@ class LearnTab:
                 result = gr.Dataframe(interactive=False, wrap=True, visible=False)
                 button.click(self._pitfall_handler(n), None, [headline, result], api_name=f"learn_pitfall_{n}")
 
+        gr.Markdown(L("learn.lookahead"))
+        with gr.Row(equal_height=True):
+            with gr.Column(scale=3):
+                self.lookahead_run = run_picker(ctx, "phoneme", elem_id="learn-lookahead-run")
+            self.lookahead_button = gr.Button(L("learn.lookahead_button"), scale=2, elem_id="learn-lookahead")
+        self.lookahead = gr.Dataframe(interactive=False, elem_id="learn-lookahead-table")
+        self.lookahead_button.click(self.show_lookahead, self.lookahead_run, self.lookahead, api_name="learn_lookahead")
+
     def show_presets(self, request: gr.Request):
         """Each task's presets: what each adds to `simple`, and why (in the session's language)."""
         from hwml.lessons.presets import preset_table
@@ -153,6 +161,13 @@ class LearnTab:
         return tuple(pd.DataFrame(preset_table(k, lang)) for k in ("phoneme", "speaker"))
 
     @user_errors
+    @user_errors
+    def show_lookahead(self, run_key, request: gr.Request):
+        from hwml.lessons.lookahead import lookahead_table
+
+        entry = task_run(self.ctx, session_of(request), run_key, "phoneme")
+        return pd.DataFrame(lookahead_table(entry.path, lang=lang_of(request)))
+
     def show_formats(self, request: gr.Request):
         from hwml.lessons.formats import describe_course_folder
 
