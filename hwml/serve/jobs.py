@@ -382,16 +382,10 @@ class JobRegistry:
         visitor = visitor if isinstance(visitor, Visitor) else Visitor(visitor)
         key = (visitor.owner, kind)
         with self._lock:
-            stopping = [
-                j
-                for j in self._jobs.values()
-                if j.visitor.owner == visitor.owner
-                and j.alive
-                and j.stop_event.is_set()
-                and (self.limits.one_per_visitor or j.kind == kind)
-            ]
-        for job in stopping:  # Stop, then Start at once (any task): let the stopping run finish its save
-            job.join(timeout=5.0)
+            mine = [j for j in self._jobs.values() if j.visitor.owner == visitor.owner and j.alive]
+        for job in mine:  # Stop, then Start at once (any task): let a stopping run finish its save
+            if job.stop_event.is_set() and (self.limits.one_per_visitor or job.kind == kind):
+                job.join(timeout=5.0)
         with self._lock:
             live = [job for job in self._jobs.values() if job.alive]
             mine = [
