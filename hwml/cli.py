@@ -85,6 +85,7 @@ def cmd_import(args) -> int:
     align = {
         "lexicon_file": args.lexicon,
         "align_model": args.align_model,
+        "aligner": args.aligner,
         "rounds": args.rounds,
         "round_seconds": args.round_seconds,
         "textgrid": args.textgrid,
@@ -94,7 +95,8 @@ def cmd_import(args) -> int:
         summary = importers.import_phoneme(args.src, args.out, skip_bad=args.skip_bad, seed=args.seed, **align)
     elif any(v not in (None, False) for v in align.values()):
         raise HwmlError(
-            "--lexicon, --align-model, --rounds, --round-seconds, --test-speakers and --textgrid are for import phoneme"
+            "--lexicon, --aligner, --align-model, --rounds, --round-seconds, --test-speakers and --textgrid "
+            "are for import phoneme"
         )
     else:
         summary = importers.import_speaker(
@@ -200,6 +202,7 @@ def cmd_verify(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from hwml.align.aligners import ALIGNERS
     from hwml.api import TASK_KINDS
     from hwml.phoneme.presets import PRESETS as PHONEME_PRESETS
     from hwml.speaker.presets import PRESETS as SPEAKER_PRESETS
@@ -234,6 +237,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         default=None,
         help="phoneme, transcribed audio: 'WORD PH1 PH2 ...' lines add to or override cmudict",
+    )
+    p.add_argument(
+        "--aligner",
+        choices=ALIGNERS,
+        default=None,
+        help="phoneme, transcribed audio: joint (default: hwml's model + agreement with PocketSphinx), "
+        "pocketsphinx (its en-us model alone) or hwml (hwml's model alone)",
     )
     p.add_argument(
         "--align-model",
