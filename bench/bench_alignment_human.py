@@ -10,7 +10,8 @@ Each half is copied as a transcribed corpus (MFA layout: `<utt>.wav` + `<utt>.la
 sentence, no phone times) and aligned by `hwml.importers.import_phoneme` once per `--aligner`
 choice (`hwml.align.aligners`): `hwml` (today's Viterbi over the shipped model, the baseline of
 the ratios), `pocketsphinx` (PocketSphinx 5.1.1's own alignment with the en-us model inside its
-wheel) and `joint`. Every frame of every recording is scored (10 ms frames as hwml cuts them;
+wheel) and `joint` (and, with `--average-with RUN`, `joint` over the shipped model's and RUN's averaged
+log-posteriors). Every frame of every recording is scored (10 ms frames as hwml cuts them;
 the hand labels folded to TIMIT-39; a `q` glottal stop, which TIMIT-39 drops, is left out of
 the counts, nothing else is):
 
@@ -191,7 +192,7 @@ def sweep(src: Path, truth: dict) -> list[dict]:
         words, prons = pronunciations(lab.read_text())
         ps = pocketsphinx.segments(wave.numpy(), words, prons)
         items.append((f"{lab.parent.name}_{lab.stem}", mfcc39(wave), prons, ps))
-    logps = log_posteriors(model, config, [f for _, f, _, _ in items])
+    logps = joint.scaled(log_posteriors(model, config, [f for _, f, _, _ in items]))
     rows = []
     for min_frames in (1, 2, 3):
         graphs = [viterbi.build_graph(p, names, min_frames=min_frames) for _, _, p, _ in items]
@@ -216,6 +217,14 @@ def main() -> None:
     ap.add_argument("--halves", default="dev,test")
     ap.add_argument("--aligners", default=",".join(reversed(ALIGNERS)), help="hwml first: the baseline")
     ap.add_argument("--sweep", action="store_true", help="tune the joint aligner's settings on the dev half")
+    ap.add_argument(
+        "--average-with",
+        type=Path,
+        default=None,
+        metavar="RUN",
+        help="also `joint` with the shipped model's scores averaged with RUN's (e.g. make.sh's aligner: "
+        "hwml train phoneme <built-in corpus>/libriphone --preset medium --max-seconds 180)",
+    )
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
     import torch
@@ -224,7 +233,11 @@ def main() -> None:
     if not (args.data / SPLIT["dev"][0]).is_dir():
         print(json.dumps({"bench": "alignment_human", "skipped": f"{args.data} is absent"}))
         return
-    aligners = args.aligners.split(",")
+    from hwml.align.acoustic import shipped_phoneme_model
+
+    aligners = [(a, {}) for a in args.aligners.split(",")]
+    if args.average_with:
+        aligners.append(("joint", {"align_model": [shipped_phoneme_model(), args.average_with]}))
     with tempfile.TemporaryDirectory(prefix="hwml-bench-human-") as tmp:
         tmp = Path(tmp)
         for half in args.halves.split(","):
@@ -232,11 +245,13 @@ def main() -> None:
             if args.sweep and half == "dev":
                 sweep(tmp / half, truth)
             base = None
-            for aligner in aligners:
-                got, timing = run_aligner(tmp / half, tmp / f"out-{half}-{aligner}", aligner)
+            for k, (aligner, options) in enumerate(aligners):
+                got, timing = run_aligner(tmp / half, tmp / f"out-{half}-{k}", aligner, **options)
                 for convention in ("timit39", "closure_as_stop"):
                     s = score(got, truth, convention)
                     line = {"bench": "alignment_human", "half": half, "aligner": aligner, "convention": convention}
+                    if options:
+                        line["align_models"] = [str(m) for m in options["align_model"]]
                     line.update(s)
                     if convention == "timit39":
                         base = base or s

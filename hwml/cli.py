@@ -248,9 +248,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--align-model",
         type=Path,
+        action="append",
         default=None,
         metavar="RUN",
-        help="phoneme run that aligns (default: the shipped one)",
+        help="phoneme run that aligns (default: the shipped one); repeat it to average several runs' scores",
     )
     p.add_argument(
         "--rounds", type=int, default=None, help="re-train on the alignments and re-align N times (default 0)"

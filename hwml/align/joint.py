@@ -7,7 +7,9 @@ hwml's Viterbi (`hwml.align.viterbi`) through the transcript's graph, each frame
 scoring hwml's log-posterior plus an agreement term: 0 where PocketSphinx's alignment has the
 state's phone at that frame, -`penalty` where it has another. A `sil` unit before a stop (the
 stop's closure) agrees with PocketSphinx's silence or with that stop (PocketSphinx labels the
-closure as the stop); a flap `dx` agrees with t or d.
+closure as the stop); a flap `dx` agrees with t or d; `ah` and `ih` agree with each other.
+hwml's log-posteriors are first divided by `PRIOR_SCALE` x their prior (`scaled`), which
+lets rare classes (the stops' bursts) win frames that silence would take.
 
 Silence between words is a cost, not a minimum: entering an optional word-gap `sil` costs
 `sil_cost` (a log-score), so a pause is taken only where the frames pay for it, and a vowel is
@@ -22,11 +24,23 @@ from hwml.align import viterbi
 from hwml.data.phones import PHONES_39
 
 PENALTY = 4.0  # log-score a state loses where PocketSphinx has another phone at that frame
-SIL_COST = 0.0  # log-score of entering an optional silence between words
+SIL_COST = 0.0  # log-score of entering an optional silence between words (tried 2, 5: no gain)
 MIN_FRAMES = 2  # 20 ms: the agreement term, not the minimum, keeps phones from collapsing
+PRIOR_SCALE = 0.3  # hwml's log-posteriors minus 0.3 x log prior: partly scaled likelihoods
 
 _SIL = PHONES_39.index("sil")
-_AGREES = {"dx": ("dx", "t", "d")}
+# PocketSphinx's dictionary spells every reduced vowel AH (no IX): a schwa agrees with either
+_AGREES = {"dx": ("dx", "t", "d"), "ah": ("ah", "ih"), "ih": ("ih", "ah")}
+
+
+def scaled(logps: list[np.ndarray], scale: float = PRIOR_SCALE) -> list[np.ndarray]:
+    """Each utterance's (T, C) log-posteriors minus `scale` x the log of the mean posterior over
+    all of them (the class prior of the corpus being aligned)."""
+    if not scale or not logps:
+        return logps
+    frames = np.concatenate(logps)
+    log_prior = np.log(np.exp(frames).mean(0) + 1e-12)
+    return [lp - scale * log_prior for lp in logps]
 
 
 def agreement_bonus(

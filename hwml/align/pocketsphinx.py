@@ -63,16 +63,55 @@ def _ensure_words(decoder, words: list[str], prons: list) -> None:
             decoder.add_word(word.lower(), arpabet, True)
 
 
-def _two_decodes(decoder, raw: bytes, words: list[str]):
-    """The words' alignment: a decode through their graph, then one for phone times."""
+def _two_decodes(decoder, raw: bytes, words: list[str], fallback: bool) -> tuple[list, list]:
+    """(phone segments, word segments) of the words: a decode through their graph (word times),
+    then one for phone times. Where the second fails (PocketSphinx 5.1.1 does on a few
+    utterances: "Failed to stop utterance processing") it raises, or with `fallback` each
+    word's frames are shared evenly among its dictionary phones."""
     decoder.set_align_text(" ".join(w.lower() for w in words))
-    for second in (False, True):
-        if second:
-            decoder.set_alignment()
+    decoder.start_utt()
+    decoder.process_raw(raw, full_utt=True)
+    decoder.end_utt()
+    first = [(seg.word, int(seg.start_frame), int(seg.end_frame) + 1) for seg in decoder.seg()]
+    try:
+        decoder.set_alignment()
         decoder.start_utt()
         decoder.process_raw(raw, full_utt=True)
         decoder.end_utt()
-    return decoder.get_alignment()
+        alignment = decoder.get_alignment()
+    except RuntimeError:
+        if not fallback:
+            raise
+        return _even_phones(decoder, first)
+    phones, spans = [], []
+    for word in alignment or ():
+        if _is_word(word.name) and word.duration > 0:
+            spans.append((int(word.start), int(word.start + word.duration), len(spans)))
+        for phone in word:
+            if phone.duration > 0:
+                phones.append((int(phone.start), int(phone.start + phone.duration), phone_39(phone.name)))
+    return phones, spans
+
+
+def _is_word(name: str) -> bool:
+    return not name.startswith(("<", "[", "+"))
+
+
+def _even_phones(decoder, first: list) -> tuple[list, list]:
+    """Phone segments from word times alone: a word's frames split evenly among its phones."""
+    phones, spans = [], []
+    for name, a, b in first:
+        if b <= a:
+            continue
+        spelled = decoder.lookup_word(name) if _is_word(name) else None
+        if not spelled:
+            phones.append((a, b, _SIL))
+            continue
+        spans.append((a, b, len(spans)))
+        names = spelled.split()
+        cuts = np.linspace(a, b, len(names) + 1).round().astype(int)
+        phones += [(int(x), int(y), phone_39(p)) for x, y, p in zip(cuts[:-1], cuts[1:], names) if y > x]
+    return phones, spans
 
 
 def segments(wave: np.ndarray, words: list[str], prons: list | None = None, source="utterance") -> tuple:
@@ -88,26 +127,20 @@ def segments(wave: np.ndarray, words: list[str], prons: list | None = None, sour
         x = (np.clip(np.asarray(x, np.float64), -1.0, 1.0) * 32767).astype(np.int16)
     raw = x.tobytes()
     try:
-        alignment = _two_decodes(decoder, raw, words)
+        phones, spans = _two_decodes(decoder, raw, words, fallback=False)
     except RuntimeError:
-        # a decoder sometimes keeps state from the utterance before and fails the next one
-        # ("Failed to stop utterance processing"): a fresh one aligns it
+        # a decoder sometimes keeps state from the utterance before and fails the next one:
+        # a fresh one aligns it
         _local.decoder = None
         decoder = _decoder()
         if prons is not None:
             _ensure_words(decoder, words, prons)
         try:
-            alignment = _two_decodes(decoder, raw, words)
+            phones, spans = _two_decodes(decoder, raw, words, fallback=True)
         except (RuntimeError, ValueError, KeyError) as e:
-            _local.decoder = None
             raise HwmlError(f"{source}: PocketSphinx could not align it ({e})") from None
-    phones, spans = [], []
-    for word in alignment or ():
-        if not word.name.startswith(("<", "[", "+")) and word.duration > 0:
-            spans.append((int(word.start), int(word.start + word.duration), len(spans)))
-        for phone in word:
-            if phone.duration > 0:
-                phones.append((int(phone.start), int(phone.start + phone.duration), phone_39(phone.name)))
+        finally:
+            _local.decoder = None
     if not phones:
         raise HwmlError(f"{source}: PocketSphinx found no alignment for its transcript")
     return phones, spans

