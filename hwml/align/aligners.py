@@ -4,7 +4,7 @@
   (`hwml.align.viterbi`), at least `viterbi.MIN_FRAMES` frames a phone;
 - `pocketsphinx`: PocketSphinx's own alignment with its en-us model (`hwml.align.pocketsphinx`);
 - `joint`: hwml's Viterbi scored by its model plus agreement with PocketSphinx
-  (`hwml.align.joint`), at least `joint.MIN_FRAMES` frames a phone.
+  (`hwml.align.joint`), at least `joint.JOINT_MIN_FRAMES` frames a phone.
 
 `joint` is the default: it agrees best with hand labels where that was measured (README,
 "Forced alignment against hand labels").
@@ -42,7 +42,7 @@ def uses_model(name: str) -> bool:
 def min_frames_of(name: str, min_frames: int | None) -> int:
     if min_frames is not None:
         return min_frames
-    return joint.MIN_FRAMES if name == "joint" else viterbi.MIN_FRAMES
+    return joint.JOINT_MIN_FRAMES if name == "joint" else viterbi.MIN_FRAMES
 
 
 def pocketsphinx_alignment(phones: list, words: list, n_frames: int) -> viterbi.Alignment:

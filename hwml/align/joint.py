@@ -25,10 +25,9 @@ from hwml.data.phones import PHONES_39
 
 PENALTY = 4.0  # log-score a state loses where PocketSphinx has another phone at that frame
 SIL_COST = 0.0  # log-score of entering an optional silence between words (tried 2, 5: no gain)
-MIN_FRAMES = 2  # 20 ms: the agreement term, not the minimum, keeps phones from collapsing
+JOINT_MIN_FRAMES = 2  # 20 ms: the agreement term, not the minimum, keeps phones from collapsing
 PRIOR_SCALE = 0.3  # hwml's log-posteriors minus 0.3 x log prior: partly scaled likelihoods
 
-_SIL = PHONES_39.index("sil")
 # PocketSphinx's dictionary spells every reduced vowel AH (no IX): a schwa agrees with either
 _AGREES = {"dx": ("dx", "t", "d"), "ah": ("ah", "ih"), "ih": ("ih", "ah")}
 

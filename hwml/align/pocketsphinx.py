@@ -28,7 +28,8 @@ _SIL = PHONES_39.index("sil")
 _local = threading.local()  # one decoder per thread: a Decoder is not thread-safe
 
 
-def _decoder():
+def thread_decoder():
+    """This thread's PocketSphinx decoder (en-us model, no language model), made on first use."""
     decoder = getattr(_local, "decoder", None)
     if decoder is None:
         try:
@@ -119,7 +120,7 @@ def segments(wave: np.ndarray, words: list[str], prons: list | None = None, sour
     words: (phone segments [(first frame, end frame, 39-class index)], word segments [(first
     frame, end frame, word index)]); HwmlError naming `source` when it finds none. `prons`
     (hwml's pronunciations) spell the words PocketSphinx's dictionary lacks."""
-    decoder = _decoder()
+    decoder = thread_decoder()
     if prons is not None:
         _ensure_words(decoder, words, prons)
     x = np.asarray(wave)
@@ -132,7 +133,7 @@ def segments(wave: np.ndarray, words: list[str], prons: list | None = None, sour
         # a decoder sometimes keeps state from the utterance before and fails the next one:
         # a fresh one aligns it
         _local.decoder = None
-        decoder = _decoder()
+        decoder = thread_decoder()
         if prons is not None:
             _ensure_words(decoder, words, prons)
         try:
