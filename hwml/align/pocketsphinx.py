@@ -73,7 +73,10 @@ def _two_decodes(decoder, raw: bytes, words: list[str], fallback: bool) -> tuple
     decoder.start_utt()
     decoder.process_raw(raw, full_utt=True)
     decoder.end_utt()
-    first = [(seg.word, int(seg.start_frame), int(seg.end_frame) + 1) for seg in decoder.seg()]
+    found = decoder.seg()
+    if found is None:
+        raise RuntimeError("no path through the words")
+    first = [(seg.word, int(seg.start_frame), int(seg.end_frame) + 1) for seg in found]
     try:
         decoder.set_alignment()
         decoder.start_utt()
