@@ -85,6 +85,7 @@ def cmd_import(args) -> int:
     align = {
         "lexicon_file": args.lexicon,
         "align_model": args.align_model,
+        "aligner": args.aligner,
         "rounds": args.rounds,
         "round_seconds": args.round_seconds,
         "textgrid": args.textgrid,
@@ -96,7 +97,8 @@ def cmd_import(args) -> int:
         )
     elif any(v not in (None, False) for v in align.values()) or args.phones_from is not None:
         raise HwmlError(
-            "--lexicon, --align-model, --rounds, --round-seconds, --test-speakers, --textgrid and --phones-from "
+            "--lexicon, --aligner, --align-model, --rounds, --round-seconds, --test-speakers, --textgrid and "
+            "--phones-from "
             "are for import phoneme"
         )
     else:
@@ -203,6 +205,7 @@ def cmd_verify(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from hwml.align.aligners import ALIGNERS
     from hwml.api import TASK_KINDS
     from hwml.phoneme.presets import PRESETS as PHONEME_PRESETS
     from hwml.speaker.presets import PRESETS as SPEAKER_PRESETS
@@ -246,11 +249,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="phoneme, transcribed audio: 'WORD PH1 PH2 ...' lines add to or override cmudict",
     )
     p.add_argument(
+        "--aligner",
+        choices=ALIGNERS,
+        default=None,
+        help="phoneme, transcribed audio: joint (default: hwml's model + agreement with PocketSphinx), "
+        "pocketsphinx (its en-us model alone) or hwml (hwml's model alone)",
+    )
+    p.add_argument(
         "--align-model",
         type=Path,
+        action="append",
         default=None,
         metavar="RUN",
-        help="phoneme run that aligns (default: the shipped one)",
+        help="phoneme run that aligns (default: the shipped one); repeat it to average several runs' scores",
     )
     p.add_argument(
         "--rounds", type=int, default=None, help="re-train on the alignments and re-align N times (default 0)"
