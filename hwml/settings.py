@@ -49,7 +49,11 @@ VARIABLES = (
     ("HWML_PREDICT_WORKERS", "the usable cores, at most 8", "predictions computed at once, both tasks together"),
     ("HWML_TIMINGS", "unset", "a file: each prediction appends its stage timings as a JSON line"),
     ("HWML_MAX_UPLOAD_MB", "200", "largest uploaded file"),
-    ("HWML_ALLOW_LOCAL_PATHS", "on locally, off on a Space", "typing a server folder path as a data source"),
+    (
+        "HWML_ALLOW_LOCAL_PATHS",
+        "on on loopback, off on a Space or the network",
+        "typing a server folder path as a data source",
+    ),
     ("HWML_MAX_AUDIO_SECONDS", "600", "longest audio file accepted"),
     ("HWML_MAX_FEATURE_FILE_BYTES", "512 MiB", "largest single `.pt`/`.npy` feature file"),
     ("HWML_MAX_ZIP_FILES", "100,000", "most files in an unpacked zip"),
@@ -159,11 +163,13 @@ def max_upload_bytes() -> int:
 
 
 def allow_local_paths() -> bool:
-    """Typing a server path is fine on your own machine, not on a shared Space."""
+    """Typing a server path is fine on your own machine, not on a shared server: off on a Space
+    and off when Gradio listens on the network (a classroom LAN, where any visitor could probe
+    the server's folders); on only on loopback off a Space, or when turned on explicitly."""
     raw = os.environ.get("HWML_ALLOW_LOCAL_PATHS")
-    if raw is not None:
+    if raw is not None and raw.strip():
         return raw.strip().lower() in ("1", "true", "yes", "on")
-    return "SPACE_ID" not in os.environ
+    return not on_space() and server_on_loopback()
 
 
 def on_space() -> bool:

@@ -15,6 +15,7 @@ from pathlib import Path
 from hwml import settings
 from hwml.api import TASK_KINDS
 from hwml.errors import HwmlError
+from hwml.serve.redact import visitor_path, visitor_text
 
 log = logging.getLogger(__name__)
 
@@ -75,9 +76,9 @@ class BuiltinCorpus:
         from hwml.i18n import t
 
         if self._path is not None:
-            return t("corpus.ready", lang, size=self.size, path=self._path)
+            return t("corpus.ready", lang, size=self.size, path=visitor_path(str(self._path)))
         if self._error is not None:
-            return t("corpus.failed", lang, error=self._error)
+            return t("corpus.failed", lang, error=visitor_text(self._error))
         if self._thread is None:
             return t("corpus.first_use", lang)
         return t("corpus.generating", lang, size=self.size, pct=f"{self._fraction:.0%}", message=self._message)

@@ -17,6 +17,7 @@ from hwml.errors import HwmlError
 from hwml.i18n import t
 from hwml.serve.identity import Identities, Visitor
 from hwml.serve.jobs import JobRegistry, JobView, format_duration
+from hwml.serve.redact import visitor_text
 from hwml.serve.workspace import Workspace
 from hwml.ui.lang import L, Localized, lang_of, reset_language, tr, use_language_of
 from hwml.ui.page import stylesheet
@@ -65,7 +66,7 @@ def shown_error(exc: HwmlError, args=(), kwargs=None) -> str:
     """What the page shows for an HwmlError: the UI's own messages are already in the session's
     language; the package's (one technical line naming a file and the problem, shared with the
     CLI) keep their English words behind a translated lead-in."""
-    message = str(exc)
+    message = visitor_text(str(exc))  # no server path: names relative to the visitor's upload or run
     if getattr(exc, "translated", False):
         return message
     request = next((a for a in (*args, *(kwargs or {}).values()) if isinstance(a, gr.Request)), None)
@@ -254,7 +255,9 @@ def status_markdown(view: JobView, lang: str = "en") -> str:
 
 
 def job_message(message: str, lang: str) -> str:
-    """hwml.serve.jobs' usual lines in the session's language; anything else (an error) as it is."""
+    """hwml.serve.jobs' usual lines in the session's language; anything else (an error) as it
+    is, less its server paths (hwml.serve.redact)."""
+    message = visitor_text(message)
     if lang == "en" or not message:
         return message
     import re
@@ -294,7 +297,7 @@ def latest_event(view: JobView) -> dict:
         "run": view.run_dir.rsplit("/", 1)[-1],
         "step": view.step,
         "queue_position": view.position,
-        "message": view.message,
+        "message": visitor_text(view.message),
         "event": event,
     }
 
