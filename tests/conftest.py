@@ -126,11 +126,13 @@ def app_server(small_corpus, tmp_path_factory):
 @pytest.fixture(scope="module")
 def space_server(small_corpus, tmp_path_factory):
     """The app as on a Hugging Face Space: SPACE_ID set, local paths and private runs left to their
-    Space defaults (off, on). One per test module that asks for it (tests/test_space_mode.py)."""
+    Space defaults (off, on), at most 5 files a request. One per test module that asks for it
+    (tests/test_space_mode.py)."""
     yield from serve_app(
         small_corpus,
         tmp_path_factory.mktemp("space"),
         SPACE_ID="hwml-tests/space",
         HWML_ALLOW_LOCAL_PATHS=None,
         HWML_PRIVATE_RUNS=None,
+        HWML_MAX_REQUEST_FILES=5,  # small, so a test goes past it cheaply
     )

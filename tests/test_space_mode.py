@@ -195,9 +195,11 @@ def test_a_space_counts_trainings_per_client_address(space_server):
     for job in jobs:  # each has its place (queued or running) before the fourth asks
         for _ in job:
             break
+    before = sorted(space_server.runs_dir.glob("sessions/*/*/*"))
     with pytest.raises(AppError, match="network address") as e:
         clients[3].predict(*train_args("logreg", 5), api_name="/phoneme_train")
     assert_no_server_path(str(e.value), space_server)
+    assert sorted(space_server.runs_dir.glob("sessions/*/*/*")) == before  # a refused run leaves no folder
     with pytest.raises(AppError, match="still going"):
         clients[0].predict(*train_args("logreg", 5), api_name="/phoneme_train")
     for c in clients[:3]:
@@ -207,3 +209,57 @@ def test_a_space_counts_trainings_per_client_address(space_server):
             job.result(timeout=120)
         except Exception:  # noqa: BLE001 - a cancelled stream: the run itself stopped
             pass
+
+
+def test_evaluating_on_an_uploaded_zip_leaves_no_extraction_behind(
+    space_server, client, phoneme_run, small_corpus, tmp_path
+):
+    course = tmp_path / "libriphone.zip"
+    with zipfile.ZipFile(course, "w", zipfile.ZIP_DEFLATED) as zf:
+        for file in sorted((small_corpus / "libriphone").rglob("*")):
+            if file.is_file():
+                zf.write(file, Path("libriphone") / file.relative_to(small_corpus / "libriphone"))
+    before = sorted(space_server.runs_dir.glob("sessions/*/uploads/*"))
+    summary = client.predict(
+        f"run:{phoneme_run}",
+        "Course folder (zip upload)",
+        "",
+        handle_file(str(course)),
+        "test",
+        api_name="/phoneme_evaluate",
+    )[0]
+    assert "%" in summary
+    assert_no_server_path(summary, space_server)
+    assert sorted(space_server.runs_dir.glob("sessions/*/uploads/*")) == before
+
+
+def test_a_request_with_too_many_files_is_refused_in_one_line_before_any_is_read(
+    space_server, client, phoneme_run, tmp_path
+):
+    files = []
+    for i in range(6):  # the fixture allows 5 (HWML_MAX_REQUEST_FILES)
+        path = tmp_path / f"f{i}.npy"
+        np.save(path, np.zeros((4, 39), np.float32))
+        files.append(handle_file(str(path)))
+    with pytest.raises(AppError, match="6 files in one request, over the limit of 5") as e:
+        client.predict(f"run:{phoneme_run}", files, api_name="/phoneme_predict_files")
+    assert "\n" not in str(e.value).strip()
+    assert (
+        "5 file(s), 20 frames" in client.predict(f"run:{phoneme_run}", files[:5], api_name="/phoneme_predict_files")[0]
+    )
+
+
+def test_a_json_file_over_the_limit_is_refused_by_its_size_unread(monkeypatch, tmp_path):
+    from hwml.errors import HwmlError
+    from hwml.safeio import read_json
+    from hwml.speaker.identify import load_enrollments
+
+    monkeypatch.setenv("HWML_MAX_JSON_MB", str(1 / 1024))  # 1 KiB
+    big = tmp_path / "speakers.json"
+    big.write_text("{" + " " * 4096)  # not even JSON: a parse would say so; the size check comes first
+    for read in (read_json, load_enrollments):
+        with pytest.raises(HwmlError, match="over the .* limit for a JSON file .*refused unread"):
+            read(big)
+    small = tmp_path / "ok.json"
+    small.write_text('{"a": 1}')
+    assert read_json(small) == {"a": 1}

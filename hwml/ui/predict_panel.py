@@ -14,7 +14,16 @@ import gradio as gr
 
 from hwml import timing
 from hwml.ui.lang import L
-from hwml.ui.widgets import NO_RUNS_NOTE, AppContext, run_picker, session_of, task_run, ui_error, user_errors
+from hwml.ui.widgets import (
+    NO_RUNS_NOTE,
+    AppContext,
+    check_request_files,
+    run_picker,
+    session_of,
+    task_run,
+    ui_error,
+    user_errors,
+)
 
 PREDICT_QUEUE = "predict"  # one Gradio concurrency group for every prediction event of the app
 
@@ -95,7 +104,7 @@ class PredictPanel:
     def _target(self, run_key, request: gr.Request):
         """The picked run (checked to be of this task) and a fresh CSV path in the session's folder."""
         entry = task_run(self.ctx, session_of(request), run_key, self.kind)
-        return entry, self.ctx.workspace.new_upload_dir(session_of(request)) / "predictions.csv"
+        return entry, self.ctx.workspace.new_output_dir(session_of(request)) / "predictions.csv"
 
     @user_errors
     def predict_audio(self, run_key, audio, request: gr.Request):
@@ -116,9 +125,10 @@ class PredictPanel:
         submission CSV)."""
         from hwml.api import predict_run
 
-        entry, out = self._target(run_key, request)
+        files = check_request_files(files)
         if not files:
             raise ui_error(request, "predict.no_files")
+        entry, out = self._target(run_key, request)
         return self.show_files(entry, predict_run(entry.path, [Path(f) for f in files], out, fsync=False))
 
     def show_audio(self, entry, audio: str, summary: dict) -> tuple:

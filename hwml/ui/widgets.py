@@ -101,6 +101,21 @@ def user_errors(fn):
     return wrapper
 
 
+def check_request_files(files) -> list:
+    """The files of one request, refused (one line) past `HWML_MAX_REQUEST_FILES` before any is
+    read: each may be HWML_MAX_UPLOAD_MB, so their number bounds the request's disk and memory."""
+    from hwml.settings import max_request_files
+
+    files = [f for f in (files or []) if f]
+    limit = max_request_files()
+    if len(files) > limit:
+        raise HwmlError(
+            f"{len(files)} files in one request, over the limit of {limit}: "
+            "send fewer, or a zip of a course test folder (one file)"
+        )
+    return files
+
+
 # --------------------------------------------------------------------------------------- runs
 
 
