@@ -36,6 +36,7 @@ import pickle
 import random
 import re
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -487,6 +488,7 @@ def main() -> None:
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             proc.kill()
+    shutil.rmtree(tmp, ignore_errors=True)
     cpu1 = resource.getrusage(resource.RUSAGE_SELF)
     soak_, peaks = result["soak"], result["peaks"]
     predict = sorted(soak_.predict_s)

@@ -189,3 +189,14 @@ def test_an_uploads_hw4_feature_cache_lives_inside_the_upload(monkeypatch, tmp_p
     again = read_hw4(root, cache=True).train.feats.numpy()  # from the cache beside the upload
     np.testing.assert_array_equal(again, data.train.feats.numpy())
     np.testing.assert_allclose(np.sort(again.sum(1)), np.sort(part.feats.numpy().sum(1)), rtol=1e-5)
+
+
+def test_the_disk_watch_prunes_growth_no_event_prunes_for(workspace):
+    runs = [finished_run(workspace, "visitor-a", age_s=100 - i) for i in range(6)]  # over the budget
+    workspace.watch_disk(interval=0.05)
+    for _ in range(200):  # bounded: up to 10 s
+        if workspace.used_bytes() <= workspace.disk_budget_bytes:
+            break
+        time.sleep(0.05)
+    assert workspace.used_bytes() <= workspace.disk_budget_bytes
+    assert not runs[0].exists() and runs[-1].exists()

@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 GROUPS = ("runs", "uploads", "evaluations", "outputs")  # a visitor's folders under sessions/<s>/
 CACHE_MIN_AGE = 120.0  # seconds: a younger cached upload may be the one a request is reading now
+WATCH_SECONDS = 10.0  # the app checks the budget this often (between the prunes its events make)
 
 
 def folder_bytes(path: Path) -> int:

@@ -279,6 +279,22 @@ class Workspace:
             gradio_cache=self.gradio_cache,
         )
 
+    def watch_disk(self, interval: float = disk.WATCH_SECONDS) -> threading.Thread:
+        """Prune every `interval` seconds in a daemon thread: growth no event prunes for (Gradio's
+        cache of uploads, a run's checkpoints) is brought back under the budget within seconds."""
+
+        def loop():
+            while True:
+                time.sleep(interval)
+                try:
+                    self.prune()
+                except Exception:  # a vanished folder mid-walk, a full disk: try again next round
+                    log.exception("disk budget check failed")
+
+        thread = threading.Thread(target=loop, name="hwml-disk-watch", daemon=True)
+        thread.start()
+        return thread
+
     def make_room(self, owner: str | None, new: Path) -> None:
         """After `owner` added `new` (an extracted upload): prune for it; when it alone does not
         fit, it goes again and the visitor is told (HwmlError)."""

@@ -44,6 +44,7 @@ def launch(share: bool | None = None, block: bool = True, **launch_kwargs):
             share=share,
             **launch_kwargs,
         )
+        ctx.workspace.watch_disk()  # the disk budget, also between the prunes events make
         warm_up(ctx)  # the page is served: now load the shipped models, before the first student asks
         if block:
             demo.block_thread()
