@@ -125,10 +125,10 @@ class PredictPanel:
         submission CSV)."""
         from hwml.api import predict_run
 
-        files = check_request_files(files)
+        entry, out = self._target(run_key, request)
         if not files:
             raise ui_error(request, "predict.no_files")
-        entry, out = self._target(run_key, request)
+        files = check_request_files(files)  # before any is read
         return self.show_files(entry, predict_run(entry.path, [Path(f) for f in files], out, fsync=False))
 
     def show_audio(self, entry, audio: str, summary: dict) -> tuple:
