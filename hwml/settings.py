@@ -31,7 +31,11 @@ ASSETS = shipped_folder("assets")
 # (variable, default in words, what it sets): the README's table
 VARIABLES = (
     ("HWML_RUNS_DIR", "`./runs`", "where the app keeps each session's runs and uploads"),
-    ("HWML_RUNS_DISK_MB", "1000", "disk budget of `HWML_RUNS_DIR`; oldest finished runs are pruned past it"),
+    (
+        "HWML_RUNS_DISK_MB",
+        "1000",
+        "disk budget of everything visitors cause (runs, uploads, extractions, caches, Gradio's cache)",
+    ),
     (
         "HWML_CHECKPOINTS_DIR",
         "the clone's `checkpoints/` (installed: the package's)",
@@ -49,7 +53,11 @@ VARIABLES = (
     ("HWML_PREDICT_WORKERS", "the usable cores, at most 8", "predictions computed at once, both tasks together"),
     ("HWML_TIMINGS", "unset", "a file: each prediction appends its stage timings as a JSON line"),
     ("HWML_MAX_UPLOAD_MB", "200", "largest uploaded file"),
-    ("HWML_ALLOW_LOCAL_PATHS", "on locally, off on a Space", "typing a server folder path as a data source"),
+    (
+        "HWML_ALLOW_LOCAL_PATHS",
+        "on on loopback, off on a Space or the network",
+        "typing a server folder path as a data source",
+    ),
     ("HWML_MAX_AUDIO_SECONDS", "600", "longest audio file accepted"),
     ("HWML_MAX_FEATURE_FILE_BYTES", "512 MiB", "largest single `.pt`/`.npy` feature file"),
     ("HWML_MAX_ZIP_FILES", "100,000", "most files in an unpacked zip"),
@@ -57,6 +65,13 @@ VARIABLES = (
     ("HWML_MAX_TRAIN_MB", "4096", "estimated memory of one training run (weights, AdamW state, activations)"),
     ("HWML_MAX_STEP_GFLOP", "200", "estimated compute of one training step (about 5-10 s on 2 CPU cores)"),
     ("HWML_PRIVATE_RUNS", "on on a Space or the network, off on loopback", "each browser sees only its own runs"),
+    (
+        "HWML_UPLOAD_CACHE_SECONDS",
+        "3600",
+        "Gradio's cached uploads and returned files are deleted this long after they were made",
+    ),
+    ("HWML_MAX_REQUEST_FILES", "100", "most files in one request (Predict's feature files, enrolment clips)"),
+    ("HWML_MAX_JSON_MB", "64", "largest JSON file read (a dataset's index, an enrolment file), refused unread"),
     ("HWML_RUNS_PER_ADDRESS", "3", "queued or running trainings per client address (where the Space passes one)"),
 )
 
@@ -92,6 +107,20 @@ def runs_dir() -> Path:
 
 def runs_disk_bytes() -> int:
     return int(_number("HWML_RUNS_DISK_MB", 1000.0, minimum=0) * 2**20)
+
+
+def upload_cache_seconds() -> int:
+    """Age after which Gradio deletes its cached files (gr.Blocks(delete_cache)); also counted in
+    the disk budget and pruned first past it (hwml.serve.disk)."""
+    return int(_number("HWML_UPLOAD_CACHE_SECONDS", 3600, int, positive=True))
+
+
+def gradio_cache_dir() -> Path:
+    """Gradio's cache of uploaded and returned files: GRADIO_TEMP_DIR, else <temp>/gradio (Gradio's rule)."""
+    import tempfile
+
+    raw = os.environ.get("GRADIO_TEMP_DIR")
+    return Path(raw) if raw and raw.strip() else Path(tempfile.gettempdir()) / "gradio"
 
 
 def checkpoints_dir() -> Path:
@@ -159,11 +188,13 @@ def max_upload_bytes() -> int:
 
 
 def allow_local_paths() -> bool:
-    """Typing a server path is fine on your own machine, not on a shared Space."""
+    """Typing a server path is fine on your own machine, not on a shared server: off on a Space
+    and off when Gradio listens on the network (a classroom LAN, where any visitor could probe
+    the server's folders); on only on loopback off a Space, or when turned on explicitly."""
     raw = os.environ.get("HWML_ALLOW_LOCAL_PATHS")
-    if raw is not None:
+    if raw is not None and raw.strip():
         return raw.strip().lower() in ("1", "true", "yes", "on")
-    return "SPACE_ID" not in os.environ
+    return not on_space() and server_on_loopback()
 
 
 def on_space() -> bool:
@@ -214,3 +245,12 @@ def max_train_bytes() -> int:
 def max_step_gflop() -> float:
     """Budget of one training step's estimated compute: Stop and the time cap act between steps."""
     return _number("HWML_MAX_STEP_GFLOP", 200.0, positive=True)
+
+
+def max_request_files() -> int:
+    """Files one request may carry (each up to HWML_MAX_UPLOAD_MB): bounds a request's disk and memory."""
+    return _number("HWML_MAX_REQUEST_FILES", 100, int, positive=True)
+
+
+def max_json_bytes() -> int:
+    return int(_number("HWML_MAX_JSON_MB", 64.0, positive=True) * 2**20)

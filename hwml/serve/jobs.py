@@ -51,8 +51,7 @@ class JobLimits:
 
     @classmethod
     def from_env(cls) -> JobLimits:
-        """HWML_MAX_TRAINING, HWML_MAX_RUN_SECONDS, HWML_ORPHAN_SECONDS, HWML_PREDICT_WORKERS,
-        HWML_PRIVATE_RUNS (one run per visitor where visitors are kept apart), HWML_RUNS_PER_ADDRESS."""
+        """From hwml.settings (HWML_PRIVATE_RUNS: one run per visitor where visitors are kept apart)."""
         return cls(
             max_training=settings.max_training(),
             max_run_seconds=settings.max_run_seconds(),
@@ -94,8 +93,7 @@ _tickets = itertools.count(1)
 class TrainingJob:
     """One training run in a background thread, fed to the UI as snapshots.
 
-    `prepare` is called in the thread before training (e.g. generating the built-in corpus)
-    and returns the data folder; its progress messages show in the snapshot's message.
+    `prepare` (in the thread, before training: e.g. the built-in corpus) returns the data folder.
     """
 
     def __init__(
@@ -137,6 +135,7 @@ class TrainingJob:
         self._wait: float | None = None
         self._version = 0
         self.cut_by_share = False  # stopped because its fair share of the time ran out
+        self.data_dir, self.upload_dir = None, getattr(prepare, "upload_dir", None)  # in use while alive
         self.last_poll = time.monotonic()
         self._thread = threading.Thread(target=self._run, name=f"hwml-train-{self.ticket}", daemon=True)
 
@@ -198,6 +197,7 @@ class TrainingJob:
             self._queue.put({"event": "preparing"})
             with stop_imports_on(self.stop_event):  # Stop (or the share) ends an import between files
                 data = self._prepare(self._status)
+            self.data_dir = Path(data)
             if self.stop_event.is_set():
                 self._queue.put({"event": "done", "state": "stopped", "message": "stopped before training began"})
                 return
@@ -435,6 +435,12 @@ class JobRegistry:
         """Run folders being written now: never pruned or deleted."""
         with self._lock:
             return {job.run_dir.resolve() for job in self._jobs.values() if job.alive}
+
+    def in_use_paths(self) -> set[Path]:
+        """What live jobs read or write (run, data or upload, fine-tune source): never pruned."""
+        with self._lock:
+            found = [(j.run_dir, j.data_dir, j.upload_dir, j.init) for j in self._jobs.values() if j.alive]
+        return {Path(p).resolve() for paths in found for p in paths if p is not None}
 
     def stop_all(self, timeout: float = 5.0) -> None:
         with self._lock:

@@ -28,7 +28,6 @@ feature file ((T, 40) log-mel), a (T, 40) tensor or array, or a (sample_rate, sa
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,7 +38,7 @@ from torch import Tensor, nn
 
 from hwml.audio.decode import AUDIO_SUFFIXES
 from hwml.errors import HwmlError
-from hwml.safeio import FEATURE_SUFFIXES
+from hwml.safeio import FEATURE_SUFFIXES, read_json
 from hwml.speaker.inference import embed
 from hwml.speaker.predict import TOP_K, load_clip
 from hwml.speaker.scoring import DEFAULT_MODE, Scorer, ScoringStats, crop_embeddings, load_stats, threshold_for
@@ -229,8 +228,8 @@ def save_enrollments(path, enrollments: list[Enrollment]) -> Path:
 
 def load_enrollments(path) -> list[Enrollment]:
     path = Path(path)
+    data = read_json(path)  # refused by size (HWML_MAX_JSON_MB) before it is read
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
         if not isinstance(data, dict) or data.get("format") != ENROLLMENT_FORMAT:
             raise ValueError("not an hwml enrolment file")
         out = [

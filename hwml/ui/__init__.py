@@ -12,6 +12,7 @@ import threading
 
 import gradio as gr
 
+from hwml import settings
 from hwml.serve.jobs import JobRegistry
 from hwml.serve.workspace import Workspace
 from hwml.ui.lang import I18N, L, lang_of, language_switch, localized_tab, wire_language
@@ -87,7 +88,8 @@ def build_app(ctx: AppContext | None = None) -> tuple[gr.Blocks, AppContext]:
     from hwml.ui.who_is_speaking import WhoIsSpeaking
 
     ctx = ctx or AppContext(workspace=Workspace.from_env(), jobs=JobRegistry())
-    with AppBlocks(title=TITLE, analytics_enabled=False) as demo:
+    age = settings.upload_cache_seconds()
+    with AppBlocks(title=TITLE, analytics_enabled=False, delete_cache=(max(60, age // 4), age)) as demo:
         visitor_token = gr.BrowserState(None, storage_key=VISITOR_KEY, secret=VISITOR_SECRET)
 
         def identify(token, request: gr.Request):
@@ -159,7 +161,20 @@ def build_app(ctx: AppContext | None = None) -> tuple[gr.Blocks, AppContext]:
         # re-attaches on return; each is bounded by its fair share of the time (hwml.serve.fair)
         wire_language(loaded, language, projector, ctx.localized)
         runs.resume_wiring(phoneme["train"], speaker["train"])
+    # the disk budget counts Gradio's cache and never prunes what is in use (hwml.serve.disk)
+    ctx.workspace.gradio_cache = settings.gradio_cache_dir()
+    ctx.workspace.in_use = lambda: ctx.jobs.in_use_paths() | kept_in_cache(demo)
     return demo, ctx
+
+
+def kept_in_cache(demo: gr.Blocks) -> set:
+    """The cached files the page itself shows (examples, default values: Gradio's keep_in_cache)."""
+    from pathlib import Path
+
+    kept = set()
+    for block in demo.blocks.values():
+        kept.update(Path(p).resolve() for p in getattr(block, "keep_in_cache", ()) or ())
+    return kept
 
 
 __all__ = ["build_app", "theme", "warm_up", "CSS", "TITLE", "I18N"]

@@ -13,9 +13,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import tempfile
 
 from hwml import settings
+from hwml.serve.jobs import JobRegistry
+from hwml.serve.workspace import Workspace
 from hwml.ui import CSS, build_app, theme, warm_up
+from hwml.ui.widgets import AppContext
 
 
 def launch(share: bool | None = None, block: bool = True, **launch_kwargs):
@@ -23,7 +27,12 @@ def launch(share: bool | None = None, block: bool = True, **launch_kwargs):
     notebook, else GRADIO_SHARE). block=False: return once served (a notebook cell), the app
     keeps running until `demo.close()`; block=True: serve until interrupted, then stop the runs."""
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-    demo, ctx = build_app()
+    ctx = AppContext(workspace=Workspace.from_env(), jobs=JobRegistry())
+    # every temporary folder this process makes lives under the runs root, where the disk budget
+    # counts it; a killed server's leftovers there (and in scratch/) go now, before anything runs
+    ctx.workspace.clear_leftovers()
+    tempfile.tempdir = str(ctx.workspace.temp_dir())
+    demo, ctx = build_app(ctx)
     try:
         demo.queue(default_concurrency_limit=settings.concurrency()).launch(
             theme=theme(),
@@ -35,6 +44,7 @@ def launch(share: bool | None = None, block: bool = True, **launch_kwargs):
             share=share,
             **launch_kwargs,
         )
+        ctx.workspace.watch_disk()  # the disk budget, also between the prunes events make
         warm_up(ctx)  # the page is served: now load the shipped models, before the first student asks
         if block:
             demo.block_thread()

@@ -289,7 +289,7 @@ class LearnTab:
         from hwml.lessons.lecture2 import compare_models
 
         data = self.ctx.workspace.corpus.path() / "libriphone"
-        scratch = self.ctx.workspace.root / "scratch"
+        scratch = self.ctx.workspace.scratch_dir()  # counted in the disk budget, emptied at start
         scratch.mkdir(parents=True, exist_ok=True)
         return pd.DataFrame(
             compare_models(data, max_steps=1000, max_seconds=10, out_root=scratch, lang=lang_of(request))

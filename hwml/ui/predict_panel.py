@@ -14,7 +14,16 @@ import gradio as gr
 
 from hwml import timing
 from hwml.ui.lang import L
-from hwml.ui.widgets import NO_RUNS_NOTE, AppContext, run_picker, session_of, task_run, ui_error, user_errors
+from hwml.ui.widgets import (
+    NO_RUNS_NOTE,
+    AppContext,
+    check_request_files,
+    run_picker,
+    session_of,
+    task_run,
+    ui_error,
+    user_errors,
+)
 
 PREDICT_QUEUE = "predict"  # one Gradio concurrency group for every prediction event of the app
 
@@ -117,7 +126,7 @@ class PredictPanel:
     def _target(self, run_key, request: gr.Request):
         """The picked run (checked to be of this task) and a fresh CSV path in the session's folder."""
         entry = task_run(self.ctx, session_of(request), run_key, self.kind)
-        return entry, self.ctx.workspace.new_upload_dir(session_of(request)) / "predictions.csv"
+        return entry, self.ctx.workspace.new_output_dir(session_of(request)) / "predictions.csv"
 
     @user_errors
     def predict_audio(self, run_key, audio, request: gr.Request):
@@ -141,6 +150,7 @@ class PredictPanel:
         entry, out = self._target(run_key, request)
         if not files:
             raise ui_error(request, "predict.no_files")
+        files = check_request_files(files)  # before any is read
         return self.show_files(entry, predict_run(entry.path, [Path(f) for f in files], out, fsync=False))
 
     def show_audio(self, entry, audio: str, summary: dict) -> tuple:

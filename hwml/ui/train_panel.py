@@ -25,6 +25,7 @@ from hwml.serve.sources import (
     SOURCE_PATH,
     SOURCE_ZIP,
     SOURCES,
+    discard_prepared,
     resolve_source,
 )
 from hwml.settings import allow_local_paths
@@ -362,21 +363,30 @@ class TrainPanel:
         steps = _number(max_steps, "max steps", integer=True)
         seconds = _number(max_seconds, "max seconds")
         seed = int(seed or 0)
-        init = ws.start_from_path(session, self.kind, start_from)
-        run_dir = ws.new_run_dir(session, self.kind, preset)
-        job = jobs.submit(
-            visitor,
-            self.kind,
-            run_dir=run_dir,
-            prepare=prepare,
-            preset=preset,
-            overrides=overrides,
-            max_steps=steps,
-            max_seconds=seconds,
-            seed=seed,
-            on_finish=self.after_run,
-            init=init,
-        )
+        try:
+            init = ws.start_from_path(session, self.kind, start_from)
+            run_dir = ws.new_run_dir(session, self.kind, preset)
+        except HwmlError:
+            discard_prepared(ws, prepare)
+            raise
+        try:
+            job = jobs.submit(
+                visitor,
+                self.kind,
+                run_dir=run_dir,
+                prepare=prepare,
+                preset=preset,
+                overrides=overrides,
+                max_steps=steps,
+                max_seconds=seconds,
+                seed=seed,
+                on_finish=self.after_run,
+                init=init,
+            )
+        except HwmlError:  # refused (their share is taken): the empty run folder and any upload go
+            run_dir.rmdir()
+            discard_prepared(ws, prepare)
+            raise
         view = None
         lang = lang_of(request)
         for view in job.stream(interval=0.5):
@@ -391,7 +401,7 @@ class TrainPanel:
                 job.run_dir.rmdir()
         except OSError:
             pass
-        self.ctx.workspace.prune(active=self.ctx.jobs.active_run_dirs() - {job.run_dir.resolve()})
+        self.ctx.workspace.prune(active=self.ctx.jobs.in_use_paths() - {job.run_dir.resolve()}, owner=job.visitor.owner)
 
     def request_stop(self, request: gr.Request):
         """Set the stop flag at once; the engine ends within a second and keeps the best weights."""

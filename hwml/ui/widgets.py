@@ -17,6 +17,7 @@ from hwml.errors import HwmlError
 from hwml.i18n import t
 from hwml.serve.identity import Identities, Visitor
 from hwml.serve.jobs import JobRegistry, JobView, format_duration
+from hwml.serve.redact import visitor_text
 from hwml.serve.workspace import Workspace
 from hwml.ui.lang import L, Localized, lang_of, reset_language, tr, use_language_of
 from hwml.ui.page import stylesheet
@@ -65,7 +66,7 @@ def shown_error(exc: HwmlError, args=(), kwargs=None) -> str:
     """What the page shows for an HwmlError: the UI's own messages are already in the session's
     language; the package's (one technical line naming a file and the problem, shared with the
     CLI) keep their English words behind a translated lead-in."""
-    message = str(exc)
+    message = visitor_text(str(exc))  # no server path: names relative to the visitor's upload or run
     if getattr(exc, "translated", False):
         return message
     request = next((a for a in (*args, *(kwargs or {}).values()) if isinstance(a, gr.Request)), None)
@@ -98,6 +99,21 @@ def user_errors(fn):
             reset_language(token)
 
     return wrapper
+
+
+def check_request_files(files) -> list:
+    """The files of one request, refused (one line) past `HWML_MAX_REQUEST_FILES` before any is
+    read: each may be HWML_MAX_UPLOAD_MB, so their number bounds the request's disk and memory."""
+    from hwml.settings import max_request_files
+
+    files = [f for f in (files or []) if f]
+    limit = max_request_files()
+    if len(files) > limit:
+        raise HwmlError(
+            f"{len(files)} files in one request, over the limit of {limit}: "
+            "send fewer, or a zip of a course test folder (one file)"
+        )
+    return files
 
 
 # --------------------------------------------------------------------------------------- runs
@@ -254,7 +270,9 @@ def status_markdown(view: JobView, lang: str = "en") -> str:
 
 
 def job_message(message: str, lang: str) -> str:
-    """hwml.serve.jobs' usual lines in the session's language; anything else (an error) as it is."""
+    """hwml.serve.jobs' usual lines in the session's language; anything else (an error) as it
+    is, less its server paths (hwml.serve.redact)."""
+    message = visitor_text(message)
     if lang == "en" or not message:
         return message
     import re
@@ -294,7 +312,7 @@ def latest_event(view: JobView) -> dict:
         "run": view.run_dir.rsplit("/", 1)[-1],
         "step": view.step,
         "queue_position": view.position,
-        "message": view.message,
+        "message": visitor_text(view.message),
         "event": event,
     }
 
