@@ -2,18 +2,16 @@
 
 A browser session asks for a run; a `TrainingJob` waits for a free slot (at most
 `HWML_MAX_TRAINING` runs at once, default 1 on CPU, queued users see their position), then
-calls `hwml.api.train_run` in a thread. The engine's events arrive through a callback
-into a thread-safe queue, which the app's generator drains to redraw the curves. Nothing here
-imports Gradio: the UI only wires these objects to components.
+calls `hwml.api.train_run` in a thread; the engine's events reach the app's generator through
+a thread-safe queue. No Gradio here: the UI only wires these objects to components.
 
 A run belongs to a visitor (`hwml.serve.identity`: the browser's token, not the page), so it
 keeps training when its page closes and any page of the same browser re-attaches to it
 (`live`). It stops (within a second, keeping its best weights) when its stop flag is set by the
 Stop button or `stop_session`, or when its fair share of the time runs out (`hwml.serve.fair`:
-`HWML_MAX_RUN_SECONDS` from the moment it gets its slot, data preparation included, shrinking
-while others wait). A queued run nobody has polled for `HWML_ORPHAN_SECONDS` gives up its place.
-Fair shares: one queued or running training per visitor (on a shared server) and at most
-`HWML_RUNS_PER_ADDRESS` per client address where the Space passes one.
+`HWML_MAX_RUN_SECONDS` from its slot on, data preparation included, shrinking while others
+wait). A queued run nobody polls for `HWML_ORPHAN_SECONDS` gives up its place. One queued or
+running training per visitor (shared server), `HWML_RUNS_PER_ADDRESS` per client address.
 """
 
 from __future__ import annotations
