@@ -110,6 +110,7 @@ def main() -> None:
     ap.add_argument("--round-seconds", type=float, default=None)
     ap.add_argument("--align-model", type=Path, default=None)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--aligner", default=None, help="joint (default), pocketsphinx or hwml (hwml.align.aligners)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     if args.quick:
@@ -145,6 +146,7 @@ def main() -> None:
             tmp / "out",
             lexicon_file=tmp / "corpus" / "lexicon.txt",
             align_model=model_dir,
+            aligner=args.aligner,
             rounds=args.rounds,
             round_seconds=args.round_seconds,
             progress=False,

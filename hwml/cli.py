@@ -85,16 +85,21 @@ def cmd_import(args) -> int:
     align = {
         "lexicon_file": args.lexicon,
         "align_model": args.align_model,
+        "aligner": args.aligner,
         "rounds": args.rounds,
         "round_seconds": args.round_seconds,
         "textgrid": args.textgrid,
         "test_speakers": args.test_speakers,
     }
     if args.kind == "phoneme":
-        summary = importers.import_phoneme(args.src, args.out, skip_bad=args.skip_bad, seed=args.seed, **align)
-    elif any(v not in (None, False) for v in align.values()):
+        summary = importers.import_phoneme(
+            args.src, args.out, skip_bad=args.skip_bad, seed=args.seed, phones_from=args.phones_from, **align
+        )
+    elif any(v not in (None, False) for v in align.values()) or args.phones_from is not None:
         raise HwmlError(
-            "--lexicon, --align-model, --rounds, --round-seconds, --test-speakers and --textgrid are for import phoneme"
+            "--lexicon, --aligner, --align-model, --rounds, --round-seconds, --test-speakers, --textgrid and "
+            "--phones-from "
+            "are for import phoneme"
         )
     else:
         summary = importers.import_speaker(
@@ -160,7 +165,7 @@ def cmd_evaluate(args) -> int:
 def cmd_predict(args) -> int:
     from hwml import api
 
-    summary = api.predict_run(args.run_dir, args.inputs, args.out)
+    summary = api.predict_run(args.run_dir, args.inputs, args.out, textgrid_dir=args.textgrid)
     print(json.dumps(summary, default=str))
     return 0
 
@@ -190,7 +195,7 @@ def cmd_verify(args) -> int:
             f"without a validation split): using the default {result['threshold']:.2f}, uncalibrated"
         )
     if args.json:
-        print(json.dumps({k: result[k] for k in ("score", "threshold", "same", "calibrated", "eer")}))
+        print(json.dumps({k: result[k] for k in ("score", "threshold", "same", "calibrated", "eer", "scoring")}))
     else:
         print(
             f"score {result['score']:.2f} threshold {result['threshold']:.2f}: "
@@ -200,6 +205,7 @@ def cmd_verify(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from hwml.align.aligners import ALIGNERS
     from hwml.api import TASK_KINDS
     from hwml.phoneme.presets import PRESETS as PHONEME_PRESETS
     from hwml.speaker.presets import PRESETS as SPEAKER_PRESETS
@@ -207,7 +213,9 @@ def build_parser() -> argparse.ArgumentParser:
     speaker_presets = list(SPEAKER_PRESETS)
     phoneme_only = [p for p in PHONEME_PRESETS if p not in SPEAKER_PRESETS]
     parser = argparse.ArgumentParser(
-        prog="python -m hwml", description="hwml: NTU ML HW2 phoneme and HW4 speaker classification."
+        prog="hwml",
+        description="hwml: NTU ML HW2 phoneme and HW4 speaker classification (also `python -m hwml`). "
+        "RUN may be a run folder or shipped:phoneme / shipped:speaker.",
     )
     verbs = parser.add_subparsers(dest="verb", required=True)
 
@@ -219,7 +227,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = verbs.add_parser("import", help="turn your own audio into a course-format folder")
     p.add_argument("kind", choices=TASK_KINDS)
-    p.add_argument("src", type=Path)
+    p.add_argument(
+        "src",
+        type=Path,
+        help="phoneme: audio with a .phn (TIMIT) or .TextGrid (a 'phones' tier, e.g. MFA's) beside each clip, "
+        "or with a transcript (.lab/.txt, Kaldi 'text') to align; speaker: one folder per speaker",
+    )
     p.add_argument("out", type=Path)
     p.add_argument(
         "--segment-seconds", type=float, default=None, help="speaker: cut recordings into S-second utterances"
@@ -236,11 +249,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="phoneme, transcribed audio: 'WORD PH1 PH2 ...' lines add to or override cmudict",
     )
     p.add_argument(
+        "--aligner",
+        choices=ALIGNERS,
+        default=None,
+        help="phoneme, transcribed audio: joint (default: hwml's model + agreement with PocketSphinx), "
+        "pocketsphinx (its en-us model alone) or hwml (hwml's model alone)",
+    )
+    p.add_argument(
         "--align-model",
         type=Path,
+        action="append",
         default=None,
         metavar="RUN",
-        help="phoneme run that aligns (default: the shipped one)",
+        help="phoneme run that aligns (default: the shipped one); repeat it to average several runs' scores",
     )
     p.add_argument(
         "--rounds", type=int, default=None, help="re-train on the alignments and re-align N times (default 0)"
@@ -254,7 +275,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="phoneme, transcribed audio: hold out N speakers (seeded) as the labelled test part",
     )
     p.add_argument(
-        "--textgrid", action="store_true", default=None, help="also write OUT/alignments/<utt>.TextGrid (Praat)"
+        "--textgrid",
+        action="store_true",
+        default=None,
+        help="also write OUT/alignments/<utt>.TextGrid (Praat); to import TextGrids see --phones-from",
+    )
+    p.add_argument(
+        "--phones-from",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="phoneme: take each clip's phones from DIR/<its sub-folders>/<stem>.TextGrid (MFA's output folder; "
+        "a 'phones' tier) instead of .phn/.TextGrid files beside it",
     )
     p.set_defaults(run=cmd_import)
 
@@ -300,6 +332,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir", metavar="RUN", type=Path)
     p.add_argument("inputs", nargs="+", type=Path)
     p.add_argument("--out", type=Path, required=True)
+    p.add_argument(
+        "--textgrid",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="phoneme run, audio or feature files: also write DIR/<file stem>.TextGrid (Praat, a 'phones' tier)",
+    )
     p.set_defaults(run=cmd_predict)
 
     p = verbs.add_parser("enroll", help="speaker run: enrol the speakers of DIR (one folder per speaker)")
@@ -331,10 +370,20 @@ def _where() -> str:
     return f"rank {_rank()}: " if int(os.environ.get("WORLD_SIZE") or 1) > 1 else ""
 
 
+def _resolve_runs(args) -> None:
+    """Every RUN argument may be `shipped:phoneme` / `shipped:speaker` (hwml.runs.shipped)."""
+    from hwml.runs.shipped import resolve_run
+
+    for name in ("run_dir", "init", "align_model"):
+        if getattr(args, name, None) is not None:
+            setattr(args, name, resolve_run(getattr(args, name), writes=args.run is cmd_evaluate))
+
+
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     args = build_parser().parse_args(argv)
     try:
+        _resolve_runs(args)
         return args.run(args)
     except HwmlError as exc:
         print(f"hwml: error: {_where()}{exc}", file=sys.stderr)

@@ -50,7 +50,12 @@ def _short(exc: BaseException) -> str:
     return useful[0][:160]
 
 
-def _check_size(path: Path, max_bytes: int | None) -> int:
+FEATURE_LIMIT = "for one feature file (set HWML_MAX_FEATURE_FILE_BYTES to raise it)"
+JSON_LIMIT = "for a JSON file (HWML_MAX_JSON_MB)"
+TEXT_LIMIT = "for a text file"
+
+
+def _check_size(path: Path, max_bytes: int | None, limit: str = FEATURE_LIMIT) -> int:
     try:
         size = path.stat().st_size
     except FileNotFoundError:
@@ -62,8 +67,7 @@ def _check_size(path: Path, max_bytes: int | None) -> int:
     if max_bytes is not None and size > max_bytes:
         raise _fail(
             path,
-            f"file is {size / 2**20:.0f} MB, over the {max_bytes / 2**20:.0f} MB limit "
-            "for one feature file (set HWML_MAX_FEATURE_FILE_BYTES to raise it)",
+            f"file is {size / 2**20:.0f} MB, over the {max_bytes / 2**20:.0f} MB limit {limit}: refused unread",
         )
     return size
 
@@ -115,7 +119,8 @@ def load_tensor_file(path, *, width: int | None = None, max_bytes: int | None = 
         a = load_npy(path, max_bytes=None)
         if a.dtype.kind != "f":
             raise _fail(path, f"dtype {a.dtype}, expected float features")
-        x = torch.from_numpy(np.ascontiguousarray(a))
+        # torch takes native byte order only: a big-endian file ('>f4') is converted, not refused
+        x = torch.from_numpy(np.ascontiguousarray(a, dtype=a.dtype.newbyteorder("=")))
     else:
         raise _fail(path, "unsupported feature file type, expected .pt or .npy")
     return check_matrix(x, path, width=width)
@@ -160,10 +165,11 @@ def load_npy(path, *, mmap: bool | str = False, max_bytes: int | None = MAX_FEAT
         raise _fail(path, f"not a valid .npy file ({_short(e)})") from None
 
 
-def read_text(path, *, max_bytes: int = 256 * 2**20) -> str:
-    """A UTF-8 text file (a BOM is dropped, as spreadsheet programs on Windows add one)."""
+def read_text(path, *, max_bytes: int = 256 * 2**20, limit: str = TEXT_LIMIT) -> str:
+    """A UTF-8 text file (a BOM is dropped, as spreadsheet programs on Windows add one); refused
+    by its size before a byte is read when over max_bytes."""
     path = Path(path)
-    _check_size(path, max_bytes)
+    _check_size(path, max_bytes, limit)
     try:
         return path.read_bytes().decode("utf-8-sig")
     except UnicodeDecodeError as e:
@@ -172,9 +178,13 @@ def read_text(path, *, max_bytes: int = 256 * 2**20) -> str:
         raise _fail(path, f"cannot read ({e.strerror or e})") from None
 
 
-def read_json(path, *, max_bytes: int = 256 * 2**20):
+def read_json(path, *, max_bytes: int | None = None):
+    """A JSON file (a dataset's index, an enrolment file), refused by its size before reading when
+    over max_bytes (default `HWML_MAX_JSON_MB`): json.loads of a huge file takes many times its
+    size in memory."""
+    max_bytes = settings.max_json_bytes() if max_bytes is None else max_bytes
     try:
-        return json.loads(read_text(path, max_bytes=max_bytes))
+        return json.loads(read_text(path, max_bytes=max_bytes, limit=JSON_LIMIT))
     except json.JSONDecodeError as e:
         raise _fail(path, f"not valid JSON (line {e.lineno}: {e.msg})") from None
     except ValueError as e:  # e.g. an integer with more digits than Python will parse

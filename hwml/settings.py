@@ -15,14 +15,32 @@ from pathlib import Path
 from hwml.errors import HwmlError
 from hwml.machine import usable_cores
 
-REPO = Path(__file__).resolve().parent.parent  # the repository: app.py, checkpoints/, assets/
-ASSETS = REPO / "assets"
+PACKAGE = Path(__file__).resolve().parent
+REPO = PACKAGE.parent  # in a clone, the repository: app.py, checkpoints/, assets/
+SHIPPED = PACKAGE / "shipped"  # in an installed wheel, setup.py's copies of checkpoints/ and assets/
+
+
+def shipped_folder(name: str) -> Path:
+    """`checkpoints` or `assets`: the installed package's copy when there is one, else the clone's
+    (an installed wheel has no repository around it; a clone has no hwml/shipped/)."""
+    return SHIPPED / name if (SHIPPED / name).is_dir() else REPO / name
+
+
+ASSETS = shipped_folder("assets")
 
 # (variable, default in words, what it sets): the README's table
 VARIABLES = (
     ("HWML_RUNS_DIR", "`./runs`", "where the app keeps each session's runs and uploads"),
-    ("HWML_RUNS_DISK_MB", "1000", "disk budget of `HWML_RUNS_DIR`; oldest finished runs are pruned past it"),
-    ("HWML_CHECKPOINTS_DIR", "`./checkpoints`", "shipped models (read-only; also the default alignment model)"),
+    (
+        "HWML_RUNS_DISK_MB",
+        "1000",
+        "disk budget of everything visitors cause (runs, uploads, extractions, caches, Gradio's cache)",
+    ),
+    (
+        "HWML_CHECKPOINTS_DIR",
+        "the clone's `checkpoints/` (installed: the package's)",
+        "shipped models (read-only; also the default alignment model)",
+    ),
     ("HWML_CACHE", "`~/.cache/hwml`", "built-in corpus and HW4 feature caches"),
     ("HWML_LOAD_WORKERS", "usable cores - 1 (1 to 8)", "processes that read a folder of 2,000+ feature files"),
     ("HWML_IMPORT_THREADS", "the cores, at most 8", "threads that featurise audio files during an import"),
@@ -30,17 +48,32 @@ VARIABLES = (
     ("HWML_CORPUS_DIR", "the cache", "an already built built-in corpus for the app"),
     ("HWML_MAX_TRAINING", "1", "training runs at once in the app (others queue, position shown)"),
     ("HWML_MAX_RUN_SECONDS", "600", "cap on one app training run"),
-    ("HWML_ORPHAN_SECONDS", "30", "a run whose page stopped polling is stopped after this"),
+    ("HWML_ORPHAN_SECONDS", "30", "a queued run whose page stopped polling loses its place after this"),
     ("HWML_CONCURRENCY", "2", "other events served at once, each (Evaluate, Learn examples, ...)"),
     ("HWML_PREDICT_WORKERS", "the usable cores, at most 8", "predictions computed at once, both tasks together"),
     ("HWML_TIMINGS", "unset", "a file: each prediction appends its stage timings as a JSON line"),
     ("HWML_MAX_UPLOAD_MB", "200", "largest uploaded file"),
-    ("HWML_ALLOW_LOCAL_PATHS", "on locally, off on a Space", "typing a server folder path as a data source"),
+    (
+        "HWML_ALLOW_LOCAL_PATHS",
+        "on on loopback, off on a Space or the network",
+        "typing a server folder path as a data source",
+    ),
     ("HWML_MAX_AUDIO_SECONDS", "600", "longest audio file accepted"),
     ("HWML_MAX_FEATURE_FILE_BYTES", "512 MiB", "largest single `.pt`/`.npy` feature file"),
     ("HWML_MAX_ZIP_FILES", "100,000", "most files in an unpacked zip"),
     ("HWML_MAX_ZIP_BYTES", "8 GiB", "most bytes in an unpacked zip"),
     ("HWML_TENSORBOARD", "off", "`1`: every training run also writes a TensorBoard event log (needs `tensorboard`)"),
+    ("HWML_MAX_TRAIN_MB", "4096", "estimated memory of one training run (weights, AdamW state, activations)"),
+    ("HWML_MAX_STEP_GFLOP", "200", "estimated compute of one training step (about 5-10 s on 2 CPU cores)"),
+    ("HWML_PRIVATE_RUNS", "on on a Space or the network, off on loopback", "each browser sees only its own runs"),
+    (
+        "HWML_UPLOAD_CACHE_SECONDS",
+        "3600",
+        "Gradio's cached uploads and returned files are deleted this long after they were made",
+    ),
+    ("HWML_MAX_REQUEST_FILES", "100", "most files in one request (Predict's feature files, enrolment clips)"),
+    ("HWML_MAX_JSON_MB", "64", "largest JSON file read (a dataset's index, an enrolment file), refused unread"),
+    ("HWML_RUNS_PER_ADDRESS", "3", "queued or running trainings per client address (where the Space passes one)"),
 )
 
 
@@ -77,9 +110,23 @@ def runs_disk_bytes() -> int:
     return int(_number("HWML_RUNS_DISK_MB", 1000.0, minimum=0) * 2**20)
 
 
+def upload_cache_seconds() -> int:
+    """Age after which Gradio deletes its cached files (gr.Blocks(delete_cache)); also counted in
+    the disk budget and pruned first past it (hwml.serve.disk)."""
+    return int(_number("HWML_UPLOAD_CACHE_SECONDS", 3600, int, positive=True))
+
+
+def gradio_cache_dir() -> Path:
+    """Gradio's cache of uploaded and returned files: GRADIO_TEMP_DIR, else <temp>/gradio (Gradio's rule)."""
+    import tempfile
+
+    raw = os.environ.get("GRADIO_TEMP_DIR")
+    return Path(raw) if raw and raw.strip() else Path(tempfile.gettempdir()) / "gradio"
+
+
 def checkpoints_dir() -> Path:
     """The shipped models: `<dir>/phoneme`, `<dir>/speaker`."""
-    return Path(_raw("HWML_CHECKPOINTS_DIR") or REPO / "checkpoints")
+    return Path(_raw("HWML_CHECKPOINTS_DIR") or shipped_folder("checkpoints"))
 
 
 def cache_dir() -> Path:
@@ -142,11 +189,37 @@ def max_upload_bytes() -> int:
 
 
 def allow_local_paths() -> bool:
-    """Typing a server path is fine on your own machine, not on a shared Space."""
+    """Typing a server path is fine on your own machine, not on a shared server: off on a Space
+    and off when Gradio listens on the network (a classroom LAN, where any visitor could probe
+    the server's folders); on only on loopback off a Space, or when turned on explicitly."""
     raw = os.environ.get("HWML_ALLOW_LOCAL_PATHS")
-    if raw is not None:
+    if raw is not None and raw.strip():
         return raw.strip().lower() in ("1", "true", "yes", "on")
-    return "SPACE_ID" not in os.environ
+    return not on_space() and server_on_loopback()
+
+
+def on_space() -> bool:
+    """A Hugging Face Space sets SPACE_ID: many strangers share this server."""
+    return "SPACE_ID" in os.environ
+
+
+def server_on_loopback() -> bool:
+    """Gradio listens on GRADIO_SERVER_NAME (default 127.0.0.1): loopback means only this machine."""
+    name = (os.environ.get("GRADIO_SERVER_NAME") or "127.0.0.1").strip().lower()
+    return name in ("127.0.0.1", "localhost", "::1") or name.startswith("127.")
+
+
+def private_runs() -> bool:
+    """Keep each browser's runs to itself: on by default on a Space or when the server listens
+    on the network; off (one owner, every run on the machine visible) on a laptop's loopback."""
+    raw = os.environ.get("HWML_PRIVATE_RUNS")
+    if raw is not None and raw.strip():
+        return raw.strip().lower() in ("1", "true", "yes", "on")
+    return on_space() or not server_on_loopback()
+
+
+def runs_per_address() -> int:
+    return _number("HWML_RUNS_PER_ADDRESS", 3, int, positive=True)
 
 
 def max_audio_seconds() -> float:
@@ -168,3 +241,22 @@ def max_zip_bytes() -> int:
 def tensorboard() -> bool:
     """Every run also writes a TensorBoard event log (as the setting tensorboard=1 asks one run)."""
     return (_raw("HWML_TENSORBOARD") or "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def max_train_bytes() -> int:
+    """Budget of hwml.train.budget's memory estimate of one run: well under a 16 GB Space's memory."""
+    return int(_number("HWML_MAX_TRAIN_MB", 4096.0, positive=True) * 2**20)
+
+
+def max_step_gflop() -> float:
+    """Budget of one training step's estimated compute: Stop and the time cap act between steps."""
+    return _number("HWML_MAX_STEP_GFLOP", 200.0, positive=True)
+
+
+def max_request_files() -> int:
+    """Files one request may carry (each up to HWML_MAX_UPLOAD_MB): bounds a request's disk and memory."""
+    return _number("HWML_MAX_REQUEST_FILES", 100, int, positive=True)
+
+
+def max_json_bytes() -> int:
+    return int(_number("HWML_MAX_JSON_MB", 64.0, positive=True) * 2**20)

@@ -57,12 +57,11 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def app_server(small_corpus, tmp_path_factory):
+def serve_app(small_corpus, tmp: Path, **env_changes):
     """`python app.py` on 127.0.0.1 and a free port, on the small built-in corpus, with its runs
-    in a temp folder; `checkpoints` starts empty (tests may put run folders there). Stopped after
-    the test session."""
-    tmp = tmp_path_factory.mktemp("app")
+    in `tmp`; `checkpoints` starts empty (tests may put run folders there). A generator: yields
+    the AppServer, stops the server when resumed. `env_changes`: variables to set (a value of
+    None removes the variable), e.g. a Space's SPACE_ID."""
     port = _free_port()
     max_upload_mb = 20
     env = {
@@ -76,10 +75,16 @@ def app_server(small_corpus, tmp_path_factory):
         "HWML_CHECKPOINTS_DIR": str(tmp / "checkpoints"),
         "HWML_MAX_RUN_SECONDS": "120",
         "HWML_ALLOW_LOCAL_PATHS": "1",
+        "HWML_PRIVATE_RUNS": "1",  # visitors kept apart, as on a Space (tests check it), though on loopback
         "GRADIO_TEMP_DIR": str(tmp / "gradio"),
         "HWML_MAX_UPLOAD_MB": str(max_upload_mb),
         "GRADIO_HEARTBEAT_INTERVAL": "2",
     }  # a closed tab is noticed in seconds, not 15 s
+    for name, value in env_changes.items():
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = str(value)
     log = tmp / "app.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(
@@ -110,3 +115,24 @@ def app_server(small_corpus, tmp_path_factory):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def app_server(small_corpus, tmp_path_factory):
+    """The app as a local server (local paths on, visitors kept apart), for the whole test session."""
+    yield from serve_app(small_corpus, tmp_path_factory.mktemp("app"))
+
+
+@pytest.fixture(scope="module")
+def space_server(small_corpus, tmp_path_factory):
+    """The app as on a Hugging Face Space: SPACE_ID set, local paths and private runs left to their
+    Space defaults (off, on), at most 5 files a request. One per test module that asks for it
+    (tests/test_space_mode.py)."""
+    yield from serve_app(
+        small_corpus,
+        tmp_path_factory.mktemp("space"),
+        SPACE_ID="hwml-tests/space",
+        HWML_ALLOW_LOCAL_PATHS=None,
+        HWML_PRIVATE_RUNS=None,
+        HWML_MAX_REQUEST_FILES=5,  # small, so a test goes past it cheaply
+    )

@@ -9,15 +9,13 @@ to test-output/ (or $HWML_TEST_OUTPUT) for a person to look at.
 
 from __future__ import annotations
 
-import json
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 pytest.importorskip("playwright.sync_api")
-from browser_helpers import OUT, TIMEOUT_MS, app_page, chromium, needs_chromium  # noqa: E402
+from browser_helpers import OUT, app_page, chromium, needs_chromium  # noqa: E402
 
 pytestmark = needs_chromium
 
@@ -159,25 +157,3 @@ def test_learn_tab_shows_features_and_a_pitfall(page):
     page.click("#learn-pitfall-4")
     page.get_by_text("with a length mask it does not move").wait_for()
     page.screenshot(path=str(OUT / "learn.png"), full_page=True)
-
-
-def test_closing_the_tab_stops_its_training_run(browser, app_server):
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    page = context.new_page()
-    page.set_default_timeout(TIMEOUT_MS)
-    page.goto(app_server.url)
-    page.wait_for_selector("#phoneme-train-start")
-    train_until_curve_is_drawn(page, "phoneme")
-    status = page.locator("#phoneme-train-status").inner_text()
-    run = next(word for word in status.split() if word.startswith("phoneme-"))
-    context.close()  # the user closes the tab mid-run
-    metrics = next(app_server.runs_dir.glob(f"sessions/*/runs/{run}")) / "metrics.jsonl"
-    deadline = time.monotonic() + 60
-    last = {}
-    while time.monotonic() < deadline:
-        lines = metrics.read_text().splitlines()
-        last = json.loads(lines[-1]) if lines else {}
-        if last.get("event") == "end":
-            break
-        time.sleep(0.5)
-    assert last.get("event") == "end" and last.get("reason") == "stopped", "the run outlived its tab"

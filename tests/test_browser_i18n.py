@@ -70,7 +70,7 @@ def english_sentence(line: str) -> bool:
 def visit_every_view(page, tag: str):
     """Click every top tab and each sub-tab; yield (view name, visible lines with a letter)."""
     n_top = page.evaluate(TOP_TABS + ".length")
-    assert n_top == 4
+    assert n_top == 5
     for i in range(n_top):
         page.evaluate(TOP_TABS + f"[{i}].click()")
         page.wait_for_timeout(600)
@@ -119,8 +119,8 @@ def test_the_switch_changes_the_language_for_the_session(browser, app_server):
         settled(page, "zh-CN")  # the server redrew its own lines in the new language
         assert page.title() == cn["app.title"]
         tabs = page.evaluate(TOP_TABS + ".map(b => b.innerText.trim())")
-        assert tabs == [cn[k] for k in ("tab.phoneme", "tab.speaker", "tab.runs", "tab.learn")]
-        page.evaluate(TOP_TABS + "[3].click()")
+        assert tabs == [cn[k] for k in ("tab.phoneme", "tab.speaker", "tab.live", "tab.runs", "tab.learn")]
+        page.evaluate(TOP_TABS + "[4].click()")  # Learn
         page.get_by_text(cn["pitfall.4.heading"]).click()
         page.locator("#learn-pitfall-4").click()  # a server-side result: the demo's headline
         page.get_by_text("加上长度掩码就完全不会动").wait_for()

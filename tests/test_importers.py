@@ -18,7 +18,8 @@ from hwml.data.phones import PHONES_39, fold
 from hwml.errors import HwmlError
 from hwml.importers import import_phoneme, import_speaker, read_phn
 
-# (phone, end in 16 kHz samples): h#, a vowel, a glottal stop (dropped), a pause, a folded vowel, h#
+# (phone, end in 16 kHz samples): h#, a vowel, a glottal stop (its time goes to the vowel and the
+# pause either side), a pause, a folded vowel, h#
 SEGMENTS_16K = [("h#", 2400), ("ae", 8000), ("q", 8800), ("pau", 10400), ("ix", 14000), ("h#", 16000)]
 
 
@@ -41,13 +42,19 @@ def utterance(seed: int, sr: int):
 
 
 def expected_labels(n_frames: int, phn_text: str, sr: int) -> list[int]:
-    """Naive reference: for each frame centre, the 39-class index of the segment under it, or -1."""
-    segs = [(int(a), int(b), fold(p)) for a, b, p in (line.split() for line in phn_text.splitlines())]
+    """Naive reference: for each frame centre, the 39-class index of the segment under it; a `q`
+    segment's first half belongs to the phone before it, its second half to the one after it;
+    frames under no segment are sil."""
+    segs = [[int(a), int(b), fold(p)] for a, b, p in (line.split() for line in phn_text.splitlines())]
+    for k in range(1, len(segs) - 1):
+        if segs[k][2] is None:
+            segs[k - 1][1] = segs[k + 1][0] = (segs[k][0] + segs[k][1]) // 2
+    segs = [s for s in segs if s[2] is not None]
     out = []
     for t in range(n_frames):
         centre_s = (t * 160 + 200) / 16000
         hit = [p for a, b, p in segs if a / sr <= centre_s < b / sr]
-        out.append(PHONES_39.index(hit[0]) if hit and hit[0] else -1)
+        out.append(PHONES_39.index(hit[0] if hit else "sil"))
     return out
 
 
@@ -75,13 +82,15 @@ def timit(tmp_path):
     return root, truth
 
 
-def test_read_phn_folds_and_drops_q(tmp_path):
+def test_read_phn_folds_and_gives_q_to_its_neighbours(tmp_path):
+    sil, ih, sh = (PHONES_39.index(p) for p in ("sil", "ih", "sh"))
     p = tmp_path / "a.phn"
     p.write_text("0 100 h#\n100 200 q\n200 300 ix\n300 400 zh\n")
-    starts, ends, labels = read_phn(p)
-    assert starts == [0, 100, 200, 300] and ends == [100, 200, 300, 400]
-    assert labels == [PHONES_39.index("sil"), -1, PHONES_39.index("ih"), PHONES_39.index("sh")]
+    assert read_phn(p) == ([0, 150, 300], [150, 300, 400], [sil, ih, sh])
+    p.write_text("0 100 q\n100 120 q\n120 300 ix\n300 400 zh\n400 450 q\n")  # runs of q, q at both edges
+    assert read_phn(p) == ([0, 300], [300, 450], [ih, sh])
     for text, problem in [
+        ("0 100 q\n", "no phone segment other than the glottal stop q"),
         ("0 100\n", "expected 'start end phone'"),
         ("0 100 xx\n", "unknown TIMIT phone"),
         ("100 50 aa\n", "bad segment"),
@@ -110,11 +119,30 @@ def test_import_phoneme_timit_layout(timit, tmp_path):
             wav, phn, sr = truth[rel]
             feats = featurize(wav, MFCC39)
             want = torch.tensor(expected_labels(len(feats), phn, sr))
-            keep = want >= 0
-            assert int((~keep).sum()) == 5  # the five frames whose centre is in the q segment
-            assert torch.equal(part.labels[a:b], want[keep])
-            assert torch.allclose(torch.as_tensor(part.feats[a:b]), feats[keep], atol=1e-5)
+            assert b - a == len(feats) == num_frames(16000)  # every frame of the audio, in place
+            assert torch.equal(part.labels[a:b], want)
+            assert torch.allclose(torch.as_tensor(part.feats[a:b]), feats, atol=1e-5)
+            ae, sil = PHONES_39.index("ae"), PHONES_39.index("sil")
+            # the q segment (frames 49..53 by their centres) split at 8400 samples: 49..51 ae, 52, 53 sil
+            assert want[47:55].tolist() == [ae] * 5 + [sil] * 3
     assert ds.train.labels.unique().tolist() == sorted(PHONES_39.index(p) for p in ("sil", "ae", "ih"))
+
+
+def test_import_phoneme_labels_unlabelled_frames_sil_and_refuses_mostly_unlabelled_audio(timit, tmp_path):
+    from hwml.data.libriphone import read_libriphone
+
+    root, _ = timit
+    sil = PHONES_39.index("sil")
+    (root / "TEST/DR1/FAKS0/SA1.PHN").write_text("0 2400 h#\n2400 8000 ae\n8000 13000 ix\n")  # 0.19 s unlabelled
+    summary = import_phoneme(root, tmp_path / "out", progress=False)
+    test = read_libriphone(tmp_path / "out").test
+    assert summary["test_frames"] == len(test.labels) == num_frames(16000)
+    centres = [t * 160 + 200 for t in range(num_frames(16000))]
+    assert [int(y) for y, c in zip(test.labels, centres) if c >= 13000] == [sil] * sum(c >= 13000 for c in centres)
+    (root / "TEST/DR1/FAKS0/SA1.PHN").write_text("0 2400 h#\n2400 6000 ae\n")  # 0.6 s unlabelled
+    with pytest.raises(HwmlError, match=r"SA1.PHN: labels leave 0.6\d s of the audio's 0.98 s unlabelled"):
+        import_phoneme(root, tmp_path / "out2", progress=False)
+    assert not (tmp_path / "out2").exists()
 
 
 def test_import_phoneme_without_split_folders_is_all_train(timit, tmp_path):

@@ -119,7 +119,7 @@ def test_stream_yields_increasing_steps_and_stop_ends_within_a_second(workspace)
     assert job.poll().state == "stopped"
 
 
-def test_closing_the_stream_stops_the_run(workspace):
+def test_closing_the_stream_leaves_the_run_going_and_a_new_stream_reattaches(workspace):
     registry = JobRegistry(JobLimits(max_training=1))
     job = submit(registry, workspace)
     stream = job.stream(interval=0.05)
@@ -127,7 +127,15 @@ def test_closing_the_stream_stops_the_run(workspace):
         if view.step > 2:
             break
     stream.close()  # what Gradio does when the event is cancelled or the tab goes away
-    assert job.join(timeout=2.0) and job.poll().state == "stopped"
+    assert not job.join(timeout=0.5), "the run ended with its page"
+    again = registry.live("a", "phoneme")
+    assert again is job
+    for view in again.stream(interval=0.05):
+        if view.step > 20:
+            break
+    assert view.events[0]["event"] == "start" and view.step > 20  # the whole curve, not only what is new
+    job.stop()
+    assert job.join(2.0) and registry.live("a", "phoneme") is None
 
 
 def test_queued_run_knows_its_position_and_starts_when_the_slot_frees(workspace):
@@ -168,11 +176,15 @@ def test_unload_stops_every_run_of_the_session_and_only_those(workspace):
     assert b.join(2.0)
 
 
-def test_nobody_polling_stops_the_run(workspace):
-    registry = JobRegistry(JobLimits(max_training=1, orphan_seconds=0.3))
-    job = submit(registry, workspace)
-    assert job.join(timeout=5.0), "an unwatched run kept training"
-    assert job.poll().state == "stopped"
+def test_nobody_polling_cancels_a_queued_run_but_not_a_training_one(workspace):
+    registry = JobRegistry(JobLimits(max_training=1, orphan_seconds=0.5))
+    first = submit(registry, workspace, session="a")
+    second = submit(registry, workspace, session="b")
+    assert second.join(timeout=5.0), "an unwatched queued run kept its place"
+    assert second.poll().state == "stopped"
+    assert first.alive, "a training run stopped because nobody watched it"
+    first.stop()
+    assert first.join(2.0)
 
 
 def test_time_cap_applies_to_every_run(workspace):

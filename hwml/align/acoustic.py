@@ -47,3 +47,18 @@ def log_posteriors(model, config: dict, feats: list[torch.Tensor]) -> list[np.nd
         logp = log_scores(predict_logits(model, config, frames))
         out += [logp[a:b] for a, b in zip(offsets[:-1].tolist(), offsets[1:].tolist())]
     return out
+
+
+def mean_log_posteriors(models: list[tuple], feats: list[torch.Tensor]) -> list[np.ndarray]:
+    """(T, C) frame log-posteriors of each utterance averaged over several phoneme runs (the
+    log of their geometric mean: a model average; one run gives its own). They must share
+    their class names."""
+    names = list(models[0][1]["class_names"])
+    for _, config in models[1:]:
+        if list(config["class_names"]) != names:
+            raise HwmlError("the alignment models must have the same phone classes to be averaged")
+    total = None
+    for model, config in models:
+        logps = log_posteriors(model, config, feats)
+        total = logps if total is None else [a + b for a, b in zip(total, logps)]
+    return [t / len(models) for t in total]

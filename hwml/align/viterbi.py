@@ -32,6 +32,7 @@ class Unit:
     phone: str
     word: int  # index into the utterance's words, -1 for silence between them
     preds: tuple[int, ...]  # units that may come just before (START: the utterance's first frame)
+    closure: str = ""  # a `sil` unit before a stop: that stop (its closure)
 
 
 @dataclass
@@ -56,8 +57,8 @@ class _Builder:
         self.units: list[Unit] = []
         self.frontier: set[int] = {START}  # units the next unit may follow
 
-    def add(self, phone: str, word: int, preds: set[int]) -> int:
-        self.units.append(Unit(phone, word, tuple(sorted(preds))))
+    def add(self, phone: str, word: int, preds: set[int], closure: str = "") -> int:
+        self.units.append(Unit(phone, word, tuple(sorted(preds)), closure))
         return len(self.units) - 1
 
     def optional_sil(self) -> None:
@@ -78,7 +79,7 @@ class _Builder:
                         # a closure may follow anything but a silence (that silence is the closure)
                         plain = {u for u in frontier if u == START or self.units[u].phone != "sil"}
                         if plain:
-                            preds.add(self.add("sil", word, plain))
+                            preds.add(self.add("sil", word, plain, phone))
                     nxt.add(self.add(phone, word, preds))
                 frontier = nxt
             after |= frontier
@@ -139,9 +140,10 @@ def build_graph(
     )
 
 
-def viterbi(logp: np.ndarray, graph: Graph, source="utterance") -> np.ndarray:
-    """(T,) best state path through `graph` for (T, C) frame log-scores; HwmlError naming `source`
-    when the utterance is shorter than the shortest path."""
+def viterbi(logp: np.ndarray, graph: Graph, source="utterance", bonus: np.ndarray | None = None) -> np.ndarray:
+    """(T,) best state path through `graph` for (T, C) frame log-scores, plus `bonus` (T, S) per
+    frame and state where given (`hwml.align.joint`); HwmlError naming `source` when the
+    utterance is shorter than the shortest path."""
     T = len(logp)
     if graph.n_states == 0:
         raise HwmlError(f"{source}: the transcript has no words")
@@ -152,6 +154,8 @@ def viterbi(logp: np.ndarray, graph: Graph, source="utterance") -> np.ndarray:
         )
     S = graph.n_states
     emit = np.asarray(logp, np.float64)[:, graph.phone]  # (T, S)
+    if bonus is not None:
+        emit = emit + bonus
     back = np.empty((T, S), np.int8)
     scores = np.full(S + 1, -np.inf)  # slot S: "no predecessor"
     scores[:S] = np.where(graph.start, emit[0], -np.inf)

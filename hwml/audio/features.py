@@ -100,3 +100,25 @@ def featurize(
     else:
         wave = source
     return (mfcc39 if params.kind == "mfcc39" else logmel40)(wave, params)
+
+
+def mfcc_frames(wave, params: FeatureParams = MFCC39) -> torch.Tensor:
+    """(T, n_mfcc) cepstra before deltas and normalisation: the frame-local part of `mfcc39`,
+    which `hwml.audio.stream` computes chunk by chunk (each frame depends on its own samples only)."""
+    w = _check_wave(wave, params, "mfcc39")
+    with torch.no_grad():
+        return _mfcc(params)(w).T.contiguous()
+
+
+def log_mel_frames(wave, params: FeatureParams = LOGMEL40) -> torch.Tensor:
+    """(T, n_mels) log mel energies before normalisation, of any feature kind's filterbank: the
+    frame-local part of `logmel40` (hwml.audio.stream; the Live view's spectrogram)."""
+    w = _check_wave(wave, params, params.kind)
+    with torch.no_grad():
+        return torch.log(_mel(params)(w) + LOG_FLOOR).T.contiguous()
+
+
+def deltas(x: torch.Tensor, params: FeatureParams = MFCC39) -> torch.Tensor:
+    """(T, D) -> (T, D) time derivatives, edge frames repeated: the deltas `mfcc39` appends."""
+    with torch.no_grad():
+        return torchaudio.functional.compute_deltas(x.T, win_length=params.delta_win).T

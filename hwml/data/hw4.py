@@ -118,7 +118,12 @@ def _read_test_labels(path: Path, test_ids: list[str], speaker2id: dict[str, int
 
 
 def _cache_folder(root: Path) -> Path:
-    return settings.cache_dir() / "hw4" / hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:16]
+    """Under $HWML_CACHE; a folder inside the app's runs root (a visitor's upload) keeps its cache
+    beside it instead, so the app's disk budget counts it and it goes with the upload."""
+    root = root.resolve()
+    if settings.runs_dir().resolve() in root.parents:
+        return root.parent / f".hwml-cache-{root.name}"
+    return settings.cache_dir() / "hw4" / hashlib.sha256(str(root).encode()).hexdigest()[:16]
 
 
 _SOURCES = ("mel_len in metadata.json", "mel_len in testdata.json")

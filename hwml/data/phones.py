@@ -1,7 +1,8 @@
 """The TIMIT phone sets: 61 phones as labelled, folded to the standard 39 classes.
 
 The folding is Lee & Hon (1989), the set every TIMIT phoneme-recognition paper (and the
-course's timit_11 labels) uses. `q` (glottal stop) is dropped, not folded.
+course's timit_11 labels) uses. `q` (glottal stop) is dropped, not folded: as a symbol; its
+time goes to the phones either side (`hwml.importers.timit.read_phn`).
 """
 
 PHONES_39 = (

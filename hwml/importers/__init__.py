@@ -1,7 +1,9 @@
 """Your own audio -> course-format folders, one module per layout:
 
-- `timit`: TIMIT layout (`.wav` + `.phn`) -> HW2 libriphone; `import_phoneme` also takes audio
-  with transcripts and no `.phn`, which `transcribed` force-aligns (MFA layout, Kaldi `text`)
+- `timit`: TIMIT layout (`.wav` + `.phn`), or audio with Praat TextGrids (MFA's output) -> HW2
+  libriphone; `import_phoneme` also takes audio with transcripts and no labels, which
+  `transcribed` force-aligns (MFA layout, Kaldi `text`)
+- `phone_labels`: a `.phn` or TextGrid -> one label for every frame of its audio (`q`, silences)
 - `speakers`: one folder per speaker (LibriSpeech too) or FSDD-style names -> HW4 Dataset
 - `common`: what they share (walking folders, featurising many files at once, bad files)
 

@@ -3,6 +3,8 @@ bad files failed on or skipped, utterance ids, splits from TRAIN/TEST folder nam
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import itertools
 import os
 import re
@@ -35,6 +37,20 @@ class BadFiles:
         tqdm.write(f"skipped {msg}", file=sys.stderr)
 
 
+_STOP: contextvars.ContextVar = contextvars.ContextVar("hwml_import_stop", default=None)
+
+
+@contextlib.contextmanager
+def stop_imports_on(event):
+    """Imports run in this thread end (HwmlError "stopped") at the next file once `event` is set:
+    the app's Stop and its time share reach an import of 100,000 files within seconds."""
+    token = _STOP.set(event)
+    try:
+        yield
+    finally:
+        _STOP.reset(token)
+
+
 def featurise_all(items: list, featurise, desc: str, progress: bool):
     """Yield (item, featurise(item) or the HwmlError it raised), in order, several files at once.
 
@@ -59,7 +75,12 @@ def featurise_all(items: list, featurise, desc: str, progress: bool):
         todo, running = iter(items), []
         for item in itertools.islice(todo, 2 * workers):
             running.append((item, pool.submit(attempt, item)))
+        stop = _STOP.get()
         while running:
+            if stop is not None and stop.is_set():
+                for _item, pending in running:
+                    pending.cancel()
+                raise HwmlError("import stopped before it finished")
             item, future = running.pop(0)
             result = future.result()
             nxt = next(todo, None)

@@ -1,5 +1,11 @@
 """TIMIT-layout corpora (`*.wav`/`*.WAV` with `.phn` beside them, 61 phones folded to the standard
-39) -> an HW2 libriphone folder; without any `.phn`, transcribed audio goes to `transcribed`."""
+39) -> an HW2 libriphone folder; without any `.phn`, transcribed audio goes to `transcribed`.
+
+Every frame of the audio keeps its place and gets a label (`hwml.importers.phone_labels`: a
+`q` segment's time goes to the phones either side, frames under no segment are `sil`). A Praat
+TextGrid beside a clip instead of a `.phn` (the Montreal Forced Aligner's output, a `phones`
+tier) gives its phones the same way.
+"""
 
 from __future__ import annotations
 
@@ -8,98 +14,77 @@ from pathlib import Path
 
 import torch
 
-from hwml.audio.decode import read_audio, wave_to_16k
+from hwml.audio.decode import AUDIO_SUFFIXES, read_audio, wave_to_16k
 from hwml.audio.features import mfcc39
-from hwml.audio.frames import label_frames
 from hwml.audio.params import MFCC39
-from hwml.data.phones import PHONES_39, fold
 from hwml.errors import HwmlError
 from hwml.importers.common import BadFiles, check_paths, featurise_all, frameset, safe_id, split_of, walk
+from hwml.importers.phone_labels import PHN_SLACK_SECONDS, every_frame_labelled, read_labels, read_phn
 from hwml.safeio import write_folder_atomic
 
-PHONE_INDEX = {p: i for i, p in enumerate(PHONES_39)}
+__all__ = ["import_phoneme", "read_phn"]
 
 
-PHN_SLACK_SECONDS = 0.5  # .phn segments may end this far past the audio (rounding, padding)
-
-
-def _timit_pairs(src: Path) -> tuple[list[tuple[Path, Path]], int]:
-    """(wav, phn) pairs at any depth, and how many .wav files had no .phn beside them."""
+def _labelled_pairs(src: Path, phones_from: Path | None = None) -> tuple[list[tuple[Path, Path]], int]:
+    """(audio, labels) pairs at any depth: a `.phn` beside a `.wav`, or a `.TextGrid` beside any
+    audio file (a `.phn` wins where both are); and how many `.wav` files had neither. With
+    `phones_from` (MFA's output folder), labels come only from there: the TextGrid at the clip's
+    path below SRC, `<phones_from>/<sub-folders>/<stem>.TextGrid` (names in any case)."""
     pairs, unlabelled = [], 0
     for folder, files in walk(src):
         by_lower = {f.lower(): f for f in files}
+        if phones_from is not None:
+            there = phones_from / folder.relative_to(src)
+            by_lower = {f.name.lower(): f.name for f in there.iterdir() if f.is_file()} if there.is_dir() else {}
+            folder_of_labels = there
+        else:
+            folder_of_labels = folder
         seen = set()
         for f in files:
             low = f.lower()
-            if not low.endswith(".wav"):
+            suffix = Path(low).suffix
+            if suffix not in AUDIO_SUFFIXES:
                 continue
-            stem = low[:-4].removesuffix(".wav")  # SA1.WAV (SPHERE) and SA1.WAV.wav (converted) are one
+            stem = low[: -len(suffix)]
+            if suffix == ".wav":
+                stem = stem.removesuffix(".wav")  # SA1.WAV (SPHERE) and SA1.WAV.wav (converted) are one
             if stem in seen:
                 continue
-            phn = by_lower.get(stem + ".phn")
-            if phn is None:
-                unlabelled += 1
+            phn = by_lower.get(stem + ".phn") if suffix == ".wav" and phones_from is None else None
+            labels = phn or by_lower.get(stem + ".textgrid")
+            if labels is None:
+                unlabelled += suffix == ".wav"
                 continue
             seen.add(stem)
-            pairs.append((folder / f, folder / phn))
+            pairs.append((folder / f, folder_of_labels / labels))
     return pairs, unlabelled
 
 
-def read_phn(phn: Path) -> tuple[list[int], list[int], list[int]]:
-    """A TIMIT .phn file: (starts, ends, 39-class indices); `q` gets -1 (dropped)."""
-    try:
-        text = phn.read_text(encoding="utf-8", errors="strict")
-    except (OSError, UnicodeDecodeError) as e:
-        raise HwmlError(f"{phn}: cannot read phone labels ({type(e).__name__})") from None
-    starts, ends, labels = [], [], []
-    for n, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        parts = line.split()
-        try:
-            start, end, phone = int(parts[0]), int(parts[1]), parts[2]
-            if len(parts) != 3:
-                raise ValueError
-        except (ValueError, IndexError):
-            raise HwmlError(f"{phn}: line {n}: expected 'start end phone', got {line.strip()[:40]!r}") from None
-        if not 0 <= start <= end:
-            raise HwmlError(f"{phn}: line {n}: bad segment {start}..{end}")
-        try:
-            folded = fold(phone)
-        except KeyError:
-            raise HwmlError(f"{phn}: line {n}: unknown TIMIT phone {phone[:20]!r}") from None
-        starts.append(start)
-        ends.append(end)
-        labels.append(-1 if folded is None else PHONE_INDEX[folded])
-    if not starts:
-        raise HwmlError(f"{phn}: no phone segments")
-    return starts, ends, labels
-
-
 def _phoneme_utterance(wav: Path, phn: Path) -> tuple[torch.Tensor, torch.Tensor, float]:
-    """MFCC39 frames of one utterance that fall in a labelled phone, their labels, and its seconds."""
+    """MFCC39 frames of one utterance (every one), their labels, and its seconds."""
     wave, sr = read_audio(wav)
-    starts, ends, labels = read_phn(phn)
+    starts, ends, labels = read_labels(phn, sr)
     if max(ends) > len(wave) + PHN_SLACK_SECONDS * sr:
         raise HwmlError(f"{phn}: segments run to {max(ends) / sr:.2f} s but {wav.name} lasts {len(wave) / sr:.2f} s")
     feats = mfcc39(wave_to_16k(wave, sr, name=str(wav)))
-    frame_labels = label_frames(len(feats), starts, ends, labels, sr, MFCC39)
-    keep = frame_labels >= 0
-    if not keep.any():
-        raise HwmlError(f"{phn}: no frame centre falls in a labelled phone segment")
-    return feats[keep].contiguous(), frame_labels[keep], len(wave) / sr
+    return feats, every_frame_labelled(feats, starts, ends, labels, sr, phn), len(wave) / sr
 
 
-def import_phoneme(src, out, *, skip_bad: bool = False, progress: bool = True, **align_options) -> dict:
+def import_phoneme(
+    src, out, *, skip_bad: bool = False, progress: bool = True, phones_from=None, **align_options
+) -> dict:
     """TIMIT-layout corpus -> HW2 libriphone folder (MFCC39, 39 folded phone classes).
 
-    Every `*.wav`/`*.WAV` (RIFF or NIST SPHERE) with a `.phn` beside it, at any depth. The
+    Every `*.wav`/`*.WAV` (RIFF or NIST SPHERE) with a `.phn` beside it, and any audio file with
+    a same-named `.TextGrid` beside it (a `phones` tier, e.g. MFA's output), at any depth. The
     speaker is the folder holding the file; utterance ids are `<region>_<speaker>_<stem>`.
     Folders named TRAIN/TEST (any case) choose the split (a labelled test part); without
-    them everything is train. Frames whose centre is in a `q` segment or in no segment are
-    dropped. Returns a summary dict.
+    them everything is train. Every frame is kept: a `q` segment's time goes to its neighbours,
+    frames in no segment are `sil` (module docstring). `phones_from`: a folder of TextGrids in
+    SRC's layout (MFA's output folder) to take the labels from instead (`_labelled_pairs`).
+    Returns a summary dict.
 
-    Without any `.phn`, audio with transcripts (`.lab`/`.txt` beside it, or a Kaldi `text` file)
+    Without any `.phn` or `.TextGrid`, audio with transcripts (`.lab`/`.txt` beside it, or a Kaldi `text` file)
     is force-aligned instead: `hwml.importers.transcribed.import_transcribed`, which takes `align_options`
     (lexicon_file, align_model, rounds, round_seconds, textgrid, ...).
     """
@@ -108,7 +93,16 @@ def import_phoneme(src, out, *, skip_bad: bool = False, progress: bool = True, *
     src, out = Path(src), Path(out)
     check_paths(src, out)
     started = time.perf_counter()
-    pairs, unlabelled = _timit_pairs(src)
+    if phones_from is not None:
+        phones_from = Path(phones_from)
+        if not phones_from.is_dir():
+            raise HwmlError(f"{phones_from}: not a folder (--phones-from: the folder of TextGrids, e.g. MFA's output)")
+    pairs, unlabelled = _labelled_pairs(src, phones_from)
+    if not pairs and phones_from is not None:
+        raise HwmlError(
+            f"{phones_from}: no TextGrid for any audio file of {src} "
+            "(expected <folder>/<the clip's sub-folders>/<clip stem>.TextGrid, as MFA writes them)"
+        )
     if not pairs:
         from hwml.importers.transcribed import find_transcribed, import_transcribed
 
@@ -116,13 +110,14 @@ def import_phoneme(src, out, *, skip_bad: bool = False, progress: bool = True, *
         if utts:
             return import_transcribed(src, out, utts, counts, skip_bad=skip_bad, progress=progress, **align_options)
         raise HwmlError(
-            f"{src}: no .wav file with a .phn file beside it (TIMIT layout), and no audio with a "
-            "transcript (a same-named .lab/.txt beside it, or a Kaldi 'text' file at the top)"
+            f"{src}: no .wav file with a .phn file beside it (TIMIT layout), no audio with a Praat "
+            ".TextGrid beside it, and no audio with a transcript (a same-named .lab/.txt beside it, "
+            "or a Kaldi 'text' file at the top)"
         )
     used = sorted(k for k, v in align_options.items() if k != "seed" and v not in (None, False, 0))
     if used:
         raise HwmlError(
-            f"{src}: has .phn phone labels, so nothing is aligned; "
+            f"{src}: has phone labels (.phn or .TextGrid), so nothing is aligned; "
             f"{', '.join(used)} apply only to audio with transcripts"
         )
     bad = BadFiles(skip_bad)

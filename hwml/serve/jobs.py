@@ -2,14 +2,16 @@
 
 A browser session asks for a run; a `TrainingJob` waits for a free slot (at most
 `HWML_MAX_TRAINING` runs at once, default 1 on CPU, queued users see their position), then
-calls `hwml.api.train_run` in a thread. The engine's events arrive through a callback
-into a thread-safe queue, which the app's generator drains to redraw the curves. Nothing here
-imports Gradio: the UI only wires these objects to components.
+calls `hwml.api.train_run` in a thread; the engine's events reach the app's generator through
+a thread-safe queue. No Gradio here: the UI only wires these objects to components.
 
-No orphans: a run stops (within a second, keeping its best weights) when its stop flag is set
-by the Stop button, by the generator that streams it being closed (Gradio cancels or the tab
-closes), by `stop_session` (the app's unload hook), or by the watchdog when nobody has polled
-it for `HWML_ORPHAN_SECONDS`. Every run is capped at `HWML_MAX_RUN_SECONDS` of training.
+A run belongs to a visitor (`hwml.serve.identity`: the browser's token, not the page), so it
+keeps training when its page closes and any page of the same browser re-attaches to it
+(`live`). It stops (within a second, keeping its best weights) when its stop flag is set by the
+Stop button or `stop_session`, or when its fair share of the time runs out (`hwml.serve.fair`:
+`HWML_MAX_RUN_SECONDS` from its slot on, data preparation included, shrinking while others
+wait). A queued run nobody polls for `HWML_ORPHAN_SECONDS` gives up its place. One queued or
+running training per visitor (shared server), `HWML_RUNS_PER_ADDRESS` per client address.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from pathlib import Path
 from hwml import settings
 from hwml.errors import HwmlError
 from hwml.machine import usable_cores
+from hwml.serve.fair import MIN_SHARE_SECONDS, TrainingSlots, format_duration
+from hwml.serve.identity import Visitor
 
 log = logging.getLogger(__name__)
 
@@ -39,69 +43,21 @@ class JobLimits:
     max_run_seconds: float = 600.0  # training time cap per run
     orphan_seconds: float = 30.0  # stop a run nobody has polled for this long
     predict_workers: int = field(default_factory=lambda: min(8, usable_cores()))  # predictions at once
+    one_per_visitor: bool = False  # one queued or running run per visitor, any task (else: per task)
+    per_address: int = 3  # queued or running runs per client address (where one is known)
+    min_share_seconds: float = MIN_SHARE_SECONDS  # a running run's share never shrinks below this
 
     @classmethod
     def from_env(cls) -> JobLimits:
-        """HWML_MAX_TRAINING, HWML_MAX_RUN_SECONDS, HWML_ORPHAN_SECONDS, HWML_PREDICT_WORKERS (hwml.settings)."""
+        """From hwml.settings (HWML_PRIVATE_RUNS: one run per visitor where visitors are kept apart)."""
         return cls(
             max_training=settings.max_training(),
             max_run_seconds=settings.max_run_seconds(),
             orphan_seconds=settings.orphan_seconds(),
             predict_workers=settings.predict_workers(),
+            one_per_visitor=settings.private_runs(),
+            per_address=settings.runs_per_address(),
         )
-
-
-class TrainingSlots:
-    """At most n holders at once; the rest wait first come, first served and know their place."""
-
-    def __init__(self, n: int):
-        self.n = n
-        self._cond = threading.Condition()
-        self._running: set[int] = set()
-        self._waiting: list[int] = []
-
-    def acquire(
-        self, ticket: int, stop: threading.Event, on_wait: Callable[[int], None] = lambda p: None, poll_s: float = 0.2
-    ) -> bool:
-        """Block until `ticket` holds a slot (True) or `stop` is set while waiting (False).
-
-        on_wait(position) is called whenever the 1-based queue position changes.
-        """
-        with self._cond:
-            self._waiting.append(ticket)
-            last = None
-            try:
-                while True:
-                    position = self._waiting.index(ticket) + 1
-                    if position == 1 and len(self._running) < self.n:
-                        self._running.add(ticket)
-                        return True
-                    if stop.is_set():
-                        return False
-                    if position != last:
-                        on_wait(position)
-                        last = position
-                    self._cond.wait(poll_s)
-            finally:
-                self._waiting.remove(ticket)
-                self._cond.notify_all()
-
-    def release(self, ticket: int) -> None:
-        with self._cond:
-            self._running.discard(ticket)
-            self._cond.notify_all()
-
-    def position(self, ticket: int) -> int:
-        """0 while running, 1.. while waiting, -1 when unknown (finished or never queued)."""
-        with self._cond:
-            if ticket in self._running:
-                return 0
-            return self._waiting.index(ticket) + 1 if ticket in self._waiting else -1
-
-    @property
-    def busy(self) -> int:
-        with self._cond:
-            return len(self._running)
 
 
 @dataclass
@@ -113,6 +69,7 @@ class JobView:
     events: list[dict]  # all engine events so far (start, step, valid, end)
     message: str  # one line for a status box
     position: int  # queue position while queued, else 0
+    wait_s: float | None  # estimated wait for a slot while queued (an upper bound, hwml.serve.fair)
     fraction: float  # 0..1 of the run done
     step: int
     max_steps: int | None
@@ -134,8 +91,7 @@ _tickets = itertools.count(1)
 class TrainingJob:
     """One training run in a background thread, fed to the UI as snapshots.
 
-    `prepare` is called in the thread before training (e.g. generating the built-in corpus)
-    and returns the data folder; its progress messages show in the snapshot's message.
+    `prepare` (in the thread, before training: e.g. the built-in corpus) returns the data folder.
     """
 
     def __init__(
@@ -154,8 +110,11 @@ class TrainingJob:
         device: str = "auto",
         on_finish: Callable[[TrainingJob], None] = lambda job: None,
         init: Path | None = None,
+        resume: bool = False,
+        visitor: Visitor | None = None,
     ):
         self.kind, self.run_dir, self.preset, self.init = kind, Path(run_dir), preset, init
+        self.resume, self.visitor = resume, visitor or Visitor("anonymous")
         self.overrides = dict(overrides or {})
         self.max_steps = max_steps
         cap = limits.max_run_seconds
@@ -171,42 +130,77 @@ class TrainingJob:
         self._poll_lock = threading.Lock()
         self._events: list[dict] = []
         self._position = 0
+        self._wait: float | None = None
         self._version = 0
+        self.cut_by_share = False  # stopped because its fair share of the time ran out
+        self.data_dir, self.upload_dir = None, getattr(prepare, "upload_dir", None)  # in use while alive
         self.last_poll = time.monotonic()
         self._thread = threading.Thread(target=self._run, name=f"hwml-train-{self.ticket}", daemon=True)
 
     # --- the thread -------------------------------------------------------------------------
     def start(self) -> TrainingJob:
         self._thread.start()
+        threading.Thread(target=self._watch, name=f"hwml-watch-{self.ticket}", daemon=True).start()
         return self
+
+    def _watch(self, every: float = 0.25) -> None:
+        """While queued: refresh the wait estimate, give up the place when nobody polls. While
+        holding a slot: stop the run when its fair share of the time is spent."""
+        last_estimate = 0.0
+        while self._thread.is_alive() and not self.stop_event.wait(every):
+            now = time.monotonic()
+            deadline = self._slots.deadline(self.ticket)
+            if deadline is not None:
+                if self._slots.clock() >= deadline:
+                    log.info("run %s: its share of the training time is spent, stopping it", self.run_dir)
+                    self.cut_by_share = True
+                    self.stop_event.set()
+                continue
+            position = self._slots.position(self.ticket)
+            if position > 0 and now - self.last_poll > self.limits.orphan_seconds:
+                log.warning(
+                    "queued run %s: nobody polled it for %.0f s, cancelling it", self.run_dir, now - self.last_poll
+                )
+                self.stop_event.set()
+            elif position > 0 and now - last_estimate >= 2.0:
+                last_estimate = now
+                self._queue.put(
+                    {"event": "queued", "position": position, "wait": self._slots.estimate_wait(self.ticket)}
+                )
 
     def _status(self, message: str) -> None:
         self._queue.put({"event": "status", "message": message})
 
     def _on_event(self, event: dict) -> None:
-        """Engine callback, in the training thread: hand over, and stop if nobody is watching."""
+        """Engine callback, in the training thread: hand over (the run goes on unwatched)."""
         self._queue.put(dict(event))
-        if time.monotonic() - self.last_poll > self.limits.orphan_seconds and not self.stop_event.is_set():
-            log.warning("run %s: nobody polled it for %.0f s, stopping it", self.run_dir, self.limits.orphan_seconds)
-            self.stop_event.set()
 
     def _run(self) -> None:
         from hwml.api import train_run
+        from hwml.importers.common import stop_imports_on  # torch: only in the training thread
 
-        holding = False
+        holding = training = False
         try:
             holding = self._slots.acquire(
-                self.ticket, self.stop_event, on_wait=lambda p: self._queue.put({"event": "queued", "position": p})
+                self.ticket,
+                self.stop_event,
+                on_wait=lambda p: self._queue.put(
+                    {"event": "queued", "position": p, "wait": self._slots.estimate_wait(self.ticket)}
+                ),
+                seconds=self.max_seconds,
             )
             if not holding:
                 self._queue.put({"event": "done", "state": "stopped", "message": "cancelled while waiting"})
                 return
             self._queue.put({"event": "preparing"})
-            data = self._prepare(self._status)
+            with stop_imports_on(self.stop_event):  # Stop (or the share) ends an import between files
+                data = self._prepare(self._status)
+            self.data_dir = Path(data)
             if self.stop_event.is_set():
                 self._queue.put({"event": "done", "state": "stopped", "message": "stopped before training began"})
                 return
             self._status("loading data and building the model")
+            training = True
             summary = train_run(
                 self.kind,
                 data,
@@ -220,10 +214,16 @@ class TrainingJob:
                 callbacks=[self._on_event],
                 stop_event=self.stop_event,
                 **({"init": self.init} if self.init is not None else {}),
+                **({"resume": True} if self.resume else {}),
             )
             state = "stopped" if summary.get("reason") == "stopped" else "finished"
+            if self.cut_by_share and summary.get("reason") == "stopped":
+                summary = {**summary, "reason": "share"}
             self._queue.put({"event": "done", "state": state, "message": _end_message(summary)})
         except HwmlError as exc:
+            if self.stop_event.is_set() and not training:
+                self._queue.put({"event": "done", "state": "stopped", "message": "stopped while preparing the data"})
+                return
             self._queue.put({"event": "done", "state": "failed", "error": str(exc)})
         except Exception as exc:  # a bug, not the user's fault: keep the app alive and say so
             log.exception("training run %s crashed", self.run_dir)
@@ -271,8 +271,10 @@ class TrainingJob:
         self._version += 1
         kind = item.get("event")
         if kind == "queued":
-            self.state, self._position = "queued", item["position"]
+            self.state, self._position, self._wait = "queued", item["position"], item.get("wait")
             self.message = f"waiting for a training slot: number {item['position']} in the queue"
+            if self._wait is not None and math.isfinite(self._wait):
+                self.message += f", about {format_duration(self._wait)}"
         elif kind == "preparing":
             self.state, self._position, self.message = "preparing", 0, "preparing the data"
         elif kind == "status":
@@ -308,6 +310,7 @@ class TrainingJob:
             events=list(self._events),
             message=self.message,
             position=self._position if self.state == "queued" else 0,
+            wait_s=self._wait if self.state == "queued" else None,
             fraction=fraction,
             step=step,
             max_steps=max_steps,
@@ -323,23 +326,21 @@ class TrainingJob:
         """A snapshot whenever something changed, checked every `interval` seconds (and one
         every `heartbeat` seconds regardless), until the run is over; the last one is final.
 
-        Closing this generator (Gradio cancels it, or the tab goes away) stops the run.
+        Closing this generator (Gradio cancels it, or the tab goes away) leaves the run going:
+        it belongs to the visitor, and any of their pages may stream it again. Several pages
+        may stream one run at once (each snapshot holds every event so far).
         """
         seen, last_yield = -1, 0.0
-        try:
-            while True:
-                view = self.poll(timeout=interval)
-                if view.done:  # "done" is the thread's last word: let it finish its cleanup
-                    self.join(timeout=2.0)
-                    yield view
-                    return
-                now = time.monotonic()
-                if self._version != seen or now - last_yield >= heartbeat:
-                    seen, last_yield = self._version, now
-                    yield view
-        finally:
-            if self.alive:
-                self.stop()
+        while True:
+            view = self.poll(timeout=interval)
+            if view.done:  # "done" is the thread's last word: let it finish its cleanup
+                self.join(timeout=2.0)
+                yield view
+                return
+            now = time.monotonic()
+            if self._version != seen or now - last_yield >= heartbeat:
+                seen, last_yield = self._version, now
+                yield view
 
 
 def _end_message(summary: dict) -> str:
@@ -348,6 +349,7 @@ def _end_message(summary: dict) -> str:
         "max_seconds": "reached the time limit",
         "early_stop": "stopped early (no more validation gains)",
         "stopped": "stopped by you",
+        "share": "reached its fair share of the time while others waited",
     }
     best = summary.get("best_valid_acc")
     best_text = f"; best validation accuracy {best:.1%}" if isinstance(best, (int, float)) and best >= 0 else ""
@@ -356,52 +358,72 @@ def _end_message(summary: dict) -> str:
     return f"done after {steps} step{'' if steps == 1 else 's'}: {why}{best_text}"
 
 
-def format_duration(seconds: float | None) -> str:
-    if seconds is None or not math.isfinite(seconds):
-        return "-"
-    seconds = int(round(seconds))
-    return f"{seconds // 60}:{seconds % 60:02d}" if seconds < 3600 else f"{seconds // 3600}h{seconds % 3600 // 60:02d}"
-
-
 class JobRegistry:
-    """Every live run of the app, by session, so a session can stop its own and the unload
-    hook can stop all of a closed tab's runs. One run per session and task at a time."""
+    """Every live run of the app, by owner and task, so a visitor can stop their own and any of
+    their pages can re-attach to it. The fair-share limits are checked here, before a run queues."""
 
-    def __init__(self, limits: JobLimits | None = None):
+    def __init__(self, limits: JobLimits | None = None, clock=time.monotonic):
+        """`clock`: what the fair shares count (tests pass a fake one)."""
         self.limits = limits or JobLimits.from_env()
-        self.slots = TrainingSlots(self.limits.max_training)
+        self.slots = TrainingSlots(
+            self.limits.max_training,
+            cap=self.limits.max_run_seconds,
+            clock=clock,
+            min_share=self.limits.min_share_seconds,
+        )
         self._lock = threading.Lock()
         self._jobs: dict[tuple[str, str], TrainingJob] = {}
 
-    def submit(self, session: str, kind: str, **job_args) -> TrainingJob:
-        key = (session, kind)
-        current = self.get(session, kind)
-        if current is not None and current.alive and current.stop_event.is_set():
-            current.join(timeout=5.0)  # Stop, then Start at once: let the stopping run finish its save
+    def submit(self, visitor: Visitor | str, kind: str, **job_args) -> TrainingJob:
+        """Queue a run for `visitor` (a Visitor, or an owner's name); HwmlError when their share
+        is taken: a run of theirs still going, or too many from their address."""
+        visitor = visitor if isinstance(visitor, Visitor) else Visitor(visitor)
+        key = (visitor.owner, kind)
         with self._lock:
-            current = self._jobs.get(key)
-            if current is not None and current.alive:
-                raise HwmlError(f"a {kind} run of yours is still going ({Path(current.run_dir).name}): stop it first")
-            job = TrainingJob(kind=kind, slots=self.slots, limits=self.limits, **job_args)
+            mine = [j for j in self._jobs.values() if j.visitor.owner == visitor.owner and j.alive]
+        for job in mine:  # Stop, then Start at once (any task): let a stopping run finish its save
+            if job.stop_event.is_set() and (self.limits.one_per_visitor or job.kind == kind):
+                job.join(timeout=5.0)
+        with self._lock:
+            live = [job for job in self._jobs.values() if job.alive]
+            mine = [
+                j for j in live if j.visitor.owner == visitor.owner and (self.limits.one_per_visitor or j.kind == kind)
+            ]
+            if mine:
+                raise HwmlError(
+                    f"a {mine[0].kind} run of yours is still going ({Path(mine[0].run_dir).name}): "
+                    "stop it first (one training per visitor at a time)"
+                )
+            if visitor.address is not None:
+                same = [j for j in live if j.visitor.address == visitor.address]
+                if len(same) >= self.limits.per_address:
+                    raise HwmlError(
+                        f"{len(same)} trainings from your network address are queued or running "
+                        f"(at most {self.limits.per_address}): wait for one to end"
+                    )
+            job = TrainingJob(kind=kind, slots=self.slots, limits=self.limits, visitor=visitor, **job_args)
             self._jobs[key] = job
         return job.start()
 
-    def get(self, session: str, kind: str) -> TrainingJob | None:
+    def get(self, owner: str, kind: str) -> TrainingJob | None:
         with self._lock:
-            return self._jobs.get((session, kind))
+            return self._jobs.get((owner, kind))
 
-    def stop(self, session: str, kind: str) -> TrainingJob | None:
-        job = self.get(session, kind)
+    def live(self, owner: str, kind: str) -> TrainingJob | None:
+        """The owner's run of this task that is still queued or training, if any (re-attach)."""
+        job = self.get(owner, kind)
+        return job if job is not None and job.alive else None
+
+    def stop(self, owner: str, kind: str) -> TrainingJob | None:
+        job = self.get(owner, kind)
         if job is not None:
             job.stop()
         return job
 
-    def stop_session(self, session: str) -> int:
-        """Stop every run of a session (its tab closed); returns how many were still going."""
+    def stop_session(self, owner: str) -> int:
+        """Stop every run of an owner; returns how many were still going."""
         with self._lock:
-            jobs = [job for (s, _), job in self._jobs.items() if s == session]
-            for key in [k for k in self._jobs if k[0] == session]:
-                del self._jobs[key]
+            jobs = [job for (s, _), job in self._jobs.items() if s == owner]
         live = [job for job in jobs if job.alive]
         for job in live:
             job.stop()
@@ -411,6 +433,12 @@ class JobRegistry:
         """Run folders being written now: never pruned or deleted."""
         with self._lock:
             return {job.run_dir.resolve() for job in self._jobs.values() if job.alive}
+
+    def in_use_paths(self) -> set[Path]:
+        """What live jobs read or write (run, data or upload, fine-tune source): never pruned."""
+        with self._lock:
+            found = [(j.run_dir, j.data_dir, j.upload_dir, j.init) for j in self._jobs.values() if j.alive]
+        return {Path(p).resolve() for paths in found for p in paths if p is not None}
 
     def stop_all(self, timeout: float = 5.0) -> None:
         with self._lock:

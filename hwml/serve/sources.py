@@ -8,6 +8,7 @@ path) that `hwml.importers` turns into course format. Each ends as a folder
 from __future__ import annotations
 
 import logging
+import shutil
 import threading
 import time
 from pathlib import Path
@@ -15,6 +16,7 @@ from pathlib import Path
 from hwml import settings
 from hwml.api import TASK_KINDS
 from hwml.errors import HwmlError
+from hwml.serve.redact import visitor_path, visitor_text
 
 log = logging.getLogger(__name__)
 
@@ -75,9 +77,9 @@ class BuiltinCorpus:
         from hwml.i18n import t
 
         if self._path is not None:
-            return t("corpus.ready", lang, size=self.size, path=self._path)
+            return t("corpus.ready", lang, size=self.size, path=visitor_path(str(self._path)))
         if self._error is not None:
-            return t("corpus.failed", lang, error=self._error)
+            return t("corpus.failed", lang, error=visitor_text(self._error))
         if self._thread is None:
             return t("corpus.first_use", lang)
         return t("corpus.generating", lang, size=self.size, pct=f"{self._fraction:.0%}", message=self._message)
@@ -130,14 +132,24 @@ def resolve_source(
         return lambda report: folder
     if source == SOURCE_ZIP:
         folder = _extract(workspace, session_hash, upload, "a zip of a course folder")
-        _check_course_folder(folder, kind)
-        return lambda report: folder
+        try:
+            _check_course_folder(folder, kind)
+        except HwmlError:
+            discard_upload(workspace, folder)  # an extraction that is no course folder goes at once
+            raise
+
+        def prepare_zip(report) -> Path:
+            return folder
+
+        prepare_zip.upload_dir = upload_folder(workspace, folder)
+        return prepare_zip
     if source == SOURCE_AUDIO:
         if upload:
             src = _extract(workspace, session_hash, upload, "a zip of an audio folder")
+            out = upload_folder(workspace, src) / "imported"
         else:
             src = _local_path(path)
-        out = workspace.new_upload_dir(session_hash) / "imported"
+            out = workspace.new_upload_dir(session_hash) / "imported"
 
         def prepare_import(report) -> Path:
             from hwml import importers
@@ -147,8 +159,11 @@ def resolve_source(
                 importers.import_phoneme(src, out)
             else:
                 importers.import_speaker(src, out, test_fraction=0.2)
+            if upload:  # the unpacked audio is done with: only the course folder made from it stays
+                shutil.rmtree(out.parent / "src", ignore_errors=True)
             return out
 
+        prepare_import.upload_dir = out.parent
         return prepare_import
     raise HwmlError(f"unknown data source {source!r}: choose one of {', '.join(SOURCES)}")
 
@@ -172,8 +187,39 @@ def _extract(workspace, session_hash: str | None, upload: str | None, what: str)
     upload = Path(upload)
     if upload.suffix.lower() != ".zip":
         raise HwmlError(f"{upload.name}: expected {what} (.zip)")
-    dest = workspace.new_upload_dir(session_hash) / "src"
-    return safe_extract_zip(upload, dest)
+    upload_dir = workspace.new_upload_dir(session_hash)
+    try:  # refused before unpacking when it could never fit the disk budget
+        folder = safe_extract_zip(
+            upload, upload_dir / "src", max_bytes=min(settings.max_zip_bytes(), workspace.disk_budget_bytes)
+        )
+    except HwmlError:
+        shutil.rmtree(upload_dir, ignore_errors=True)
+        raise
+    workspace.make_room(session_hash, upload_dir)  # prunes for it; refuses it when it alone does not fit
+    return folder
+
+
+def upload_folder(workspace, path: Path) -> Path | None:
+    """The upload folder (`sessions/<s>/uploads/u...`) that path lies in, None when it lies in none."""
+    path = Path(path).resolve()
+    for folder in (path, *path.parents):
+        if folder.parent.name == "uploads" and workspace.root in folder.parents:
+            return folder
+    return None
+
+
+def discard_upload(workspace, path: Path | None) -> None:
+    """Delete the upload folder path lies in (an extraction done with or of no use); nothing
+    outside the visitor's uploads is ever touched."""
+    folder = upload_folder(workspace, path) if path is not None else None
+    if folder is not None:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def discard_prepared(workspace, prepare) -> None:
+    """Delete what resolving a data source unpacked (its `upload_dir`), when the run that was to
+    use it never starts (refused) or the evaluation that used it is done."""
+    discard_upload(workspace, getattr(prepare, "upload_dir", None))
 
 
 def _check_course_folder(folder: Path, kind: str) -> None:

@@ -56,9 +56,15 @@ def run_note(run_dir, lang: str = "en") -> str:
 # ------------------------------------------------------------------------------- the threshold
 
 
-def threshold_words(info: dict, lang: str = "en") -> str:
-    """The same-speaker threshold in words: calibrated (with its equal error rate) or the default."""
+def threshold_words(info: dict, lang: str = "en", frames: int | None = None) -> str:
+    """The same-speaker threshold in words: calibrated on held-out speakers (for this clip's
+    length, hwml.speaker.identify.acceptance), calibrated on validation pairs (with its equal error
+    rate), or the default."""
     value = f"{info['threshold']:.2f}"
+    if info.get("held_out"):
+        centre = t("who.centre.roster" if info.get("scoring") == "roster" else "who.centre.training", lang)
+        seconds = f"{frames / 100:.1f}" if frames else "?"
+        return t("who.th.held_out", lang, value=value, seconds=seconds, centre=centre)
     if not info.get("calibrated"):
         return t("who.th.default", lang, value=value)
     eer = info.get("eer")
@@ -72,15 +78,16 @@ def threshold_words(info: dict, lang: str = "en") -> str:
 
 
 def model_summary(source, lang: str = "en") -> str:
-    """A line about the picked model: how many speakers it knows and its threshold."""
-    from hwml.speaker.identify import open_model
-    from hwml.speaker.verification import verification_threshold
+    """A line about the picked model: how many speakers it knows and its threshold (for a 3 s
+    clip, when the threshold depends on the length)."""
+    from hwml.speaker.identify import acceptance, open_model, scoring_mode
 
     sm = open_model(source)
     n = len(sm.config.get("class_names") or [])
-    info = verification_threshold(sm.config)
+    info = acceptance(sm, scoring_mode(sm, 3), 300)
     why = "" if info["calibrated"] else t("who.uncalibrated_why", lang)
-    return t("who.summary", lang, dim=sm.model.emb_dim, n=n, threshold=threshold_words(info, lang), why=why)
+    words = threshold_words(info, lang, 300)
+    return t("who.summary", lang, dim=sm.model.emb_dim, n=n, threshold=words, why=why)
 
 
 # ------------------------------------------------------------------------------------ the people
@@ -211,18 +218,18 @@ class Roster:
 
 
 def identify_clip(source, roster: Roster, clip, lang: str = "en") -> dict:
-    """Rank the enrolled people for a clip. {"ranked": [(name, cosine)], best first,
-    "rows": [(rank, name, cosine, above threshold)], "sentence", "threshold": {...}}."""
-    from hwml.speaker.identify import identify, open_model
-    from hwml.speaker.verification import verification_threshold
+    """Rank the enrolled people for a clip. {"ranked": [(name, score)], best first,
+    "rows": [(rank, name, score, above threshold)], "sentence", "threshold": {...}}. Scores and
+    threshold are hwml.speaker.identify's: centred and length-aware when the model carries
+    held-out calibration (the shipped one does), else raw cosines and the validation threshold."""
+    from hwml.speaker.identify import identify_scored, open_model
 
     if not clip:
         raise HwmlError("record or upload the clip to identify")
     sm = open_model(source)
-    ranked = identify(sm, roster.enrollments(sm), clip)
-    info = verification_threshold(sm.config)
+    ranked, info = identify_scored(sm, roster.enrollments(sm), clip)
     best, score = ranked[0]
-    words = threshold_words(info, lang)
+    words = threshold_words(info, lang, info.get("frames"))
     if score >= info["threshold"]:
         verdict = t("who.id.above", lang, threshold=words, best=best)
     else:
@@ -241,13 +248,12 @@ def same_speaker(source, clip_a, clip_b, lang: str = "en") -> dict:
     """hwml.speaker.identify.verify with the answer in words: {"score", "threshold", "same",
     "calibrated", "eer", "sentence"}."""
     from hwml.speaker.identify import open_model, verify
-    from hwml.speaker.verification import verification_threshold
 
     if not clip_a or not clip_b:
         raise HwmlError("give two clips: A and B")
     sm = open_model(source)
     result = verify(sm, clip_a, clip_b)
-    words = threshold_words(verification_threshold(sm.config), lang)
+    words = threshold_words(result, lang, result.get("frames"))
     key = "who.same.yes" if result["same"] else "who.same.no"
     sentence = t(key, lang, score=f"{result['score']:.2f}", threshold=words)
     return {**result, "sentence": sentence}

@@ -13,11 +13,10 @@ from __future__ import annotations
 import hashlib
 import itertools
 import logging
-import os
 import re
-import shutil
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from hwml import settings
 from hwml.api import TASK_KINDS
 from hwml.errors import HwmlError
 from hwml.runs.folder import is_run, read_config
+from hwml.serve import disk
 from hwml.serve.sources import BuiltinCorpus
 
 log = logging.getLogger(__name__)
@@ -35,17 +35,6 @@ def session_folder_name(session_hash: str | None) -> str:
     if not session_hash:
         session_hash = "anonymous"
     return "s-" + hashlib.sha256(session_hash.encode("utf-8", "replace")).hexdigest()[:16]
-
-
-def folder_bytes(path: Path) -> int:
-    total = 0
-    for root, _dirs, files in os.walk(path):
-        for name in files:
-            try:
-                total += os.lstat(os.path.join(root, name)).st_size
-            except OSError:
-                pass
-    return total
 
 
 @dataclass
@@ -138,6 +127,10 @@ class Workspace:
         self.corpus = corpus or BuiltinCorpus()
         self._counter = itertools.count(1)
         self._lock = threading.Lock()
+        # set by the app: paths in use now (hwml.serve.jobs.JobRegistry.in_use_paths, the page's
+        # cached examples), never pruned; and Gradio's cache folder, counted in the budget
+        self.in_use: Callable[[], set[Path]] = set
+        self.gradio_cache: Path | None = None
 
     @classmethod
     def from_env(cls) -> Workspace:
@@ -169,6 +162,32 @@ class Workspace:
 
     def new_upload_dir(self, session_hash: str | None) -> Path:
         return self._new_dir(self.session_dir(session_hash) / "uploads", "u")
+
+    OUTPUTS_KEPT = 8  # a visitor's newest per-request outputs kept (Gradio has copies of older ones)
+
+    def new_output_dir(self, session_hash: str | None) -> Path:
+        """A fresh folder for one request's files (a predictions CSV, a saved roster): the
+        visitor's older ones past OUTPUTS_KEPT go, so a burst of requests cannot fill the disk."""
+        folder = self.session_dir(session_hash) / "outputs"
+        disk.keep_newest(folder, self.OUTPUTS_KEPT - 1)
+        return self._new_dir(folder, "o")
+
+    def scratch_dir(self) -> Path:
+        """The Learn tab's scratch folder (counted in the budget; emptied at start)."""
+        return self.root / "scratch"
+
+    def temp_dir(self) -> Path:
+        """The app process's temporary folders (counted in the budget; emptied at start)."""
+        return self.root / "tmp"
+
+    def clear_leftovers(self) -> None:
+        """At start: what a killed process left in scratch/ and tmp/ (nothing can be using it yet)."""
+        for folder in (self.scratch_dir(), self.temp_dir()):
+            disk.clear_folder(folder)
+            folder.mkdir(parents=True, exist_ok=True)
+
+    def used_bytes(self) -> int:
+        return disk.used_bytes(self.root, self.gradio_cache)
 
     # --- runs a session may see ---------------------------------------------------------------
     def shipped_runs(self, kind: str | None = None) -> list[RunEntry]:
@@ -245,36 +264,47 @@ class Workspace:
         return entry.path.name
 
     # --- disk budget --------------------------------------------------------------------------
-    def prune(self, active: set[Path] = frozenset(), keep: set[Path] = frozenset()) -> list[Path]:
-        """Delete the oldest session runs, uploads and evaluation copies until the root fits the
-        disk budget.
+    def prune(
+        self, active: set[Path] = frozenset(), keep: set[Path] = frozenset(), owner: str | None = None
+    ) -> list[Path]:
+        """Free the disk down to the budget (hwml.serve.disk: Gradio's old cached copies first,
+        then the finished runs, uploads and outputs of `owner` (who caused the overflow), then
+        everyone else's, oldest first). What is in use (`in_use()`, `active`) or in `keep` is never
+        touched. Returns what went."""
+        return disk.prune(
+            self.root,
+            self.disk_budget_bytes,
+            owner_session=None if owner is None else self.session_dir(owner),
+            protected={*self.in_use(), *active, *keep},
+            gradio_cache=self.gradio_cache,
+        )
 
-        Runs being written (active) and anything in keep are never touched. Returns what went.
-        """
-        sessions = self.root / "sessions"
-        if not sessions.is_dir():
-            return []
-        protected = {p.resolve() for p in (*active, *keep)}
-        items = []
-        for session in sessions.iterdir():
-            for group in ("runs", "uploads", "evaluations"):
-                folder = session / group
-                if not folder.is_dir():
-                    continue
-                for item in folder.iterdir():
-                    if item.is_symlink() or not item.is_dir() or item.resolve() in protected:
-                        continue
-                    try:
-                        items.append((item.stat().st_mtime, item, folder_bytes(item)))
-                    except OSError:
-                        continue
-        total = folder_bytes(sessions)
-        removed = []
-        for _mtime, item, size in sorted(items, key=lambda t: t[0]):
-            if total <= self.disk_budget_bytes:
-                break
-            shutil.rmtree(item, ignore_errors=True)
-            total -= size
-            removed.append(item)
-            log.info("pruned %s (%d bytes) to stay within the disk budget", item, size)
-        return removed
+    def watch_disk(self, interval: float = disk.WATCH_SECONDS) -> threading.Thread:
+        """Prune every `interval` seconds in a daemon thread: growth no event prunes for (Gradio's
+        cache of uploads, a run's checkpoints) is brought back under the budget within seconds."""
+
+        def loop():
+            while True:
+                time.sleep(interval)
+                try:
+                    self.prune()
+                except Exception:  # a vanished folder mid-walk, a full disk: try again next round
+                    log.exception("disk budget check failed")
+
+        thread = threading.Thread(target=loop, name="hwml-disk-watch", daemon=True)
+        thread.start()
+        return thread
+
+    def make_room(self, owner: str | None, new: Path) -> None:
+        """After `owner` added `new` (an extracted upload): prune for it; when it alone does not
+        fit, it goes again and the visitor is told (HwmlError)."""
+        self.prune(owner=owner, keep={new})
+        used = self.used_bytes()
+        if used > self.disk_budget_bytes:
+            size = disk.folder_bytes(new)
+            disk.clear_folder(new)
+            new.rmdir()
+            raise HwmlError(
+                f"your upload unpacks to {size / 2**20:,.1f} MB: the server's disk budget "
+                f"({self.disk_budget_bytes / 2**20:,.0f} MB, in use by running jobs and caches) has no room for it"
+            )

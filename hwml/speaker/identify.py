@@ -8,6 +8,14 @@ run was trained (the equal-error point on its validation utterances: `hwml.speak
 config.json under "verification"). Runs without one (made before calibration existed, or without a
 validation split) use DEFAULT_THRESHOLD and say so (`"calibrated": false`).
 
+A run that carries embedding statistics with thresholds calibrated on held-out speakers
+(`hwml.speaker.scoring`: the shipped model does, checkpoints/embedding_stats.py and
+bench/bench_speaker_short.py make them) scores in the space those thresholds belong to instead:
+centred on the enrolled people's mean (three or more of them) or on the training speakers' mean
+(verification, small rosters), with a threshold for short clips and one for long (`acceptance`).
+Validation pairs of the training speakers put the raw threshold far too low for voices, microphones
+and lengths a model never met (README: Open-set scoring).
+
 Embeddings of different models are not comparable, so every enrolment carries the fingerprint of
 the weights that made it and is refused by any other model.
 
@@ -20,7 +28,6 @@ feature file ((T, 40) log-mel), a (T, 40) tensor or array, or a (sample_rate, sa
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,9 +38,10 @@ from torch import Tensor, nn
 
 from hwml.audio.decode import AUDIO_SUFFIXES
 from hwml.errors import HwmlError
-from hwml.safeio import FEATURE_SUFFIXES
-from hwml.speaker.inference import cosine_similarity, embed
+from hwml.safeio import FEATURE_SUFFIXES, read_json
+from hwml.speaker.inference import embed
 from hwml.speaker.predict import TOP_K, load_clip
+from hwml.speaker.scoring import DEFAULT_MODE, Scorer, ScoringStats, crop_embeddings, load_stats, threshold_for
 from hwml.speaker.verification import verification_threshold
 
 ENROLLMENT_FORMAT = "hwml-speaker-enrollments"
@@ -50,6 +58,7 @@ class SpeakerModel:
     config: dict = field(default_factory=dict)
     fingerprint: str = ""
     run_dir: Path | None = None
+    stats: ScoringStats | None = None  # embedding statistics saved beside the weights (hwml.speaker.scoring)
 
     def features(self, clip) -> Tensor:
         """(T, 40) log-mel features of a clip, with the run's own feature parameters."""
@@ -67,9 +76,15 @@ class SpeakerModel:
             raise HwmlError(f"{clip}: {'a folder, not a clip' if Path(clip).is_dir() else 'no such file'}")
         return load_clip(clip, self.config.get("features"))
 
-    def embed(self, clips: Sequence) -> Tensor:
-        """(N, D) unit-length embeddings of whole clips."""
-        return embed(self.model, [self.features(c) for c in clips], self.config)
+    def embed(self, clips: Sequence, crop: int | None = None) -> Tensor:
+        """(N, D) unit-length embeddings of whole clips (crop: the mean over crops of that many
+        frames, hwml.speaker.scoring.crop_embeddings)."""
+        return self.embed_features([self.features(c) for c in clips], crop)
+
+    def embed_features(self, feats: Sequence[Tensor], crop: int | None = None) -> Tensor:
+        if crop:
+            return crop_embeddings(self.model, list(feats), self.config, crop)
+        return embed(self.model, list(feats), self.config)
 
 
 def model_fingerprint(model: nn.Module) -> str:
@@ -100,7 +115,8 @@ def open_model(source) -> SpeakerModel:
     loaded = cached_run(run_dir)
     opened = loaded.derived.get("speaker_model")
     if opened is None:  # two threads may both hash a new version: the same value, kept once
-        opened = SpeakerModel(loaded.model, loaded.config, model_fingerprint(loaded.model), run_dir)
+        fingerprint = model_fingerprint(loaded.model)
+        opened = SpeakerModel(loaded.model, loaded.config, fingerprint, run_dir, load_stats(run_dir, fingerprint))
         opened = loaded.derived.setdefault("speaker_model", opened)
     return opened
 
@@ -212,8 +228,8 @@ def save_enrollments(path, enrollments: list[Enrollment]) -> Path:
 
 def load_enrollments(path) -> list[Enrollment]:
     path = Path(path)
+    data = read_json(path)  # refused by size (HWML_MAX_JSON_MB) before it is read
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
         if not isinstance(data, dict) or data.get("format") != ENROLLMENT_FORMAT:
             raise ValueError("not an hwml enrolment file")
         out = [
@@ -252,31 +268,91 @@ def check_enrollments(source, enrollments: list[Enrollment], where: str = "") ->
     return sm
 
 
-def identify_many(source, enrollments: list[Enrollment], clips: Sequence) -> Tensor:
-    """(N clips, S enrolled) cosine similarities, in the enrolments' order."""
+def scoring_mode(sm: SpeakerModel, n_enrolled: int) -> str:
+    """How a roster of n_enrolled people is scored: the scoring the model's statistics hold a
+    held-out threshold for (hwml.speaker.scoring.DEFAULT_MODE, or the centring it falls back to
+    for small rosters), else raw cosines."""
+    mode = Scorer(sm.stats, DEFAULT_MODE).effective_mode(n_enrolled)
+    return mode if threshold_for(sm.stats, mode) is not None else "raw"
+
+
+def acceptance(sm: SpeakerModel, mode: str, frames: int | None = None) -> dict:
+    """The same-speaker threshold of a scoring mode for a clip of `frames` frames: {"threshold",
+    "calibrated", "eer", "n_trials", "scoring", "held_out", "length"}. Raw scoring uses the run's
+    validation threshold (hwml.speaker.verification); the others the held-out calibration
+    stored with the statistics (short or long clip)."""
+    if mode == "raw":
+        return {
+            **verification_threshold(sm.config),
+            "scoring": "raw",
+            "held_out": False,
+            "length": None,
+            "frames": frames,
+        }
+    found = sm.stats.meta["thresholds"][mode]
+    length = None
+    if isinstance(found, dict) and "split_frames" in found:  # the nearer calibration's error rate
+        length = "short" if frames is not None and frames < found["split_frames"] else "long"
+    eer = found.get(f"eer_{length}" if length else "eer") if isinstance(found, dict) else None
+    trials = found.get(f"n_trials_{length}" if length else "n_trials", 0) if isinstance(found, dict) else 0
+    return {
+        "threshold": threshold_for(sm.stats, mode, frames),
+        "calibrated": True,
+        "eer": eer,
+        "n_trials": trials,
+        "scoring": mode,
+        "held_out": True,
+        "length": length,
+        "frames": frames,
+    }
+
+
+def score_clips(source, enrollments: list[Enrollment], clips: Sequence) -> tuple[Tensor, list[int], str]:
+    """(scores (N clips, S enrolled), frames of each clip, scoring mode): cosines in the space of
+    `scoring_mode`, in the enrolments' order."""
     sm = check_enrollments(source, enrollments)
-    return cosine_similarity(sm.embed(list(clips)), torch.stack([e.embedding for e in enrollments]))
+    feats = [sm.features(c) for c in clips]
+    mode = scoring_mode(sm, len(enrollments))
+    scores = Scorer(sm.stats, mode).scores(sm.embed_features(feats), torch.stack([e.embedding for e in enrollments]))
+    return scores, [len(f) for f in feats], mode
+
+
+def identify_many(source, enrollments: list[Enrollment], clips: Sequence) -> Tensor:
+    """(N clips, S enrolled) scores (`score_clips`), in the enrolments' order."""
+    return score_clips(source, enrollments, clips)[0]
+
+
+def identify_scored(source, enrollments: list[Enrollment], clip) -> tuple[list[tuple[str, float]], dict]:
+    """(enrolled speakers ranked by score, best first; the `acceptance` threshold for this clip)."""
+    sm = check_enrollments(source, enrollments)
+    scores, frames, mode = score_clips(sm, enrollments, [clip])
+    ranked = sorted(((e.name, float(s)) for e, s in zip(enrollments, scores[0])), key=lambda p: -p[1])
+    return ranked, acceptance(sm, mode, frames[0])
 
 
 def identify(source, enrollments: list[Enrollment], clip) -> list[tuple[str, float]]:
-    """Enrolled speakers ranked by cosine similarity to the clip's embedding, best first."""
-    scores = identify_many(source, enrollments, [clip])[0]
-    return sorted(((e.name, float(s)) for e, s in zip(enrollments, scores)), key=lambda p: -p[1])
+    """Enrolled speakers ranked by score (`score_clips`) against the clip, best first."""
+    return identify_scored(source, enrollments, clip)[0]
 
 
 def verify(source, clip_a, clip_b) -> dict:
-    """Are two clips one speaker? {"score", "threshold", "same", "calibrated", "eer"}:
-    same = cosine(embedding A, embedding B) >= threshold."""
+    """Are two clips one speaker? {"score", "threshold", "same", "calibrated", "eer", "scoring",
+    "held_out"}: same = score(A, B) >= the threshold of the shorter clip's length."""
     sm = open_model(source)
-    a, b = sm.embed([clip_a, clip_b])
-    score = float(cosine_similarity(a, b))
-    found = verification_threshold(sm.config)
+    feats = [sm.features(clip_a), sm.features(clip_b)]
+    a, b = sm.embed_features(feats)
+    mode = scoring_mode(sm, 1)
+    score = float(Scorer(sm.stats, mode).scores(a, b)[0, 0])
+    found = acceptance(sm, mode, min(len(f) for f in feats))
     return {
         "score": score,
         "threshold": found["threshold"],
         "same": score >= found["threshold"],
         "calibrated": found["calibrated"],
         "eer": found["eer"],
+        "scoring": mode,
+        "held_out": found["held_out"],
+        "frames": found["frames"],
     }
 
 
@@ -313,13 +389,14 @@ def input_clips(inputs: Sequence) -> list[tuple[str, Path]]:
 
 def identify_files(run_dir, enrollment_file, inputs: Sequence, out_csv) -> dict:
     """CLI `identify`: header `Id,Speaker,Score,top1,score1,...,topK,scoreK` (K = min(5, enrolled)),
-    Score = cosine similarity to the best match; written atomically once everything is scored."""
+    Score = the best match's score (`score_clips`: a cosine, centred when the run carries
+    statistics); written atomically once everything is scored."""
     from hwml.safeio import write_csv_atomic
 
     enrollments = load_enrollments(enrollment_file)
     sm = check_enrollments(run_dir, enrollments, where=str(enrollment_file))
     clips = input_clips(inputs)
-    scores = identify_many(sm, enrollments, [p for _, p in clips])
+    scores, _, mode = score_clips(sm, enrollments, [p for _, p in clips])
     k = min(TOP_K, len(enrollments))
     top_s, top_i = scores.topk(k, dim=-1)
     names = [e.name for e in enrollments]
@@ -329,4 +406,10 @@ def identify_files(run_dir, enrollment_file, inputs: Sequence, out_csv) -> dict:
         for (cid, _), ti, ts in zip(clips, top_i.tolist(), top_s.tolist())
     )
     write_csv_atomic(Path(out_csv), header, rows)
-    return {"out": str(out_csv), "rows": len(clips), "speakers": len(enrollments), "header": ",".join(header)}
+    return {
+        "out": str(out_csv),
+        "rows": len(clips),
+        "speakers": len(enrollments),
+        "header": ",".join(header),
+        "scoring": mode,
+    }

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from hwml.errors import HwmlError
+from hwml.settings import max_step_gflop, max_train_bytes
+from hwml.train.budget import estimate
 from hwml.train.engine import DEFAULTS
 from hwml.train.optim import PRECISIONS
 
@@ -38,14 +40,111 @@ _POSITIVE = {
 _FRACTIONS = {"dropout", "valid_fraction", "valid_share", "label_smoothing", "min_lr_ratio", "betas", "m", "noise_prob"}
 
 
+# (lowest, highest) of every numeric setting, both tasks (README: Safety lists them). Sizes are
+# capped so that no single setting alone can exhaust memory; their product is priced by
+# hwml.train.budget. A list setting (hidden=[...]) is checked item by item.
+BOUNDS = {
+    # model size
+    "d_model": (8, 1024),
+    "depth": (1, 24),
+    "heads": (1, 32),
+    "ff_dim": (8, 8192),
+    "conv_kernel": (1, 255),
+    "head_hidden": (0, 4096),
+    "emb_dim": (0, 4096),
+    "subsample": (1, 16),
+    "hidden": (1, 8192),
+    "layers": (1, 8),
+    "channels": (1, 1024),
+    "kernel": (1, 63),
+    # data per step
+    "concat_nframes": (1, 101),
+    "batch_size": (1, 65536),
+    "segment_len": (8, 4096),
+    "chunk_frames": (8, 10_000),
+    "eval_batch": (64, 262_144),
+    "eval_frames": (1000, 1_000_000),
+    "infer_window": (16, 8192),
+    "infer_frames": (16, 1_048_576),
+    "freq_mask": (0, 40),
+    "time_mask": (0, 4096),
+    # length, validation and logging
+    "max_steps": (1, 100_000_000),
+    "max_epochs": (1, 100_000),
+    "max_seconds": (0, 1_000_000),
+    "warmup_steps": (0, 1_000_000),
+    "valid_every": (1, 10_000_000),
+    "patience": (0, 10_000),
+    "log_every": (1, 1_000_000),
+    "log_every_s": (0, 3600),
+    # optimisation and augmentation
+    "lr": (0, 10),
+    "weight_decay": (0, 10),
+    "grad_clip": (0, 1_000_000),
+    "s": (0, 100),
+    "level_db": (0, 40),
+    "noise_snr_min": (0, 60),
+    "noise_snr_max": (0, 60),
+    "shrinkage": (0, 1),
+}
+MAX_HIDDEN_LAYERS = 16  # items of an MLP's hidden=[...]
+MIN_LOG_SECONDS = 0.05  # log_every_s: 0 (step count only) or at least this
+# a visitor of the app (not the command line) shares the server: at most one step event in this many
+# steps, so a run cannot flood every page with events
+VISITOR_MIN_LOG_EVERY = 20
+
+
+def check_budget(presets, preset: str, overrides: dict) -> None:
+    """Refuse settings whose estimated memory or compute per step is over the machine's budget
+    (hwml.train.budget), before any model or batch exists."""
+    settings = {**DEFAULTS, **getattr(presets, "SETTINGS", {}), **presets.PRESETS.get(preset, {}), **overrides}
+    try:
+        cost = estimate(settings)
+    except (TypeError, ValueError):  # a malformed value: check_overrides and the task name it
+        return
+    limit_bytes, limit_flops = max_train_bytes(), max_step_gflop() * 1e9
+    if cost.bytes > limit_bytes or cost.flops > limit_flops:
+        raise HwmlError(
+            f"settings too big for this machine: {cost.describe()}, over the budget of "
+            f"{limit_bytes / 2**20:,.0f} MiB and {limit_flops / 1e9:,.0f} GFLOP a step "
+            "(HWML_MAX_TRAIN_MB, HWML_MAX_STEP_GFLOP): make the model or batch smaller"
+        )
+
+
+def _check_bounds(key: str, items: list, where: str, visitor: bool) -> None:
+    if key == "hidden" and len(items) > MAX_HIDDEN_LAYERS:
+        raise HwmlError(f"{where}: at most {MAX_HIDDEN_LAYERS} hidden layers")
+    if key not in BOUNDS:
+        return
+    lo, hi = BOUNDS[key]
+    if key == "log_every" and visitor:
+        lo = VISITOR_MIN_LOG_EVERY
+    for x in items:
+        if not lo <= x <= hi:
+            raise HwmlError(f"{where}: must be between {lo:g} and {hi:g}")
+        if key == "log_every_s" and 0 < x < MIN_LOG_SECONDS:
+            raise HwmlError(f"{where}: must be 0 (step count only) or at least {MIN_LOG_SECONDS:g}")
+
+
 def _is_number(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
-def check_overrides(presets, preset: str, overrides: dict) -> None:
+def check_overrides(presets, preset: str, overrides: dict, visitor: bool = False) -> None:
     """Type and range checks of user settings (`--set key=value`, the app's fields) against the
-    types the presets use, so a typo is a clear HwmlError and never a crash deep in training.
-    Unknown keys and choices among names are left to the task and the engine."""
+    types the presets use, so a typo is a clear HwmlError and never a crash deep in training;
+    then each setting's BOUNDS and the run's estimated cost (`check_budget`). `visitor`: the
+    request comes from the app, where logging is rate-limited too. Unknown keys and choices
+    among names are left to the task and the engine."""
+    _check_types(presets, preset, overrides, visitor)
+    if "d_model" in overrides or "heads" in overrides:
+        merged = {**getattr(presets, "SETTINGS", {}), **presets.PRESETS.get(preset, {}), **overrides}
+        if "encoder" in merged and _is_number(merged.get("heads")) and merged["d_model"] % merged["heads"]:
+            raise HwmlError(f"d_model={merged['d_model']} must be a multiple of heads={merged['heads']}")
+    check_budget(presets, preset, {k: v for k, v in overrides.items() if v is not None})
+
+
+def _check_types(presets, preset: str, overrides: dict, visitor: bool) -> None:
     examples: dict[str, list] = {}
     for table in (DEFAULTS, getattr(presets, "SETTINGS", {}), *presets.PRESETS.values()):
         for key, value in table.items():
@@ -84,6 +183,7 @@ def check_overrides(presets, preset: str, overrides: dict) -> None:
             if key != "seed" and (x < 0 or key in _POSITIVE and x <= 0 or key in _FRACTIONS and x > 1):
                 rule = "between 0 and 1" if key in _FRACTIONS else "positive" if key in _POSITIVE else "at least 0"
                 raise HwmlError(f"{where}: must be {rule}")
+        _check_bounds(key, items, where, visitor)
 
 
 def _describe(examples: list) -> str:

@@ -1,5 +1,5 @@
-"""The Gradio app: four tabs wired to hwml functions, one module per tab or panel (`task_tab`:
-Train, Evaluate, Predict of a task; `who_is_speaking`, `runs_tab`, `learn_tab`).
+"""The Gradio app: five tabs wired to hwml functions, one module per tab or panel (`task_tab`:
+Train, Evaluate, Predict of a task; `who_is_speaking`, `live_tab`, `runs_tab`, `learn_tab`).
 
 `build_app()` returns the Blocks and the context behind it; `app.py` launches it. The UI only
 wires components to hwml: training runs, evaluation, prediction and the lessons all live in
@@ -12,11 +12,12 @@ import threading
 
 import gradio as gr
 
+from hwml import settings
 from hwml.serve.jobs import JobRegistry
 from hwml.serve.workspace import Workspace
 from hwml.ui.lang import I18N, L, lang_of, language_switch, localized_tab, wire_language
 from hwml.ui.page import AppBlocks, logo_html
-from hwml.ui.widgets import CSS, AppContext, run_dropdown_update, session_of
+from hwml.ui.widgets import CSS, AppContext, identities, run_dropdown_update, session_of
 
 TITLE = "hwml: NTU ML HW2 phonemes & HW4 speakers"
 
@@ -27,6 +28,24 @@ def theme() -> gr.themes.Base:
     return gr.themes.Default(
         font=["ui-sans-serif", "system-ui", "sans-serif"], font_mono=["ui-monospace", "SFMono-Regular", "monospace"]
     )
+
+
+VISITOR_KEY = "hwml-visitor"  # the browser's local storage key of its visitor token
+VISITOR_SECRET = "hwml-visitor-v1"  # fixed, so a token outlives a server restart; the token itself is the secret
+
+
+class AfterIdentify:
+    """Stands in for the Blocks where a handler is wired with `.load(...)`: it runs right after
+    the page has told the server its visitor token, so it acts for the right owner."""
+
+    def __init__(self, identified, blocks: gr.Blocks):
+        self.identified, self.blocks = identified, blocks
+
+    def load(self, fn, inputs=None, outputs=None, **kwargs):
+        return self.identified.then(fn, inputs, outputs, **kwargs)
+
+    def unload(self, fn):
+        return self.blocks.unload(fn)
 
 
 _warm = threading.Lock()
@@ -62,13 +81,24 @@ def build_app(ctx: AppContext | None = None) -> tuple[gr.Blocks, AppContext]:
     """The whole app (not launched) and its context: workspace and training jobs from the
     environment unless given (tests may pass their own)."""
     from hwml.ui import learn_tab, runs_tab
+    from hwml.ui.live_tab import LiveTab
     from hwml.ui.phoneme_predict import PhonemePredictPanel
     from hwml.ui.speaker_predict import SpeakerPredictPanel
     from hwml.ui.task_tab import task_tab
     from hwml.ui.who_is_speaking import WhoIsSpeaking
 
     ctx = ctx or AppContext(workspace=Workspace.from_env(), jobs=JobRegistry())
-    with AppBlocks(title=TITLE, analytics_enabled=False) as demo:
+    age = settings.upload_cache_seconds()
+    with AppBlocks(title=TITLE, analytics_enabled=False, delete_cache=(max(60, age // 4), age)) as demo:
+        visitor_token = gr.BrowserState(None, storage_key=VISITOR_KEY, secret=VISITOR_SECRET)
+
+        def identify(token, request: gr.Request):
+            """Bind this page to the browser's lasting token (a new one on its first visit)."""
+            return identities().bind(getattr(request, "session_hash", None), token)
+
+        loaded = AfterIdentify(
+            demo.load(identify, visitor_token, visitor_token, api_visibility="private", queue=False), demo
+        )
         with gr.Row(elem_id="hwml-header", equal_height=True):
             gr.HTML(logo_html(), elem_id="hwml-logo", container=False, padding=False, scale=1)
             language, projector = language_switch()
@@ -80,6 +110,8 @@ def build_app(ctx: AppContext | None = None) -> tuple[gr.Blocks, AppContext]:
                 speaker = task_tab(ctx, "speaker", SpeakerPredictPanel)
                 with localized_tab(ctx.localized, "tab.who", id="speaker-who") as who_tab:
                     who = WhoIsSpeaking(ctx)
+            with localized_tab(ctx.localized, "tab.live", id="live"):
+                LiveTab(ctx, who.roster)
             with localized_tab(ctx.localized, "tab.runs", id="runs") as runs_tab_block:
                 runs = runs_tab.RunsTab(ctx)
             with localized_tab(ctx.localized, "tab.learn", id="learn") as learn_tab_block:
@@ -102,14 +134,15 @@ def build_app(ctx: AppContext | None = None) -> tuple[gr.Blocks, AppContext]:
             train = parts["train"]
             train.start_event.then(refresh, pickers, pickers, api_visibility="private", queue=False)
             train.stop_event.then(refresh, pickers, pickers, api_visibility="private", queue=False)
-            demo.load(refresh, pickers, pickers, api_visibility="private", queue=False)
+            loaded.load(refresh, pickers, pickers, api_visibility="private", queue=False)
+            train.reattach_on(loaded)
 
         def refresh_learn(current, request: gr.Request):
             return run_dropdown_update(ctx, session_of(request), "phoneme", current, lang_of(request))
 
-        for trigger in (demo.load, learn_tab_block.select):
+        for trigger in (loaded.load, learn_tab_block.select):
             trigger(refresh_learn, learn.align_run, learn.align_run, api_visibility="private", queue=False)
-        who.keep_runs_current(demo, who_tab, speaker["train"])
+        who.keep_runs_current(loaded, who_tab, speaker["train"])
         runs_tab_block.select(
             runs.list_runs, runs.pick, [runs.table, runs.pick, runs.delete_pick], api_visibility="private"
         )
@@ -123,14 +156,25 @@ def build_app(ctx: AppContext | None = None) -> tuple[gr.Blocks, AppContext]:
             ctx.workspace.corpus.start()
             warm_up(ctx)
 
-        def on_unload(request: gr.Request):
-            """The tab closed: stop its runs, so no training thread outlives its viewer."""
-            ctx.jobs.stop_session(session_of(request))
-
         demo.load(on_load, None, None, api_visibility="private", queue=False)
-        demo.unload(on_unload)
-        wire_language(demo, language, projector, ctx.localized)
+        # a closed tab leaves its runs going: they belong to the visitor (hwml.serve.identity), who
+        # re-attaches on return; each is bounded by its fair share of the time (hwml.serve.fair)
+        wire_language(loaded, language, projector, ctx.localized)
+        runs.resume_wiring(phoneme["train"], speaker["train"])
+    # the disk budget counts Gradio's cache and never prunes what is in use (hwml.serve.disk)
+    ctx.workspace.gradio_cache = settings.gradio_cache_dir()
+    ctx.workspace.in_use = lambda: ctx.jobs.in_use_paths() | kept_in_cache(demo)
     return demo, ctx
+
+
+def kept_in_cache(demo: gr.Blocks) -> set:
+    """The cached files the page itself shows (examples, default values: Gradio's keep_in_cache)."""
+    from pathlib import Path
+
+    kept = set()
+    for block in demo.blocks.values():
+        kept.update(Path(p).resolve() for p in getattr(block, "keep_in_cache", ()) or ())
+    return kept
 
 
 __all__ = ["build_app", "theme", "warm_up", "CSS", "TITLE", "I18N"]

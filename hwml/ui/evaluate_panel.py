@@ -11,7 +11,14 @@ import gradio as gr
 import pandas as pd
 
 from hwml.i18n import t
-from hwml.serve.sources import BUILTIN_FOLDERS, SOURCE_BUILTIN, SOURCE_PATH, SOURCE_ZIP, resolve_source
+from hwml.serve.sources import (
+    BUILTIN_FOLDERS,
+    SOURCE_BUILTIN,
+    SOURCE_PATH,
+    SOURCE_ZIP,
+    discard_prepared,
+    resolve_source,
+)
 from hwml.settings import allow_local_paths
 from hwml.ui.lang import L, lang_of
 from hwml.ui.widgets import NO_RUNS_NOTE, AppContext, run_picker, session_of, task_run, user_errors
@@ -118,13 +125,16 @@ class EvaluatePanel:
         trained_on = (config.get("data") or {}).get("format")
         fmt = trained_on if trained_on in BUILTIN_FOLDERS[self.kind] else None
         prepare = resolve_source(ws, session, self.kind, source, builtin_format=fmt, path=path, upload=upload)
-        data = prepare(lambda message: None)
-        run_dir = entry.path
-        if entry.shipped:
-            run_dir = ws.session_dir(session) / "evaluations" / entry.key.replace(":", "-").replace("/", "-")
-            run_dir.mkdir(parents=True, exist_ok=True)
-            for name in ("config.json", "model.safetensors"):
-                shutil.copy2(entry.path / name, run_dir / name)
-        result = evaluate_run(run_dir, data, split=split)
+        try:
+            data = prepare(lambda message: None)
+            run_dir = entry.path
+            if entry.shipped:
+                run_dir = ws.session_dir(session) / "evaluations" / entry.key.replace(":", "-").replace("/", "-")
+                run_dir.mkdir(parents=True, exist_ok=True)
+                for name in ("config.json", "model.safetensors"):
+                    shutil.copy2(entry.path / name, run_dir / name)
+            result = evaluate_run(run_dir, data, split=split)
+        finally:  # an uploaded zip's extraction is done with once evaluated (or refused)
+            discard_prepared(ws, prepare)
         summary, heatmap, per_class, worst = evaluation_view(run_dir, result, self.kind, lang_of(request))
         return summary, heatmap, per_class, worst, result.get("confusion_csv")

@@ -159,6 +159,14 @@ class LearnTab:
                 result = gr.Dataframe(interactive=False, wrap=True, visible=False)
                 button.click(self._pitfall_handler(n), None, [headline, result], api_name=f"learn_pitfall_{n}")
 
+        gr.Markdown(L("learn.lookahead"))
+        with gr.Row(equal_height=True):
+            with gr.Column(scale=3):
+                self.lookahead_run = run_picker(ctx, "phoneme", elem_id="learn-lookahead-run")
+            self.lookahead_button = gr.Button(L("learn.lookahead_button"), scale=2, elem_id="learn-lookahead")
+        self.lookahead = gr.Dataframe(interactive=False, elem_id="learn-lookahead-table")
+        self.lookahead_button.click(self.show_lookahead, self.lookahead_run, self.lookahead, api_name="learn_lookahead")
+
     def show_presets(self, request: gr.Request):
         """Each task's presets: what each adds to `simple`, and why (in the session's language)."""
         from hwml.lessons.presets import preset_table
@@ -167,6 +175,13 @@ class LearnTab:
         return tuple(pd.DataFrame(preset_table(k, lang)) for k in ("phoneme", "speaker"))
 
     @user_errors
+    @user_errors
+    def show_lookahead(self, run_key, request: gr.Request):
+        from hwml.lessons.lookahead import lookahead_table
+
+        entry = task_run(self.ctx, session_of(request), run_key, "phoneme")
+        return pd.DataFrame(lookahead_table(entry.path, lang=lang_of(request)))
+
     def show_formats(self, request: gr.Request):
         from hwml.lessons.formats import describe_course_folder
 
@@ -301,7 +316,7 @@ class LearnTab:
         from hwml.lessons.lecture2 import compare_models
 
         data = self.ctx.workspace.corpus.path() / "libriphone"
-        scratch = self.ctx.workspace.root / "scratch"
+        scratch = self.ctx.workspace.scratch_dir()  # counted in the disk budget, emptied at start
         scratch.mkdir(parents=True, exist_ok=True)
         return pd.DataFrame(
             compare_models(data, max_steps=1000, max_seconds=10, out_root=scratch, lang=lang_of(request))

@@ -6,6 +6,10 @@ the segments table, and every prediction a CSV (the course's `Id,Class` for a te
 Audio with a typed transcript is also force-aligned (`hwml.align.clip.align_audio`): two strips,
 the alignment and the free prediction, the aligned phones in the table (columns
 `hwml.align.clip.SEGMENT_COLUMNS`) and the frame labels in the CSV (`hwml.align.clip.FRAME_COLUMNS`).
+Every recording also gets a Praat TextGrid to download (`hwml.data.textgrid`): the predicted
+phones (`phones`), or with a transcript the words, the aligned phones and the free prediction
+(`words`, `phones`, `predicted`). It travels in a gr.State and a chained event shows it, so the
+API's outputs stay the panel's four.
 """
 
 from __future__ import annotations
@@ -56,10 +60,27 @@ class PhonemePredictPanel(PredictPanel):
     def example_rows(self):
         return phoneme_examples()
 
+    def add_downloads(self):
+        self.textgrid = gr.File(
+            label=L("predict.phoneme.textgrid"), interactive=False, elem_id="phoneme-predict-textgrid"
+        )
+        self.textgrid_path = gr.State(None)
+        return [self.textgrid_path]
+
+    def after_predict(self, event):
+        event.then(lambda path: path, [self.textgrid_path], [self.textgrid], queue=False, api_visibility="private")
+
+    def audio_options(self, out: Path) -> dict:
+        return {"textgrid_dir": out.parent}
+
     def wire_extras(self):
         inputs = [self.run, self.audio, self.transcript]
-        self.audio_button.click(self.predict_audio_again, inputs, self.outputs, api_visibility="private")
-        self.transcript.submit(self.predict_audio_again, inputs, self.outputs, api_visibility="private")
+        self.after_predict(
+            self.audio_button.click(self.predict_audio_again, inputs, self.outputs, api_visibility="private")
+        )
+        self.after_predict(
+            self.transcript.submit(self.predict_audio_again, inputs, self.outputs, api_visibility="private")
+        )
 
     @user_errors
     def predict_audio(self, run_key, audio, transcript, request: gr.Request):
@@ -67,12 +88,16 @@ class PhonemePredictPanel(PredictPanel):
         if not audio or not (transcript or "").strip():
             return PredictPanel.predict_audio(self, run_key, audio, request)
         from hwml.align.clip import FRAME_COLUMNS, align_audio, write_frames_csv
+        from hwml.data.textgrid import write_textgrid
 
         with timing.request("phoneme_predict_audio"):
             entry, out = self._target(run_key, request)
             result = align_audio(entry.path, audio, transcript)
             with timing.stage("csv"):
                 write_frames_csv(result, out)
+            with timing.stage("textgrid"):
+                tiers = {"words": result.word_segments, "phones": result.phones, "predicted": result.free_segments}
+                grid = write_textgrid(out.with_name(Path(audio).stem + ".TextGrid"), tiers, result.seconds, fsync=False)
             with timing.stage("figure"):
                 fig, table, text = alignment_view(result, out.with_suffix(".jpg"))
         text += t(
@@ -82,7 +107,7 @@ class PhonemePredictPanel(PredictPanel):
             free=",".join(FRAME_COLUMNS[:5]),
             labels=",".join(FRAME_COLUMNS[5:]),
         )
-        return text, fig, table, str(out)
+        return text, fig, table, str(out), str(grid)
 
     def predict_audio_again(self, run_key, audio, transcript, request: gr.Request):
         """The button / Enter: as an upload does, but says so when there is no audio yet."""
@@ -113,7 +138,7 @@ class PhonemePredictPanel(PredictPanel):
             n=len(segs),
             run=entry.path.name,
         )
-        return text, fig, table, summary["out"]
+        return text, fig, table, summary["out"], summary["files"][0].get("textgrid")
 
     def show_files(self, entry, summary):
         """Feature files (segments of the first) or a course test folder (the submission CSV)."""
@@ -126,7 +151,7 @@ class PhonemePredictPanel(PredictPanel):
                 format=summary.get("format", ""),
                 run=entry.path.name,
             )
-            return text, None, preview, summary["out"]
+            return text, None, preview, summary["out"], None
         first = summary["files"][0]
         table = pd.DataFrame(first["segments"], columns=["start", "end", "phone"])
         text = t(
@@ -137,7 +162,7 @@ class PhonemePredictPanel(PredictPanel):
             file=Path(first["file"]).name,
             run=entry.path.name,
         )
-        return text, None, table, summary["out"]
+        return text, None, table, summary["out"], None
 
 
 def alignment_view(result, image: Path):

@@ -2,8 +2,8 @@
 feature files / a course test folder zip, and get a summary, a figure, a table and the CSV.
 
 The panel runs `hwml.api.predict_run`; each task's subclass only turns the result into
-what it shows (`show_audio`, `show_files`) and may add components of its own (`add_extras`, and
-inputs that go with the audio: `add_audio_inputs`).
+what it shows (`show_audio`, `show_files`) and may add components of its own (`add_extras`,
+inputs that go with the audio: `add_audio_inputs`, and more downloads: `add_downloads`).
 """
 
 from __future__ import annotations
@@ -15,7 +15,16 @@ import gradio as gr
 from hwml import timing
 from hwml.ui.lang import L
 from hwml.ui.who_is_speaking import localized_headers
-from hwml.ui.widgets import NO_RUNS_NOTE, AppContext, run_picker, session_of, task_run, ui_error, user_errors
+from hwml.ui.widgets import (
+    NO_RUNS_NOTE,
+    AppContext,
+    check_request_files,
+    run_picker,
+    session_of,
+    task_run,
+    ui_error,
+    user_errors,
+)
 
 PREDICT_QUEUE = "predict"  # one Gradio concurrency group for every prediction event of the app
 
@@ -62,11 +71,12 @@ class PredictPanel:
                     self.table_header_keys,
                 )
                 self.csv = gr.File(label="CSV", interactive=False, elem_id=f"{kind}-predict-csv")
+                self.extra_outputs = self.add_downloads()
         self.add_extras()
-        self.outputs = outputs = [self.summary, self.figure, self.table, self.csv]
+        self.outputs = outputs = [self.summary, self.figure, self.table, self.csv, *self.extra_outputs]
         # every prediction of the app shares one pool of workers, sized to the machine (see JobLimits)
         queue = {"concurrency_id": PREDICT_QUEUE, "concurrency_limit": ctx.jobs.limits.predict_workers}
-        self.audio.change(
+        audio_event = self.audio.change(
             self.predict_audio,
             [self.run, self.audio, *self.audio_inputs],
             outputs,
@@ -74,8 +84,11 @@ class PredictPanel:
             trigger_mode="always_last",
             **queue,
         )
-        self.files_button.click(
-            self.predict_files, [self.run, self.files], outputs, api_name=f"{kind}_predict_files", **queue
+        self.after_predict(audio_event)
+        self.after_predict(
+            self.files_button.click(
+                self.predict_files, [self.run, self.files], outputs, api_name=f"{kind}_predict_files", **queue
+            )
         )
         self.wire_extras()
 
@@ -114,24 +127,42 @@ class PredictPanel:
     def add_extras(self) -> None:
         """Components below the panel (the speaker task's enrolment)."""
 
+    def add_downloads(self) -> list:
+        """Components under the CSV (the phoneme task's TextGrid); returns the extra outputs that
+        `show_audio` and `show_files` give after the four (gr.State only: the API's outputs stay
+        the four), which `after_predict` turns into what the page shows."""
+        return []
+
+    def after_predict(self, event) -> None:
+        """Chain onto a prediction event (`event.then(...)`): show the extra outputs."""
+
+    def audio_options(self, out: Path) -> dict:
+        """Keyword arguments of `hwml.api.predict_run` for a recording (the phoneme task's
+        TextGrid folder); `out` is the request's CSV path."""
+        return {}
+
+    def blank(self) -> tuple:
+        """What every output shows when there is nothing to predict."""
+        return ("", None, None, None, *(None for _ in self.extra_outputs))
+
     def wire_extras(self) -> None:
         """Events of the extra components (`self.outputs`: the panel's four outputs)."""
 
     def _target(self, run_key, request: gr.Request):
         """The picked run (checked to be of this task) and a fresh CSV path in the session's folder."""
         entry = task_run(self.ctx, session_of(request), run_key, self.kind)
-        return entry, self.ctx.workspace.new_upload_dir(session_of(request)) / "predictions.csv"
+        return entry, self.ctx.workspace.new_output_dir(session_of(request)) / "predictions.csv"
 
     @user_errors
     def predict_audio(self, run_key, audio, request: gr.Request):
         """Predict one recording (upload or microphone)."""
         if not audio:
-            return "", None, None, None
+            return self.blank()
         from hwml.api import predict_run
 
         with timing.request(f"{self.kind}_predict_audio"):
             entry, out = self._target(run_key, request)
-            summary = predict_run(entry.path, [audio], out, fsync=False)
+            summary = predict_run(entry.path, [audio], out, fsync=False, **self.audio_options(out))
             with timing.stage("figure"):
                 return self.show_audio(entry, audio, summary)
 
@@ -144,12 +175,13 @@ class PredictPanel:
         entry, out = self._target(run_key, request)
         if not files:
             raise ui_error(request, "predict.no_files")
+        files = check_request_files(files)  # before any is read
         return self.show_files(entry, predict_run(entry.path, [Path(f) for f in files], out, fsync=False))
 
     def show_audio(self, entry, audio: str, summary: dict) -> tuple:
-        """(summary markdown, figure, table, CSV path) of a predicted recording."""
+        """(summary markdown, figure, table, CSV path, *extra outputs) of a predicted recording."""
         raise NotImplementedError
 
     def show_files(self, entry, summary: dict) -> tuple:
-        """(summary markdown, figure, table, CSV path) of predicted files."""
+        """(summary markdown, figure, table, CSV path, *extra outputs) of predicted files."""
         raise NotImplementedError

@@ -1,5 +1,7 @@
-"""The Runs tab: every run of this session plus the shipped ones, their curves overlaid, and
-deleting a run. Runs of other sessions are never listed (`hwml.serve.workspace` keeps them apart)."""
+"""The Runs tab: every run of this visitor plus the shipped ones, their curves overlaid, deleting
+a run, and resuming one a server restart cut short (listed as interrupted: `hwml.runs.resume`).
+Runs of other visitors are never listed (`hwml.serve.workspace` keeps them apart; on a laptop
+there is one visitor, `hwml.serve.identity`)."""
 
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from hwml.ui.widgets import (
     session_of,
     ui_error,
     user_errors,
+    visitor_of,
     with_all_series,
 )
 
@@ -49,9 +52,14 @@ COLUMN_KEYS = [
 ]
 
 
-def runs_table(entries, lang: str = "en") -> pd.DataFrame:
+def runs_table(entries, lang: str = "en", interrupted=frozenset()) -> pd.DataFrame:
+    """One row a run; `interrupted` (keys) say "interrupted" in the finished column."""
+
     def yes_no(flag):  # booleans as words in the session's language (English keeps True/False)
         return flag if lang == "en" else t("who.yes" if flag else "who.no", lang)
+
+    def finished(e):
+        return t("runs.interrupted", lang) if e.key in interrupted else yes_no(e.finished)
 
     def task(kind):
         return t(f"task.{kind}", lang) if kind in ("phoneme", "speaker") and lang != "en" else kind
@@ -65,7 +73,7 @@ def runs_table(entries, lang: str = "en") -> pd.DataFrame:
             e.data,
             None if e.best_valid_acc is None else round(float(e.best_valid_acc), 4),
             e.steps,
-            yes_no(e.finished),
+            finished(e),
             yes_no(e.shipped),
         )
         for e in entries
@@ -105,6 +113,7 @@ class RunsTab:
         self.legend = gr.HTML(elem_id="runs-legend")
         with gr.Row():
             self.delete_pick = gr.Dropdown([], label=L("runs.delete_pick"), allow_custom_value=True, scale=3)
+            self.resume_button = gr.Button(L("runs.resume"), scale=1, elem_id="runs-resume")
             self.delete_button = gr.Button(L("runs.delete"), variant="stop", scale=1)
         self.message = gr.Markdown()
         listing = [self.table, self.pick, self.delete_pick]
@@ -115,6 +124,56 @@ class RunsTab:
             self.list_runs, self.pick, listing, api_visibility="private"
         )
 
+    def interrupted_keys(self, entries) -> set[str]:
+        """Runs a restart or a kill cut short: no end logged, no live job writing them."""
+        from hwml.runs.resume import is_interrupted
+
+        active = self.ctx.jobs.active_run_dirs()
+        return {e.key for e in entries if not e.shipped and is_interrupted(e.path, active)}
+
+    def resume_wiring(self, *train_panels) -> None:
+        """Resume: continue the chosen run from its last checkpoint (the existing resume path,
+        `hwml.api.train_run(resume=True)`); its task tab's Train panel then shows its curves."""
+        self.panels = {panel.kind: panel for panel in train_panels}
+        event = self.resume_button.click(self.resume, self.delete_pick, self.message, api_name="runs_resume")
+        for panel in train_panels:
+            event.success(
+                panel.reattach,
+                None,
+                panel.outputs,
+                api_visibility="private",
+                concurrency_limit=None,
+                show_progress="hidden",
+            )
+
+    @user_errors
+    def resume(self, key, request: gr.Request):
+        from hwml.runs.resume import is_interrupted, resume_arguments
+
+        owner = visitor_of(request)
+        entry = self.ctx.workspace.find_run(owner.owner, key)
+        if entry.shipped or not is_interrupted(entry.path, self.ctx.jobs.active_run_dirs()):
+            raise ui_error(request, "runs.not_interrupted", name=entry.path.name if not entry.shipped else key)
+        args = resume_arguments(entry.path)
+        panel = self.panels.get(args["kind"])
+        if panel is None:
+            raise ui_error(request, "runs.not_interrupted", name=entry.path.name)
+        data = args["data"]
+        self.ctx.jobs.submit(
+            owner,
+            args["kind"],
+            run_dir=entry.path,
+            prepare=lambda report: data,
+            preset=args["preset"],
+            overrides=args["overrides"],
+            max_steps=args["max_steps"],
+            max_seconds=args["max_seconds"],
+            seed=args["seed"],
+            on_finish=panel.after_run,
+            resume=True,
+        )
+        return t("runs.resumed", lang_of(request), name=entry.path.name)
+
     def list_runs(self, picked, request: gr.Request):
         entries = self.ctx.workspace.visible_runs(session_of(request))
         lang = lang_of(request)
@@ -122,7 +181,7 @@ class RunsTab:
         choices = [(e.label_for(lang) + f" ({e.task})", e.key) for e in entries]
         own = [(e.label_for(lang), e.key) for e in entries if not e.shipped]
         return (
-            runs_table(entries, lang),
+            runs_table(entries, lang, self.interrupted_keys(entries)),
             gr.update(choices=choices, value=[k for k in (picked or []) if k in keys]),
             gr.update(choices=own, value=own[0][1] if own else None),
         )

@@ -1,9 +1,11 @@
 """The Train panel both task tabs share: data source, preset, "Start from" (fine-tuning),
 hyper-parameters, Start/Stop, live curves, progress, throughput and ETA.
 
-Start streams a `hwml.serve.jobs.TrainingJob` (queued behind the app-wide training limit; Gradio
-shows the queue position); Stop sets the run's stop flag and cancels the stream, and the final
-state is drawn from the run itself, so the best weights and the last curve points are kept.
+Start streams a `hwml.serve.jobs.TrainingJob` (queued behind the app-wide training limit, its
+place and estimated wait in the status line: `hwml.serve.fair`); Stop sets the run's stop flag
+and cancels the stream, and the final state is drawn from the run itself, so the best weights
+and the last curve points are kept. The run belongs to the visitor, not the page: a reload or a
+second tab re-attaches to its live curves (`reattach`).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import json
 
 import gradio as gr
 
+from hwml.api import check_training_settings
 from hwml.errors import HwmlError
 from hwml.i18n import t
 from hwml.serve.jobs import JobView
@@ -22,6 +25,7 @@ from hwml.serve.sources import (
     SOURCE_PATH,
     SOURCE_ZIP,
     SOURCES,
+    discard_prepared,
     resolve_source,
 )
 from hwml.settings import allow_local_paths
@@ -37,6 +41,7 @@ from hwml.ui.widgets import (
     status_markdown,
     ui_error,
     user_errors,
+    visitor_of,
     with_all_series,
 )
 
@@ -238,8 +243,7 @@ class TrainPanel:
             inputs,
             self.outputs,
             api_name=f"{self.kind}_train",
-            concurrency_limit=self.ctx.jobs.limits.max_training,
-            concurrency_id=TRAINING_QUEUE,
+            concurrency_limit=None,  # the stream only polls; hwml.serve.fair queues the training itself
             show_progress="full",
             show_progress_on=[self.status],
             trigger_mode="once",
@@ -255,6 +259,24 @@ class TrainPanel:
         self.stop_event = self.stop.click(
             self.request_stop, None, None, cancels=[self.start_event], api_name=f"{self.kind}_stop"
         ).then(self.final_view, None, self.outputs, api_visibility="undocumented", show_progress="hidden")
+
+    def reattach_on(self, loaded) -> None:
+        """Once the page knows its visitor: stream their live run of this task, if any."""
+        self.reattach_event = loaded.load(
+            self.reattach, None, self.outputs, api_visibility="private", concurrency_limit=None, show_progress="hidden"
+        )
+        self.stop.click(None, None, None, cancels=[self.reattach_event], api_visibility="private", queue=False)
+
+    def reattach(self, request: gr.Request):
+        """The visitor's queued or running run of this task (started on another page, or before
+        a reload), drawn live until it ends; nothing when there is none."""
+        job = self.ctx.jobs.live(session_of(request), self.kind)
+        if job is None:  # leave the panel as the page drew it (an empty stream would blank it)
+            yield tuple(gr.skip() for _ in self.outputs)
+            return
+        lang = lang_of(request)
+        for view in job.stream(interval=0.5):
+            yield self._render(view, lang)
 
     def preset_choices(self, current):
         """The task module's presets (in the panel's order, new ones last): read on page load, so
@@ -323,9 +345,17 @@ class TrainPanel:
         start_from=None,
         request: gr.Request = None,
     ):
-        """Start a run for this session and stream its curves until it ends."""
-        session = session_of(request)
+        """Start a run for this visitor and stream its curves until it ends."""
+        visitor = visitor_of(request)
+        session = visitor.owner
         ws, jobs = self.ctx.workspace, self.ctx.jobs
+        check_training_settings(
+            self.kind,
+            preset,
+            self._overrides(lr, batch_size, valid_every, extra),
+            _number(max_steps, "max steps", integer=True),
+            _number(max_seconds, "max seconds"),
+        )
         prepare = resolve_source(
             ws, session, self.kind, source, builtin_format=builtin_format, path=path, upload=upload
         )
@@ -333,21 +363,30 @@ class TrainPanel:
         steps = _number(max_steps, "max steps", integer=True)
         seconds = _number(max_seconds, "max seconds")
         seed = int(seed or 0)
-        init = ws.start_from_path(session, self.kind, start_from)
-        run_dir = ws.new_run_dir(session, self.kind, preset)
-        job = jobs.submit(
-            session,
-            self.kind,
-            run_dir=run_dir,
-            prepare=prepare,
-            preset=preset,
-            overrides=overrides,
-            max_steps=steps,
-            max_seconds=seconds,
-            seed=seed,
-            on_finish=self._after_run,
-            init=init,
-        )
+        try:
+            init = ws.start_from_path(session, self.kind, start_from)
+            run_dir = ws.new_run_dir(session, self.kind, preset)
+        except HwmlError:
+            discard_prepared(ws, prepare)
+            raise
+        try:
+            job = jobs.submit(
+                visitor,
+                self.kind,
+                run_dir=run_dir,
+                prepare=prepare,
+                preset=preset,
+                overrides=overrides,
+                max_steps=steps,
+                max_seconds=seconds,
+                seed=seed,
+                on_finish=self.after_run,
+                init=init,
+            )
+        except HwmlError:  # refused (their share is taken): the empty run folder and any upload go
+            run_dir.rmdir()
+            discard_prepared(ws, prepare)
+            raise
         view = None
         lang = lang_of(request)
         for view in job.stream(interval=0.5):
@@ -355,14 +394,14 @@ class TrainPanel:
         if view is not None and view.state == "failed":
             raise HwmlError(view.error) if view.error else ui_error(request, "train.failed")
 
-    def _after_run(self, job) -> None:
+    def after_run(self, job) -> None:
         """Runs in the training thread when a run ends: drop an empty folder, keep disk in budget."""
         try:
             if job.run_dir.is_dir() and not any(job.run_dir.iterdir()):
                 job.run_dir.rmdir()
         except OSError:
             pass
-        self.ctx.workspace.prune(active=self.ctx.jobs.active_run_dirs() - {job.run_dir.resolve()})
+        self.ctx.workspace.prune(active=self.ctx.jobs.in_use_paths() - {job.run_dir.resolve()}, owner=job.visitor.owner)
 
     def request_stop(self, request: gr.Request):
         """Set the stop flag at once; the engine ends within a second and keeps the best weights."""

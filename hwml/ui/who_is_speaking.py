@@ -14,7 +14,16 @@ import pandas as pd
 from hwml.i18n import t
 from hwml.serve import who_is_speaking as who
 from hwml.ui.lang import L, lang_of
-from hwml.ui.widgets import AppContext, run_choices, session_of, shipped_choices, task_run, ui_error, user_errors
+from hwml.ui.widgets import (
+    AppContext,
+    check_request_files,
+    run_choices,
+    session_of,
+    shipped_choices,
+    task_run,
+    ui_error,
+    user_errors,
+)
 
 KIND = "speaker"
 
@@ -270,7 +279,7 @@ class WhoIsSpeaking:
     @user_errors
     def enrol(self, run_key, name, audio, files, roster, request: gr.Request):
         lang = lang_of(request)
-        clips = [c for c in [audio, *(files or [])] if c]
+        clips = [c for c in [audio, *check_request_files(files)] if c]
         roster = (roster or who.Roster()).add(self._model(run_key, request), name, clips)
         person = next(p for p in roster.people if p.name == " ".join(str(name).split()))
         status = t(
@@ -297,7 +306,7 @@ class WhoIsSpeaking:
 
     @user_errors
     def save(self, run_key, roster, request: gr.Request):
-        out = self.ctx.workspace.new_upload_dir(session_of(request)) / "speakers.json"
+        out = self.ctx.workspace.new_output_dir(session_of(request)) / "speakers.json"
         return str((roster or who.Roster()).save(self._model(run_key, request), out))
 
     @user_errors

@@ -15,7 +15,9 @@ import pandas as pd
 
 from hwml.errors import HwmlError
 from hwml.i18n import t
+from hwml.serve.identity import Identities, Visitor
 from hwml.serve.jobs import JobRegistry, JobView, format_duration
+from hwml.serve.redact import visitor_text
 from hwml.serve.workspace import Workspace
 from hwml.ui.lang import L, Localized, lang_of, reset_language, tr, use_language_of
 from hwml.ui.page import stylesheet
@@ -30,9 +32,27 @@ class AppContext:
     localized: Localized = field(default_factory=Localized)  # server-drawn texts redrawn per language
 
 
+_identities: Identities | None = None
+
+
+def identities() -> Identities:
+    """The app's page-session -> visitor-token table (hwml.serve.identity), made on first use."""
+    global _identities
+    if _identities is None:
+        _identities = Identities()
+    return _identities
+
+
 def session_of(request: gr.Request | None) -> str:
-    """The browser session a call belongs to (gradio_client calls get their own too)."""
-    return getattr(request, "session_hash", None) or "anonymous"
+    """The owner a call acts for: the browser's lasting token once its page has loaded (the same
+    in every tab and after a reload), else the page session (a gradio_client script); one
+    owner for everyone on a laptop (hwml.serve.identity)."""
+    return identities().owner(getattr(request, "session_hash", None))
+
+
+def visitor_of(request: gr.Request | None) -> Visitor:
+    """The owner and, on a Space, the client address (the fair-share limits count both)."""
+    return identities().visitor(request)
 
 
 def ui_error(request: gr.Request | None, key: str, **values) -> HwmlError:
@@ -46,7 +66,7 @@ def shown_error(exc: HwmlError, args=(), kwargs=None) -> str:
     """What the page shows for an HwmlError: the UI's own messages are already in the session's
     language; the package's (one technical line naming a file and the problem, shared with the
     CLI) keep their English words behind a translated lead-in."""
-    message = str(exc)
+    message = visitor_text(str(exc))  # no server path: names relative to the visitor's upload or run
     if getattr(exc, "translated", False):
         return message
     request = next((a for a in (*args, *(kwargs or {}).values()) if isinstance(a, gr.Request)), None)
@@ -79,6 +99,21 @@ def user_errors(fn):
             reset_language(token)
 
     return wrapper
+
+
+def check_request_files(files) -> list:
+    """The files of one request, refused (one line) past `HWML_MAX_REQUEST_FILES` before any is
+    read: each may be HWML_MAX_UPLOAD_MB, so their number bounds the request's disk and memory."""
+    from hwml.settings import max_request_files
+
+    files = [f for f in (files or []) if f]
+    limit = max_request_files()
+    if len(files) > limit:
+        raise HwmlError(
+            f"{len(files)} files in one request, over the limit of {limit}: "
+            "send fewer, or a zip of a course test folder (one file)"
+        )
+    return files
 
 
 # --------------------------------------------------------------------------------------- runs
@@ -235,7 +270,9 @@ def status_markdown(view: JobView, lang: str = "en") -> str:
 
 
 def job_message(message: str, lang: str) -> str:
-    """hwml.serve.jobs' usual lines in the session's language; anything else (an error) as it is."""
+    """hwml.serve.jobs' usual lines in the session's language; anything else (an error) as it
+    is, less its server paths (hwml.serve.redact)."""
+    message = visitor_text(message)
     if lang == "en" or not message:
         return message
     import re
@@ -249,12 +286,17 @@ def job_message(message: str, lang: str) -> str:
         return t(known[message], lang)
     if m := re.fullmatch(r"waiting for a training slot: number (\d+) in the queue", message):
         return t("job.queue", lang, n=m.group(1))
+    if m := re.fullmatch(r"waiting for a training slot: number (\d+) in the queue, about (\S+)", message):
+        return t("job.queue_wait", lang, n=m.group(1), wait=m.group(2))
+    if message == "stopped while preparing the data":
+        return t("job.prep_stopped", lang)
     if m := re.fullmatch(r"done after (\d+) steps?: (.*?)(?:; best validation accuracy ([\d.]+%))?", message):
         reasons = {
             "reached the step limit": "job.reason.max_steps",
             "reached the time limit": "job.reason.max_seconds",
             "stopped early (no more validation gains)": "job.reason.early_stop",
             "stopped by you": "job.reason.stopped",
+            "reached its fair share of the time while others waited": "job.reason.share",
         }
         why = t(reasons[m.group(2)], lang) if m.group(2) in reasons else m.group(2)
         best = t("job.best", lang, acc=m.group(3)) if m.group(3) else ""
@@ -270,7 +312,7 @@ def latest_event(view: JobView) -> dict:
         "run": view.run_dir.rsplit("/", 1)[-1],
         "step": view.step,
         "queue_position": view.position,
-        "message": view.message,
+        "message": visitor_text(view.message),
         "event": event,
     }
 
