@@ -136,3 +136,25 @@ def space_server(small_corpus, tmp_path_factory):
         HWML_PRIVATE_RUNS=None,
         HWML_MAX_REQUEST_FILES=5,  # small, so a test goes past it cheaply
     )
+
+
+SHIPPED_PHONEME = Path(__file__).resolve().parents[1] / "checkpoints" / "phoneme"
+
+
+@pytest.fixture(scope="module")
+def shipped_phoneme(app_server):
+    """The repository's phoneme checkpoint as the app's shipped phoneme run, for one module only."""
+    import shutil
+
+    folder = app_server.checkpoints / "phoneme"
+    shutil.copytree(SHIPPED_PHONEME, folder, ignore=shutil.ignore_patterns("resume.*", "confusion.*", "metrics.jsonl"))
+    yield folder
+    shutil.rmtree(folder)
+
+
+@pytest.fixture(scope="module")
+def sentence_clip(tmp_path_factory) -> dict:
+    """A built-in corpus sentence (seed 1, one the shipped model never heard) as a WAV with its text."""
+    from hwml.corpus.transcribed import write_transcribed
+
+    return write_transcribed(tmp_path_factory.mktemp("sentence"), "small", seed=1, per_speaker=1, n_speakers=2)[-1]

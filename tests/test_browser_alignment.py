@@ -7,25 +7,12 @@ uploaded clip. Screenshots go to test-output/ (or $HWML_TEST_OUTPUT) for a perso
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
-
 import pytest
 
 pytest.importorskip("playwright.sync_api")
 from browser_helpers import OUT, app_page, chromium, needs_chromium  # noqa: E402
 
 pytestmark = needs_chromium
-SHIPPED = Path(__file__).resolve().parents[1] / "checkpoints" / "phoneme"
-
-
-@pytest.fixture(scope="module")
-def shipped(app_server):
-    """The repository's phoneme checkpoint as the app's shipped phoneme run, for this module only."""
-    folder = app_server.checkpoints / "phoneme"
-    shutil.copytree(SHIPPED, folder, ignore=shutil.ignore_patterns("resume.*", "confusion.*", "metrics.jsonl"))
-    yield folder
-    shutil.rmtree(folder)
 
 
 @pytest.fixture(scope="module")
@@ -35,17 +22,14 @@ def browser():
 
 
 @pytest.fixture
-def page(browser, app_server, shipped, request):
+def page(browser, app_server, shipped_phoneme, request):
     with app_page(browser, app_server, f"{request.node.name}-end.png") as pg:
         yield pg
 
 
 @pytest.fixture(scope="module")
-def clip(tmp_path_factory) -> dict:
-    """A built-in corpus sentence (seed 1) as a WAV with its text."""
-    from hwml.corpus.transcribed import write_transcribed
-
-    return write_transcribed(tmp_path_factory.mktemp("browser-align"), "small", seed=1, per_speaker=1, n_speakers=2)[-1]
+def clip(sentence_clip) -> dict:
+    return sentence_clip
 
 
 def open_tab(page, name: str) -> None:

@@ -5,7 +5,6 @@ phones and the free prediction; the API's outputs stay the panel's four."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -14,16 +13,6 @@ pytest.importorskip("playwright.sync_api")
 from browser_helpers import OUT, app_page, chromium, needs_chromium  # noqa: E402
 
 pytestmark = needs_chromium
-SHIPPED = Path(__file__).resolve().parents[1] / "checkpoints" / "phoneme"
-
-
-@pytest.fixture(scope="module")
-def shipped(app_server):
-    """The repository's phoneme checkpoint as the app's shipped phoneme run, for this module only."""
-    folder = app_server.checkpoints / "phoneme"
-    shutil.copytree(SHIPPED, folder, ignore=shutil.ignore_patterns("resume.*", "confusion.*", "metrics.jsonl"))
-    yield folder
-    shutil.rmtree(folder)
 
 
 @pytest.fixture(scope="module")
@@ -33,17 +22,14 @@ def browser():
 
 
 @pytest.fixture
-def page(browser, app_server, shipped, request):
+def page(browser, app_server, shipped_phoneme, request):
     with app_page(browser, app_server, f"{request.node.name}-end.png") as pg:
         yield pg
 
 
 @pytest.fixture(scope="module")
-def clip(tmp_path_factory) -> dict:
-    """A built-in corpus sentence (seed 1) as a WAV with its text."""
-    from hwml.corpus.transcribed import write_transcribed
-
-    return write_transcribed(tmp_path_factory.mktemp("browser-tg"), "small", seed=1, per_speaker=1, n_speakers=2)[-1]
+def clip(sentence_clip) -> dict:
+    return sentence_clip
 
 
 def downloaded_tiers(page, tmp_path: Path) -> dict:
@@ -73,30 +59,30 @@ def predict(page, clip, transcript: str, done: str) -> None:
     )
 
 
-def test_predict_offers_the_predicted_phones_as_a_textgrid(page, clip, tmp_path):
+def test_predict_offers_the_predicted_phones_as_a_textgrid(page, clip, tmp_path, shipped_phoneme):
     from hwml.phoneme.predict import predict_files
 
     predict(page, clip, "", "phone segments")
     tiers = downloaded_tiers(page, tmp_path)
-    want = predict_files(SHIPPED, [clip["wav"]], tmp_path / "local.csv")["files"][0]["segments"]
+    want = predict_files(shipped_phoneme, [clip["wav"]], tmp_path / "local.csv")["files"][0]["segments"]
     assert list(tiers) == ["phones"] and tiers["phones"] == [tuple(s) for s in want]
     page.locator("#phoneme-predict-textgrid").scroll_into_view_if_needed()
     page.screenshot(path=str(OUT / "phoneme-predict-textgrid.png"), full_page=True)
 
 
-def test_predict_with_a_transcript_offers_the_alignment_as_a_textgrid(page, clip, tmp_path):
+def test_predict_with_a_transcript_offers_the_alignment_as_a_textgrid(page, clip, tmp_path, shipped_phoneme):
     from hwml.align.clip import align_audio
 
     predict(page, clip, clip["text"], "Forced alignment")
     tiers = downloaded_tiers(page, tmp_path)
-    r = align_audio(SHIPPED, clip["wav"], clip["text"])
+    r = align_audio(shipped_phoneme, clip["wav"], clip["text"])
     assert list(tiers) == ["words", "phones", "predicted"]
     assert tiers["phones"] == [tuple(s) for s in r.phones]
     assert tiers["predicted"] == [tuple(s) for s in r.free_segments]
     assert [w for _, _, w in tiers["words"]] == r.words
 
 
-def test_the_api_still_answers_with_four_outputs(app_server, shipped, clip):
+def test_the_api_still_answers_with_four_outputs(app_server, shipped_phoneme, clip):
     from gradio_client import Client, handle_file
 
     client = Client(app_server.url, verbose=False)

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from fake_training import fake_train_run  # noqa: E402
 
 from hwml import api
 from hwml.errors import HwmlError
@@ -19,30 +20,6 @@ from hwml.importers.common import featurise_all, stop_imports_on
 from hwml.serve.fair import SLACK_SECONDS, TrainingSlots, fair_share
 from hwml.serve.identity import Visitor
 from hwml.serve.jobs import JobLimits, JobRegistry
-
-
-def fake_train_run(kind, data, out, max_seconds=None, callbacks=(), stop_event=None, **_):
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    t0 = time.monotonic()
-    for cb in callbacks:
-        cb({"event": "start", "step": 0, "unit": "frames", "elapsed": 0.0})
-    step, reason = 0, "max_steps"
-    while step < 100_000:
-        if stop_event is not None and stop_event.is_set():
-            reason = "stopped"
-            break
-        if max_seconds and time.monotonic() - t0 >= max_seconds:
-            reason = "max_seconds"
-            break
-        time.sleep(0.02)
-        step += 1
-        for cb in callbacks:
-            cb({"event": "step", "step": step, "loss": 1.0, "acc": 0.5, "elapsed": time.monotonic() - t0})
-    end = {"event": "end", "step": step, "reason": reason, "elapsed": time.monotonic() - t0}
-    for cb in callbacks:
-        cb(end)
-    return end
 
 
 @pytest.fixture(autouse=True)
