@@ -52,6 +52,8 @@ sys.path.insert(0, str(REPO / "bench"))
 
 from bench_app import emit, free_port  # noqa: E402  (the app benchmark's JSON lines and ports)
 
+from hwml.serve.disk import folder_bytes  # noqa: E402
+
 CLIPS = sorted((REPO / "assets" / "clips").glob("*.flac"))
 BUILTIN = "Built-in corpus"
 DISK_MB = 300  # the bench server's HWML_RUNS_DISK_MB
@@ -368,15 +370,8 @@ def hostile_files() -> dict[str, bytes]:
 
 
 def tree_bytes(*folders: Path) -> int:
-    total = 0
-    for folder in folders:
-        for root, _dirs, names in os.walk(folder):
-            for name in names:
-                try:
-                    total += os.lstat(os.path.join(root, name)).st_size
-                except OSError:
-                    pass
-    return total
+    """What the server keeps on disk, counted as its own disk budget counts it."""
+    return sum(folder_bytes(f) for f in folders)
 
 
 def rss_and_cpu(pid: int) -> tuple[float, float]:

@@ -197,13 +197,19 @@ def wave_to_16k(wave, sr: int, *, max_seconds: float | None = None, name: str = 
     max_seconds = MAX_SECONDS if max_seconds is None else max_seconds
     if len(x) > max_seconds * sr:
         raise HwmlError(f"{name}: {len(x) / sr:.1f} s is longer than the {max_seconds:g} s limit{_HOW}")
-    if x.dtype.kind in "iu":
-        bits = 8 * x.dtype.itemsize
-        offset = 2 ** (bits - 1) if x.dtype.kind == "u" else 0
-        x = (x.astype(np.float64) - offset) / 2 ** (bits - 1)
+    x = pcm_to_float(x)
     with np.errstate(over="ignore", invalid="ignore"):  # beyond float32 becomes inf: _mono says so
         wave = _mono(x.astype(np.float32, copy=False), name)
     return _resample(wave, sr, SAMPLE_RATE, name)
+
+
+def pcm_to_float(x: np.ndarray) -> np.ndarray:
+    """Integer PCM (signed or unsigned, any width) to floats in [-1, 1); float input unchanged."""
+    if x.dtype.kind not in "iu":
+        return x
+    bits = 8 * x.dtype.itemsize
+    offset = 2 ** (bits - 1) if x.dtype.kind == "u" else 0
+    return (x.astype(np.float64) - offset) / 2 ** (bits - 1)
 
 
 def _check_rate(sr: int, name) -> None:

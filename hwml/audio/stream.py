@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from hwml.audio.decode import MIN_RATE
+from hwml.audio.decode import MIN_RATE, pcm_to_float
 from hwml.audio.features import deltas, log_mel_frames, mfcc_frames
 from hwml.audio.frames import num_frames
 from hwml.audio.params import SAMPLE_RATE, FeatureParams
@@ -58,10 +58,7 @@ def chunk_wave(chunk, name: str = "chunk") -> tuple[int, np.ndarray]:
         x = x.T
     if len(x) > MAX_CHUNK_SECONDS * rate:
         raise HwmlError(f"{name}: {len(x) / rate:.1f} s in one chunk is more than {MAX_CHUNK_SECONDS:g} s")
-    if x.dtype.kind in "iu":
-        bits = 8 * x.dtype.itemsize
-        offset = 2 ** (bits - 1) if x.dtype.kind == "u" else 0
-        x = (x.astype(np.float64) - offset) / 2 ** (bits - 1)
+    x = pcm_to_float(x)
     with np.errstate(over="ignore", invalid="ignore"):
         wave = (x.mean(axis=1) if x.ndim == 2 else x).astype(np.float32)
     if not np.isfinite(wave).all():
