@@ -57,3 +57,13 @@ def fake_train_run(
     for cb in callbacks:
         cb(end)
     return end
+
+
+def wait_for(predicate, timeout=10.0):
+    """Poll `predicate` every 20 ms until it holds (True) or `timeout` seconds pass (False)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return False

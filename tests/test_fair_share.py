@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from fake_training import fake_train_run  # noqa: E402
+from fake_training import fake_train_run, wait_for  # noqa: E402
 
 from hwml import api
 from hwml.errors import HwmlError
@@ -33,15 +33,6 @@ class FakeClock:
 
     def __call__(self) -> float:
         return self.now
-
-
-def wait_for(predicate, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return False
 
 
 def submit(registry, tmp_path, visitor, kind="phoneme", prepare=None, **kw):

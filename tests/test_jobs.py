@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from fake_training import fake_train_run  # noqa: E402
+from fake_training import fake_train_run, wait_for  # noqa: E402
 
 from hwml import api
 from hwml.errors import HwmlError
@@ -43,15 +43,6 @@ def submit(registry, workspace, session="a", kind="phoneme", **kw):
     args.update(kw)
     run_dir = workspace.new_run_dir(session, kind, args["preset"])
     return registry.submit(session, kind, run_dir=run_dir, prepare=lambda report: Path("data"), **args)
-
-
-def wait_for(predicate, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return False
 
 
 def test_stream_yields_increasing_steps_and_stop_ends_within_a_second(workspace):
